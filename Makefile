@@ -1,0 +1,69 @@
+# The two commands in the README: `make demo` and `make test`. Both set up what they need.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint types imports unit integration e2e infra contract synth bench redis deps deps-sandbox clean
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+
+$(VENV)/.sandbox: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[sandbox]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.sandbox
+
+deps-sandbox: $(VENV)/.sandbox
+deps: $(VENV)/.dev
+
+# CI runs as root on Debian 12; developers without root get a clear message.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server is missing: sudo apt-get install -y redis-server" >&2; exit 1; fi; }
+	@# The Debian package starts a system redis on 127.0.0.1:6379; the sandbox never uses it.
+
+demo: deps-sandbox redis
+	$(BIN)/eks-rolling demo
+
+test: deps redis lint types imports
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: deps
+	$(BIN)/mypy
+
+imports: deps
+	$(BIN)/lint-imports
+
+unit: deps
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: deps redis
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+e2e: deps redis
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+contract: deps
+	$(BIN)/pytest tests/contract $(PYTEST_ARGS)
+
+infra: deps
+	$(BIN)/pytest tests/infra $(PYTEST_ARGS)
+
+synth: deps
+	$(BIN)/python -m infra.synth
+
+bench: deps-sandbox redis
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache

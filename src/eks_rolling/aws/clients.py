@@ -1,0 +1,116 @@
+"""boto3 clients built from `Settings`, and the mapping of transient AWS faults to our errors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from eks_rolling.errors import AwsThrottledError
+from eks_rolling.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# botocore's own retryer already spends these attempts; what still escapes is handed to the
+# state machine as AwsThrottledError so its Retry block backs off for longer.
+_CLIENT_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=30,
+)
+
+# Union of botocore's throttled and transient error codes (botocore/retries/standard.py), plus
+# the generic server-side fault codes some query-protocol services return with HTTP 5xx.
+_THROTTLED_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+
+# Sessions are not thread-safe and moto's interpreter may run handlers in parallel threads; one
+# session per thread keeps botocore's loaded service models cached between clients.
+_local = threading.local()
+
+
+def _session() -> Any:
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = boto3.session.Session()
+        _local.session = session
+    return session
+
+
+def aws_client(service: str, settings: Settings) -> Any:
+    """A boto3 client for `service` in `settings.region`; `aws_endpoint_url` None means real AWS."""
+    return _session().client(
+        service,
+        region_name=settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=_CLIENT_CONFIG,
+    )
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError ('' for anything else)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for throttling, AWS 5xx and connection-level failures."""
+    if isinstance(exc, ClientError):
+        if error_code(exc) in _THROTTLED_CODES:
+            return True
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return isinstance(status, int) and status >= 500
+    return isinstance(exc, BotoConnectionError | HTTPClientError)
+
+
+def translate_client_error(exc: BaseException) -> BaseException:
+    """`AwsThrottledError` for a transient fault, else `exc` itself (unchanged)."""
+    if not is_transient(exc):
+        return exc
+    operation = getattr(exc, "operation_name", None) or "AWS call"
+    code = error_code(exc) or type(exc).__name__
+    return AwsThrottledError(f"{operation} failed transiently ({code}); retry later")
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Re-raise transient botocore failures as `AwsThrottledError`; let the rest through."""
+    try:
+        yield
+    except (ClientError, BotoConnectionError, HTTPClientError) as exc:
+        translated = translate_client_error(exc)
+        if translated is exc:
+            raise
+        log.warning("transient AWS failure: %s", translated)
+        raise translated from exc

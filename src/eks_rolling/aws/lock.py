@@ -1,0 +1,126 @@
+"""A per-ASG lock in DynamoDB, so two executions never roll the same group at once.
+
+One item per group, written with conditional expressions only (no read-then-write race). The
+lock expires on its own (`expires_at`, also the table's TTL attribute) so a crashed execution
+cannot block a group for ever; DynamoDB's TTL deletion is lazy, so expiry is checked in the
+condition, not left to TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from eks_rolling.aws.clients import aws_errors, error_code
+from eks_rolling.errors import RollInProgressError
+
+log = logging.getLogger(__name__)
+
+KEY_ATTR = "lock_key"
+EXPIRES_ATTR = "expires_at"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def lock_key(asg_name: str) -> str:
+    return f"asg#{asg_name}"
+
+
+class AsgLock:
+    """`key` in every method is the ASG name; the item key is `asg#<name>`."""
+
+    def __init__(self, dynamodb_client: Any, table: str) -> None:
+        self._ddb = dynamodb_client
+        self._table = table
+
+    def acquire(self, key: str, owner: str, *, ttl_s: int, now: float) -> None:
+        """Take the lock if free, expired, or already ours (a retried step renews it).
+
+        Raises RollInProgressError naming the current owner otherwise.
+        """
+        expires_at = int(now) + ttl_s
+        try:
+            with aws_errors():
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item={
+                        KEY_ATTR: {"S": lock_key(key)},
+                        "owner": {"S": owner},
+                        "acquired_at": {"N": str(int(now))},
+                        EXPIRES_ATTR: {"N": str(expires_at)},
+                    },
+                    ConditionExpression="attribute_not_exists(#k) OR #exp <= :now OR #owner = :owner",
+                    ExpressionAttributeNames={"#k": KEY_ATTR, "#exp": EXPIRES_ATTR, "#owner": "owner"},
+                    ExpressionAttributeValues={":now": {"N": str(int(now))}, ":owner": {"S": owner}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as exc:
+            if error_code(exc) != _CONDITION_FAILED:
+                raise
+            item = exc.response.get("Item") or {}
+            holder = item.get("owner", {}).get("S") or self.holder(key) or "unknown"
+            until = item.get(EXPIRES_ATTR, {}).get("N", "?")
+            raise RollInProgressError(
+                f"ASG {key} is being rolled by {holder} (lock expires at {until})"
+            ) from exc
+        log.info("lock for ASG %s taken until %d", key, expires_at)
+
+    def release(self, key: str, owner: str) -> bool:
+        """Delete the lock if `owner` holds it; False when it is absent or someone else's."""
+        try:
+            with aws_errors():
+                self._ddb.delete_item(
+                    TableName=self._table,
+                    Key={KEY_ATTR: {"S": lock_key(key)}},
+                    ConditionExpression="#owner = :owner",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":owner": {"S": owner}},
+                )
+        except ClientError as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                log.info("lock for ASG %s not held by this execution; left alone", key)
+                return False
+            raise
+        log.info("lock for ASG %s released", key)
+        return True
+
+    def holder(self, key: str, *, now: float | None = None) -> str | None:
+        """Current owner (None if free). With `now`, an expired lock counts as free."""
+        with aws_errors():
+            item = self._ddb.get_item(
+                TableName=self._table, Key={KEY_ATTR: {"S": lock_key(key)}}, ConsistentRead=True
+            ).get("Item")
+        if not item:
+            return None
+        if now is not None and int(item.get(EXPIRES_ATTR, {}).get("N", "0")) <= now:
+            return None
+        owner: str | None = item.get("owner", {}).get("S")
+        return owner
+
+
+def create_lock_table(dynamodb_client: Any, table: str) -> None:
+    """Create the lock table (on-demand, TTL on `expires_at`) unless it exists. For the sandbox;
+    CDK owns the real table."""
+    try:
+        with aws_errors():
+            dynamodb_client.create_table(
+                TableName=table,
+                AttributeDefinitions=[{"AttributeName": KEY_ATTR, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": KEY_ATTR, "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+    except ClientError as exc:
+        if error_code(exc) != "ResourceInUseException":
+            raise
+    with aws_errors():
+        dynamodb_client.get_waiter("table_exists").wait(
+            TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+        ttl = dynamodb_client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        # Enabling TTL twice is an error on AWS, so only do it when it is off.
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            dynamodb_client.update_time_to_live(
+                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_ATTR}
+            )
+    log.info("lock table %s ready", table)

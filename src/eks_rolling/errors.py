@@ -1,0 +1,108 @@
+"""Error families. A Python class name is the Step Functions error name the ASL matches on.
+
+`RetryableError` subclasses are retried by the state machine (Retry blocks); `PermanentError`
+subclasses go straight to the Catch path, which restores what was paused and fails the execution
+with that name. Step Functions knows nothing of inheritance, so the ASL lists concrete names and a
+contract test keeps both sides in step.
+"""
+
+from __future__ import annotations
+
+
+class EksRollingError(Exception):
+    """Base of every error this tool raises on purpose."""
+
+
+class RetryableError(EksRollingError):
+    """A transient condition: the same step may succeed if run again."""
+
+
+class PermanentError(EksRollingError):
+    """Running the same step again will not help; stop and restore."""
+
+
+# --- retryable ---------------------------------------------------------------------------------
+class KubeApiUnavailableError(RetryableError):
+    """The Kubernetes API refused or dropped the request (5xx other than eviction's 500, timeouts)."""
+
+
+class AwsThrottledError(RetryableError):
+    """An AWS API throttled us or had a transient fault."""
+
+
+class ConflictError(RetryableError):
+    """Optimistic concurrency lost a race (HTTP 409); re-read and try again."""
+
+
+# --- permanent: bad input (raised by ResolveTarget before anything changes) --------------------
+class InvalidInputError(PermanentError):
+    """The execution input is neither a supported CloudTrail event nor a manual request."""
+
+
+class AsgNotFoundError(PermanentError):
+    """The named Auto Scaling group does not exist."""
+
+
+class AsgNotOptedInError(PermanentError):
+    """The Auto Scaling group lacks the opt-in tag."""
+
+
+class RollInProgressError(PermanentError):
+    """Another execution holds the lock for this Auto Scaling group."""
+
+
+# --- permanent: the plan refuses ---------------------------------------------------------------
+class PlanBlockedError(PermanentError):
+    """The plan found blockers (PDB with no headroom, pod tolerating the taint, ...)."""
+
+
+# --- permanent: waits that ran out of time ------------------------------------------------------
+class NewNodesTimeoutError(PermanentError):
+    """Surge instances did not become Ready Kubernetes nodes before the deadline."""
+
+
+class DrainTimeoutError(PermanentError):
+    """Pods on a node could not be evicted before the deadline (names pod and PDB)."""
+
+
+class OwnersNotReadyError(PermanentError):
+    """Workloads whose pods were evicted did not recover before the deadline."""
+
+
+# --- permanent: unsafe situations ---------------------------------------------------------------
+class MultiplePdbError(PermanentError):
+    """The eviction API answered 500: a pod is matched by more than one PodDisruptionBudget."""
+
+
+class EvictionRejectedError(PermanentError):
+    """The eviction API refused a pod for a reason retrying will not fix (403, 422, ...)."""
+
+
+class NodeNotFoundError(PermanentError):
+    """An instance that should be a node has no Node object (providerID mismatch)."""
+
+
+class CapacityError(PermanentError):
+    """The Auto Scaling group cannot surge (max size, or raising max is not allowed)."""
+
+
+class LockLostError(PermanentError):
+    """The lock this execution held is now owned by someone else."""
+
+
+RETRYABLE_ERRORS: tuple[type[RetryableError], ...] = (
+    KubeApiUnavailableError,
+    AwsThrottledError,
+    ConflictError,
+)
+
+
+def error_names(base: type[EksRollingError]) -> list[str]:
+    """Concrete error class names under `base` (what the ASL must list)."""
+    out: list[str] = []
+    stack: list[type[EksRollingError]] = list(base.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        out.append(cls.__name__)
+        stack.extend(cls.__subclasses__())
+    return sorted(out)

@@ -1,0 +1,48 @@
+"""Typed configuration, read from the environment when a step runs (never at import).
+
+Every field is an `EKS_ROLLING_<NAME>` environment variable; CDK sets the same names on each
+Lambda, the sandbox sets them in-process.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EKS_ROLLING_", frozen=True, extra="ignore")
+
+    # --- where things are ---------------------------------------------------------------------
+    region: str = Field("us-east-1", description="AWS region of the cluster and its ASGs")
+    cluster_name: str | None = Field(None, description="EKS cluster; else read from the ASG's tags")
+    aws_endpoint_url: str | None = Field(None, description="Override for every AWS API (sandbox)")
+    kube_api_url: str | None = Field(None, description="Override for the EKS endpoint (sandbox)")
+    kube_ca_file: str | None = Field(None, description="CA bundle for kube_api_url")
+
+    # --- what is ours -------------------------------------------------------------------------
+    opt_in_tag_key: str = "eks-rolling/enabled"
+    opt_in_tag_value: str = "true"
+    taint_key: str = "eks-rolling.io/retiring"
+    lock_table: str = "eks-rolling-locks"
+    lock_ttl_s: int = Field(24 * 3600, ge=60)
+
+    # --- cluster-autoscaler --------------------------------------------------------------------
+    autoscaler_namespace: str = "kube-system"
+    autoscaler_deployment: str = "cluster-autoscaler"
+
+    # --- how the roll behaves ------------------------------------------------------------------
+    batch_size: int = Field(1, ge=1, le=50, description="Old nodes replaced at once")
+    raise_max_size: bool = Field(True, description="Raise MaxSize temporarily when surge needs it")
+    suspend_processes: tuple[str, ...] = ("AZRebalance", "AlarmNotification", "ScheduledActions")
+    delete_emptydir_data: bool = Field(False, description="Allow evicting pods with emptyDir volumes")
+    deregistration_delay_s: int = Field(30, ge=0, description="Wait after excluding a node from LBs")
+
+    # --- deadlines and polling (seconds) -------------------------------------------------------
+    poll_interval_s: int = Field(10, ge=1)
+    new_nodes_timeout_s: int = Field(900, ge=1)
+    drain_timeout_s: int = Field(900, ge=1)
+    owners_ready_timeout_s: int = Field(600, ge=1)
+    eviction_backoff_base_s: float = Field(5.0, gt=0)
+    eviction_backoff_cap_s: float = Field(60.0, gt=0)
+    api_timeout_s: float = Field(20.0, gt=0, description="Per-request timeout to the Kubernetes API")

@@ -1,0 +1,2 @@
+"""Controllers that make the sandbox behave like a cluster: scheduler, kubelet, workload
+controllers, disruption (PDB) controller, node lifecycle, PodGC, endpoints, garbage collector."""

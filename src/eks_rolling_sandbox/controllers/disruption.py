@@ -1,0 +1,224 @@
+"""The disruption controller: PodDisruptionBudget status, as pkg/controller/disruption/disruption.go
+computes it (getExpectedPodCount, countHealthyPods, buildDisruptedPodMap, updatePdbStatus, failSafe)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable
+from datetime import datetime, timedelta
+
+from ..events import record_event
+from ..objects import controller_of, pod_is_ready
+from ..selectors import label_selector_matches
+from ..store import Obj, WatchEvent, timestamp, utcnow
+from .base import Controller
+
+DELETION_TIMEOUT = timedelta(minutes=2)
+SCALE_KINDS = {"ReplicaSet": "replicasets", "StatefulSet": "statefulsets", "Deployment": "deployments"}
+
+
+class _SyncError(Exception):
+    pass
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=utcnow().tzinfo)
+
+
+class DisruptionController(Controller):
+    name = "disruption"
+
+    def __init__(self, manager):  # type: ignore[no-untyped-def]
+        super().__init__(manager)
+        self._first_seen: dict[Hashable, datetime] = {}
+
+    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+        plural = ev.resource.plural
+        if plural == "poddisruptionbudgets":
+            return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
+        if plural == "pods":
+            ns = ev.obj["metadata"]["namespace"]
+            labels = [(o["metadata"].get("labels") or {}) for o in (ev.obj, ev.old) if o is not None]
+            return [
+                (ns, p["metadata"]["name"])
+                for p in self.store.list("poddisruptionbudgets", ns)[0]
+                if any(label_selector_matches(p["spec"].get("selector"), lb) for lb in labels)
+            ]
+        if plural in SCALE_KINDS.values() and ev.type != "ADDED":
+            if ev.old is not None and ev.old["spec"].get("replicas") == ev.obj["spec"].get("replicas"):
+                return ()
+            ns = ev.obj["metadata"]["namespace"]
+            return [(ns, p["metadata"]["name"]) for p in self.store.list("poddisruptionbudgets", ns)[0]]
+        return ()
+
+    def initial_keys(self) -> Iterable[Hashable]:
+        return [
+            (p["metadata"]["namespace"], p["metadata"]["name"])
+            for p in self.store.all("poddisruptionbudgets")
+        ]
+
+    def reconcile(self, key: Hashable) -> float | None:
+        ns, name = key  # type: ignore[misc]
+        pdb = self.store.get("poddisruptionbudgets", ns, name)
+        if pdb is None:
+            return None
+        lag = self.timings.pdb_sync_s
+        if lag > 0 and pdb["status"].get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
+            # A slow controller: evictions meanwhile get 429 + Retry-After 10 (generation ahead).
+            seen = self._first_seen.setdefault(key, utcnow())
+            remaining = lag - (utcnow() - seen).total_seconds()
+            if remaining > 0:
+                return remaining
+            self._first_seen.pop(key, None)
+        selector = pdb["spec"].get("selector")
+        pods = [
+            p
+            for p in self.store.list("pods", ns)[0]
+            if label_selector_matches(selector, p["metadata"].get("labels") or {})
+        ]
+        now = utcnow()
+        try:
+            expected, desired = self._expected(pdb, pods)
+        except _SyncError as exc:
+            self._write(
+                pdb,
+                {
+                    "currentHealthy": 0,
+                    "desiredHealthy": 0,
+                    "expectedPods": 0,
+                    "disruptionsAllowed": 0,
+                    "disruptedPods": pdb["status"].get("disruptedPods") or {},
+                },
+                "False",
+                "SyncFailed",
+                str(exc),
+            )
+            return 1.0
+        disrupted: dict[str, str] = {}
+        recheck: float | None = None
+        by_name = {p["metadata"]["name"]: p for p in pods}
+        for pname, ts in (pdb["status"].get("disruptedPods") or {}).items():
+            p = by_name.get(pname)
+            if p is None or "deletionTimestamp" in p["metadata"]:
+                continue
+            expires = _parse(ts) + DELETION_TIMEOUT
+            if expires < now:
+                record_event(
+                    self.store,
+                    p,
+                    "NotDeleted",
+                    f"Pod was expected by PDB {ns}/{name} to be deleted but it wasn't",
+                    type_="Warning",
+                    component="controllermanager",
+                )
+                continue
+            disrupted[pname] = ts
+            left = (expires - now).total_seconds()
+            recheck = left if recheck is None else min(recheck, left)
+        healthy = sum(
+            1
+            for p in pods
+            if "deletionTimestamp" not in p["metadata"]
+            and p["metadata"]["name"] not in disrupted
+            and pod_is_ready(p)
+        )
+        allowed = max(0, healthy - desired) if expected > 0 else 0
+        status = {
+            "currentHealthy": healthy,
+            "desiredHealthy": desired,
+            "expectedPods": expected,
+            "disruptionsAllowed": allowed,
+            "disruptedPods": disrupted,
+        }
+        ok = allowed > 0
+        self._write(
+            pdb, status, "True" if ok else "False", "SufficientPods" if ok else "InsufficientPods", ""
+        )
+        return recheck
+
+    def _expected(self, pdb: Obj, pods: list[Obj]) -> tuple[int, int]:
+        spec = pdb["spec"]
+        if "maxUnavailable" in spec:
+            expected = self._controller_scale(pdb, pods)
+            max_unavail = spec["maxUnavailable"]
+            unavail = (
+                math.ceil(int(str(max_unavail)[:-1]) * expected / 100)
+                if isinstance(max_unavail, str) and max_unavail.endswith("%")
+                else int(max_unavail)
+            )
+            return expected, max(0, expected - unavail)
+        min_avail = spec.get("minAvailable")
+        if isinstance(min_avail, str) and min_avail.endswith("%"):
+            expected = self._controller_scale(pdb, pods)
+            return expected, math.ceil(int(min_avail[:-1]) * expected / 100)
+        return len(pods), int(min_avail or 0)
+
+    def _controller_scale(self, pdb: Obj, pods: list[Obj]) -> int:
+        seen: dict[str, int] = {}
+        unmanaged = []
+        for p in pods:
+            ref = controller_of(p)
+            if ref is None:
+                unmanaged.append(p["metadata"]["name"])
+                continue
+            if ref["uid"] in seen:
+                continue
+            seen[ref["uid"]] = self._scale_of(p["metadata"]["namespace"], ref)
+        if unmanaged:
+            record_event(
+                self.store,
+                pdb,
+                "UnmanagedPods",
+                f'Pods selected by this PodDisruptionBudget (selector: {pdb["spec"].get("selector")}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set ".spec.minAvailable" field of the PDB to an integer value.',
+                type_="Warning",
+                component="controllermanager",
+            )
+        return sum(seen.values())
+
+    def _scale_of(self, ns: str, ref: Obj) -> int:
+        plural = SCALE_KINDS.get(ref["kind"])
+        if plural is None:
+            raise _SyncError(f"found no controllers for pod owned by {ref['kind']} {ref['name']}")
+        owner = self.store.get(plural, ns, ref["name"])
+        if owner is None or owner["metadata"]["uid"] != ref["uid"]:
+            raise _SyncError(f"found no controller ref for pod owned by {ref['kind']} {ref['name']}")
+        if ref["kind"] == "ReplicaSet":
+            dref = controller_of(owner)
+            if dref and dref["kind"] == "Deployment":
+                dep = self.store.get("deployments", ns, dref["name"])
+                if dep is not None:
+                    return int(dep["spec"].get("replicas", 1))
+        return int(owner["spec"].get("replicas", 1))
+
+    def _write(self, pdb: Obj, status: Obj, cond_status: str, reason: str, message: str) -> None:
+        gen = pdb["metadata"].get("generation", 1)
+        cur = pdb.get("status") or {}
+        old_cond = next((c for c in cur.get("conditions", []) if c["type"] == "DisruptionAllowed"), None)
+        if (
+            all(cur.get(k) == v for k, v in status.items())
+            and cur.get("observedGeneration") == gen
+            and old_cond
+            and old_cond["status"] == cond_status
+            and old_cond.get("reason") == reason
+        ):
+            return
+        transition = (
+            old_cond["lastTransitionTime"] if old_cond and old_cond["status"] == cond_status else timestamp()
+        )
+        cond = {
+            "type": "DisruptionAllowed",
+            "status": cond_status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": transition,
+            "observedGeneration": gen,
+        }
+
+        def put(c: Obj) -> Obj:
+            st = c.setdefault("status", {})
+            st.update(status)
+            st["observedGeneration"] = gen
+            st["conditions"] = [cond]
+            return c
+
+        self.store.mutate("poddisruptionbudgets", pdb["metadata"]["namespace"], pdb["metadata"]["name"], put)

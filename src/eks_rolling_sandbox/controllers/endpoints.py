@@ -1,0 +1,127 @@
+"""Endpoints and EndpointSlices for Services with a selector (ready and not-ready addresses)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+from ..objects import pod_is_ready
+from ..selectors import label_selector_matches
+from ..store import Obj, WatchEvent
+from .base import Controller
+
+
+class EndpointsController(Controller):
+    name = "endpoints"
+
+    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+        if ev.resource.plural == "services":
+            return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
+        if ev.resource.plural == "pods":
+            ns = ev.obj["metadata"]["namespace"]
+            labels = [(o["metadata"].get("labels") or {}) for o in (ev.obj, ev.old) if o is not None]
+            return [
+                (ns, s["metadata"]["name"])
+                for s in self.store.list("services", ns)[0]
+                if s["spec"].get("selector")
+                and any(label_selector_matches({"matchLabels": s["spec"]["selector"]}, lb) for lb in labels)
+            ]
+        return ()
+
+    def initial_keys(self) -> Iterable[Hashable]:
+        return [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in self.store.all("services")]
+
+    def reconcile(self, key: Hashable) -> float | None:
+        ns, name = key  # type: ignore[misc]
+        svc = self.store.get("services", ns, name)
+        if svc is None:
+            for plural, oname in (("endpoints", name), ("endpointslices", f"{name}-sandbox")):
+                if self.store.get(plural, ns, oname) is not None:
+                    self.store.delete(plural, ns, oname)
+            return None
+        sel = svc["spec"].get("selector")
+        if not sel:
+            return None
+        publish_unready = svc["spec"].get("publishNotReadyAddresses", False)
+        pods = [
+            p
+            for p in self.store.list("pods", ns)[0]
+            if label_selector_matches({"matchLabels": sel}, p["metadata"].get("labels") or {})
+            and p["status"].get("podIP")
+        ]
+        ready, not_ready, slice_eps = [], [], []
+        for p in pods:
+            terminating = "deletionTimestamp" in p["metadata"]
+            ok = pod_is_ready(p) and not terminating
+            addr = {
+                "ip": p["status"]["podIP"],
+                "nodeName": p["spec"].get("nodeName"),
+                "targetRef": {
+                    "kind": "Pod",
+                    "namespace": ns,
+                    "name": p["metadata"]["name"],
+                    "uid": p["metadata"]["uid"],
+                },
+            }
+            if p["spec"].get("hostname") and svc["spec"].get("clusterIP") == "None":
+                addr["hostname"] = p["spec"]["hostname"]
+            (ready if ok or (publish_unready and not terminating) else not_ready).append(addr)
+            slice_eps.append(
+                {
+                    "addresses": [p["status"]["podIP"]],
+                    "conditions": {"ready": ok, "serving": pod_is_ready(p), "terminating": terminating},
+                    "nodeName": p["spec"].get("nodeName"),
+                    "targetRef": addr["targetRef"],
+                }
+            )
+        ports = [
+            {
+                "name": pt.get("name", ""),
+                "port": pt.get("targetPort", pt.get("port")),
+                "protocol": pt.get("protocol", "TCP"),
+            }
+            for pt in svc["spec"].get("ports", [])
+        ]
+        subset: Obj = {"ports": ports}
+        if ready:
+            subset["addresses"] = sorted(ready, key=lambda a: a["ip"])
+        if not_ready:
+            subset["notReadyAddresses"] = sorted(not_ready, key=lambda a: a["ip"])
+        ep = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": name, "namespace": ns, "labels": dict(svc["metadata"].get("labels") or {})},
+            "subsets": [subset] if (ready or not_ready) else [],
+        }
+        sl = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-sandbox",
+                "namespace": ns,
+                "labels": {
+                    "kubernetes.io/service-name": name,
+                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": sorted(slice_eps, key=lambda e: e["addresses"][0]),
+            "ports": ports,
+        }
+        self._put("endpoints", ns, ep)
+        self._put("endpointslices", ns, sl)
+        return None
+
+    def _put(self, plural: str, ns: str, obj: Obj) -> None:
+        cur = self.store.get(plural, ns, obj["metadata"]["name"])
+        if cur is None:
+            self.store.create(plural, obj)
+            return
+        body = {k: v for k, v in obj.items() if k != "metadata"}
+        if all(cur.get(k) == v for k, v in body.items()):
+            return
+
+        def put(c: Obj) -> Obj:
+            c.update(body)
+            return c
+
+        self.store.mutate(plural, ns, obj["metadata"]["name"], put)

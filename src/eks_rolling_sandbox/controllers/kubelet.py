@@ -1,0 +1,277 @@
+"""A simulated kubelet for every node (the kwok "pod-ready" stage, plus real processes).
+
+Pods bound to a Ready node start after `pod_start_s` with a fresh IP from the node's range
+(node k owns 127.k.0.0/16, so every reschedule changes the IP and every IP is bindable on
+loopback), and turn Ready after `pod_ready_s` or, for pods backed by a real process, when the
+process answers its probe. A terminating pod goes away after min(grace, `pod_exit_s`) or when its
+process exits. On a node that is not Ready (instance gone) nothing progresses: terminating pods
+stay Terminating until the node is deleted, as on a real cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..errors import ApiError
+from ..objects import condition, container_status, node_index, node_is_ready, pod_is_ready, set_condition
+from ..store import Obj, WatchEvent, timestamp
+from .base import Controller, Manager
+
+log = logging.getLogger(__name__)
+
+
+class ProcessRuntime(Protocol):
+    """Backs selected pods with real OS processes (the Redis hook)."""
+
+    def wants(self, pod: Obj) -> bool: ...
+    def start(self, pod: Obj, ip: str) -> None: ...
+    def probe(self, pod: Obj) -> bool: ...
+    def alive(self, pod: Obj) -> bool: ...
+    def begin_stop(self, pod: Obj, grace_s: float) -> None: ...
+    def stopped(self, pod: Obj) -> bool: ...
+    def kill(self, uid: str) -> None: ...
+    def running_uids(self) -> set[str]: ...
+
+
+@dataclass
+class _PodState:
+    uid: str
+    bound_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    term_at: float | None = None
+
+
+def pod_ip(index: int, n: int) -> str:
+    if index <= 254:
+        return f"127.{index}.{n >> 8}.{n & 255}"
+    return f"100.{64 + (index >> 8)}.{index & 255}.{n % 253 + 2}"
+
+
+class Kubelet(Controller):
+    name = "kubelet"
+
+    def __init__(self, manager: Manager, runtime: ProcessRuntime | None = None) -> None:
+        super().__init__(manager)
+        self.runtime = runtime
+        self._state: dict[tuple[str, str], _PodState] = {}
+        self._ip_counters: dict[int, int] = {}
+
+    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+        if ev.resource.plural == "pods":
+            if ev.obj["spec"].get("nodeName") or (ev.old and ev.old["spec"].get("nodeName")):
+                return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
+            return ()
+        if ev.resource.plural == "nodes" and (
+            ev.old is None or node_is_ready(ev.old) != node_is_ready(ev.obj) or ev.type == "DELETED"
+        ):
+            name = ev.obj["metadata"]["name"]
+            return [
+                (p["metadata"]["namespace"], p["metadata"]["name"])
+                for p in self.store.by_index("pods", "node", name)
+            ]
+        return ()
+
+    def initial_keys(self) -> Iterable[Hashable]:
+        return [
+            (p["metadata"]["namespace"], p["metadata"]["name"])
+            for p in self.store.all("pods")
+            if p["spec"].get("nodeName")
+        ]
+
+    def reconcile(self, key: Hashable) -> float | None:
+        ns, name = key  # type: ignore[misc]
+        pod = self.store.get("pods", ns, name)
+        state = self._state.get(key)  # type: ignore[arg-type]
+        if pod is None or (state and state.uid != pod["metadata"]["uid"]):
+            if state and self.runtime:
+                self.runtime.kill(state.uid)  # a pod force-deleted under us: its process goes too
+            self._state.pop(key, None)  # type: ignore[arg-type]
+            if pod is None:
+                return None
+        node_name = pod["spec"].get("nodeName")
+        if not node_name:
+            return None
+        node = self.store.get("nodes", None, node_name)
+        uses_process = bool(self.runtime and self.runtime.wants(pod))
+        if node is None or not node_is_ready(node):
+            # The kubelet is down (instance gone or not booted): its processes are gone too.
+            if uses_process and self.runtime:
+                self.runtime.kill(pod["metadata"]["uid"])
+            return None
+        state = self._state.setdefault(key, _PodState(pod["metadata"]["uid"]))  # type: ignore[arg-type]
+        if "deletionTimestamp" in pod["metadata"]:
+            return self._terminate(pod, state, uses_process)
+        phase = pod.get("status", {}).get("phase", "Pending")
+        now = time.monotonic()
+        if phase == "Pending":
+            wait = state.bound_at + self.timings.pod_start_s - now
+            if wait > 0:
+                return wait
+            self._start(pod, node, uses_process)
+            state.started_at = now
+            return self.timings.process_probe_s if uses_process else self.timings.pod_ready_s
+        if phase != "Running":
+            return None
+        if state.started_at is None:
+            state.started_at = now  # adopted after a sandbox restart of controllers
+        if uses_process and self.runtime:
+            if not self.runtime.alive(pod):
+                self._restart(pod, node)
+                return self.timings.process_probe_s
+            ready = self.runtime.probe(pod)
+            if ready != pod_is_ready(pod):
+                self._set_ready(pod, ready)
+            return self.timings.process_liveness_s if ready else self.timings.process_probe_s
+        if not pod_is_ready(pod):
+            wait = state.started_at + self.timings.pod_ready_s - now
+            if wait > 0:
+                return wait
+            self._set_ready(pod, True)
+        return None
+
+    # --- transitions ---------------------------------------------------------------------------
+    def _next_ip(self, node: Obj) -> str:
+        k = node_index(node)
+        n = self._ip_counters.get(k, 1) + 1
+        while (n & 255) in (0, 1, 255):
+            n += 1
+        self._ip_counters[k] = n
+        return pod_ip(k, n)
+
+    def _start(self, pod: Obj, node: Obj, uses_process: bool) -> None:
+        ip = self._next_ip(node)
+        host_ip = next(
+            (a["address"] for a in node["status"].get("addresses", []) if a["type"] == "InternalIP"),
+            "127.0.0.1",
+        )
+        now = timestamp()
+        if uses_process and self.runtime:
+            self.runtime.start(pod, ip)
+
+        def run(cur: Obj) -> Obj:
+            if cur["status"].get("phase") != "Pending" or "deletionTimestamp" in cur["metadata"]:
+                raise ApiError(409, "Conflict", "pod changed")
+            st = cur["status"]
+            st.update(
+                phase="Running",
+                hostIP=host_ip,
+                hostIPs=[{"ip": host_ip}],
+                podIP=ip,
+                podIPs=[{"ip": ip}],
+                startTime=now,
+            )
+            conds = st.get("conditions", [])
+            for ctype, ok in (
+                ("PodReadyToStartContainers", True),
+                ("Initialized", True),
+                ("ContainersReady", False),
+                ("Ready", False),
+                ("PodScheduled", True),
+            ):
+                conds = set_condition(
+                    conds,
+                    condition(
+                        ctype,
+                        ok,
+                        "" if ok else "ContainersNotReady",
+                        "" if ok else "containers with unready status",
+                    ),
+                )
+            st["conditions"] = conds
+            st["containerStatuses"] = [
+                container_status(c, running_since=now, ready=False) for c in cur["spec"]["containers"]
+            ]
+            return cur
+
+        self.store.mutate(
+            "pods",
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+            run,
+            expect_uid=pod["metadata"]["uid"],
+        )
+
+    def _set_ready(self, pod: Obj, ready: bool) -> None:
+        gates = [g["conditionType"] for g in pod["spec"].get("readinessGates") or []]
+
+        def mark(cur: Obj) -> Obj:
+            st = cur["status"]
+            conds = st.get("conditions", [])
+            gates_ok = all(any(c["type"] == g and c["status"] == "True" for c in conds) for g in gates)
+            conds = set_condition(conds, condition("ContainersReady", ready))
+            conds = set_condition(conds, condition("Ready", ready and gates_ok))
+            st["conditions"] = conds
+            for cs in st.get("containerStatuses", []):
+                cs["ready"] = ready
+            return cur
+
+        self.store.mutate(
+            "pods",
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+            mark,
+            expect_uid=pod["metadata"]["uid"],
+        )
+
+    def _restart(self, pod: Obj, node: Obj) -> None:
+        """The container died: kubelet restarts it in place (same pod, same IP)."""
+        ip = pod["status"].get("podIP")
+        log.info("restarting process of %s/%s", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if self.runtime and ip:
+            self.runtime.start(pod, ip)
+
+        def bump(cur: Obj) -> Obj:
+            st = cur["status"]
+            st["conditions"] = set_condition(
+                set_condition(st.get("conditions", []), condition("ContainersReady", False)),
+                condition("Ready", False),
+            )
+            for cs in st.get("containerStatuses", []):
+                cs["ready"] = False
+                cs["restartCount"] = cs.get("restartCount", 0) + 1
+            return cur
+
+        self.store.mutate(
+            "pods",
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+            bump,
+            expect_uid=pod["metadata"]["uid"],
+        )
+
+    def _terminate(self, pod: Obj, state: _PodState, uses_process: bool) -> float | None:
+        now = time.monotonic()
+        grace = float(
+            pod["metadata"].get(
+                "deletionGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30)
+            )
+        )
+        if state.term_at is None:
+            state.term_at = now
+            if uses_process and self.runtime:
+                self.runtime.begin_stop(pod, grace)
+        if uses_process and self.runtime:
+            if not self.runtime.stopped(pod):
+                if now - state.term_at > grace:
+                    self.runtime.kill(pod["metadata"]["uid"])
+                return 0.05
+        else:
+            left = state.term_at + min(grace, self.timings.pod_exit_s) - now
+            if left > 0:
+                return left
+        try:
+            self.store.delete(
+                "pods",
+                pod["metadata"]["namespace"],
+                pod["metadata"]["name"],
+                expect_uid=pod["metadata"]["uid"],
+            )
+        except ApiError as exc:
+            if exc.code not in (404, 409):
+                raise
+        self._state.pop((pod["metadata"]["namespace"], pod["metadata"]["name"]), None)
+        return None

@@ -1,0 +1,303 @@
+"""kube-scheduler, reduced to the plugins eks-rolling depends on: NodeUnschedulable, TaintToleration,
+NodeAffinity, VolumeBinding (zone pinning, WaitForFirstConsumer provisioning), required pod
+anti-affinity, and a spreading score. Not-ready nodes are excluded by their not-ready taint."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable
+
+from ..errors import ApiError
+from ..events import record_event
+from ..objects import condition, controller_of, set_condition
+from ..selectors import label_selector_matches
+from ..store import Obj, WatchEvent
+from .base import Controller
+from .scheduling import (
+    HOSTNAME_LABEL,
+    ZONE_LABEL,
+    node_affinity_matches,
+    node_zone,
+    pv_zones,
+    untolerated_taint,
+)
+
+MAX_PODS = 110
+
+
+def _is_pending(pod: Obj | None) -> bool:
+    return bool(pod) and not pod["spec"].get("nodeName") and "deletionTimestamp" not in pod["metadata"]  # type: ignore[index]
+
+
+class Scheduler(Controller):
+    name = "scheduler"
+
+    def __init__(self, manager):  # type: ignore[no-untyped-def]
+        super().__init__(manager)
+        self.pending: set[tuple[str, str]] = set()
+
+    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+        plural = ev.resource.plural
+        if plural == "pods":
+            key = (ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"])
+            if ev.type != "DELETED" and _is_pending(ev.obj):
+                self.pending.add(key)
+                return (key,)
+            self.pending.discard(key)
+            # A pod leaving a node frees room (max pods, anti-affinity): retry the pending ones.
+            if ev.type == "DELETED" and ev.old and ev.old["spec"].get("nodeName"):
+                return tuple(self.pending)
+            return ()
+        if (
+            plural == "nodes"
+            and ev.type != "DELETED"
+            and (ev.old is None or _schedulable_view(ev.old) != _schedulable_view(ev.obj))
+        ):
+            return tuple(self.pending)
+        if plural in ("persistentvolumeclaims", "persistentvolumes"):
+            return tuple(self.pending)
+        return ()
+
+    def initial_keys(self) -> Iterable[Hashable]:
+        for p in self.store.all("pods"):
+            if _is_pending(p):
+                key = (p["metadata"]["namespace"], p["metadata"]["name"])
+                self.pending.add(key)
+                yield key
+
+    def reconcile(self, key: Hashable) -> float | None:
+        ns, name = key  # type: ignore[misc]
+        pod = self.store.get("pods", ns, name)
+        if not _is_pending(pod):
+            return None
+        assert pod is not None
+        nodes = self.store.all("nodes")
+        reasons: Counter[str] = Counter()
+        feasible: list[Obj] = []
+        for node in nodes:
+            why = self._filter(pod, node)
+            if why:
+                reasons[why] += 1
+            else:
+                feasible.append(node)
+        if not feasible:
+            self._unschedulable(pod, len(nodes), reasons)
+            return None
+        best = min(feasible, key=lambda n: self._score(pod, n))
+        self._bind(pod, best)
+        return None
+
+    # --- filters -------------------------------------------------------------------------------
+    def _filter(self, pod: Obj, node: Obj) -> str | None:
+        spec = pod["spec"]
+        taint = untolerated_taint(spec, node)
+        if taint is not None:
+            if taint["key"] == "node.kubernetes.io/unschedulable" and node["spec"].get("unschedulable"):
+                return "node(s) were unschedulable"
+            return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
+        if not node_affinity_matches(spec, node):
+            return "node(s) didn't match Pod's node affinity/selector"
+        why = self._volume_filter(pod, node)
+        if why:
+            return why
+        if self._anti_affinity_violated(pod, node):
+            return "node(s) didn't match pod anti-affinity rules"
+        if len(self.store.by_index("pods", "node", node["metadata"]["name"])) >= MAX_PODS:
+            return "Too many pods"
+        return None
+
+    def _volume_filter(self, pod: Obj, node: Obj) -> str | None:
+        ns = pod["metadata"]["namespace"]
+        for vol in pod["spec"].get("volumes") or []:
+            claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+            if not claim:
+                continue
+            pvc = self.store.get("persistentvolumeclaims", ns, claim)
+            if pvc is None:
+                return f'persistentvolumeclaim "{claim}" not found'
+            pv_name = pvc["spec"].get("volumeName")
+            if not pv_name:
+                continue  # WaitForFirstConsumer: provisioned in the chosen node's zone
+            pv = self.store.get("persistentvolumes", None, pv_name)
+            zones = pv_zones(pv) if pv else None
+            if zones and node_zone(node) not in zones:
+                return "node(s) had volume node affinity conflict"
+        return None
+
+    def _anti_affinity_violated(self, pod: Obj, node: Obj) -> bool:
+        terms = ((pod["spec"].get("affinity") or {}).get("podAntiAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ) or []
+        if not terms:
+            return False
+        ns = pod["metadata"]["namespace"]
+        for term in terms:
+            topo = term.get("topologyKey", HOSTNAME_LABEL)
+            domain = (node["metadata"].get("labels") or {}).get(topo)
+            if domain is None:
+                continue
+            for other_node in self.store.all("nodes"):
+                if (other_node["metadata"].get("labels") or {}).get(topo) != domain:
+                    continue
+                for other in self.store.by_index("pods", "node", other_node["metadata"]["name"]):
+                    if other["metadata"]["namespace"] != ns or "deletionTimestamp" in other["metadata"]:
+                        continue
+                    if other["metadata"]["name"] == pod["metadata"]["name"]:
+                        continue
+                    if label_selector_matches(
+                        term.get("labelSelector"), other["metadata"].get("labels") or {}
+                    ):
+                        return True
+        return False
+
+    # --- score ---------------------------------------------------------------------------------
+    def _score(self, pod: Obj, node: Obj) -> tuple[int, int, int, int, str]:
+        on_node = [
+            p
+            for p in self.store.by_index("pods", "node", node["metadata"]["name"])
+            if "deletionTimestamp" not in p["metadata"]
+        ]
+        owner = controller_of(pod)
+        owner_uid = owner["uid"] if owner else None
+        same_owner = sum(1 for p in on_node if owner_uid and (controller_of(p) or {}).get("uid") == owner_uid)
+        zone = node_zone(node)
+        same_owner_zone = 0
+        if owner_uid:
+            same_owner_zone = sum(
+                1
+                for p in self.store.by_index("pods", "owner", owner_uid)
+                if p["spec"].get("nodeName")
+                and "deletionTimestamp" not in p["metadata"]
+                and self._zone_of(p["spec"]["nodeName"]) == zone
+            )
+        prefer_no = sum(1 for t in node["spec"].get("taints") or [] if t.get("effect") == "PreferNoSchedule")
+        return (prefer_no, same_owner, same_owner_zone, len(on_node), node["metadata"]["name"])
+
+    def _zone_of(self, node_name: str) -> str | None:
+        n = self.store.get("nodes", None, node_name)
+        return node_zone(n) if n else None
+
+    # --- bind ----------------------------------------------------------------------------------
+    def _bind(self, pod: Obj, node: Obj) -> None:
+        ns = pod["metadata"]["namespace"]
+        for vol in pod["spec"].get("volumes") or []:
+            claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim:
+                self._provision(ns, claim, node)
+        node_name = node["metadata"]["name"]
+
+        def bind(cur: Obj) -> Obj:
+            if cur["spec"].get("nodeName") or "deletionTimestamp" in cur["metadata"]:
+                raise ApiError(409, "Conflict", "pod already bound or terminating")
+            cur["spec"]["nodeName"] = node_name
+            st = cur.setdefault("status", {})
+            st["conditions"] = set_condition(st.get("conditions", []), condition("PodScheduled", True))
+            return cur
+
+        try:
+            self.store.mutate("pods", ns, pod["metadata"]["name"], bind, expect_uid=pod["metadata"]["uid"])
+        except ApiError as exc:
+            if exc.code not in (404, 409):
+                raise
+            return
+        record_event(
+            self.store,
+            pod,
+            "Scheduled",
+            f"Successfully assigned {ns}/{pod['metadata']['name']} to {node_name}",
+            component="default-scheduler",
+        )
+
+    def _provision(self, ns: str, claim: str, node: Obj) -> None:
+        """The EBS CSI provisioner under WaitForFirstConsumer: a PV in the chosen node's zone."""
+        pvc = self.store.get("persistentvolumeclaims", ns, claim)
+        if pvc is None or pvc["spec"].get("volumeName"):
+            return
+        zone = node_zone(node) or "unknown"
+        pv_name = f"pvc-{pvc['metadata']['uid']}"
+        size = (pvc["spec"].get("resources") or {}).get("requests", {}).get("storage", "1Gi")
+        if self.store.get("persistentvolumes", None, pv_name) is None:
+            self.store.create(
+                "persistentvolumes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": pv_name, "labels": {ZONE_LABEL: zone}},
+                    "spec": {
+                        "capacity": {"storage": size},
+                        "accessModes": pvc["spec"].get("accessModes", ["ReadWriteOnce"]),
+                        "claimRef": {
+                            "kind": "PersistentVolumeClaim",
+                            "namespace": ns,
+                            "name": claim,
+                            "uid": pvc["metadata"]["uid"],
+                        },
+                        "persistentVolumeReclaimPolicy": "Delete",
+                        "storageClassName": pvc["spec"].get("storageClassName", "gp3"),
+                        "volumeMode": "Filesystem",
+                        "csi": {
+                            "driver": "ebs.csi.aws.com",
+                            "volumeHandle": f"vol-{pvc['metadata']['uid'].replace('-', '')[:17]}",
+                            "fsType": "ext4",
+                        },
+                        "nodeAffinity": {
+                            "required": {
+                                "nodeSelectorTerms": [
+                                    {
+                                        "matchExpressions": [
+                                            {"key": ZONE_LABEL, "operator": "In", "values": [zone]}
+                                        ]
+                                    }
+                                ]
+                            }
+                        },
+                    },
+                    "status": {"phase": "Bound"},
+                },
+            )
+
+        def bind_claim(cur: Obj) -> Obj:
+            cur["spec"]["volumeName"] = pv_name
+            cur["status"] = {
+                "phase": "Bound",
+                "accessModes": cur["spec"].get("accessModes", ["ReadWriteOnce"]),
+                "capacity": {"storage": size},
+            }
+            cur["metadata"].setdefault("annotations", {})["volume.kubernetes.io/selected-node"] = node[
+                "metadata"
+            ]["name"]
+            return cur
+
+        self.store.mutate("persistentvolumeclaims", ns, claim, bind_claim)
+
+    def _unschedulable(self, pod: Obj, total: int, reasons: Counter[str]) -> None:
+        detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        msg = f"0/{total} nodes are available: {detail}." if detail else f"0/{total} nodes are available."
+        msg += (
+            f" preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
+        )
+        cond = condition("PodScheduled", False, "Unschedulable", msg)
+        current = next(
+            (c for c in pod.get("status", {}).get("conditions", []) if c["type"] == "PodScheduled"), None
+        )
+        if current and current.get("message") == msg:
+            return
+
+        def mark(cur: Obj) -> Obj:
+            st = cur.setdefault("status", {})
+            st["conditions"] = set_condition(st.get("conditions", []), cond)
+            return cur
+
+        try:
+            self.store.mutate("pods", pod["metadata"]["namespace"], pod["metadata"]["name"], mark)
+        except ApiError:
+            return
+        record_event(self.store, pod, "FailedScheduling", msg, type_="Warning", component="default-scheduler")
+
+
+def _schedulable_view(node: Obj) -> tuple[object, ...]:
+    return (
+        tuple((t.get("key"), t.get("value"), t.get("effect")) for t in node["spec"].get("taints") or []),
+        node["spec"].get("unschedulable", False),
+        tuple(sorted((node["metadata"].get("labels") or {}).items())),
+    )

@@ -1,0 +1,166 @@
+"""The pods/eviction subresource, following pkg/registry/core/pod/storage/eviction.go.
+
+What matters for realism: the PDB's disruptionsAllowed is decremented synchronously, so two
+back-to-back evictions under `maxUnavailable: 1` answer 201 then 429 before the first pod has even
+started terminating; a PDB-blocked eviction is 429 with no Retry-After; more than one matching PDB
+is a 500.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import ApiError, bad_request
+from .objects import condition, pod_is_ready, pod_is_terminal, set_condition
+from .selectors import label_selector_matches
+from .store import Obj, timestamp
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+MAX_DISRUPTED_PODS = 2000
+SUCCESS: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
+
+
+def _too_many(cause: str, retry_after: int | None) -> ApiError:
+    details: Obj = {"causes": [{"reason": "DisruptionBudget", "message": cause}]}
+    headers = {}
+    if retry_after:
+        details["retryAfterSeconds"] = retry_after
+        headers["Retry-After"] = str(retry_after)
+    return ApiError(429, "TooManyRequests", VIOLATION, details, headers)
+
+
+def evict(reg: Registry, namespace: str, name: str, body: Obj, *, dry_run: bool = False) -> Obj:
+    store = reg.store
+    md = body.get("metadata") or {}
+    if md.get("name") and md["name"] != name:
+        raise bad_request("name in URL does not match name in Eviction object")
+    options: Obj = dict(body.get("deleteOptions") or {})
+    dry_run = dry_run or "All" in (options.get("dryRun") or [])
+    with store.lock:
+        pod = store.require("pods", namespace, name)
+        # canIgnorePDB: pending, finished or already terminating pods are simply deleted.
+        if (
+            pod["status"].get("phase") == "Pending"
+            or pod_is_terminal(pod)
+            or "deletionTimestamp" in pod["metadata"]
+        ):
+            _delete(reg, pod, options, dry_run, pin_rv=not pod_is_terminal(pod))
+            return SUCCESS
+        labels = pod["metadata"].get("labels") or {}
+        pdbs = [
+            p
+            for p in store.list("poddisruptionbudgets", namespace)[0]
+            if label_selector_matches(p["spec"].get("selector"), labels)
+        ]
+        if len(pdbs) > 1:
+            raise ApiError(
+                500,
+                "InternalError",
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            )
+        if not pdbs:
+            _delete(reg, pod, options, dry_run, pin_rv=False)
+            return SUCCESS
+        pdb = pdbs[0]
+        status = pdb.get("status", {})
+        if not pod_is_ready(pod):
+            policy = pdb["spec"].get("unhealthyPodEvictionPolicy", "IfHealthyBudget")
+            healthy_enough = status.get("currentHealthy", 0) >= status.get("desiredHealthy", 0) > 0
+            if policy == "AlwaysAllow" or healthy_enough:
+                _delete(reg, pod, options, dry_run, pin_rv=True)
+                return SUCCESS
+        _check_and_decrement(reg, pdb, pod, dry_run)
+        _delete(reg, pod, options, dry_run, pin_rv=False)
+    return SUCCESS
+
+
+def _check_and_decrement(reg: Registry, pdb: Obj, pod: Obj, dry_run: bool) -> None:
+    name = pdb["metadata"]["name"]
+    status = pdb.get("status", {})
+    if status.get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
+        raise _too_many(f"The disruption budget {name} is still being processed by the server.", 10)
+    allowed = status.get("disruptionsAllowed", 0)
+    if allowed < 0:
+        raise ApiError(403, "Forbidden", "pdb disruptions allowed is negative")
+    if len(status.get("disruptedPods") or {}) > MAX_DISRUPTED_PODS:
+        raise ApiError(
+            403, "Forbidden", "DisruptedPods map too big - too many evictions not confirmed by PDB controller"
+        )
+    if allowed == 0:
+        raise _too_many(
+            f"The disruption budget {name} needs {status.get('desiredHealthy', 0)} healthy pods "
+            f"and has {status.get('currentHealthy', 0)} currently",
+            None,
+        )
+    if dry_run:
+        return
+
+    def decrement(cur: Obj) -> Obj:
+        st = cur.setdefault("status", {})
+        st["disruptionsAllowed"] = st.get("disruptionsAllowed", 0) - 1
+        st.setdefault("disruptedPods", {})[pod["metadata"]["name"]] = timestamp()
+        if st["disruptionsAllowed"] == 0:
+            st["conditions"] = set_condition(
+                st.get("conditions", []),
+                {
+                    **condition("DisruptionAllowed", False, "InsufficientPods", ""),
+                    "observedGeneration": cur["metadata"].get("generation", 1),
+                },
+            )
+            for c in st["conditions"]:
+                c.pop("lastProbeTime", None)
+        return cur
+
+    reg.store.mutate(
+        "poddisruptionbudgets",
+        pdb["metadata"]["namespace"],
+        name,
+        decrement,
+        expect_rv=pdb["metadata"]["resourceVersion"],
+    )
+
+
+def _delete(reg: Registry, pod: Obj, options: Obj, dry_run: bool, *, pin_rv: bool) -> None:
+    if dry_run:
+        return
+    md = pod["metadata"]
+    if pin_rv:
+        options = {
+            **options,
+            "preconditions": {
+                **(options.get("preconditions") or {}),
+                "resourceVersion": md["resourceVersion"],
+            },
+        }
+    if "deletionTimestamp" not in md and not pod_is_terminal(pod):
+        # PodDisruptionConditions (GA 1.31): mark the pod before deleting it.
+        def mark(cur: Obj) -> Obj:
+            st = cur.setdefault("status", {})
+            st["conditions"] = set_condition(
+                st.get("conditions", []),
+                condition("DisruptionTarget", True, "EvictionByEvictionAPI", "Eviction API: evicting"),
+            )
+            return cur
+
+        try:
+            reg.store.mutate(
+                "pods",
+                md["namespace"],
+                md["name"],
+                mark,
+                expect_rv=options.get("preconditions", {}).get("resourceVersion"),
+            )
+        except ApiError as exc:
+            if exc.code == 409:
+                raise _too_many("The pod changed while it was being evicted.", 10) from exc
+            raise
+        options = {
+            **options,
+            "preconditions": {
+                k: v for k, v in (options.get("preconditions") or {}).items() if k != "resourceVersion"
+            },
+        }
+    reg.delete("pods", md["namespace"], md["name"], options)

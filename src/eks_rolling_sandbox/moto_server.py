@@ -1,0 +1,195 @@
+"""moto in server mode on 127.0.0.1, the local stand-in for every AWS API the tool calls.
+
+Server mode (real HTTP) rather than `mock_aws` so that the code under test builds its clients
+exactly as in Lambda (`endpoint_url` is the only difference) and so that moto's Step Functions
+interpreter, which calls Lambda over HTTP at `localhost:$MOTO_PORT`, reaches the same backends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import urllib.request
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs
+
+import boto3
+from botocore.config import Config
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
+
+log = logging.getLogger(__name__)
+
+DUMMY_ACCESS_KEY = "testing"
+DUMMY_SECRET_KEY = "testing"  # moto accepts any credentials
+DEFAULT_REGION = "us-east-1"
+
+# Loggers that print a line per HTTP request or per failed state (failures are in the
+# execution history anyway).
+_QUIET_LOGGERS = ("werkzeug", "moto.stepfunctions.parser", "moto.awslambda", "moto.awslambda_simple")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _QuerySignedRouting:
+    """Route query-signed (presigned) requests by their credential scope.
+
+    moto's dispatcher picks a backend from the Host header's AWS domain or the Authorization
+    header. On 127.0.0.1 a presigned URL has neither, so e.g. the STS GetCallerIdentity URL
+    behind an EKS token lands in S3 (ListBuckets, HTTP 200). Copying the query's SigV4 fields
+    into an Authorization header lets moto route it to the service the URL was signed for.
+    S3 handles presigned URLs itself and is left alone.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if "HTTP_AUTHORIZATION" not in environ:
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            credential = query.get("X-Amz-Credential", [""])[0]
+            scope = credential.split("/")
+            if len(scope) == 5 and scope[3] != "s3":
+                signed = query.get("X-Amz-SignedHeaders", ["host"])[0]
+                signature = query.get("X-Amz-Signature", [""])[0]
+                environ["HTTP_AUTHORIZATION"] = (
+                    f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders={signed}, Signature={signature}"
+                )
+        return self._app(environ, start_response)
+
+
+class MotoServer:
+    """One moto server thread on an ephemeral port; start/stop as often as needed."""
+
+    # Process-wide settings moto reads from globals; restored when the last server stops.
+    _global_lock = threading.Lock()
+    _ports: list[int] = []
+    _saved_env: str | None = None
+    _saved_config: dict[str, Any] = {}
+
+    def __init__(self, *, region: str = DEFAULT_REGION, quiet: bool = True) -> None:
+        self.region = region
+        self._quiet = quiet
+        self._server: ThreadedMotoServer | None = None
+        self._port: int | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> MotoServer:
+        if self._server is not None:
+            return self
+        if self._quiet:
+            for name in _QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        self._wrap_app(server)
+        self._server = server
+        self._port = server.get_host_and_port()[1]
+        self._apply_globals(self._port)
+        log.info("moto server listening on port %d", self._port)
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.stop()
+        # ThreadedMotoServer.stop() shuts the loop down but keeps the socket open.
+        inner = getattr(server, "_server", None)
+        if inner is not None:
+            inner.server_close()
+        port, self._port = self._port, None
+        if port is not None:
+            self._restore_globals(port)
+        log.info("moto server on port %s stopped", port)
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("MotoServer is not running")
+        return self._port
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- helpers -----------------------------------------------------------------------------
+    def client(self, service: str, *, region: str | None = None) -> Any:
+        """A boto3 client bound to this server, with dummy credentials and no retries."""
+        return boto3.session.Session().client(
+            service,
+            region_name=region or self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=DUMMY_ACCESS_KEY,
+            aws_secret_access_key=DUMMY_SECRET_KEY,
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
+        )
+
+    def reset(self) -> None:
+        """Forget every resource in every backend (moto's /moto-api/reset)."""
+        self._moto_api("/moto-api/reset")
+
+    def set_config(self, config: dict[str, Any]) -> None:
+        """POST to /moto-api/config (same effect as `mock_aws(config=...)`)."""
+        self._moto_api("/moto-api/config", config)
+
+    def _moto_api(self, path: str, body: dict[str, Any] | None = None) -> None:
+        data = json.dumps(body or {}).encode()
+        req = urllib.request.Request(self.endpoint_url + path, data=data, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            if resp.status >= 300:
+                raise RuntimeError(f"moto {path} answered HTTP {resp.status}")
+
+    @staticmethod
+    def _wrap_app(server: ThreadedMotoServer) -> None:
+        # No client knows the port before start() returns, so swapping the app is race-free.
+        inner = getattr(server, "_server", None)
+        if inner is not None:
+            inner.app = _QuerySignedRouting(inner.app)
+
+    @classmethod
+    def _apply_globals(cls, port: int) -> None:
+        with cls._global_lock:
+            if not cls._ports:
+                cls._saved_env = os.environ.get("MOTO_PORT")
+                cls._saved_config = {k: default_user_config.get(k) for k in ("stepfunctions", "lambda")}
+            cls._ports.append(port)
+            # The newest server wins: moto's interpreter calls Lambda at localhost:$MOTO_PORT.
+            os.environ["MOTO_PORT"] = str(port)
+            default_user_config["stepfunctions"] = {"execute_state_machine": True}
+            default_user_config["lambda"] = {"use_docker": False}
+
+    @classmethod
+    def _restore_globals(cls, port: int) -> None:
+        with cls._global_lock:
+            if port in cls._ports:
+                cls._ports.remove(port)
+            if cls._ports:
+                os.environ["MOTO_PORT"] = str(cls._ports[-1])
+                return
+            if cls._saved_env is None:
+                os.environ.pop("MOTO_PORT", None)
+            else:
+                os.environ["MOTO_PORT"] = cls._saved_env
+            for key, value in cls._saved_config.items():
+                if value is not None:
+                    default_user_config[key] = value  # type: ignore[literal-required]

@@ -1,0 +1,165 @@
+"""Label and field selectors, string form (query parameters) and object form (spec.selector)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import bad_request
+
+Obj = dict[str, Any]
+Matcher = Callable[[Obj], bool]
+
+_REQ = re.compile(
+    r"""^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9._/-]+)\s*
+        (?:(?P<op>==|!=|=|\s+in\s+|\s+notin\s+)\s*(?P<val>\([^)]*\)|[A-Za-z0-9._-]*))?\s*$""",
+    re.VERBOSE,
+)
+
+
+def _split_top(expr: str) -> list[str]:
+    """Split on commas that are not inside a `( ... )` value set."""
+    parts, depth, cur = [], 0, []
+    for ch in expr:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p for p in parts if p.strip()]
+
+
+def parse_label_selector(expr: str | None) -> Callable[[Mapping[str, str]], bool]:
+    """`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a)`, `k`, `!k`; comma is AND."""
+    if not expr:
+        return lambda labels: True
+    tests: list[Callable[[Mapping[str, str]], bool]] = []
+    for part in _split_top(expr):
+        m = _REQ.match(part)
+        if not m:
+            raise bad_request(f"unable to parse requirement: {part!r}")
+        key, op, val, neg = m["key"], (m["op"] or "").strip(), m["val"], bool(m["neg"])
+        if neg:
+            if op:
+                raise bad_request(f"unable to parse requirement: {part!r}")
+            tests.append(lambda lb, k=key: k not in lb)
+        elif not op:
+            tests.append(lambda lb, k=key: k in lb)
+        elif op in ("=", "=="):
+            tests.append(lambda lb, k=key, v=val: lb.get(k) == v)
+        elif op == "!=":
+            tests.append(lambda lb, k=key, v=val: lb.get(k) != v)
+        else:
+            values = {v.strip() for v in (val or "").strip("()").split(",") if v.strip()}
+            if op == "in":
+                tests.append(lambda lb, k=key, vs=values: lb.get(k) in vs)
+            else:
+                tests.append(lambda lb, k=key, vs=values: lb.get(k) not in vs)
+    return lambda labels: all(t(labels) for t in tests)
+
+
+def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Object-form selector (matchLabels / matchExpressions). `None` matches nothing, `{}` everything
+    (the policy/v1 PodDisruptionBudget rule)."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], set(expr.get("values") or [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def selector_to_string(selector: Mapping[str, Any] | None) -> str:
+    """Serialise an object-form selector the way `kubectl` and Scale.status.selector show it."""
+    if not selector:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr["operator"], expr["key"], ",".join(sorted(expr.get("values") or []))
+        parts.append(
+            {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key}.get(
+                op, f"!{key}"
+            )
+        )
+    return ",".join(parts)
+
+
+# Field selectors: what each resource supports (pkg/registry/*/strategy.go ToSelectableFields).
+_POD_FIELDS: dict[str, Callable[[Obj], str]] = {
+    "metadata.name": lambda o: o["metadata"]["name"],
+    "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
+    "spec.nodeName": lambda o: o["spec"].get("nodeName") or "",
+    "spec.restartPolicy": lambda o: o["spec"].get("restartPolicy", ""),
+    "spec.schedulerName": lambda o: o["spec"].get("schedulerName", ""),
+    "spec.serviceAccountName": lambda o: o["spec"].get("serviceAccountName", ""),
+    "spec.hostNetwork": lambda o: str(bool(o["spec"].get("hostNetwork", False))).lower(),
+    "status.phase": lambda o: o.get("status", {}).get("phase", ""),
+    "status.podIP": lambda o: o.get("status", {}).get("podIP", ""),
+    "status.nominatedNodeName": lambda o: o.get("status", {}).get("nominatedNodeName", ""),
+}
+_NODE_FIELDS: dict[str, Callable[[Obj], str]] = {
+    "metadata.name": lambda o: o["metadata"]["name"],
+    "spec.unschedulable": lambda o: str(bool(o["spec"].get("unschedulable", False))).lower(),
+}
+_EVENT_FIELDS: dict[str, Callable[[Obj], str]] = {
+    "involvedObject.kind": lambda o: o.get("involvedObject", {}).get("kind", ""),
+    "involvedObject.name": lambda o: o.get("involvedObject", {}).get("name", ""),
+    "involvedObject.namespace": lambda o: o.get("involvedObject", {}).get("namespace", ""),
+    "involvedObject.uid": lambda o: o.get("involvedObject", {}).get("uid", ""),
+    "reason": lambda o: o.get("reason", ""),
+    "type": lambda o: o.get("type", ""),
+}
+_DEFAULT_FIELDS: dict[str, Callable[[Obj], str]] = {
+    "metadata.name": lambda o: o["metadata"]["name"],
+    "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
+}
+FIELDS: dict[str, dict[str, Callable[[Obj], str]]] = {
+    "pods": _POD_FIELDS,
+    "nodes": _NODE_FIELDS,
+    "events": {**_DEFAULT_FIELDS, **_EVENT_FIELDS},
+}
+
+
+def parse_field_selector(plural: str, expr: str | None) -> Matcher:
+    if not expr:
+        return lambda obj: True
+    fields = FIELDS.get(plural, _DEFAULT_FIELDS)
+    tests: list[Matcher] = []
+    for part in _split_top(expr):
+        m = re.match(r"^\s*([A-Za-z0-9._]+)\s*(==|!=|=)\s*(.*?)\s*$", part)
+        if not m:
+            raise bad_request(f"invalid field selector: {part!r}")
+        field, op, value = m.groups()
+        getter = fields.get(field)
+        if getter is None:
+            raise bad_request(f'field label not supported: "{field}"')
+        if op == "!=":
+            tests.append(lambda o, g=getter, v=value: g(o) != v)
+        else:
+            tests.append(lambda o, g=getter, v=value: g(o) == v)
+    return lambda obj: all(t(obj) for t in tests)
+
+
+def field_equals(expr: str | None, field: str) -> str | None:
+    """The value of an exact `field=value` term, if the selector has one (used to hit an index)."""
+    for part in _split_top(expr or ""):
+        m = re.match(r"^\s*([A-Za-z0-9._]+)\s*(==|=)\s*(.*?)\s*$", part)
+        if m and m.group(1) == field:
+            return m.group(3)
+    return None
