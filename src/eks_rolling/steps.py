@@ -32,6 +32,7 @@ STEPS: tuple[Step, ...] = tuple(
     Step(s)
     for s in (
         "resolve_target",
+        "acquire_lock",
         "plan_roll",
         "pause_autoscaler",
         "suspend_processes",

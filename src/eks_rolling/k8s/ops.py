@@ -1,0 +1,397 @@
+"""Everything eks-rolling asks of the Kubernetes API, with errors translated to ours."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from ..aws.eks_auth import KubeConnection
+from ..errors import ConflictError, EvictionRejectedError, KubeApiUnavailableError, MultiplePdbError
+from ..planning.snapshot import NodeView, OwnerRef, PdbView, PodView, Taint, Toleration
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+REDIS_GROUP_ANNOTATION = "eks-rolling.io/redis-group"
+MAX_CONFLICT_RETRIES = 5
+
+
+def instance_id_of(provider_id: str | None) -> str | None:
+    """`aws:///us-east-1a/i-0abc` -> `i-0abc`."""
+    if not provider_id or not provider_id.startswith("aws://"):
+        return None
+    return provider_id.rsplit("/", 1)[-1] or None
+
+
+@dataclass(frozen=True)
+class EvictionOutcome:
+    status: Literal["evicted", "gone", "blocked"]
+    detail: str = ""
+
+
+@contextmanager
+def kube_errors(what: str) -> Iterator[None]:
+    """Map transport and server failures to retryable errors; leave the rest to callers."""
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 409:
+            raise ConflictError(f"{what}: conflict: {_message(exc)}") from exc
+        if exc.status in (429, 500, 502, 503, 504) or exc.status == 0:
+            raise KubeApiUnavailableError(f"{what}: HTTP {exc.status}: {_message(exc)}") from exc
+        raise
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise KubeApiUnavailableError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
+
+
+def api_client(conn: KubeConnection, settings: Settings) -> client.ApiClient:
+    cfg = client.Configuration()
+    cfg.host = conn.url
+    cfg.api_key = {"authorization": conn.token}
+    cfg.api_key_prefix = {"authorization": "Bearer"}
+    if conn.ca_file:
+        cfg.ssl_ca_cert = conn.ca_file
+    return client.ApiClient(cfg)
+
+
+class KubeOps:
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
+        self.settings = settings
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.policy = client.PolicyV1Api(api)
+        self.timeout = settings.api_timeout_s
+        self._owner_cache: dict[tuple[str, str, str], OwnerRef | None] = {}
+        self._sts_cache: dict[tuple[str, str], Any] = {}
+
+    # --- nodes ---------------------------------------------------------------------------------
+    def list_nodes(self) -> list[Any]:
+        with kube_errors("list nodes"):
+            return list(self.core.list_node(_request_timeout=self.timeout).items)
+
+    def nodes_by_instance(self) -> dict[str, Any]:
+        return {iid: n for n in self.list_nodes() if (iid := instance_id_of(n.spec.provider_id))}
+
+    def get_node(self, name: str) -> Any | None:
+        try:
+            with kube_errors(f"get node {name}"):
+                return self.core.read_node(name, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _rmw_node(self, name: str, change: Callable[[Any], dict[str, Any] | None], what: str) -> bool:
+        """Read-modify-write guarded by resourceVersion: a patch of `spec.taints` replaces the
+        whole list, so a taint another controller adds between our read and write must make us
+        retry, not vanish. Returns False when the node is gone or nothing had to change."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            node = self.get_node(name)
+            if node is None:
+                return False
+            body = change(node)
+            if body is None:
+                return False
+            body.setdefault("metadata", {})["resourceVersion"] = node.metadata.resource_version
+            try:
+                with kube_errors(what):
+                    self.core.patch_node(name, body, _request_timeout=self.timeout)
+                return True
+            except ConflictError:
+                log.info("%s: node changed under us, retrying", what)
+        raise ConflictError(f"{what}: node {name} kept changing")
+
+    def add_taint(self, name: str, key: str, value: str, effect: str = "NoSchedule") -> bool:
+        def change(node: Any) -> dict[str, Any] | None:
+            taints = [t.to_dict() for t in node.spec.taints or []]
+            if any(t["key"] == key and t["effect"] == effect for t in taints):
+                return None
+            taints.append({"key": key, "value": value, "effect": effect})
+            return {"spec": {"taints": [_taint_body(t) for t in taints]}}
+
+        return self._rmw_node(name, change, f"taint node {name}")
+
+    def remove_taint(self, name: str, key: str, value: str | None = None) -> bool:
+        """Remove our taint; with `value`, only if it carries that value (another run's stays)."""
+
+        def change(node: Any) -> dict[str, Any] | None:
+            taints = [t.to_dict() for t in node.spec.taints or []]
+            keep = [
+                t
+                for t in taints
+                if not (t["key"] == key and (value is None or (t.get("value") or "") == value))
+            ]
+            if len(keep) == len(taints):
+                return None
+            return {"spec": {"taints": [_taint_body(t) for t in keep]}}
+
+        return self._rmw_node(name, change, f"untaint node {name}")
+
+    def set_label(self, name: str, key: str, value: str | None) -> bool:
+        node = self.get_node(name)
+        if node is None or (node.metadata.labels or {}).get(key) == value:
+            return False
+        with kube_errors(f"label node {name}"):
+            self.core.patch_node(name, {"metadata": {"labels": {key: value}}}, _request_timeout=self.timeout)
+        return True
+
+    # --- pods ----------------------------------------------------------------------------------
+    def pods_on_node(self, node: str) -> list[Any]:
+        with kube_errors(f"list pods on {node}"):
+            return list(
+                self.core.list_pod_for_all_namespaces(
+                    field_selector=f"spec.nodeName={node}", _request_timeout=self.timeout
+                ).items
+            )
+
+    def get_pod(self, namespace: str, name: str) -> Any | None:
+        try:
+            with kube_errors(f"get pod {namespace}/{name}"):
+                return self.core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def evict(self, pod: Any) -> EvictionOutcome:
+        ns, name = pod.metadata.namespace, pod.metadata.name
+        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=ns))
+        try:
+            with kube_errors(f"evict {ns}/{name}"):
+                self.core.create_namespaced_pod_eviction(name, ns, body, _request_timeout=self.timeout)
+            return EvictionOutcome("evicted")
+        except KubeApiUnavailableError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ApiException) and cause.status == 429:
+                return EvictionOutcome("blocked", self._blocking_reason(pod, cause))
+            if isinstance(cause, ApiException) and cause.status == 500:
+                pdbs = ", ".join(p.ref for p in self.pdbs_for(pod)) or "unknown"
+                raise MultiplePdbError(
+                    f"pod {ns}/{name} is matched by more than one PodDisruptionBudget ({pdbs}): {_message(cause)}"
+                ) from exc
+            raise
+        except ApiException as exc:
+            if exc.status == 404:
+                return EvictionOutcome("gone")
+            raise EvictionRejectedError(
+                f"eviction of {ns}/{name} refused: HTTP {exc.status}: {_message(exc)}"
+            ) from exc
+
+    def _blocking_reason(self, pod: Any, exc: ApiException) -> str:
+        """Name the PDB from our own lookup; the 429 text varies across versions."""
+        ns, name = pod.metadata.namespace, pod.metadata.name
+        pdbs = self.pdbs_for(pod)
+        if pdbs:
+            b = pdbs[0]
+            return f"pod {ns}/{name} blocked by PodDisruptionBudget {b.ref} ({b.current_healthy} healthy, {b.desired_healthy} needed, {b.disruptions_allowed} disruptions allowed)"
+        return f"pod {ns}/{name} eviction throttled: {_message(exc)}"
+
+    # --- PDBs ----------------------------------------------------------------------------------
+    def list_pdbs(self) -> list[PdbView]:
+        with kube_errors("list PodDisruptionBudgets"):
+            items = self.policy.list_pod_disruption_budget_for_all_namespaces(
+                _request_timeout=self.timeout
+            ).items
+        return [_pdb_view(p) for p in items]
+
+    def pdbs_for(self, pod: Any) -> list[PdbView]:
+        from ..planning.selectors import selector_matches
+
+        ns = pod.metadata.namespace
+        with kube_errors(f"list PodDisruptionBudgets in {ns}"):
+            items = self.policy.list_namespaced_pod_disruption_budget(ns, _request_timeout=self.timeout).items
+        labels = pod.metadata.labels or {}
+        return [v for v in map(_pdb_view, items) if selector_matches(v.selector, labels)]
+
+    # --- owners and workloads ------------------------------------------------------------------
+    def owner_of(self, pod: Any) -> OwnerRef | None:
+        """The pod's top-level controller: a ReplicaSet owned by a Deployment is the Deployment."""
+        ns = pod.metadata.namespace
+        ref = next((r for r in pod.metadata.owner_references or [] if r.controller), None)
+        if ref is None:
+            return None
+        if ref.kind != "ReplicaSet":
+            return OwnerRef(ref.kind, ns, ref.name)
+        key = (ns, "ReplicaSet", ref.name)
+        if key not in self._owner_cache:
+            try:
+                with kube_errors(f"get replicaset {ns}/{ref.name}"):
+                    rs: Any = self.apps.read_namespaced_replica_set(
+                        ref.name, ns, _request_timeout=self.timeout
+                    )
+                dref = next((r for r in rs.metadata.owner_references or [] if r.controller), None)
+                self._owner_cache[key] = (
+                    OwnerRef(dref.kind, ns, dref.name) if dref else OwnerRef("ReplicaSet", ns, ref.name)
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self._owner_cache[key] = OwnerRef("ReplicaSet", ns, ref.name)
+        return self._owner_cache[key]
+
+    def statefulset(self, namespace: str, name: str) -> Any | None:
+        key = (namespace, name)
+        if key not in self._sts_cache:
+            try:
+                with kube_errors(f"get statefulset {namespace}/{name}"):
+                    self._sts_cache[key] = self.apps.read_namespaced_stateful_set(
+                        name, namespace, _request_timeout=self.timeout
+                    )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self._sts_cache[key] = None
+        return self._sts_cache[key]
+
+    def redis_group_of(self, owner: OwnerRef | None) -> str | None:
+        if owner is None or owner.kind != "StatefulSet":
+            return None
+        sts = self.statefulset(owner.namespace, owner.name)
+        if sts is None:
+            return None
+        return (sts.metadata.annotations or {}).get(REDIS_GROUP_ANNOTATION)
+
+    def workload_ready(self, owner: OwnerRef) -> tuple[bool, str]:
+        """Is the workload back at its desired ready replicas? (False, why) if not."""
+        ns, name = owner.namespace, owner.name
+        obj: Any
+        try:
+            with kube_errors(f"get {owner.kind} {ns}/{name}"):
+                if owner.kind == "Deployment":
+                    obj = self.apps.read_namespaced_deployment_status(name, ns, _request_timeout=self.timeout)
+                elif owner.kind == "StatefulSet":
+                    obj = self.apps.read_namespaced_stateful_set_status(
+                        name, ns, _request_timeout=self.timeout
+                    )
+                elif owner.kind == "ReplicaSet":
+                    obj = self.apps.read_namespaced_replica_set_status(
+                        name, ns, _request_timeout=self.timeout
+                    )
+                else:
+                    return True, f"{owner.kind} {ns}/{name} not tracked"
+        except ApiException as exc:
+            if exc.status == 404:
+                return True, f"{owner.kind} {ns}/{name} no longer exists"
+            raise
+        want = obj.spec.replicas if obj.spec.replicas is not None else 1
+        st = obj.status
+        ready = st.ready_replicas or 0
+        observed = (st.observed_generation or 0) >= (obj.metadata.generation or 0)
+        ok = observed and ready >= want
+        if owner.kind == "Deployment":
+            ok = ok and (st.available_replicas or 0) >= want
+        return ok, f"{owner.kind} {ns}/{name}: {ready}/{want} ready"
+
+    def deployment_replicas(self, namespace: str, name: str) -> int | None:
+        try:
+            with kube_errors(f"get scale of {namespace}/{name}"):
+                scale: Any = self.apps.read_namespaced_deployment_scale(
+                    name, namespace, _request_timeout=self.timeout
+                )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return int(scale.spec.replicas or 0)
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        with kube_errors(f"scale {namespace}/{name}"):
+            self.apps.patch_namespaced_deployment_scale(
+                name, namespace, {"spec": {"replicas": replicas}}, _request_timeout=self.timeout
+            )
+
+    # --- views for the planner -----------------------------------------------------------------
+    def node_view(self, node: Any) -> NodeView:
+        labels = node.metadata.labels or {}
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        return NodeView(
+            name=node.metadata.name,
+            instance_id=instance_id_of(node.spec.provider_id),
+            az=labels.get("topology.kubernetes.io/zone"),
+            ready=ready,
+            taints=tuple(Taint(t.key, t.effect, t.value or "") for t in node.spec.taints or []),
+            unschedulable=bool(node.spec.unschedulable),
+        )
+
+    def pod_view(self, pod: Any) -> PodView:
+        spec, md = pod.spec, pod.metadata
+        owner = self.owner_of(pod)
+        ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+        return PodView(
+            namespace=md.namespace,
+            name=md.name,
+            node=spec.node_name or "",
+            owner=owner,
+            labels=dict(md.labels or {}),
+            ready=ready,
+            phase=pod.status.phase or "Pending",
+            terminating=md.deletion_timestamp is not None,
+            mirror=MIRROR_ANNOTATION in (md.annotations or {}),
+            has_emptydir=any(v.empty_dir is not None for v in spec.volumes or []),
+            tolerations=tuple(
+                Toleration(t.key or "", t.operator or "Equal", t.value or "", t.effect or "")
+                for t in spec.tolerations or []
+            ),
+            node_selector=dict(spec.node_selector or {}),
+            redis_group=self.redis_group_of(owner),
+        )
+
+
+def _taint_body(t: dict[str, Any]) -> dict[str, Any]:
+    out = {"key": t["key"], "effect": t["effect"]}
+    if t.get("value"):
+        out["value"] = t["value"]
+    if t.get("time_added"):
+        out["timeAdded"] = (
+            t["time_added"].strftime("%Y-%m-%dT%H:%M:%SZ")
+            if hasattr(t["time_added"], "strftime")
+            else t["time_added"]
+        )
+    return out
+
+
+def _pdb_view(p: Any) -> PdbView:
+    sel = p.spec.selector
+    selector: dict[str, Any] | None
+    if sel is None:
+        selector = None
+    else:
+        selector = {
+            "matchLabels": dict(sel.match_labels or {}),
+            "matchExpressions": [
+                {"key": e.key, "operator": e.operator, "values": list(e.values or [])}
+                for e in sel.match_expressions or []
+            ],
+        }
+    st = p.status
+    return PdbView(
+        namespace=p.metadata.namespace,
+        name=p.metadata.name,
+        selector=selector,
+        disruptions_allowed=st.disruptions_allowed if st else 0,
+        current_healthy=st.current_healthy if st else 0,
+        desired_healthy=st.desired_healthy if st else 0,
+        expected_pods=st.expected_pods if st else 0,
+    )
+
+
+def kube_ops(settings: Settings, conn: KubeConnection) -> KubeOps:
+    return KubeOps(api_client(conn, settings), settings)

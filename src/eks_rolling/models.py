@@ -1,0 +1,290 @@
+"""Typed input and output of every step. Step Functions moves these as JSON between states; each
+Lambda parses its `<State>Input` and returns its `<State>Output` (see `steps.py` for the names).
+
+Payloads stay small on purpose (256 KiB per state, 25,000 history events per execution): nodes
+are referred to by instance id and name, pods by namespace/name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- shared pieces --------------------------------------------------------------------------------
+class RollContext(Model):
+    """What every step of one ASG's roll needs to know."""
+
+    execution_id: str
+    asg_name: str
+    cluster_name: str
+    dry_run: bool = False
+    taint_value: str = Field(description="Value of our taint: identifies this execution's marks")
+
+
+class NodeTarget(Model):
+    instance_id: str
+    node_name: str | None
+    az: str
+    pods: int = 0
+
+
+class Finding(Model):
+    severity: Literal["blocker", "warning"]
+    kind: str
+    message: str
+    node: str | None = None
+    ref: str | None = None  # namespace/name of the pod or PDB concerned
+
+
+class SurgePlan(Model):
+    desired_before: int
+    max_before: int
+    peak_desired: int
+    raise_max_to: int | None = None
+
+
+class Plan(Model):
+    asg_name: str
+    target_version: str | None
+    outdated: int
+    batches: list[list[NodeTarget]]
+    findings: list[Finding]
+    surge: SurgePlan
+    estimated_history_events: int
+    has_work: bool
+    blocked: bool
+
+    @property
+    def blockers(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "blocker"]
+
+    @property
+    def nodes(self) -> list[NodeTarget]:
+        return [n for batch in self.batches for n in batch]
+
+
+class OwnerRefModel(Model):
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+class PollState(Model):
+    """A wait loop's progress, carried between iterations of an ASL Wait + Task loop."""
+
+    started_at: datetime
+    deadline: datetime
+    attempt: int = 0
+    done: bool = False
+    next_wait_s: int = 1
+    detail: list[str] = Field(default_factory=list, description="What is still pending, for people")
+
+
+class AutoscalerState(Model):
+    namespace: str
+    name: str
+    found: bool
+    original_replicas: int = 0
+
+
+class AsgOriginals(Model):
+    desired: int
+    min_size: int
+    max_size: int
+    suspended: list[str] = Field(default_factory=list, description="Processes this run suspended")
+
+
+class EvictedPod(Model):
+    namespace: str
+    name: str
+    owner: OwnerRefModel | None = None
+
+
+class DrainState(PollState):
+    evicted: list[EvictedPod] = Field(default_factory=list)
+    blocked: list[str] = Field(default_factory=list)
+    throttled: int = Field(0, description="Consecutive attempts that met a 429")
+
+
+class RestoreReport(Model):
+    autoscaler_replicas: int | None = None
+    desired: int | None = None
+    max_size: int | None = None
+    resumed: list[str] = Field(default_factory=list)
+    untainted: list[str] = Field(default_factory=list)
+    terminated_surge: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class StepError(Model):
+    """What a Catch block puts at `$.error` (Step Functions' own field names)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    error: str = Field(alias="Error")
+    cause: str = Field("", alias="Cause")
+
+
+# --- step inputs and outputs ------------------------------------------------------------------------
+class ResolveTargetInput(Model):
+    event: dict[str, Any]
+    execution_id: str
+
+
+class Skipped(Model):
+    asg_name: str
+    reason: str
+
+
+class ResolveTargetOutput(Model):
+    trigger: str
+    targets: list[RollContext]
+    skipped: list[Skipped] = Field(default_factory=list)
+    has_targets: bool
+
+
+class AcquireLockInput(Model):
+    ctx: RollContext
+
+
+class AcquireLockOutput(Model):
+    owner: str
+    expires_in_s: int
+
+
+class PlanRollInput(Model):
+    ctx: RollContext
+
+
+class PlanRollOutput(Plan):
+    pass
+
+
+class PauseAutoscalerInput(Model):
+    ctx: RollContext
+
+
+class PauseAutoscalerOutput(AutoscalerState):
+    pass
+
+
+class SuspendProcessesInput(Model):
+    ctx: RollContext
+
+
+class SuspendProcessesOutput(AsgOriginals):
+    pass
+
+
+class TaintOldNodesInput(Model):
+    ctx: RollContext
+    plan: Plan
+
+
+class TaintOldNodesOutput(Model):
+    tainted: list[str]
+    missing: list[str] = Field(default_factory=list, description="Planned instances with no node")
+
+
+class SurgeCapacityInput(Model):
+    ctx: RollContext
+    batch: list[NodeTarget]
+    asg: AsgOriginals
+
+
+class SurgeCapacityOutput(Model):
+    desired: int
+    max_size: int
+    raised_max: bool
+
+
+class WaitNewNodesInput(Model):
+    ctx: RollContext
+    batch: list[NodeTarget]
+    wait: PollState | None = None
+
+
+class WaitNewNodesOutput(PollState):
+    ready_new_nodes: list[str] = Field(default_factory=list)
+
+
+class DrainNodeInput(Model):
+    ctx: RollContext
+    node: NodeTarget
+    drain: DrainState | None = None
+
+
+class DrainNodeOutput(DrainState):
+    pass
+
+
+class WaitOwnersReadyInput(Model):
+    ctx: RollContext
+    node: NodeTarget
+    evicted: list[EvictedPod]
+    wait: PollState | None = None
+
+
+class WaitOwnersReadyOutput(PollState):
+    owners: list[str] = Field(default_factory=list)
+
+
+class ExcludeFromLoadBalancersInput(Model):
+    ctx: RollContext
+    node: NodeTarget
+
+
+class ExcludeFromLoadBalancersOutput(Model):
+    node_name: str | None
+    wait_s: int
+
+
+class TerminateInstanceInput(Model):
+    ctx: RollContext
+    node: NodeTarget
+
+
+class TerminateInstanceOutput(Model):
+    instance_id: str
+    terminated: bool
+    note: str = ""
+
+
+class RestoreClusterInput(Model):
+    ctx: RollContext
+    autoscaler: AutoscalerState
+    asg: AsgOriginals
+
+
+class RestoreClusterOutput(RestoreReport):
+    pass
+
+
+class ReleaseLockInput(Model):
+    ctx: RollContext
+
+
+class ReleaseLockOutput(Model):
+    released: bool
+
+
+class RollbackInput(Model):
+    ctx: RollContext
+    error: StepError
+    autoscaler: AutoscalerState | None = None
+    asg: AsgOriginals | None = None
+
+
+class RollbackOutput(RestoreReport):
+    error: str
+    cause: str

@@ -1,0 +1,276 @@
+"""build_plan(snapshot, policy) -> Plan: which instances are outdated, in what order and batches,
+and what will block the roll before anything moves."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from ..models import Finding, NodeTarget, Plan, SurgePlan
+from .selectors import selector_matches
+from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView, Policy, Taint
+
+# Lifecycle states an outdated instance can be in and still be ours to replace. Terminating ones
+# are already going; Warmed ones are not serving.
+REPLACEABLE_STATES = {"InService", "Pending", "Pending:Wait", "Pending:Proceed", "Standby"}
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+# History events the state machine writes (see statemachine/rolling_upgrade.asl.json and
+# docs/history-budget.md; tests/e2e checks these against a measured execution). A Task state is
+# 5 events, a Wait 2, a Choice 2, a Pass 2, a Map iteration 2 plus 3-4 for the Map state itself.
+EVENTS_FIXED = 80  # resolve, plan, pause, suspend, taint, restore, release, maps' own events
+EVENTS_PER_BATCH = 24  # map iteration, surge, one wait-new-nodes round, inner map
+EVENTS_PER_WAIT_ROUND = 9  # Task + Choice + Wait
+EVENTS_PER_NODE = 32  # map iteration, drain, choice, owners, choice, exclude, wait, terminate, pass
+ASSUMED_POLL_ROUNDS_PER_NODE = 6  # drain and owner rounds beyond the first, per node, typical
+
+
+def estimate_history_events(
+    nodes: int,
+    batches: int,
+    *,
+    poll_rounds_per_node: int = ASSUMED_POLL_ROUNDS_PER_NODE,
+    wait_rounds_per_batch: int = 4,
+) -> int:
+    return (
+        EVENTS_FIXED
+        + batches * (EVENTS_PER_BATCH + wait_rounds_per_batch * EVENTS_PER_WAIT_ROUND)
+        + nodes * (EVENTS_PER_NODE + poll_rounds_per_node * EVENTS_PER_WAIT_ROUND)
+    )
+
+
+def max_nodes_per_execution(batch_size: int, limit: int = 25_000) -> int:
+    """The largest node group one execution can roll under the history limit, at typical polling."""
+    n = 0
+    while estimate_history_events(n + 1, -(-(n + 1) // batch_size)) <= limit:
+        n += 1
+    return n
+
+
+def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
+    findings: list[Finding] = []
+    asg = snap.asg
+    outdated = [i for i in asg.instances if i.outdated and i.lifecycle_state in REPLACEABLE_STATES]
+    for i in asg.instances:
+        if i.outdated and i.lifecycle_state not in REPLACEABLE_STATES:
+            findings.append(
+                Finding(
+                    severity="warning",
+                    kind="instance-skipped",
+                    message=f"instance {i.instance_id} is {i.lifecycle_state}; it is not planned",
+                )
+            )
+    node_by_instance = {n.instance_id: n for n in snap.nodes if n.instance_id}
+    pods_by_node: dict[str, list[PodView]] = defaultdict(list)
+    for p in snap.pods:
+        pods_by_node[p.node].append(p)
+
+    targets: list[NodeTarget] = []
+    for inst in outdated:
+        node = node_by_instance.get(inst.instance_id)
+        movable = [p for p in pods_by_node.get(node.name, [])] if node else []
+        movable = [p for p in movable if is_evictable(p)]
+        targets.append(
+            NodeTarget(
+                instance_id=inst.instance_id,
+                node_name=node.name if node else None,
+                az=inst.az,
+                pods=len(movable),
+            )
+        )
+        if node is None:
+            findings.append(
+                Finding(
+                    severity="warning",
+                    kind="no-node",
+                    message=f"instance {inst.instance_id} has no Kubernetes node; it will be terminated without a drain",
+                )
+            )
+        else:
+            findings.extend(_pod_findings(node, movable, snap.pdbs, policy))
+    findings.extend(_dedupe_pdb_findings(findings))
+    findings = [f for f in findings if f.kind != "_pdb"]
+
+    batch = min(policy.batch_size, len(outdated)) if outdated else 0
+    peak = asg.desired + batch
+    surge = SurgePlan(desired_before=asg.desired, max_before=asg.max_size, peak_desired=peak)
+    if peak > asg.max_size:
+        if policy.raise_max_size:
+            surge = surge.model_copy(update={"raise_max_to": peak})
+            findings.append(
+                Finding(
+                    severity="warning",
+                    kind="raise-max-size",
+                    message=f"surge needs {peak} instances; MaxSize {asg.max_size} will be raised to {peak} during the roll and restored after",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    severity="blocker",
+                    kind="max-size",
+                    message=f"surge needs {peak} instances but MaxSize is {asg.max_size} and raising it is not allowed",
+                )
+            )
+    if outdated and not snap.autoscaler_found:
+        findings.append(
+            Finding(
+                severity="warning",
+                kind="no-autoscaler",
+                message="cluster-autoscaler Deployment not found; nothing to pause",
+            )
+        )
+
+    ordered = order_targets(targets)
+    batches = [ordered[i : i + policy.batch_size] for i in range(0, len(ordered), policy.batch_size)]
+    events = estimate_history_events(len(ordered), len(batches))
+    if events > policy.max_history_events:
+        findings.append(
+            Finding(
+                severity="blocker",
+                kind="history-limit",
+                message=f"{len(ordered)} nodes need about {events} history events, over the {policy.max_history_events} limit of one execution; raise the batch size or roll in parts",
+            )
+        )
+    return Plan(
+        asg_name=asg.name,
+        target_version=asg.target_version,
+        outdated=len(outdated),
+        batches=batches,
+        findings=findings,
+        surge=surge,
+        estimated_history_events=events,
+        has_work=bool(outdated),
+        blocked=any(f.severity == "blocker" for f in findings),
+    )
+
+
+def is_evictable(p: PodView) -> bool:
+    """kubectl drain's filters: DaemonSet and mirror pods stay, finished pods don't matter."""
+    return not (p.daemonset or p.mirror or p.finished)
+
+
+def _pod_findings(
+    node: NodeView, pods: Iterable[PodView], pdbs: tuple[PdbView, ...], policy: Policy
+) -> list[Finding]:
+    out: list[Finding] = []
+    taint = Taint(key=policy.taint_key, effect="NoSchedule")
+    for p in pods:
+        if p.owner is None:
+            out.append(
+                Finding(
+                    severity="blocker",
+                    kind="unmanaged-pod",
+                    node=node.name,
+                    ref=p.ref,
+                    message=f"pod {p.ref} on {node.name} has no controller; eviction would lose it",
+                )
+            )
+        if p.has_emptydir and not policy.delete_emptydir_data:
+            out.append(
+                Finding(
+                    severity="blocker",
+                    kind="emptydir",
+                    node=node.name,
+                    ref=p.ref,
+                    message=f"pod {p.ref} on {node.name} uses emptyDir; its data is lost on eviction (allow with delete_emptydir_data)",
+                )
+            )
+        if p.redis_group and not policy.redis_supported:
+            out.append(
+                Finding(
+                    severity="blocker",
+                    kind="redis",
+                    node=node.name,
+                    ref=p.ref,
+                    message=f"pod {p.ref} on {node.name} belongs to managed Redis group {p.redis_group}; it is never evicted generically",
+                )
+            )
+        if any(t.tolerates(taint) for t in p.tolerations):
+            out.append(
+                Finding(
+                    severity="blocker",
+                    kind="tolerates-taint",
+                    node=node.name,
+                    ref=p.ref,
+                    message=f"pod {p.ref} tolerates the {policy.taint_key} taint and could be rescheduled onto another old node",
+                )
+            )
+        if p.node_selector.get(HOSTNAME_LABEL) == node.name:
+            out.append(
+                Finding(
+                    severity="blocker",
+                    kind="pinned-to-node",
+                    node=node.name,
+                    ref=p.ref,
+                    message=f"pod {p.ref} is pinned to {node.name} by nodeSelector and cannot move",
+                )
+            )
+        matching = [b for b in pdbs if b.namespace == p.namespace and selector_matches(b.selector, p.labels)]
+        if len(matching) > 1:
+            names = ", ".join(b.ref for b in matching)
+            out.append(
+                Finding(
+                    severity="blocker",
+                    kind="multiple-pdbs",
+                    node=node.name,
+                    ref=p.ref,
+                    message=f"pod {p.ref} is matched by several PodDisruptionBudgets ({names}); the eviction API refuses it",
+                )
+            )
+        elif matching:
+            b = matching[0]
+            if b.expected_pods > 0 and b.desired_healthy >= b.expected_pods:
+                out.append(
+                    Finding(
+                        severity="blocker",
+                        kind="_pdb",
+                        ref=b.ref,
+                        message=f"PodDisruptionBudget {b.ref} needs {b.desired_healthy} of {b.expected_pods} pods healthy: it never allows an eviction (pod {p.ref} on {node.name})",
+                    )
+                )
+            elif b.disruptions_allowed == 0:
+                out.append(
+                    Finding(
+                        severity="warning",
+                        kind="_pdb",
+                        ref=b.ref,
+                        message=f"PodDisruptionBudget {b.ref} allows no disruption right now ({b.current_healthy} healthy, {b.desired_healthy} needed); evictions will wait",
+                    )
+                )
+    return out
+
+
+def _dedupe_pdb_findings(findings: list[Finding]) -> list[Finding]:
+    """One finding per PDB (the first pod that meets it is named)."""
+    seen: set[tuple[str, str | None]] = set()
+    out = []
+    for f in findings:
+        if f.kind != "_pdb" or (f.severity, f.ref) in seen:
+            continue
+        seen.add((f.severity, f.ref))
+        kind = "pdb-no-headroom" if f.severity == "blocker" else "pdb-no-disruptions-now"
+        out.append(f.model_copy(update={"kind": kind}))
+    return out
+
+
+def order_targets(targets: list[NodeTarget]) -> list[NodeTarget]:
+    """Alternate availability zones so each batch's surge keeps the ASG balanced, and within a
+    zone start with the nodes that move the fewest pods (cheapest first, like Karpenter)."""
+    by_az: dict[str, list[NodeTarget]] = defaultdict(list)
+    for t in targets:
+        by_az[t.az].append(t)
+    queues = [
+        sorted(v, key=lambda t: (t.pods, t.instance_id))
+        for _, v in sorted(by_az.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    ]
+    out: list[NodeTarget] = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+def outdated_instances(instances: Iterable[InstanceView]) -> list[InstanceView]:
+    return [i for i in instances if i.outdated and i.lifecycle_state in REPLACEABLE_STATES]

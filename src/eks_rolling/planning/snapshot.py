@@ -1,0 +1,131 @@
+"""Frozen views of what the planner needs; adapters build them from API objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    effect: str
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    def tolerates(self, taint: Taint) -> bool:
+        if self.effect and self.effect != taint.effect:
+            return False
+        if not self.key:
+            return self.operator == "Exists"
+        if self.key != taint.key:
+            return False
+        return self.operator == "Exists" or self.value == taint.value
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    """The top-level controller of a pod: ReplicaSets are resolved to their Deployment."""
+
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PodView:
+    namespace: str
+    name: str
+    node: str
+    owner: OwnerRef | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = True
+    phase: str = "Running"
+    terminating: bool = False
+    mirror: bool = False
+    has_emptydir: bool = False
+    tolerations: tuple[Toleration, ...] = ()
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    redis_group: str | None = None  # set when the pod belongs to a managed Redis group
+
+    @property
+    def daemonset(self) -> bool:
+        return self.owner is not None and self.owner.kind == "DaemonSet"
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PdbView:
+    namespace: str
+    name: str
+    selector: Mapping[str, Any] | None  # object form; None matches nothing, {} everything
+    disruptions_allowed: int
+    current_healthy: int
+    desired_healthy: int
+    expected_pods: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    instance_id: str
+    az: str
+    lifecycle_state: str
+    outdated: bool
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    instance_id: str | None
+    az: str | None
+    ready: bool
+    taints: tuple[Taint, ...] = ()
+    unschedulable: bool = False
+
+
+@dataclass(frozen=True)
+class AsgView:
+    name: str
+    desired: int
+    min_size: int
+    max_size: int
+    instances: tuple[InstanceView, ...]
+    target_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    batch_size: int = 1
+    taint_key: str = "eks-rolling.io/retiring"
+    raise_max_size: bool = True
+    delete_emptydir_data: bool = False
+    redis_supported: bool = False  # until the Redis steps land, Redis pods block the plan
+    max_history_events: int = 25_000
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    asg: AsgView
+    nodes: tuple[NodeView, ...]
+    pods: tuple[PodView, ...]
+    pdbs: tuple[PdbView, ...]
+    autoscaler_found: bool = True

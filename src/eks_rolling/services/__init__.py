@@ -1,0 +1,1 @@
+"""One function per step: gather through the adapters, decide (planning is pure), act idempotently."""

@@ -1,0 +1,149 @@
+"""DrainNode and WaitOwnersReady: evict what must move, back off on PDB refusals, stop with the
+blocking pod and PDB named once the deadline passes, then wait until the owners have recovered."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+
+from ..errors import DrainTimeoutError, EvictionRejectedError, OwnersNotReadyError
+from ..k8s import KubeOps
+from ..models import (
+    DrainNodeInput,
+    DrainNodeOutput,
+    EvictedPod,
+    OwnerRefModel,
+    WaitOwnersReadyInput,
+    WaitOwnersReadyOutput,
+)
+from ..planning.plan import is_evictable
+from ..planning.snapshot import OwnerRef, PodView
+from ..settings import Settings
+from .deps import Deps
+from .roll import start_poll
+
+log = logging.getLogger(__name__)
+
+
+def backoff_s(throttled: int, settings: Settings, rng: random.Random | None = None) -> int:
+    """Exponential backoff with jitter after consecutive 429s (kubectl uses a fixed 5 s)."""
+    if throttled <= 0:
+        return max(1, min(settings.poll_interval_s, 5))
+    cap = min(settings.eviction_backoff_cap_s, settings.eviction_backoff_base_s * 2.0 ** (throttled - 1))
+    jitter = rng.uniform(0.5, 1.0) if rng else random.uniform(0.5, 1.0)
+    return max(1, math.ceil(cap * jitter))
+
+
+def _refuse(pod: PodView, settings: Settings) -> str | None:
+    """Pods the plan should have caught; the cluster may have changed since."""
+    if pod.owner is None:
+        return f"pod {pod.ref} has no controller; eviction would lose it"
+    if pod.has_emptydir and not settings.delete_emptydir_data:
+        return f"pod {pod.ref} uses emptyDir and delete_emptydir_data is off"
+    if pod.redis_group:
+        return (
+            f"pod {pod.ref} belongs to managed Redis group {pod.redis_group}; it is never evicted generically"
+        )
+    return None
+
+
+def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
+    ctx, target, s = inp.ctx, inp.node, deps.settings
+    now = deps.now()
+    prev = inp.drain
+    started, deadline, attempt = start_poll(prev, now, s.drain_timeout_s)
+    evicted = list(prev.evicted) if prev else []
+    throttled = prev.throttled if prev else 0
+    kube = deps.kube(ctx.cluster_name)
+    node = kube.get_node(target.node_name) if target.node_name else None
+    if node is None:
+        return DrainNodeOutput(
+            started_at=started,
+            deadline=deadline,
+            attempt=attempt,
+            done=True,
+            next_wait_s=0,
+            evicted=evicted,
+            detail=["node is gone"],
+        )
+    # Our mark must stay while we drain, or evicted pods could land here again.
+    kube.add_taint(node.metadata.name, s.taint_key, ctx.taint_value)
+    remaining, blocked = [], []
+    for raw in kube.pods_on_node(node.metadata.name):
+        pod = kube.pod_view(raw)
+        if not is_evictable(pod):
+            continue
+        if pod.terminating:
+            remaining.append(f"pod {pod.ref} is terminating")
+            continue
+        why = _refuse(pod, s)
+        if why:
+            raise EvictionRejectedError(f"cannot drain {node.metadata.name}: {why}")
+        outcome = kube.evict(raw)
+        if outcome.status == "evicted":
+            owner = (
+                OwnerRefModel(kind=pod.owner.kind, namespace=pod.owner.namespace, name=pod.owner.name)
+                if pod.owner
+                else None
+            )
+            evicted.append(EvictedPod(namespace=pod.namespace, name=pod.name, owner=owner))
+            remaining.append(f"pod {pod.ref} evicted, terminating")
+            log.info("evicted %s from %s", pod.ref, node.metadata.name)
+        elif outcome.status == "blocked":
+            blocked.append(outcome.detail)
+            remaining.append(outcome.detail)
+    done = not remaining
+    throttled = throttled + 1 if blocked else 0
+    if not done and now >= deadline:
+        raise DrainTimeoutError(
+            f"node {node.metadata.name} not drained after {s.drain_timeout_s}s: "
+            + "; ".join(blocked or remaining)
+        )
+    return DrainNodeOutput(
+        started_at=started,
+        deadline=deadline,
+        attempt=attempt,
+        done=done,
+        next_wait_s=0 if done else backoff_s(throttled, s),
+        evicted=evicted,
+        blocked=blocked,
+        throttled=throttled,
+        detail=remaining,
+    )
+
+
+def _owners(evicted: list[EvictedPod]) -> list[OwnerRefModel]:
+    seen: dict[str, OwnerRefModel] = {}
+    for e in evicted:
+        if e.owner and e.owner.kind != "DaemonSet":
+            seen.setdefault(e.owner.ref, e.owner)
+    return list(seen.values())
+
+
+def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyOutput:
+    ctx, s = inp.ctx, deps.settings
+    now = deps.now()
+    started, deadline, attempt = start_poll(inp.wait, now, s.owners_ready_timeout_s)
+    kube: KubeOps = deps.kube(ctx.cluster_name)
+    owners = _owners(inp.evicted)
+    pending = []
+    for o in owners:
+        ok, detail = kube.workload_ready(OwnerRef(o.kind, o.namespace, o.name))
+        if not ok:
+            pending.append(detail)
+    done = not pending
+    if not done and now >= deadline:
+        raise OwnersNotReadyError(
+            f"workloads evicted from {inp.node.node_name} did not recover within {s.owners_ready_timeout_s}s: "
+            + "; ".join(pending)
+        )
+    return WaitOwnersReadyOutput(
+        started_at=started,
+        deadline=deadline,
+        attempt=attempt,
+        done=done,
+        next_wait_s=0 if done else max(1, min(s.poll_interval_s, 5)),
+        owners=[o.ref for o in owners],
+        detail=pending,
+    )

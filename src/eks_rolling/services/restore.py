@@ -1,0 +1,158 @@
+"""Put back what the roll paused: on success (RestoreCluster) and on every failure (Rollback).
+
+Rollback never trusts that earlier steps returned: it falls back to the originals recorded on the
+ASG, removes our taint from old nodes that are still there, and gives back surge capacity that
+holds no workload, so that nothing is left paused or half-done."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..aws.asg import AsgOps, AsgState
+from ..errors import EksRollingError
+from ..k8s.ops import EXCLUDE_LB_LABEL, instance_id_of
+from ..models import (
+    AsgOriginals,
+    AutoscalerState,
+    ReleaseLockInput,
+    ReleaseLockOutput,
+    RestoreClusterInput,
+    RestoreClusterOutput,
+    RestoreReport,
+    RollbackInput,
+    RollbackOutput,
+    RollContext,
+)
+from ..planning.plan import is_evictable
+from .deps import Deps
+from .saved import delete_saved, merged_stale, read_saved
+
+log = logging.getLogger(__name__)
+
+
+def release_lock(inp: ReleaseLockInput, deps: Deps) -> ReleaseLockOutput:
+    return ReleaseLockOutput(released=deps.lock.release(inp.ctx.asg_name, inp.ctx.execution_id))
+
+
+def restore_cluster(inp: RestoreClusterInput, deps: Deps) -> RestoreClusterOutput:
+    report = _restore(inp.ctx, deps, inp.autoscaler, inp.asg, rollback=False)
+    return RestoreClusterOutput(**report.model_dump())
+
+
+def rollback(inp: RollbackInput, deps: Deps) -> RollbackOutput:
+    report = _restore(inp.ctx, deps, inp.autoscaler, inp.asg, rollback=True)
+    log.warning("rolled back %s after %s", inp.ctx.asg_name, inp.error.error)
+    return RollbackOutput(**report.model_dump(), error=inp.error.error, cause=inp.error.cause)
+
+
+def _restore(
+    ctx: RollContext,
+    deps: Deps,
+    autoscaler: AutoscalerState | None,
+    originals: AsgOriginals | None,
+    *,
+    rollback: bool,
+) -> RestoreReport:
+    notes: list[str] = []
+
+    def attempt(what: str, fn: Callable[[], Any]) -> Any:
+        # In a rollback every action is best effort: one failure must not stop the others.
+        if not rollback:
+            return fn()
+        try:
+            return fn()
+        except (EksRollingError, OSError) as exc:
+            notes.append(f"{what} failed: {exc}")
+            log.exception("rollback: %s failed", what)
+            return None
+
+    state: AsgState = deps.asg.describe(ctx.asg_name)
+    saved = read_saved(state.tags)
+    ours = saved.get(ctx.taint_value)
+    stale = merged_stale(saved, ctx.taint_value)
+    if originals is None and ours is not None and ours.desired is not None:
+        originals = AsgOriginals(
+            desired=ours.desired,
+            min_size=ours.min_size or state.min_size,
+            max_size=ours.max_size or state.max_size,
+            suspended=ours.processes,
+        )
+    ca_original = (
+        autoscaler.original_replicas if autoscaler and autoscaler.found else (ours.ca if ours else None)
+    )
+    report = RestoreReport(notes=notes)
+    untainted = attempt("untaint old nodes", lambda: _untaint(ctx, deps)) or []
+    terminated: list[str] = []
+    if rollback and originals is not None:
+        terminated = attempt("give back surge capacity", lambda: _shed_surge(ctx, deps, originals)) or []
+    if originals is not None:
+        state = deps.asg.describe(ctx.asg_name)
+        desired = state.desired
+        max_size = max(originals.max_size, desired)
+        if desired != originals.desired:
+            notes.append(
+                f"desired is {desired}, original was {originals.desired}: left as is (instances hold workloads)"
+            )
+        if state.max_size != max_size:
+            attempt(
+                "restore MaxSize",
+                lambda: deps.asg.set_capacity(ctx.asg_name, desired=desired, max_size=max_size),
+            )
+        resumed = [p for p in originals.suspended if p in state.suspended_processes]
+        if resumed:
+            attempt("resume processes", lambda: deps.asg.resume(ctx.asg_name, resumed))
+        report = report.model_copy(update={"desired": desired, "max_size": max_size, "resumed": resumed})
+    if ca_original is not None:
+        kube = deps.kube(ctx.cluster_name)
+        ns, name = deps.settings.autoscaler_namespace, deps.settings.autoscaler_deployment
+        attempt("restore cluster-autoscaler", lambda: kube.scale_deployment(ns, name, ca_original))
+        report = report.model_copy(update={"autoscaler_replicas": ca_original})
+    runs = [ctx.taint_value] + ([r for r in saved if r != ctx.taint_value] if stale else [])
+    attempt(
+        "clear saved state", lambda: delete_saved(deps.asg, ctx.asg_name, [r for r in runs if r in saved])
+    )
+    return report.model_copy(update={"untainted": untainted, "terminated_surge": terminated, "notes": notes})
+
+
+def _untaint(ctx: RollContext, deps: Deps) -> list[str]:
+    """Old nodes still carrying this run's taint get it (and the LB exclusion) removed."""
+    kube = deps.kube(ctx.cluster_name)
+    key = deps.settings.taint_key
+    out = []
+    for node in kube.list_nodes():
+        ours = any(t.key == key and (t.value or "") == ctx.taint_value for t in node.spec.taints or [])
+        if not ours:
+            continue
+        kube.remove_taint(node.metadata.name, key, ctx.taint_value)
+        if (node.metadata.labels or {}).get(EXCLUDE_LB_LABEL):
+            kube.set_label(node.metadata.name, EXCLUDE_LB_LABEL, None)
+        out.append(node.metadata.name)
+    return out
+
+
+def _shed_surge(ctx: RollContext, deps: Deps, originals: AsgOriginals) -> list[str]:
+    """Terminate (with decrement) new instances beyond the original desired capacity that hold
+    no workload: a node that never became Ready, or one nothing was moved to yet."""
+    state = deps.asg.describe(ctx.asg_name)
+    excess = state.desired - originals.desired
+    if excess <= 0:
+        return []
+    kube = deps.kube(ctx.cluster_name)
+    by_instance = {instance_id_of(n.spec.provider_id): n for n in kube.list_nodes()}
+    out = []
+    for inst in state.instances:
+        if excess <= 0:
+            break
+        if AsgOps.is_outdated(inst, state) or inst.lifecycle_state.startswith("Terminat"):
+            continue
+        node = by_instance.get(inst.instance_id)
+        if node is not None and kube.node_view(node).ready:
+            busy = [p for p in kube.pods_on_node(node.metadata.name) if is_evictable(kube.pod_view(p))]
+            if busy:
+                continue
+        if deps.asg.terminate(inst.instance_id, decrement=True, asg_name=ctx.asg_name):
+            out.append(inst.instance_id)
+            excess -= 1
+    return out

@@ -1,0 +1,227 @@
+"""The steps that prepare and finish each node: plan, pause, taint, surge, wait for new nodes,
+exclude from load balancers, terminate."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from ..aws.asg import AsgOps
+from ..errors import CapacityError, NewNodesTimeoutError, PlanBlockedError
+from ..k8s.ops import EXCLUDE_LB_LABEL, instance_id_of
+from ..models import (
+    ExcludeFromLoadBalancersInput,
+    ExcludeFromLoadBalancersOutput,
+    PauseAutoscalerInput,
+    PauseAutoscalerOutput,
+    PlanRollInput,
+    PlanRollOutput,
+    PollState,
+    SurgeCapacityInput,
+    SurgeCapacityOutput,
+    SuspendProcessesInput,
+    SuspendProcessesOutput,
+    TaintOldNodesInput,
+    TaintOldNodesOutput,
+    TerminateInstanceInput,
+    TerminateInstanceOutput,
+    WaitNewNodesInput,
+    WaitNewNodesOutput,
+)
+from ..planning import build_plan
+from .deps import Deps
+from .saved import Saved, merged_stale, read_saved, write_saved
+from .snapshot import gather, policy
+
+log = logging.getLogger(__name__)
+
+
+def start_poll(prev: PollState | None, now: datetime, timeout_s: int) -> tuple[datetime, datetime, int]:
+    """(started_at, deadline, attempt) of a wait loop: the first call starts the clock."""
+    if prev is None:
+        return now, now + timedelta(seconds=timeout_s), 1
+    return prev.started_at, prev.deadline, prev.attempt + 1
+
+
+def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
+    ctx = inp.ctx
+    state = deps.asg.describe(ctx.asg_name)
+    snap = gather(state, deps.kube(ctx.cluster_name), deps.settings)
+    plan = build_plan(snap, policy(deps.settings))
+    log.info(
+        "plan for %s: %d outdated, %d batches, %d findings",
+        ctx.asg_name,
+        plan.outdated,
+        len(plan.batches),
+        len(plan.findings),
+    )
+    if plan.blocked and not ctx.dry_run:
+        raise PlanBlockedError("; ".join(f.message for f in plan.blockers))
+    return PlanRollOutput(**plan.model_dump())
+
+
+def pause_autoscaler(inp: PauseAutoscalerInput, deps: Deps) -> PauseAutoscalerOutput:
+    ctx, s = inp.ctx, deps.settings
+    kube = deps.kube(ctx.cluster_name)
+    ns, name = s.autoscaler_namespace, s.autoscaler_deployment
+    replicas = kube.deployment_replicas(ns, name)
+    if replicas is None:
+        return PauseAutoscalerOutput(namespace=ns, name=name, found=False)
+    state = deps.asg.describe(ctx.asg_name)
+    saved = read_saved(state.tags)
+    ours = saved.get(ctx.taint_value) or Saved(ctx.taint_value)
+    if ours.ca is None:
+        stale = merged_stale(saved, ctx.taint_value)
+        # A dead run may have left the autoscaler at 0: its record holds the real original.
+        ours.ca = stale.ca if stale and stale.ca is not None else replicas
+        write_saved(deps.asg, ctx.asg_name, ours)  # record before acting, so a crash can't lose it
+    if replicas != 0:
+        kube.scale_deployment(ns, name, 0)
+    log.info("cluster-autoscaler %s/%s paused (was %d)", ns, name, ours.ca)
+    return PauseAutoscalerOutput(namespace=ns, name=name, found=True, original_replicas=ours.ca)
+
+
+def suspend_processes(inp: SuspendProcessesInput, deps: Deps) -> SuspendProcessesOutput:
+    ctx = inp.ctx
+    state = deps.asg.describe(ctx.asg_name)
+    saved = read_saved(state.tags)
+    ours = saved.get(ctx.taint_value) or Saved(ctx.taint_value)
+    if ours.desired is None:
+        stale = merged_stale(saved, ctx.taint_value)
+        ours.desired = stale.desired if stale and stale.desired is not None else state.desired
+        ours.min_size = stale.min_size if stale and stale.min_size is not None else state.min_size
+        ours.max_size = stale.max_size if stale and stale.max_size is not None else state.max_size
+        inherited = stale.processes if stale else []
+        # Ours to resume: what we suspend now, and what a dead run suspended and never resumed.
+        ours.processes = [
+            p for p in deps.settings.suspend_processes if p not in state.suspended_processes or p in inherited
+        ]
+        write_saved(deps.asg, ctx.asg_name, ours)
+    todo = [p for p in ours.processes if p not in state.suspended_processes]
+    if todo:
+        deps.asg.suspend(ctx.asg_name, todo)
+    assert ours.desired is not None and ours.min_size is not None and ours.max_size is not None
+    return SuspendProcessesOutput(
+        desired=ours.desired, min_size=ours.min_size, max_size=ours.max_size, suspended=ours.processes
+    )
+
+
+def taint_old_nodes(inp: TaintOldNodesInput, deps: Deps) -> TaintOldNodesOutput:
+    ctx, s = inp.ctx, deps.settings
+    kube = deps.kube(ctx.cluster_name)
+    by_instance = kube.nodes_by_instance()
+    tainted, missing = [], []
+    for target in inp.plan.nodes:
+        node = by_instance.get(target.instance_id)
+        if node is None:
+            missing.append(target.instance_id)
+            continue
+        # Re-validate: only a node still backed by the planned instance is marked.
+        kube.add_taint(node.metadata.name, s.taint_key, ctx.taint_value)
+        tainted.append(node.metadata.name)
+    return TaintOldNodesOutput(tainted=tainted, missing=missing)
+
+
+def surge_capacity(inp: SurgeCapacityInput, deps: Deps) -> SurgeCapacityOutput:
+    """Absolute, so a retry is harmless: desired = original + this batch (each finished batch
+    gave its capacity back when its old instances were terminated with decrement)."""
+    ctx = inp.ctx
+    desired = inp.asg.desired + len(inp.batch)
+    state = deps.asg.describe(ctx.asg_name)
+    max_size = state.max_size
+    raised = False
+    if desired > max_size:
+        if not deps.settings.raise_max_size:
+            raise CapacityError(
+                f"ASG {ctx.asg_name} needs {desired} instances to surge but MaxSize is {max_size}"
+            )
+        max_size, raised = desired, True
+    if state.desired != desired or raised:
+        deps.asg.set_capacity(ctx.asg_name, desired=desired, max_size=max_size if raised else None)
+    log.info("surge %s: desired %d -> %d (max %d)", ctx.asg_name, state.desired, desired, max_size)
+    return SurgeCapacityOutput(desired=desired, max_size=max_size, raised_max=raised)
+
+
+def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:
+    """Every non-outdated instance of THIS ASG is InService and a Ready node without our taint,
+    and there are as many as desired minus the old ones (never a cluster-wide count)."""
+    ctx, s = inp.ctx, deps.settings
+    now = deps.now()
+    started, deadline, attempt = start_poll(inp.wait, now, s.new_nodes_timeout_s)
+    state = deps.asg.describe(ctx.asg_name)
+    kube = deps.kube(ctx.cluster_name)
+    by_instance = kube.nodes_by_instance()
+    old = [i for i in state.instances if AsgOps.is_outdated(i, state)]
+    new = [
+        i
+        for i in state.instances
+        if not AsgOps.is_outdated(i, state) and not i.lifecycle_state.startswith("Terminat")
+    ]
+    expected = state.desired - len(old)
+    ready, pending = [], []
+    for inst in new:
+        node = by_instance.get(inst.instance_id)
+        if inst.lifecycle_state != "InService":
+            pending.append(f"{inst.instance_id} ({inst.az}) is {inst.lifecycle_state}")
+        elif node is None:
+            pending.append(f"{inst.instance_id} ({inst.az}) has not registered as a node")
+        elif not kube.node_view(node).ready:
+            pending.append(f"{inst.instance_id} ({inst.az}) node {node.metadata.name} is not Ready")
+        else:
+            ready.append(node.metadata.name)
+    if len(new) < expected:
+        pending.append(f"{expected - len(new)} instance(s) not launched yet")
+    done = len(ready) >= expected and not pending
+    if not done and now >= deadline:
+        raise NewNodesTimeoutError(
+            f"new nodes of ASG {ctx.asg_name} not Ready after {s.new_nodes_timeout_s}s: " + "; ".join(pending)
+        )
+    return WaitNewNodesOutput(
+        started_at=started,
+        deadline=deadline,
+        attempt=attempt,
+        done=done,
+        next_wait_s=s.poll_interval_s,
+        detail=pending,
+        ready_new_nodes=sorted(ready),
+    )
+
+
+def exclude_from_load_balancers(
+    inp: ExcludeFromLoadBalancersInput, deps: Deps
+) -> ExcludeFromLoadBalancersOutput:
+    """Service controllers and the AWS Load Balancer Controller drop labelled nodes from target
+    groups; a custom taint alone keeps the node a target until its instance is gone."""
+    name = inp.node.node_name
+    kube = deps.kube(inp.ctx.cluster_name)
+    if name is None or kube.get_node(name) is None:
+        return ExcludeFromLoadBalancersOutput(node_name=name, wait_s=0)
+    kube.set_label(name, EXCLUDE_LB_LABEL, "true")
+    return ExcludeFromLoadBalancersOutput(node_name=name, wait_s=deps.settings.deregistration_delay_s)
+
+
+def terminate_instance(inp: TerminateInstanceInput, deps: Deps) -> TerminateInstanceOutput:
+    ctx, target = inp.ctx, inp.node
+    state = deps.asg.describe(ctx.asg_name)
+    inst = next((i for i in state.instances if i.instance_id == target.instance_id), None)
+    if inst is None:
+        return TerminateInstanceOutput(
+            instance_id=target.instance_id, terminated=False, note="not in the ASG any more"
+        )
+    if not AsgOps.is_outdated(inst, state):
+        # Never terminate an instance that is already on the target template.
+        return TerminateInstanceOutput(
+            instance_id=target.instance_id, terminated=False, note="instance is up to date; left alone"
+        )
+    if target.node_name:
+        node = deps.kube(ctx.cluster_name).get_node(target.node_name)
+        if node is not None and instance_id_of(node.spec.provider_id) != target.instance_id:
+            return TerminateInstanceOutput(
+                instance_id=target.instance_id,
+                terminated=False,
+                note="node name now belongs to another instance",
+            )
+    done = deps.asg.terminate(target.instance_id, decrement=True, asg_name=ctx.asg_name)
+    return TerminateInstanceOutput(
+        instance_id=target.instance_id, terminated=done, note="" if done else "already terminating"
+    )

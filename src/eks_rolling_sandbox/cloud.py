@@ -1,0 +1,231 @@
+"""The cloud side of the sandbox: moto's ASG/EC2 instances become Kubernetes nodes.
+
+A running instance of an ASG tagged `kubernetes.io/cluster/<name>` registers as a Node after
+`node_boot_s` (NotReady, with the not-ready taint, `spec.providerID aws:///<az>/<id>`, zone and
+instance-type labels) and turns Ready after `node_ready_s`. A terminated instance's node goes
+Unknown at once (its processes die with it) and is deleted after `node_delete_s`, as the AWS
+cloud controller does; PodGC then removes its pods.
+
+moto fidelity fix: moto launches every ASG instance in the first subnet; a real ASG balances
+instances across its AZs, so `balance_asg_azs()` patches that one method.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ApiError
+from .objects import node_object
+from .store import Obj, timestamp
+
+log = logging.getLogger(__name__)
+
+ACCOUNT = "123456789012"
+LABEL_TAG_PREFIX = "k8s.io/cluster-autoscaler/node-template/label/"
+TAINT_TAG_PREFIX = "k8s.io/cluster-autoscaler/node-template/taint/"
+
+_patched = False
+_patch_lock = threading.Lock()
+
+
+def balance_asg_azs() -> None:
+    """Make moto's ASGs spread new instances over their subnets' AZs (fewest instances first)."""
+    global _patched
+    with _patch_lock:
+        if _patched:
+            return
+        from moto.autoscaling.models import FakeAutoScalingGroup
+
+        original = FakeAutoScalingGroup.replace_autoscaling_group_instances
+
+        def replace(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+            subnets = [s for s in (self.vpc_zone_identifier or "").split(",") if s]
+            if len(subnets) <= 1 or count_needed <= 0:
+                return original(self, count_needed, propagated_tags)
+            ec2 = self.autoscaling_backend.ec2_backend
+            az_of = {s: ec2.get_subnet(s).availability_zone for s in subnets}
+            vzi = self.vpc_zone_identifier
+            try:
+                for _ in range(count_needed):
+                    per_az = Counter(
+                        st.instance.placement.zone for st in self.instance_states if st.instance.is_running()
+                    )
+                    pick = min(subnets, key=lambda s: (per_az.get(az_of[s], 0), subnets.index(s)))
+                    self.vpc_zone_identifier = pick
+                    original(self, 1, dict(propagated_tags))
+            finally:
+                self.vpc_zone_identifier = vzi
+            return None
+
+        FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[method-assign]
+        _patched = True
+
+
+def node_name_for(private_ip: str | None, instance_id: str, region: str) -> str:
+    if not private_ip:
+        return f"{instance_id}.{region}.compute.internal"
+    suffix = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+    return f"ip-{private_ip.replace('.', '-')}.{suffix}"
+
+
+@dataclass
+class InstanceRecord:
+    instance_id: str
+    asg: str
+    az: str
+    node_name: str
+    index: int
+    first_seen: float
+    registered_at: float | None = None
+    ready: bool = False
+    gone_at: float | None = None
+
+
+class CloudBridge:
+    def __init__(
+        self, sandbox: Any, *, cluster_name: str, region: str = "us-east-1", account: str = ACCOUNT
+    ) -> None:
+        self.sandbox = sandbox
+        self.store = sandbox.store
+        self.timings = sandbox.timings
+        self.cluster_name = cluster_name
+        self.region, self.account = region, account
+        self.records: dict[str, InstanceRecord] = {}
+        self._next_index = 1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        # Fault knob: instances for which this returns True register but never turn Ready.
+        self.never_ready: Callable[[Any], bool] | None = None
+
+    def start(self) -> None:
+        balance_asg_azs()
+        self._thread = threading.Thread(target=self._loop, name="sandbox-cloud", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.timings.cloud_poll_s):
+            try:
+                self.sync()
+            except Exception:
+                log.exception("cloud bridge sync failed")
+
+    # --- the reconciliation ---------------------------------------------------------------------
+    def _cluster_instances(self) -> dict[str, tuple[Any, Any]]:
+        from moto.autoscaling.models import autoscaling_backends
+
+        backend = autoscaling_backends[self.account][self.region]
+        tag = f"kubernetes.io/cluster/{self.cluster_name}"
+        out: dict[str, tuple[Any, Any]] = {}
+        for group in list(backend.autoscaling_groups.values()):
+            if not any(t.get("Key") == tag for t in group.tags):
+                continue
+            for st in list(group.instance_states):
+                inst = st.instance
+                if inst.is_running():
+                    out[inst.id] = (inst, group)
+        return out
+
+    def sync(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            live = self._cluster_instances()
+            for iid, (inst, group) in live.items():
+                rec = self.records.get(iid)
+                if rec is None:
+                    rec = InstanceRecord(
+                        iid,
+                        group.name,
+                        inst.placement.zone,
+                        node_name_for(inst.private_ip, iid, self.region),
+                        self._next_index,
+                        now,
+                    )
+                    self._next_index += 1
+                    self.records[iid] = rec
+                if rec.gone_at is not None:
+                    continue
+                if rec.registered_at is None and now >= rec.first_seen + self.timings.node_boot_s:
+                    self._register(rec, inst, group)
+                    rec.registered_at = now
+                due = (
+                    rec.registered_at is not None
+                    and not rec.ready
+                    and now >= rec.registered_at + self.timings.node_ready_s
+                )
+                if due and (self.never_ready is None or not self.never_ready(inst)):
+                    self._set_ready(rec.node_name, "True", "KubeletReady", "kubelet is posting ready status")
+                    rec.ready = True
+            for iid, rec in list(self.records.items()):
+                if iid in live:
+                    continue
+                if rec.gone_at is None:
+                    rec.gone_at = now
+                    if rec.registered_at is not None:
+                        self._set_ready(
+                            rec.node_name,
+                            "Unknown",
+                            "NodeStatusUnknown",
+                            "Kubelet stopped posting node status.",
+                        )
+                elif now >= rec.gone_at + self.timings.node_delete_s:
+                    with contextlib.suppress(ApiError):
+                        self.store.delete("nodes", None, rec.node_name)
+                    del self.records[iid]
+
+    def _register(self, rec: InstanceRecord, inst: Any, group: Any) -> None:
+        labels: dict[str, str] = {}
+        taints: list[Obj] = []
+        for t in group.tags:
+            key, value = t.get("Key", ""), t.get("Value", "")
+            if key.startswith(LABEL_TAG_PREFIX):
+                labels[key[len(LABEL_TAG_PREFIX) :]] = value
+            elif key.startswith(TAINT_TAG_PREFIX) and ":" in value:
+                tv, effect = value.rsplit(":", 1)
+                taints.append({"key": key[len(TAINT_TAG_PREFIX) :], "value": tv, "effect": effect})
+        node = node_object(
+            rec.node_name,
+            instance_id=rec.instance_id,
+            az=rec.az,
+            region=self.region,
+            instance_type=inst.instance_type or "m5.large",
+            index=rec.index,
+            labels=labels,
+            taints=taints,
+        )
+        try:
+            self.store.create("nodes", node)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+
+    def _set_ready(self, node_name: str, status: str, reason: str, message: str) -> None:
+        now = timestamp()
+
+        def mark(cur: Obj) -> Obj:
+            for c in cur["status"]["conditions"]:
+                if c["type"] == "Ready":
+                    if c["status"] != status:
+                        c["lastTransitionTime"] = now
+                    c.update(status=status, reason=reason, message=message, lastHeartbeatTime=now)
+            return cur
+
+        with contextlib.suppress(ApiError):
+            self.store.mutate("nodes", None, node_name, mark)
+
+    # --- queries for tests and the demo --------------------------------------------------------
+    def node_for(self, instance_id: str) -> str | None:
+        rec = self.records.get(instance_id)
+        return rec.node_name if rec else None

@@ -1,0 +1,116 @@
+"""`SandboxEnv`: moto (AWS over HTTP), the Kubernetes sandbox and the cloud bridge, wired together,
+plus the `EKS_ROLLING_*` settings that point eks-rolling at them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .cloud import CloudBridge
+from .cluster import Sandbox
+from .controllers.base import Timings
+from .moto_server import MotoServer
+
+log = logging.getLogger(__name__)
+
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+    "AWS_SESSION_TOKEN": "sandbox",
+}
+
+
+class SandboxEnv:
+    def __init__(
+        self,
+        *,
+        cluster_name: str = "sandbox",
+        region: str = "us-east-1",
+        timings: Timings | None = None,
+        redis: bool = False,
+        data_dir: str | Path | None = None,
+    ) -> None:
+        self.cluster_name, self.region = cluster_name, region
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="eks-rolling-sandbox-"))
+        self.moto = MotoServer(region=region)
+        runtime = None
+        if redis:
+            from .redis_runtime import RedisRuntime
+
+            runtime = RedisRuntime(self.data_dir / "redis")
+        self.runtime = runtime
+        self.sandbox = Sandbox(timings=timings, runtime=runtime)
+        self.cloud = CloudBridge(self.sandbox, cluster_name=cluster_name, region=region)
+        self.lock_table = "eks-rolling-locks"
+        self._started = False
+
+    def start(self) -> SandboxEnv:
+        self.moto.start()
+        self.sandbox.start()
+        self.cloud.start()
+        self._started = True
+        from eks_rolling.aws.lock import create_lock_table
+
+        create_lock_table(self.aws("dynamodb"), self.lock_table)
+        return self
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self.cloud.stop()
+        self.sandbox.stop()
+        if self.runtime is not None:
+            self.runtime.close()
+        self.moto.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> SandboxEnv:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def aws(self, service: str) -> Any:
+        return self.moto.client(service)
+
+    def tool_env(self, **overrides: str) -> dict[str, str]:
+        """Environment for eks-rolling (Lambda handlers, CLI) to act on this sandbox."""
+        env = {
+            "EKS_ROLLING_REGION": self.region,
+            "EKS_ROLLING_AWS_ENDPOINT_URL": self.moto.endpoint_url,
+            "EKS_ROLLING_KUBE_API_URL": self.sandbox.url,
+            "EKS_ROLLING_LOCK_TABLE": self.lock_table,
+            "AWS_DEFAULT_REGION": self.region,
+            **DUMMY_CREDENTIALS,
+        }
+        env.update(
+            {
+                k if k.startswith(("EKS_ROLLING_", "AWS_", "POWERTOOLS_")) else f"EKS_ROLLING_{k.upper()}": v
+                for k, v in overrides.items()
+            }
+        )
+        return env
+
+    @contextmanager
+    def applied(self, **overrides: str) -> Iterator[dict[str, str]]:
+        """Set `tool_env()` in os.environ for the duration (in-process handlers read it)."""
+        env = self.tool_env(**overrides)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

@@ -1,0 +1,96 @@
+"""Small manifest builders for scenarios, tests and benchmarks (plain dicts, as `kubectl apply` takes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def namespace(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def pod_template(
+    labels: dict[str, str], *, image: str = "public.ecr.aws/nginx/nginx:1.27", **spec: Any
+) -> Obj:
+    return {
+        "metadata": {"labels": dict(labels)},
+        "spec": {"containers": [{"name": "main", "image": image}], **spec},
+    }
+
+
+def deployment(
+    name: str,
+    ns: str,
+    replicas: int,
+    *,
+    labels: dict[str, str] | None = None,
+    image: str = "public.ecr.aws/nginx/nginx:1.27",
+    **spec: Any,
+) -> Obj:
+    labels = labels or {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(labels)},
+            "template": pod_template(labels, image=image, **spec),
+        },
+    }
+
+
+def pdb(
+    name: str,
+    ns: str,
+    *,
+    selector: dict[str, str],
+    min_available: int | str | None = None,
+    max_unavailable: int | str | None = None,
+) -> Obj:
+    spec: Obj = {"selector": {"matchLabels": dict(selector)}}
+    if min_available is not None:
+        spec["minAvailable"] = min_available
+    if max_unavailable is not None:
+        spec["maxUnavailable"] = max_unavailable
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def daemonset(name: str, ns: str, *, tolerate_all: bool = True, labels: dict[str, str] | None = None) -> Obj:
+    labels = labels or {"k8s-app": name}
+    spec: Obj = {"tolerations": [{"operator": "Exists"}]} if tolerate_all else {}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "template": pod_template(labels, image=f"public.ecr.aws/eks/{name}:v1", **spec),
+        },
+    }
+
+
+def service(
+    name: str,
+    ns: str,
+    *,
+    selector: dict[str, str],
+    port: int = 80,
+    type_: str = "ClusterIP",
+    headless: bool = False,
+) -> Obj:
+    spec: Obj = {
+        "selector": dict(selector),
+        "ports": [{"name": "http", "port": port, "targetPort": port}],
+        "type": type_,
+    }
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns}, "spec": spec}

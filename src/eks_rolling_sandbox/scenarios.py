@@ -1,0 +1,359 @@
+"""Built-in scenarios. `field-report` is the production situation the field report describes:
+2 AZs, one opted-in ASG whose nodes run an old launch template version, stateless Deployments
+behind PDBs (one with 2 of its 3 pods on one node and maxUnavailable 1), an ingress controller,
+DaemonSets, Redis under Sentinel and a Redis Cluster, and cluster-autoscaler in kube-system."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import manifests as m
+from .env import SandboxEnv
+from .objects import node_is_ready, pod_is_ready
+
+log = logging.getLogger(__name__)
+
+OLD_AMI = "ami-0e1c5d2b6f1a0e129"  # "EKS 1.29 AL2023" stand-in
+NEW_AMI = "ami-0f3a7c9d5e2b1a132"  # "EKS 1.32 AL2023" stand-in
+OPT_IN_TAG = "eks-rolling/enabled"
+SETUP_TAINT = "sandbox.eks-rolling.io/setup"
+
+
+@dataclass
+class WorkloadSpec:
+    namespace: str
+    name: str
+    replicas: int
+    pdb_min_available: int  # what the PDB guarantees, as a pod count
+
+
+@dataclass
+class Scenario:
+    env: SandboxEnv
+    asg_name: str
+    launch_template_id: str
+    azs: tuple[str, ...]
+    old_ami: str = OLD_AMI
+    new_ami: str = NEW_AMI
+    deployments: list[WorkloadSpec] = field(default_factory=list)
+    crowded: tuple[str, str] = ("shop", "api")  # the Deployment with 2 pods on one node
+    autoscaler: tuple[str, str] = ("kube-system", "cluster-autoscaler")
+    redis: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def bump_launch_template(
+        self, *, image_id: str | None = None, user: str = "platform-engineer"
+    ) -> dict[str, Any]:
+        """Create a new launch template version and point the ASG at it, as an operator would;
+        return the EventBridge event the CloudTrail rule would deliver."""
+        ec2, asg = self.env.aws("ec2"), self.env.aws("autoscaling")
+        lt = ec2.create_launch_template_version(
+            LaunchTemplateId=self.launch_template_id,
+            SourceVersion="1",
+            LaunchTemplateData={"ImageId": image_id or self.new_ami, "InstanceType": "m5.large"},
+        )["LaunchTemplateVersion"]
+        version = str(lt["VersionNumber"])
+        asg.update_auto_scaling_group(
+            AutoScalingGroupName=self.asg_name,
+            LaunchTemplate={"LaunchTemplateId": self.launch_template_id, "Version": version},
+        )
+        return cloudtrail_update_asg_event(
+            self.asg_name, self.launch_template_id, version, region=self.env.region, user=user
+        )
+
+
+def cloudtrail_update_asg_event(
+    asg_name: str, lt_id: str, version: str, *, region: str, user: str = "platform-engineer"
+) -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request_id = str(uuid.uuid4())
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": now,
+        "region": region,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "IAMUser",
+                "principalId": "AIDAEXAMPLE",
+                "arn": f"arn:aws:iam::123456789012:user/{user}",
+                "accountId": "123456789012",
+                "userName": user,
+            },
+            "eventTime": now,
+            "eventSource": "autoscaling.amazonaws.com",
+            "eventName": "UpdateAutoScalingGroup",
+            "awsRegion": region,
+            "sourceIPAddress": "192.0.2.10",
+            "userAgent": "aws-cli/2.22.0",
+            "requestParameters": {
+                "autoScalingGroupName": asg_name,
+                "launchTemplate": {"launchTemplateId": lt_id, "version": version},
+            },
+            "responseElements": None,
+            "requestID": request_id,
+            "eventID": str(uuid.uuid4()),
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": "123456789012",
+            "eventCategory": "Management",
+        },
+    }
+
+
+def _network(env: SandboxEnv, azs: tuple[str, ...]) -> list[str]:
+    ec2 = env.aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    return [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i + 1}.0/24", AvailabilityZone=az)["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in enumerate(azs)
+    ]
+
+
+def _node_group(
+    env: SandboxEnv,
+    name: str,
+    subnets: list[str],
+    *,
+    desired: int,
+    min_size: int,
+    max_size: int,
+    ami: str,
+    opted_in: bool,
+    labels: dict[str, str],
+    taints: dict[str, str] | None = None,
+) -> str:
+    ec2, asg = env.aws("ec2"), env.aws("autoscaling")
+    lt_id = ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": ami, "InstanceType": "m5.large"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    tags = [
+        {"Key": f"kubernetes.io/cluster/{env.cluster_name}", "Value": "owned", "PropagateAtLaunch": True},
+        {"Key": "k8s.io/cluster-autoscaler/enabled", "Value": "true", "PropagateAtLaunch": False},
+        {
+            "Key": f"k8s.io/cluster-autoscaler/{env.cluster_name}",
+            "Value": "owned",
+            "PropagateAtLaunch": False,
+        },
+        {"Key": "Name", "Value": f"{env.cluster_name}-{name}", "PropagateAtLaunch": True},
+    ]
+    tags += [
+        {"Key": f"k8s.io/cluster-autoscaler/node-template/label/{k}", "Value": v, "PropagateAtLaunch": False}
+        for k, v in labels.items()
+    ]
+    tags += [
+        {"Key": f"k8s.io/cluster-autoscaler/node-template/taint/{k}", "Value": v, "PropagateAtLaunch": False}
+        for k, v in (taints or {}).items()
+    ]
+    if opted_in:
+        tags.append({"Key": OPT_IN_TAG, "Value": "true", "PropagateAtLaunch": False})
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        MinSize=min_size,
+        MaxSize=max_size,
+        DesiredCapacity=desired,
+        LaunchTemplate={"LaunchTemplateId": lt_id, "Version": "1"},
+        VPCZoneIdentifier=",".join(subnets),
+        Tags=[{**t, "ResourceId": name, "ResourceType": "auto-scaling-group"} for t in tags],
+    )
+    return str(lt_id)
+
+
+def wait_nodes_ready(env: SandboxEnv, count: int, timeout: float = 20.0) -> None:
+    env.sandbox.wait_for(
+        lambda: sum(1 for n in env.sandbox.store.all("nodes") if node_is_ready(n)) >= count,
+        timeout=timeout,
+        what=f"{count} Ready nodes",
+    )
+
+
+def wait_workloads_ready(env: SandboxEnv, timeout: float = 30.0) -> None:
+    def ready() -> bool:
+        store = env.sandbox.store
+        for d in store.all("deployments"):
+            if (d.get("status") or {}).get("readyReplicas", 0) < d["spec"].get("replicas", 1):
+                return False
+        for s in store.all("statefulsets"):
+            if (s.get("status") or {}).get("readyReplicas", 0) < s["spec"].get("replicas", 1):
+                return False
+        for ds in store.all("daemonsets"):
+            st = ds.get("status") or {}
+            if st.get("numberReady", 0) < st.get("desiredNumberScheduled", 0):
+                return False
+        return all(p["status"].get("phase") != "Pending" for p in store.all("pods"))
+
+    env.sandbox.wait_for(ready, timeout=timeout, what="workloads ready")
+
+
+def field_report(
+    env: SandboxEnv, *, redis: bool = True, old_nodes: int = 6, system_nodes: int = 2, max_size: int = 8
+) -> Scenario:
+    """Build the field-report cluster on a started `SandboxEnv`. Takes a few seconds."""
+    t0 = time.monotonic()
+    sb = env.sandbox
+    azs = (f"{env.region}a", f"{env.region}b")
+    subnets = _network(env, azs)
+    env.aws("eks").create_cluster(
+        name=env.cluster_name,
+        version="1.32",
+        roleArn="arn:aws:iam::123456789012:role/eks-cluster",
+        resourcesVpcConfig={"subnetIds": subnets},
+    )
+    _node_group(
+        env,
+        "eks-system",
+        subnets,
+        desired=system_nodes,
+        min_size=system_nodes,
+        max_size=system_nodes,
+        ami=OLD_AMI,
+        opted_in=False,
+        labels={"role": "system"},
+        taints={"CriticalAddonsOnly": "true:NoSchedule"},
+    )
+    lt_id = _node_group(
+        env,
+        "eks-workers",
+        subnets,
+        desired=old_nodes,
+        min_size=max(old_nodes // 2, 1),
+        max_size=max_size,
+        ami=OLD_AMI,
+        opted_in=True,
+        labels={"role": "worker"},
+    )
+    wait_nodes_ready(env, old_nodes + system_nodes)
+
+    system = {
+        "nodeSelector": {"role": "system"},
+        "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
+    }
+    workers = {"nodeSelector": {"role": "worker"}}
+    for ns in ("shop", "ingress-nginx"):
+        sb.apply(m.namespace(ns))
+    for name in ("aws-node", "kube-proxy"):
+        sb.apply(m.daemonset(name, "kube-system"))
+    sb.apply(m.deployment("cluster-autoscaler", "kube-system", 1, **system))
+    sb.apply(m.deployment("coredns", "kube-system", 2, labels={"k8s-app": "kube-dns"}, **system))
+    sb.apply(m.pdb("coredns", "kube-system", selector={"k8s-app": "kube-dns"}, max_unavailable=1))
+
+    # The field report's hazard: a 3-replica Deployment with 2 pods on one node. Make it happen
+    # the way it happens in life: the pods were scheduled while only two nodes had room.
+    worker_nodes = sorted(
+        n["metadata"]["name"]
+        for n in sb.store.all("nodes")
+        if (n["metadata"].get("labels") or {}).get("role") == "worker"
+    )
+    held = worker_nodes[2:]
+    for name in held:
+        _set_setup_taint(env, name, add=True)
+    sb.apply(m.deployment("api", "shop", 3, **workers))
+    sb.wait_for(
+        lambda: len([p for p in sb.pods("shop", "app=api") if pod_is_ready(p)]) == 3,
+        timeout=20,
+        what="shop/api ready",
+    )
+    for name in held:
+        _set_setup_taint(env, name, add=False)
+    deployments = [
+        WorkloadSpec("shop", "api", 3, 2),
+        WorkloadSpec("shop", "worker", 4, 3),
+        WorkloadSpec("shop", "web", 2, 1),
+        WorkloadSpec("ingress-nginx", "ingress-nginx-controller", 2, 1),
+    ]
+    sb.apply(m.pdb("api", "shop", selector={"app": "api"}, max_unavailable=1))
+    sb.apply(m.deployment("worker", "shop", 4, **workers))
+    sb.apply(m.pdb("worker", "shop", selector={"app": "worker"}, min_available="75%"))
+    sb.apply(m.deployment("web", "shop", 2, **workers))
+    sb.apply(m.pdb("web", "shop", selector={"app": "web"}, min_available=1))
+    sb.apply(m.service("web", "shop", selector={"app": "web"}))
+    sb.apply(
+        m.deployment(
+            "ingress-nginx-controller",
+            "ingress-nginx",
+            2,
+            labels={"app.kubernetes.io/name": "ingress-nginx"},
+            **workers,
+        )
+    )
+    sb.apply(
+        m.pdb(
+            "ingress-nginx-controller",
+            "ingress-nginx",
+            selector={"app.kubernetes.io/name": "ingress-nginx"},
+            min_available=1,
+        )
+    )
+    sb.apply(
+        m.service(
+            "ingress-nginx-controller",
+            "ingress-nginx",
+            selector={"app.kubernetes.io/name": "ingress-nginx"},
+            type_="LoadBalancer",
+        )
+    )
+    scenario = Scenario(
+        env=env,
+        asg_name="eks-workers",
+        launch_template_id=lt_id,
+        azs=azs,
+        deployments=deployments,
+        redis=redis,
+    )
+    if redis:
+        _redis(env, scenario)
+    wait_workloads_ready(env)
+    log.info("field-report scenario up in %.1fs", time.monotonic() - t0)
+    scenario.extras["setup_s"] = round(time.monotonic() - t0, 2)
+    return scenario
+
+
+def _redis(env: SandboxEnv, scenario: Scenario) -> None:
+    from .redis_manifests import init_redis_cluster, redis_cluster, sentinel_group
+
+    sb = env.sandbox
+    sb.apply(m.namespace("redis"))
+    for obj in sentinel_group(namespace="redis", name="redis"):
+        sb.apply(obj)
+    for obj in redis_cluster(namespace="redis", name="redis-cluster", zones=scenario.azs):
+        sb.apply(obj)
+    scenario.extras["redis_cluster"] = init_redis_cluster(sb, "redis", "redis-cluster")
+
+
+def _set_setup_taint(env: SandboxEnv, node: str, *, add: bool) -> None:
+    def change(cur: dict[str, Any]) -> dict[str, Any]:
+        taints = [t for t in cur["spec"].get("taints") or [] if t["key"] != SETUP_TAINT]
+        if add:
+            taints.append({"key": SETUP_TAINT, "effect": "NoSchedule"})
+        cur["spec"]["taints"] = taints
+        return cur
+
+    env.sandbox.store.mutate("nodes", None, node, change)
+
+
+SCENARIOS = {"field-report": field_report}
+
+
+def describe(scenario: Scenario) -> str:
+    return json.dumps(
+        {
+            "asg": scenario.asg_name,
+            "azs": scenario.azs,
+            "deployments": [d.__dict__ for d in scenario.deployments],
+        },
+        indent=2,
+    )
