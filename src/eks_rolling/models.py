@@ -208,35 +208,35 @@ class SurgeCapacityOutput(Model):
     raised_max: bool
 
 
-class WaitNewNodesInput(Model):
-    ctx: RollContext
-    batch: list[NodeTarget]
-    wait: PollState | None = None
-
-
 class WaitNewNodesOutput(PollState):
     ready_new_nodes: list[str] = Field(default_factory=list)
 
 
-class DrainNodeInput(Model):
+class WaitNewNodesInput(Model):
     ctx: RollContext
-    node: NodeTarget
-    drain: DrainState | None = None
+    batch: list[NodeTarget]
+    wait: WaitNewNodesOutput | None = Field(None, description="The previous round, None on the first")
 
 
 class DrainNodeOutput(DrainState):
     pass
 
 
-class WaitOwnersReadyInput(Model):
+class DrainNodeInput(Model):
     ctx: RollContext
     node: NodeTarget
-    evicted: list[EvictedPod]
-    wait: PollState | None = None
+    drain: DrainNodeOutput | None = Field(None, description="The previous round, None on the first")
 
 
 class WaitOwnersReadyOutput(PollState):
     owners: list[str] = Field(default_factory=list)
+
+
+class WaitOwnersReadyInput(Model):
+    ctx: RollContext
+    node: NodeTarget
+    evicted: list[EvictedPod]
+    wait: WaitOwnersReadyOutput | None = Field(None, description="The previous round, None on the first")
 
 
 class ExcludeFromLoadBalancersInput(Model):

@@ -6,8 +6,8 @@ instance-type labels) and turns Ready after `node_ready_s`. A terminated instanc
 Unknown at once (its processes die with it) and is deleted after `node_delete_s`, as the AWS
 cloud controller does; PodGC then removes its pods.
 
-moto fidelity fix: moto launches every ASG instance in the first subnet; a real ASG balances
-instances across its AZs, so `balance_asg_azs()` patches that one method.
+moto fidelity fixes (one patched method, `patch_moto_asg_launches`): instances are launched from
+the ASG's configured launch template version, and spread over its AZs as a real ASG does.
 """
 
 from __future__ import annotations
@@ -35,34 +35,62 @@ _patched = False
 _patch_lock = threading.Lock()
 
 
-def balance_asg_azs() -> None:
-    """Make moto's ASGs spread new instances over their subnets' AZs (fewest instances first)."""
+def patch_moto_asg_launches() -> None:
+    """Two fidelity fixes to moto's ASG launches, in its one launch method:
+    - launch from the launch template version the ASG is configured with (moto passes no
+      version, so instances were built and tagged from the template's *default* version);
+    - spread new instances over the ASG's AZs, fewest instances first (moto uses the first subnet).
+    """
     global _patched
     with _patch_lock:
         if _patched:
             return
-        from moto.autoscaling.models import FakeAutoScalingGroup
-
-        original = FakeAutoScalingGroup.replace_autoscaling_group_instances
+        from moto.autoscaling.models import ASG_NAME_TAG, FakeAutoScalingGroup, InstanceState
 
         def replace(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
-            subnets = [s for s in (self.vpc_zone_identifier or "").split(",") if s]
-            if len(subnets) <= 1 or count_needed <= 0:
-                return original(self, count_needed, propagated_tags)
+            propagated_tags[ASG_NAME_TAG] = self.name
+            propagated_tags.update(self.instance_tags)
             ec2 = self.autoscaling_backend.ec2_backend
+            subnets = [s for s in (self.vpc_zone_identifier or "").split(",") if s]
             az_of = {s: ec2.get_subnet(s).availability_zone for s in subnets}
-            vzi = self.vpc_zone_identifier
-            try:
-                for _ in range(count_needed):
-                    per_az = Counter(
-                        st.instance.placement.zone for st in self.instance_states if st.instance.is_running()
+            launch_template = None
+            if self.ec2_launch_template:
+                key = "LaunchTemplateId" if self.ec2_launch_template.id else "LaunchTemplateName"
+                ident = self.ec2_launch_template.id or self.ec2_launch_template.name
+                version = self.ec2_launch_template.get_version(self.launch_template_version).number
+                launch_template = {key: ident, "Version": str(version)}
+            for _ in range(count_needed):
+                per_az = Counter(
+                    st.instance.placement.zone for st in self.instance_states if st.instance.is_running()
+                )
+                subnet = (
+                    min(subnets, key=lambda s: (per_az.get(az_of[s], 0), subnets.index(s)))
+                    if subnets
+                    else None
+                )
+                reservation = ec2.run_instances(
+                    self.image_id,
+                    1,
+                    self.user_data,
+                    self.security_groups,
+                    instance_type=self.instance_type,
+                    tags={"instance": dict(propagated_tags)},
+                    placement=az_of[subnet] if subnet else self.availability_zones[0],
+                    launch_config=self.launch_config,
+                    launch_template=launch_template,
+                    is_instance_type_default=False,
+                    associate_public_ip=self.launch_config.associate_public_ip_address
+                    if self.launch_config
+                    else None,
+                    subnet_id=subnet,
+                )
+                for instance in reservation.instances:
+                    instance.autoscaling_group = self
+                    self.instance_states.append(
+                        InstanceState(
+                            instance, protected_from_scale_in=self.new_instances_protected_from_scale_in
+                        )
                     )
-                    pick = min(subnets, key=lambda s: (per_az.get(az_of[s], 0), subnets.index(s)))
-                    self.vpc_zone_identifier = pick
-                    original(self, 1, dict(propagated_tags))
-            finally:
-                self.vpc_zone_identifier = vzi
-            return None
 
         FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[method-assign]
         _patched = True
@@ -106,7 +134,7 @@ class CloudBridge:
         self.never_ready: Callable[[Any], bool] | None = None
 
     def start(self) -> None:
-        balance_asg_azs()
+        patch_moto_asg_launches()
         self._thread = threading.Thread(target=self._loop, name="sandbox-cloud", daemon=True)
         self._thread.start()
 
@@ -166,7 +194,13 @@ class CloudBridge:
                     and now >= rec.registered_at + self.timings.node_ready_s
                 )
                 if due and (self.never_ready is None or not self.never_ready(inst)):
-                    self._set_ready(rec.node_name, "True", "KubeletReady", "kubelet is posting ready status")
+                    self._set_ready(
+                        rec.node_name,
+                        "True",
+                        "KubeletReady",
+                        "kubelet is posting ready status",
+                        instance_id=iid,
+                    )
                     rec.ready = True
             for iid, rec in list(self.records.items()):
                 if iid in live:
@@ -179,10 +213,16 @@ class CloudBridge:
                             "Unknown",
                             "NodeStatusUnknown",
                             "Kubelet stopped posting node status.",
+                            instance_id=iid,
                         )
                 elif now >= rec.gone_at + self.timings.node_delete_s:
-                    with contextlib.suppress(ApiError):
-                        self.store.delete("nodes", None, rec.node_name)
+                    node = self.store.get("nodes", None, rec.node_name)
+                    # The name may already belong to a new instance that reused the private IP.
+                    if node is not None and node["spec"].get("providerID", "").endswith("/" + iid):
+                        with contextlib.suppress(ApiError):
+                            self.store.delete(
+                                "nodes", None, rec.node_name, expect_uid=node["metadata"]["uid"]
+                            )
                     del self.records[iid]
 
     def _register(self, rec: InstanceRecord, inst: Any, group: Any) -> None:
@@ -211,10 +251,14 @@ class CloudBridge:
             if exc.code != 409:
                 raise
 
-    def _set_ready(self, node_name: str, status: str, reason: str, message: str) -> None:
+    def _set_ready(
+        self, node_name: str, status: str, reason: str, message: str, *, instance_id: str | None = None
+    ) -> None:
         now = timestamp()
 
         def mark(cur: Obj) -> Obj:
+            if instance_id and not cur["spec"].get("providerID", "").endswith("/" + instance_id):
+                return cur  # the name now belongs to another instance
             for c in cur["status"]["conditions"]:
                 if c["type"] == "Ready":
                     if c["status"] != status:

@@ -1,0 +1,203 @@
+"""`eks-rolling demo`: the main job on the local sandbox, end to end, with live progress and a
+report in build/demo-report.json (the full execution history beside it is the audit trail)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from eks_rolling.aws.asg import AsgOps
+
+from .env import SandboxEnv
+from .invariants import AvailabilityMonitor
+from .runner import LocalRunner
+from .scenarios import Scenario, field_report
+
+log = logging.getLogger(__name__)
+
+DEMO_SETTINGS = {
+    "batch_size": "2",
+    "deregistration_delay_s": "10",
+    "poll_interval_s": "5",
+    "delete_emptydir_data": "false",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+NODE_STATES = {
+    "DrainNode",
+    "WaitOwnersReady",
+    "ExcludeFromLoadBalancers",
+    "TerminateInstance",
+    "NodeReplaced",
+    "BackOffBeforeDrain",
+    "PauseBeforeOwnersCheck",
+    "DeregistrationDelay",
+}
+
+
+@dataclass
+class Progress:
+    """What the operator sees: nodes old/new, the current step of each old node, evictions."""
+
+    node_step: dict[str, str] = field(default_factory=dict)
+    phase: str = "starting"
+    seen_events: int = 0
+
+    def update(self, history: list[dict[str, Any]]) -> None:
+        for ev in history[self.seen_events :]:
+            details = ev.get("stateEnteredEventDetails")
+            if not details:
+                continue
+            name = details["name"]
+            try:
+                inp = json.loads(details.get("input") or "{}")
+            except ValueError:
+                inp = {}
+            node = (inp.get("node") or {}).get("node_name") if isinstance(inp, dict) else None
+            if name in NODE_STATES and node:
+                self.node_step[node] = "replaced" if name == "NodeReplaced" else name
+            elif name not in ("NodeDrained", "OwnersRecovered", "NewNodesReady"):
+                self.phase = name
+        self.seen_events = len(history)
+
+
+def _line(elapsed: float, old: int, new: int, progress: Progress, evictions: Counter[int]) -> str:
+    active = ", ".join(
+        f"{n.split('.')[0]}: {s}" for n, s in sorted(progress.node_step.items()) if s != "replaced"
+    )
+    return f"[{elapsed:6.1f}s] old {old} new {new} | {progress.phase:<24} | evictions {evictions.get(201, 0)} (refused {evictions.get(429, 0)}) | {active or '-'}"
+
+
+def _node_counts(asg: AsgOps, name: str) -> tuple[int, int]:
+    state = asg.describe(name)
+    old = sum(
+        1
+        for i in state.instances
+        if AsgOps.is_outdated(i, state) and not i.lifecycle_state.startswith("Terminat")
+    )
+    return old, len(state.instances) - old
+
+
+def run_demo(
+    *,
+    out_dir: Path = Path("build"),
+    redis: bool = False,
+    stream: TextIO = sys.stdout,
+    timeout_s: float = 240.0,
+    settings: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    say = lambda msg: print(msg, file=stream, flush=True)  # noqa: E731
+    with SandboxEnv() as env:
+        say("eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge)")
+        scenario: Scenario = field_report(env, redis=redis)
+        say(
+            f"  field-report scenario up in {time.monotonic() - t0:.1f}s: {len(env.sandbox.store.all('nodes'))} nodes, {len(env.sandbox.pods())} pods; kubeconfig: {env.sandbox.kubeconfig(out_dir / 'kubeconfig')}"
+        )
+        asg = AsgOps(env.aws("autoscaling"), env.aws("ec2"))
+        before = asg.describe(scenario.asg_name)
+        ca_before = env.sandbox.store.get("deployments", *scenario.autoscaler)["spec"]["replicas"]  # type: ignore[index]
+        monitor = AvailabilityMonitor(env.sandbox.store).start()
+        with LocalRunner(env, settings={**DEMO_SETTINGS, **(settings or {})}) as runner:
+            event = scenario.bump_launch_template()
+            say(
+                f"  operator: new launch template version {event['detail']['requestParameters']['launchTemplate']['version']} for ASG {scenario.asg_name} -> CloudTrail UpdateAutoScalingGroup -> state machine"
+            )
+            mark = env.sandbox.request_log.mark()
+            arn = runner.start(event, name=f"demo-{int(time.time())}")
+            progress = Progress()
+            last = ""
+            t_roll = time.monotonic()
+
+            def poll(_: dict[str, Any]) -> None:
+                nonlocal last
+                progress.update(runner.history(arn))
+                evictions = Counter(
+                    e.status for e in env.sandbox.request_log.entries(mark) if e.path.endswith("/eviction")
+                )
+                old, new = _node_counts(asg, scenario.asg_name)
+                line = _line(time.monotonic() - t_roll, old, new, progress, evictions)
+                if line.split("|", 1)[1] != last.split("|", 1)[-1]:
+                    say(line)
+                    last = line
+
+            result = runner.wait(arn, timeout=timeout_s, poll=0.5, on_poll=poll)
+            duration = time.monotonic() - t_roll
+            history = runner.history(arn)
+        monitor.stop()
+        after = asg.describe(scenario.asg_name)
+        ca_after = env.sandbox.store.get("deployments", *scenario.autoscaler)["spec"]["replicas"]  # type: ignore[index]
+        old_left = [i.instance_id for i in after.instances if AsgOps.is_outdated(i, after)]
+        history_path = out_dir / "demo-history.json"
+        history_path.write_text(json.dumps(history, indent=1, default=str))
+        terminations = [
+            e
+            for e in env.aws("autoscaling").describe_auto_scaling_groups(
+                AutoScalingGroupNames=[scenario.asg_name]
+            )["AutoScalingGroups"]
+        ]
+        report = {
+            "scenario": "field-report",
+            "nodes_replaced": sum(
+                1
+                for i in before.instances
+                if AsgOps.is_outdated(i, after)
+                or i.instance_id not in {x.instance_id for x in after.instances}
+            ),
+            "old_instances_left": len(old_left),
+            "duration_s": round(duration, 1),
+            "pdb_violations": monitor.violations,
+            "min_ready": monitor.report(),
+            "restored": {
+                "cluster_autoscaler_replicas": ca_after == ca_before,
+                "asg_desired": after.desired == before.desired,
+                "asg_max": after.max_size == before.max_size,
+                "processes": {
+                    p: p not in after.suspended_processes
+                    for p in ("AZRebalance", "AlarmNotification", "ScheduledActions")
+                },
+                "values": {
+                    "cluster_autoscaler": [ca_before, ca_after],
+                    "desired": [before.desired, after.desired],
+                    "max": [before.max_size, after.max_size],
+                },
+            },
+            "execution": {
+                "arn": arn,
+                "status": result["status"],
+                "error": result.get("error"),
+                "history_events": len(history),
+                "history_path": str(history_path),
+            },
+            "evictions": dict(
+                Counter(
+                    str(e.status)
+                    for e in env.sandbox.request_log.entries(mark)
+                    if e.path.endswith("/eviction")
+                )
+            ),
+            "lambda_invocations": len(runner.stats.invocations),
+            "setup_s": scenario.extras.get("setup_s"),
+        }
+        del terminations
+        (out_dir / "demo-report.json").write_text(json.dumps(report, indent=2))
+        say("")
+        say(
+            f"execution {result['status']} in {duration:.1f}s: {report['nodes_replaced']} nodes replaced, {len(old_left)} old instances left, {report['pdb_violations']} PDB violations"
+        )
+        for d in report["min_ready"]:
+            say(
+                f"  {d['deployment']:<38} min ready {d['min_ready']}/{d['replicas']} (PDB guarantees {d['pdb_min_available']})"
+            )
+        r = report["restored"]
+        say(
+            f"  restored: cluster-autoscaler {r['cluster_autoscaler_replicas']}, desired {r['asg_desired']}, max {r['asg_max']}, processes {all(r['processes'].values())}"
+        )
+        say(f"  report: {out_dir / 'demo-report.json'}; audit trail ({len(history)} events): {history_path}")
+    return report

@@ -1,0 +1,247 @@
+"""Run the real state machine locally: moto's Step Functions interpreter executes
+statemachine/rolling_upgrade.asl.json, each Task's Lambda is dispatched in-process to the handler
+named in that function's configuration, and Wait states and retry back-offs are time-scaled.
+
+Two moto internals are patched here, and only here (reference/local-sfn-cdk.md §1.3, §1.5):
+`LambdaSimpleBackend.invoke` (moto never runs Python handlers by itself) and the interpreter's
+Wait / retry sleeps.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from eks_rolling.steps import STEPS
+
+from .env import SandboxEnv
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL_PATH = ROOT / "statemachine" / "rolling_upgrade.asl.json"
+FUNCTION_PREFIX = "eks-rolling-"
+STATE_MACHINE = "eks-rolling"
+
+
+class FakeContext:
+    """The parts of the Lambda context Powertools reads."""
+
+    def __init__(self, fn_name: str, arn: str, timeout_s: int = 300) -> None:
+        self.function_name, self.invoked_function_arn = fn_name, arn
+        self.aws_request_id = str(uuid.uuid4())
+        self.memory_limit_in_mb = 512
+        self.function_version = "$LATEST"
+        self.log_group_name = f"/aws/lambda/{fn_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+
+@dataclass
+class Invocation:
+    function: str
+    started: float
+    duration_s: float
+    error: str | None
+
+
+@dataclass
+class RunnerStats:
+    invocations: list[Invocation] = field(default_factory=list)
+    waits: list[tuple[float, float]] = field(default_factory=list)  # (asked, slept)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _load_handler(path: str) -> Callable[[dict[str, Any], Any], Any]:
+    module, _, attr = path.rpartition(".")
+    fn: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module), attr)
+    return fn
+
+
+@contextmanager
+def inprocess_lambdas(stats: RunnerStats) -> Iterator[None]:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    def invoke(
+        self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
+        fn = self.get_function(function_name, qualifier)  # unknown functions still 404, as in moto
+        event = json.loads(body) if body else {}
+        started = time.monotonic()
+        error = None
+        try:
+            result = _load_handler(fn.handler)(event, FakeContext(fn.function_name, fn.function_arn))
+        except Exception as exc:  # the Lambda error envelope: errorType is the ASL error name
+            error = type(exc).__name__
+            response_headers["x-amz-function-error"] = "Unhandled"
+            result = {
+                "errorType": error,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_exc().splitlines()[-6:],
+            }
+        with stats.lock:
+            stats.invocations.append(Invocation(fn.function_name, started, time.monotonic() - started, error))
+        return json.dumps(result).encode()
+
+    with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+        yield
+
+
+@contextmanager
+def scaled_time(scale: float, stats: RunnerStats, min_s: float = 0.05) -> Iterator[None]:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        slept = max(wait_seconds * scale, min_s) if wait_seconds > 0 else 0.0
+        stats.waits.append((float(wait_seconds), slept))
+        if slept:
+            env.program_state_event.wait(slept)
+
+    real_time, real_monotonic = time.time, time.monotonic
+
+    class _ScaledTime:
+        @staticmethod
+        def sleep(s: float) -> None:
+            time.sleep(max(s * scale, min_s))
+
+        time = staticmethod(real_time)
+        monotonic = staticmethod(real_monotonic)
+
+    with (
+        mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
+        mock.patch.object(retrier_decl, "time", _ScaledTime),
+    ):
+        yield
+
+
+class LocalRunner:
+    def __init__(
+        self,
+        env: SandboxEnv,
+        *,
+        asl_path: Path = ASL_PATH,
+        time_scale: float = 0.05,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        self.env = env
+        self.asl_path = asl_path
+        self.time_scale = time_scale
+        self.settings = settings or {}
+        self.stats = RunnerStats()
+        self.state_machine_arn: str | None = None
+        self.function_arns: dict[str, str] = {}
+        self._stack: ExitStack | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> LocalRunner:
+        self._stack = ExitStack()
+        self._stack.enter_context(self.env.applied(**self.settings))
+        self._stack.enter_context(inprocess_lambdas(self.stats))
+        self._stack.enter_context(scaled_time(self.time_scale, self.stats))
+        self.deploy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.close()
+
+    def deploy(self) -> str:
+        """One Lambda per step (handler `lambdas.<step>.handler`) and the state machine, with the
+        ASL's `${<State>FunctionArn}` placeholders substituted, as CDK does."""
+        iam, lam, sfn = self.env.aws("iam"), self.env.aws("lambda"), self.env.aws("stepfunctions")
+        role = iam.create_role(
+            RoleName=f"eks-rolling-{uuid.uuid4().hex[:8]}",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("lambdas/__init__.py", "")
+        for step in STEPS:
+            fn = lam.create_function(
+                FunctionName=FUNCTION_PREFIX + step.id.replace("_", "-"),
+                Runtime="python3.12",
+                Role=role,
+                Handler=step.handler,
+                Code={"ZipFile": buf.getvalue()},
+                Timeout=300,
+            )
+            self.function_arns[step.placeholder] = fn["FunctionArn"]
+        text = self.asl_path.read_text()
+        for key, arn in self.function_arns.items():
+            text = text.replace("${" + key + "}", arn)
+        if "${" in text:
+            raise ValueError("unresolved placeholder in the state machine definition")
+        self.state_machine_arn = sfn.create_state_machine(name=STATE_MACHINE, roleArn=role, definition=text)[
+            "stateMachineArn"
+        ]
+        return self.state_machine_arn
+
+    # --- executions ----------------------------------------------------------------------------
+    def start(self, payload: dict[str, Any], *, name: str | None = None) -> str:
+        assert self.state_machine_arn
+        sfn = self.env.aws("stepfunctions")
+        arn: str = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=name or f"run-{uuid.uuid4().hex[:12]}",
+            input=json.dumps(payload),
+        )["executionArn"]
+        return arn
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.env.aws("stepfunctions").describe_execution(executionArn=arn)
+        return out
+
+    def wait(
+        self,
+        arn: str,
+        *,
+        timeout: float = 300.0,
+        poll: float = 0.2,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.describe(arn)
+            if on_poll is not None:
+                on_poll(d)
+            if d["status"] != "RUNNING":
+                return d
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {arn} still running after {timeout}s")
+            time.sleep(poll)
+
+    def run(
+        self, payload: dict[str, Any], *, timeout: float = 300.0, name: str | None = None
+    ) -> dict[str, Any]:
+        return self.wait(self.start(payload, name=name), timeout=timeout)
+
+    def history(self, arn: str) -> list[dict[str, Any]]:
+        sfn = self.env.aws("stepfunctions")
+        events: list[dict[str, Any]] = []
+        token = None
+        while True:
+            kw: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+            if token:
+                kw["nextToken"] = token
+            page = sfn.get_execution_history(**kw)
+            events.extend(page["events"])
+            token = page.get("nextToken")
+            if not token:
+                return events
