@@ -53,6 +53,9 @@ class SandboxEnv:
 
     def start(self) -> SandboxEnv:
         self.moto.start()
+        # moto keeps one world per process: a sandbox starts from an empty one (so only one
+        # SandboxEnv runs in a process at a time).
+        self.moto.reset()
         self.sandbox.start()
         self.cloud.start()
         self._started = True

@@ -173,9 +173,10 @@ class LocalRunner:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("lambdas/__init__.py", "")
+        suffix = uuid.uuid4().hex[:6]
         for step in STEPS:
             fn = lam.create_function(
-                FunctionName=FUNCTION_PREFIX + step.id.replace("_", "-"),
+                FunctionName=f"{FUNCTION_PREFIX}{step.id.replace('_', '-')}-{suffix}",
                 Runtime="python3.12",
                 Role=role,
                 Handler=step.handler,

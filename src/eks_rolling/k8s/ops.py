@@ -270,21 +270,18 @@ class KubeOps:
         return (sts.metadata.annotations or {}).get(REDIS_GROUP_ANNOTATION)
 
     def workload_ready(self, owner: OwnerRef) -> tuple[bool, str]:
-        """Is the workload back at its desired ready replicas? (False, why) if not."""
+        """Is the workload back at its desired ready replicas? (False, why) if not.
+        A plain GET of the object (status included), so RBAC needs no status subresource."""
         ns, name = owner.namespace, owner.name
         obj: Any
         try:
             with kube_errors(f"get {owner.kind} {ns}/{name}"):
                 if owner.kind == "Deployment":
-                    obj = self.apps.read_namespaced_deployment_status(name, ns, _request_timeout=self.timeout)
+                    obj = self.apps.read_namespaced_deployment(name, ns, _request_timeout=self.timeout)
                 elif owner.kind == "StatefulSet":
-                    obj = self.apps.read_namespaced_stateful_set_status(
-                        name, ns, _request_timeout=self.timeout
-                    )
+                    obj = self.apps.read_namespaced_stateful_set(name, ns, _request_timeout=self.timeout)
                 elif owner.kind == "ReplicaSet":
-                    obj = self.apps.read_namespaced_replica_set_status(
-                        name, ns, _request_timeout=self.timeout
-                    )
+                    obj = self.apps.read_namespaced_replica_set(name, ns, _request_timeout=self.timeout)
                 else:
                     return True, f"{owner.kind} {ns}/{name} not tracked"
         except ApiException as exc:

@@ -1,0 +1,66 @@
+"""End-to-end fixtures: a fresh field-report sandbox per test and the real state machine in moto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from eks_rolling.aws.asg import AsgOps, AsgState
+from eks_rolling_sandbox.env import SandboxEnv
+from eks_rolling_sandbox.invariants import AvailabilityMonitor
+from eks_rolling_sandbox.runner import LocalRunner
+from eks_rolling_sandbox.scenarios import Scenario, field_report
+
+FAST = {
+    "batch_size": "2",
+    "deregistration_delay_s": "10",
+    "poll_interval_s": "5",
+    "new_nodes_timeout_s": "120",
+    "drain_timeout_s": "120",
+    "owners_ready_timeout_s": "120",
+}
+
+
+@dataclass
+class Field:
+    env: SandboxEnv
+    scenario: Scenario
+    asg: AsgOps
+
+    def state(self) -> AsgState:
+        return self.asg.describe(self.scenario.asg_name)
+
+    def autoscaler_replicas(self) -> int:
+        d = self.env.sandbox.store.get("deployments", *self.scenario.autoscaler)
+        assert d is not None
+        return int(d["spec"]["replicas"])
+
+    def runner(self, **settings: str) -> LocalRunner:
+        return LocalRunner(self.env, time_scale=0.05, settings={**FAST, **settings})
+
+    def monitor(self) -> AvailabilityMonitor:
+        return AvailabilityMonitor(self.env.sandbox.store).start()
+
+
+@pytest.fixture
+def field() -> Iterator[Field]:
+    with SandboxEnv() as env:
+        scenario = field_report(env, redis=False)
+        yield Field(env, scenario, AsgOps(env.aws("autoscaling"), env.aws("ec2")))
+
+
+def states_entered(history: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    import json
+
+    out = []
+    for ev in history:
+        d = ev.get("stateEnteredEventDetails")
+        if d:
+            try:
+                out.append((d["name"], json.loads(d.get("input") or "{}")))
+            except ValueError:
+                out.append((d["name"], {}))
+    return out
