@@ -175,12 +175,26 @@ def _mutated(name: str, path: tuple[str, ...], value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("event", "fragment"),
     [
-        (_mutated("update_asg_launch_template", ("detail", "eventName"), "DeleteAutoScalingGroup"), "unsupported"),
+        (
+            _mutated("update_asg_launch_template", ("detail", "eventName"), "DeleteAutoScalingGroup"),
+            "unsupported",
+        ),
         (_mutated("update_asg_launch_template", ("source",), "aws.ec2"), "must come from aws.autoscaling"),
-        (_mutated("modify_launch_template", ("detail", "eventSource"), "autoscaling.amazonaws.com"), "must come"),
-        (_mutated("update_asg_launch_template", ("detail-type",), "EC2 Instance State-change Notification"), "detail-type"),
+        (
+            _mutated("modify_launch_template", ("detail", "eventSource"), "autoscaling.amazonaws.com"),
+            "must come",
+        ),
+        (
+            _mutated(
+                "update_asg_launch_template", ("detail-type",), "EC2 Instance State-change Notification"
+            ),
+            "detail-type",
+        ),
         (_mutated("update_asg_launch_template", ("source",), "aws.ssm"), "source"),
-        (_mutated("update_asg_launch_template", ("detail", "errorCode"), "ValidationError"), "failed with ValidationError"),
+        (
+            _mutated("update_asg_launch_template", ("detail", "errorCode"), "ValidationError"),
+            "failed with ValidationError",
+        ),
     ],
 )
 def test_foreign_or_failed_events_are_rejected(event: dict[str, Any], fragment: str) -> None:
