@@ -63,7 +63,11 @@ class _QuerySignedRouting:
 
 
 class MotoServer:
-    """One moto server thread on an ephemeral port; start/stop as often as needed."""
+    """One moto server thread on an ephemeral port; start/stop as often as needed.
+
+    moto's backends are process-wide: two servers in one process serve the same resources, and
+    `reset()` on either wipes both.
+    """
 
     # Process-wide settings moto reads from globals; restored when the last server stops.
     _global_lock = threading.Lock()
@@ -76,6 +80,9 @@ class MotoServer:
         self._quiet = quiet
         self._server: ThreadedMotoServer | None = None
         self._port: int | None = None
+        # One session keeps botocore's parsed service models; sessions are not thread-safe.
+        self._session: Any = None
+        self._session_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> MotoServer:
@@ -135,14 +142,17 @@ class MotoServer:
     # --- helpers -----------------------------------------------------------------------------
     def client(self, service: str, *, region: str | None = None) -> Any:
         """A boto3 client bound to this server, with dummy credentials and no retries."""
-        return boto3.session.Session().client(
-            service,
-            region_name=region or self.region,
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=DUMMY_ACCESS_KEY,
-            aws_secret_access_key=DUMMY_SECRET_KEY,
-            config=Config(retries={"mode": "standard", "max_attempts": 1}),
-        )
+        with self._session_lock:
+            if self._session is None:
+                self._session = boto3.session.Session()
+            return self._session.client(
+                service,
+                region_name=region or self.region,
+                endpoint_url=self.endpoint_url,
+                aws_access_key_id=DUMMY_ACCESS_KEY,
+                aws_secret_access_key=DUMMY_SECRET_KEY,
+                config=Config(retries={"mode": "standard", "max_attempts": 1}),
+            )
 
     def reset(self) -> None:
         """Forget every resource in every backend (moto's /moto-api/reset)."""

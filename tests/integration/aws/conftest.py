@@ -22,6 +22,9 @@ def moto() -> Iterator[MotoServer]:
         mp.setenv("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET_KEY)
         mp.delenv("AWS_SESSION_TOKEN", raising=False)
         mp.delenv("AWS_PROFILE", raising=False)
+        # Skip moto's catalogue of public AMIs: loading it makes every reset ~0.7 s slower,
+        # and moto does not validate ImageId unless told to.
+        mp.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         with MotoServer(region=REGION) as server:
             yield server
 

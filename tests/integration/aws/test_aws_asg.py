@@ -56,7 +56,9 @@ def add_version(ec2: Any, lt_id: str, ami: str) -> str:
     return str(version)
 
 
-def create_asg(asg: Any, name: str, lt: dict[str, str] | None, *, desired: int = 4, max_size: int = 6) -> None:
+def create_asg(
+    asg: Any, name: str, lt: dict[str, str] | None, *, desired: int = 4, max_size: int = 6
+) -> None:
     kwargs: dict[str, Any] = {
         "AutoScalingGroupName": name,
         "MinSize": 1 if desired else 0,
@@ -156,7 +158,9 @@ def test_terminate_with_decrement_is_harmless_to_retry(ops: AsgOps, rolled_lt: s
     assert len(state.instances) == 3
 
 
-def test_terminate_refuses_an_instance_of_another_group(ops: AsgOps, asg: Any, ec2: Any, rolled_lt: str) -> None:
+def test_terminate_refuses_an_instance_of_another_group(
+    ops: AsgOps, asg: Any, ec2: Any, rolled_lt: str
+) -> None:
     create_asg(asg, "other", {"LaunchTemplateId": rolled_lt, "Version": "2"}, desired=1)
     stranger = ops.describe("other").instances[0].instance_id
 
@@ -180,8 +184,12 @@ def test_instances_from_another_launch_template_are_outdated(ops: AsgOps, asg: A
 
 
 def test_launch_configuration_groups_compare_image_ids(ops: AsgOps, asg: Any) -> None:
-    asg.create_launch_configuration(LaunchConfigurationName="lc-old", ImageId=AMI_OLD, InstanceType="t3.medium")
-    asg.create_launch_configuration(LaunchConfigurationName="lc-new", ImageId=AMI_NEW, InstanceType="t3.medium")
+    asg.create_launch_configuration(
+        LaunchConfigurationName="lc-old", ImageId=AMI_OLD, InstanceType="t3.medium"
+    )
+    asg.create_launch_configuration(
+        LaunchConfigurationName="lc-new", ImageId=AMI_NEW, InstanceType="t3.medium"
+    )
     asg.create_auto_scaling_group(
         AutoScalingGroupName="legacy",
         LaunchConfigurationName="lc-old",
