@@ -1,12 +1,114 @@
-"""The `eks-rolling` command: `demo` (the local sandbox, end to end), `plan` (a dry-run plan for a
-person), `start` and `status` (an execution of the deployed state machine)."""
+"""The `eks-rolling` command.
+
+  demo     roll the field-report scenario on the local sandbox, end to end
+  plan     print the dry-run plan of an ASG for a person (no write anywhere)
+  start    start an execution of the deployed state machine ({"asgName":..., "dryRun":...})
+  status   show an execution's status and the latest step of each node
+
+`plan` reads the same EKS_ROLLING_* settings as the Lambdas: real AWS by default, or a running
+sandbox after `source <kubeconfig>.env` written by `eks-rolling-sandbox up`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import uuid
 from pathlib import Path
+
+from .models import Plan, ResolveTargetInput
+
+
+def render_plan(plan: Plan, cluster: str) -> str:
+    lines = [
+        f"Plan for ASG {plan.asg_name} (cluster {cluster}) -> launch template version {plan.target_version}"
+    ]
+    if not plan.has_work:
+        lines.append("  Every instance is up to date: nothing to do.")
+        return "\n".join(lines)
+    s = plan.surge
+    raise_max = f", MaxSize raised to {s.raise_max_to} during the roll" if s.raise_max_to else ""
+    lines.append(
+        f"  {plan.outdated} outdated instance(s) in {len(plan.batches)} batch(es); desired {s.desired_before} -> {s.peak_desired} at peak (MaxSize {s.max_before}{raise_max})"
+    )
+    for i, batch in enumerate(plan.batches, 1):
+        nodes = ", ".join(
+            f"{n.instance_id} {n.node_name or '(no node)'} {n.az} {n.pods} pod(s)" for n in batch
+        )
+        lines.append(f"  batch {i}: {nodes}")
+    blockers = [f for f in plan.findings if f.severity == "blocker"]
+    warnings = [f for f in plan.findings if f.severity == "warning"]
+    lines.append(f"  blockers: {len(blockers) or 'none'}")
+    lines += [f"    - [{f.kind}] {f.message}" for f in blockers]
+    if warnings:
+        lines.append(f"  warnings: {len(warnings)}")
+        lines += [f"    - [{f.kind}] {f.message}" for f in warnings]
+    lines.append(f"  history budget: about {plan.estimated_history_events} of 25,000 events")
+    lines.append("  BLOCKED: the roll would stop before any change." if plan.blocked else "  Ready to roll.")
+    return "\n".join(lines)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .models import PlanRollInput
+    from .services.deps import Deps
+    from .services.resolve import resolve_target
+    from .services.roll import plan_roll
+
+    deps = Deps.from_env()
+    resolved = resolve_target(
+        ResolveTargetInput(
+            event={"asgName": args.asg, "dryRun": True}, execution_id=f"cli-plan-{uuid.uuid4().hex[:8]}"
+        ),
+        deps,
+    )
+    code = 0
+    for ctx in resolved.targets:
+        plan = plan_roll(PlanRollInput(ctx=ctx), deps)
+        print(plan.model_dump_json(indent=2) if args.json else render_plan(plan, ctx.cluster_name))
+        code = max(code, 2 if plan.blocked else 0)
+    return code
+
+
+def _start(args: argparse.Namespace) -> int:
+    from .aws.clients import aws_client
+    from .settings import Settings
+
+    sfn = aws_client("stepfunctions", Settings())
+    payload = {"asgName": args.asg, "dryRun": args.dry_run}
+    out = sfn.start_execution(
+        stateMachineArn=args.state_machine_arn,
+        name=args.name or f"manual-{args.asg}-{uuid.uuid4().hex[:8]}"[:80],
+        input=json.dumps(payload),
+    )
+    print(out["executionArn"])
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .aws.clients import aws_client
+    from .settings import Settings
+
+    sfn = aws_client("stepfunctions", Settings())
+    d = sfn.describe_execution(executionArn=args.execution_arn)
+    print(
+        f"{d['status']}  started {d['startDate']}"
+        + (f"  error {d.get('error')}: {d.get('cause', '')[:400]}" if d.get("error") else "")
+    )
+    latest: dict[str, str] = {}
+    for ev in (
+        sfn.get_paginator("get_execution_history")
+        .paginate(executionArn=args.execution_arn)
+        .build_full_result()["events"]
+    ):
+        det = ev.get("stateEnteredEventDetails")
+        if det:
+            node = (json.loads(det.get("input") or "{}").get("node") or {}).get("node_name")
+            latest[node or "(run)"] = det["name"]
+    for node, step in sorted(latest.items()):
+        print(f"  {node:<40} {step}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -22,13 +124,28 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="eks-rolling", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="eks-rolling", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="roll the field-report scenario on the local sandbox")
     demo.add_argument("--out", default="build", help="where the report and history go")
-    demo.add_argument("--redis", action="store_true", help="include the Redis groups (needs the Redis steps)")
+    demo.add_argument("--redis", action="store_true", help="include the Redis groups")
     demo.set_defaults(fn=_demo)
+    plan = sub.add_parser("plan", help="print the dry-run plan of an ASG (exit 2 when blocked)")
+    plan.add_argument("--asg", required=True)
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(fn=_plan)
+    start = sub.add_parser("start", help="start an execution of the deployed state machine")
+    start.add_argument("--asg", required=True)
+    start.add_argument("--state-machine-arn", required=True)
+    start.add_argument("--dry-run", action="store_true")
+    start.add_argument("--name")
+    start.set_defaults(fn=_start)
+    status = sub.add_parser("status", help="an execution's status and each node's latest step")
+    status.add_argument("execution_arn")
+    status.set_defaults(fn=_status)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

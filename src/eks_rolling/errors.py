@@ -86,6 +86,18 @@ class CapacityError(PermanentError):
     """The Auto Scaling group cannot surge (max size, or raising max is not allowed)."""
 
 
+class RedisGroupUnhealthyError(PermanentError):
+    """A Redis group is not healthy enough to move safely (no quorum, replica not synced...)."""
+
+
+class RedisMoveTimeoutError(PermanentError):
+    """A Redis pod's move did not reach its next phase before the deadline (names pod and phase)."""
+
+
+class RedisSwitchoverError(PermanentError):
+    """A failover did not end with exactly one master where it was meant to be."""
+
+
 class LockLostError(PermanentError):
     """The lock this execution held is now owned by someone else."""
 

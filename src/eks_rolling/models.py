@@ -111,6 +111,26 @@ class EvictedPod(Model):
     owner: OwnerRefModel | None = None
 
 
+class RedisMove(Model):
+    """One Redis pod's move off an old node, advanced one phase per round of MoveRedisPods."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    namespace: str
+    group: str
+    kind: Literal["sentinel", "cluster"]
+    pod: str
+    role: str
+    statefulset: str
+    phase: str = "start"
+    phase_deadline: datetime | None = None
+    done: bool = False
+    data: dict[str, Any] = Field(default_factory=dict, description="Procedure state: small, no secrets")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.pod}"
+
+
 class DrainState(PollState):
     evicted: list[EvictedPod] = Field(default_factory=list)
     blocked: list[str] = Field(default_factory=list)
@@ -216,6 +236,17 @@ class WaitNewNodesInput(Model):
     ctx: RollContext
     batch: list[NodeTarget]
     wait: WaitNewNodesOutput | None = Field(None, description="The previous round, None on the first")
+
+
+class MoveRedisPodsOutput(PollState):
+    moves: list[RedisMove] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list, description="What this round did: the audit trail")
+
+
+class MoveRedisPodsInput(Model):
+    ctx: RollContext
+    node: NodeTarget
+    redis: MoveRedisPodsOutput | None = Field(None, description="The previous round, None on the first")
 
 
 class DrainNodeOutput(DrainState):

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     delete_emptydir_data: bool = Field(False, description="Allow evicting pods with emptyDir volumes")
     deregistration_delay_s: int = Field(30, ge=0, description="Wait after excluding a node from LBs")
 
+    # --- Redis --------------------------------------------------------------------------------------
+    redis_enabled: bool = Field(True, description="Move managed Redis pods with the Redis steps")
+    redis_failback: bool = Field(True, description="End with the master on its original pod")
+    redis_pause_ms: int = Field(5000, ge=500, description="CLIENT PAUSE budget for one switchover")
+    redis_phase_timeout_s: int = Field(300, ge=5, description="Deadline for each phase of a Redis move")
+    redis_socket_timeout_s: float = Field(2.0, gt=0)
+
     # --- deadlines and polling (seconds) -------------------------------------------------------
     poll_interval_s: int = Field(10, ge=1)
     new_nodes_timeout_s: int = Field(900, ge=1)

@@ -39,6 +39,7 @@ STEPS: tuple[Step, ...] = tuple(
         "taint_old_nodes",
         "surge_capacity",
         "wait_new_nodes",
+        "move_redis_pods",
         "drain_node",
         "wait_owners_ready",
         "exclude_from_load_balancers",

@@ -98,7 +98,7 @@ def run_demo(
         say("eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge)")
         scenario: Scenario = field_report(env, redis=redis)
         say(
-            f"  field-report scenario up in {time.monotonic() - t0:.1f}s: {len(env.sandbox.store.all('nodes'))} nodes, {len(env.sandbox.pods())} pods; kubeconfig: {env.sandbox.kubeconfig(out_dir / 'kubeconfig')}"
+            f"  field-report scenario up in {time.monotonic() - t0:.1f}s: {len(env.sandbox.store.all('nodes'))} nodes, {len(env.sandbox.pods())} pods; kubeconfig: {env.kubeconfig(out_dir / 'kubeconfig')}"
         )
         asg = AsgOps(env.aws("autoscaling"), env.aws("ec2"))
         before = asg.describe(scenario.asg_name)

@@ -23,16 +23,19 @@ EXPIRES_ATTR = "expires_at"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-def lock_key(asg_name: str) -> str:
-    return f"asg#{asg_name}"
+def lock_key(name: str, scope: str = "asg") -> str:
+    return f"{scope}#{name}"
 
 
 class AsgLock:
-    """`key` in every method is the ASG name; the item key is `asg#<name>`."""
+    """`key` in every method is the ASG name (or, with `scope="redis"`, a Redis group); the item
+    key is `<scope>#<name>`, so every lock lives in the one table."""
 
-    def __init__(self, dynamodb_client: Any, table: str) -> None:
+    def __init__(self, dynamodb_client: Any, table: str, *, scope: str = "asg") -> None:
         self._ddb = dynamodb_client
         self._table = table
+        self._scope = scope
+        self._what = "ASG" if scope == "asg" else scope
 
     def acquire(self, key: str, owner: str, *, ttl_s: int, now: float) -> None:
         """Take the lock if free, expired, or already ours (a retried step renews it).
@@ -45,7 +48,7 @@ class AsgLock:
                 self._ddb.put_item(
                     TableName=self._table,
                     Item={
-                        KEY_ATTR: {"S": lock_key(key)},
+                        KEY_ATTR: {"S": lock_key(key, self._scope)},
                         "owner": {"S": owner},
                         "acquired_at": {"N": str(int(now))},
                         EXPIRES_ATTR: {"N": str(expires_at)},
@@ -62,9 +65,9 @@ class AsgLock:
             holder = item.get("owner", {}).get("S") or self.holder(key) or "unknown"
             until = item.get(EXPIRES_ATTR, {}).get("N", "?")
             raise RollInProgressError(
-                f"ASG {key} is being rolled by {holder} (lock expires at {until})"
+                f"{self._what} {key} is being rolled by {holder} (lock expires at {until})"
             ) from exc
-        log.info("lock for ASG %s taken until %d", key, expires_at)
+        log.info("lock for %s %s taken until %d", self._what, key, expires_at)
 
     def release(self, key: str, owner: str) -> bool:
         """Delete the lock if `owner` holds it; False when it is absent or someone else's."""
@@ -72,24 +75,24 @@ class AsgLock:
             with aws_errors():
                 self._ddb.delete_item(
                     TableName=self._table,
-                    Key={KEY_ATTR: {"S": lock_key(key)}},
+                    Key={KEY_ATTR: {"S": lock_key(key, self._scope)}},
                     ConditionExpression="#owner = :owner",
                     ExpressionAttributeNames={"#owner": "owner"},
                     ExpressionAttributeValues={":owner": {"S": owner}},
                 )
         except ClientError as exc:
             if error_code(exc) == _CONDITION_FAILED:
-                log.info("lock for ASG %s not held by this execution; left alone", key)
+                log.info("lock for %s %s not held by this execution; left alone", self._what, key)
                 return False
             raise
-        log.info("lock for ASG %s released", key)
+        log.info("lock for %s %s released", self._what, key)
         return True
 
     def holder(self, key: str, *, now: float | None = None) -> str | None:
         """Current owner (None if free). With `now`, an expired lock counts as free."""
         with aws_errors():
             item = self._ddb.get_item(
-                TableName=self._table, Key={KEY_ATTR: {"S": lock_key(key)}}, ConsistentRead=True
+                TableName=self._table, Key={KEY_ATTR: {"S": lock_key(key, self._scope)}}, ConsistentRead=True
             ).get("Item")
         if not item:
             return None

@@ -204,6 +204,47 @@ class KubeOps:
             return f"pod {ns}/{name} blocked by PodDisruptionBudget {b.ref} ({b.current_healthy} healthy, {b.desired_healthy} needed, {b.disruptions_allowed} disruptions allowed)"
         return f"pod {ns}/{name} eviction throttled: {_message(exc)}"
 
+    def delete_pod(
+        self, namespace: str, name: str, *, uid: str | None = None, grace_s: int | None = None
+    ) -> bool:
+        """DELETE (not eviction): the Redis steps move a pod only once it is safe to. False if gone."""
+        body = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid=uid) if uid else None, grace_period_seconds=grace_s
+        )
+        try:
+            with kube_errors(f"delete pod {namespace}/{name}"):
+                self.core.delete_namespaced_pod(name, namespace, body=body, _request_timeout=self.timeout)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def create_pod(self, namespace: str, body: dict[str, Any]) -> Any:
+        pod: Any = body  # the client serialises a plain dict as-is
+        with kube_errors(f"create pod in {namespace}"):
+            return self.core.create_namespaced_pod(namespace, pod, _request_timeout=self.timeout)
+
+    def list_statefulsets(self) -> list[dict[str, Any]]:
+        """StatefulSets as plain JSON (for Redis group discovery)."""
+        with kube_errors("list statefulsets"):
+            items = self.apps.list_stateful_set_for_all_namespaces(_request_timeout=self.timeout).items
+        return [self.apps.api_client.sanitize_for_serialization(s) for s in items]
+
+    def read_secret(self, namespace: str, name: str, key: str) -> str:
+        import base64
+
+        with kube_errors(f"get secret {namespace}/{name}"):
+            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=self.timeout)
+        raw = (secret.data or {}).get(key)
+        if raw is None:
+            raise KeyError(f"secret {namespace}/{name} has no key {key}")
+        return base64.b64decode(raw).decode()
+
+    def sanitize(self, obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = self.core.api_client.sanitize_for_serialization(obj)
+        return out
+
     # --- PDBs ----------------------------------------------------------------------------------
     def list_pdbs(self) -> list[PdbView]:
         with kube_errors("list PodDisruptionBudgets"):
@@ -267,7 +308,8 @@ class KubeOps:
         sts = self.statefulset(owner.namespace, owner.name)
         if sts is None:
             return None
-        return (sts.metadata.annotations or {}).get(REDIS_GROUP_ANNOTATION)
+        group = (sts.metadata.annotations or {}).get(REDIS_GROUP_ANNOTATION)
+        return f"{owner.namespace}/{group}" if group else None
 
     def workload_ready(self, owner: OwnerRef) -> tuple[bool, str]:
         """Is the workload back at its desired ready replicas? (False, why) if not.

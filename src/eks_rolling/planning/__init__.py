@@ -10,6 +10,7 @@ from .snapshot import (
     PdbView,
     PodView,
     Policy,
+    RedisGroupView,
     Taint,
     Toleration,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "PdbView",
     "PodView",
     "Policy",
+    "RedisGroupView",
     "Taint",
     "Toleration",
     "build_plan",

@@ -21,7 +21,7 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 EVENTS_FIXED = 80  # resolve, plan, pause, suspend, taint, restore, release, maps' own events
 EVENTS_PER_BATCH = 24  # map iteration, surge, one wait-new-nodes round, inner map
 EVENTS_PER_WAIT_ROUND = 9  # Task + Choice + Wait
-EVENTS_PER_NODE = 32  # map iteration, drain, choice, owners, choice, exclude, wait, terminate, pass
+EVENTS_PER_NODE = 39  # map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, pass
 ASSUMED_POLL_ROUNDS_PER_NODE = 6  # drain and owner rounds beyond the first, per node, typical
 
 
@@ -88,6 +88,7 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
             )
         else:
             findings.extend(_pod_findings(node, movable, snap.pdbs, policy))
+    findings.extend(_redis_findings(snap, targets, pods_by_node, node_by_instance, policy))
     findings.extend(_dedupe_pdb_findings(findings))
     findings = [f for f in findings if f.kind != "_pdb"]
 
@@ -121,7 +122,7 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
             )
         )
 
-    ordered = order_targets(targets)
+    ordered = order_targets(targets, last=_sentinel_master_nodes(snap))
     batches = [ordered[i : i + policy.batch_size] for i in range(0, len(ordered), policy.batch_size)]
     events = estimate_history_events(len(ordered), len(batches))
     if events > policy.max_history_events:
@@ -156,6 +157,20 @@ def _pod_findings(
     out: list[Finding] = []
     taint = Taint(key=policy.taint_key, effect="NoSchedule")
     for p in pods:
+        if p.redis_group:
+            # Redis pods move through the Redis steps (or block until those are enabled), never
+            # through the generic drain: the generic checks below do not apply to them.
+            if not policy.redis_supported:
+                out.append(
+                    Finding(
+                        severity="blocker",
+                        kind="redis",
+                        node=node.name,
+                        ref=p.ref,
+                        message=f"pod {p.ref} on {node.name} belongs to managed Redis group {p.redis_group}; it is never evicted generically",
+                    )
+                )
+            continue
         if p.owner is None:
             out.append(
                 Finding(
@@ -174,16 +189,6 @@ def _pod_findings(
                     node=node.name,
                     ref=p.ref,
                     message=f"pod {p.ref} on {node.name} uses emptyDir; its data is lost on eviction (allow with delete_emptydir_data)",
-                )
-            )
-        if p.redis_group and not policy.redis_supported:
-            out.append(
-                Finding(
-                    severity="blocker",
-                    kind="redis",
-                    node=node.name,
-                    ref=p.ref,
-                    message=f"pod {p.ref} on {node.name} belongs to managed Redis group {p.redis_group}; it is never evicted generically",
                 )
             )
         if any(t.tolerates(taint) for t in p.tolerations):
@@ -254,9 +259,54 @@ def _dedupe_pdb_findings(findings: list[Finding]) -> list[Finding]:
     return out
 
 
-def order_targets(targets: list[NodeTarget]) -> list[NodeTarget]:
+def _sentinel_master_nodes(snap: ClusterSnapshot) -> set[str]:
+    masters = {p for g in snap.redis_groups if g.kind == "sentinel" for p in g.master_pods}
+    return {p.node for p in snap.pods if p.ref in masters}
+
+
+def _redis_findings(
+    snap: ClusterSnapshot,
+    targets: list[NodeTarget],
+    pods_by_node: dict[str, list[PodView]],
+    node_by_instance: dict[str, NodeView],
+    policy: Policy,
+) -> list[Finding]:
+    """An unhealthy group blocks the roll if any of its pods is on an old node (once per group)."""
+    if not policy.redis_supported:
+        return []
+    views = {g.ref: g for g in snap.redis_groups}
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for t in targets:
+        node = node_by_instance.get(t.instance_id)
+        for p in pods_by_node.get(node.name, []) if node else []:
+            if not p.redis_group or p.redis_group in seen:
+                continue
+            seen.add(p.redis_group)
+            view = views.get(p.redis_group)
+            problems = view.problems if view else (f"Redis group {p.redis_group} could not be checked",)
+            out += [
+                Finding(
+                    severity="blocker",
+                    kind="redis-unhealthy",
+                    node=node.name if node else None,
+                    ref=p.redis_group,
+                    message=f"Redis group {p.redis_group}: {why}",
+                )
+                for why in problems
+            ]
+    return out
+
+
+def order_targets(targets: list[NodeTarget], last: set[str] | None = None) -> list[NodeTarget]:
     """Alternate availability zones so each batch's surge keeps the ASG balanced, and within a
-    zone start with the nodes that move the fewest pods (cheapest first, like Karpenter)."""
+    zone start with the nodes that move the fewest pods (cheapest first, like Karpenter).
+
+    Nodes in `last` (hosting a Sentinel master) go after all others: by then a replica of the
+    group already runs on a new node, so the master has somewhere safe to fail over to."""
+    if last:
+        early = order_targets([t for t in targets if t.node_name not in last])
+        return early + order_targets([t for t in targets if t.node_name in last])
     by_az: dict[str, list[NodeTarget]] = defaultdict(list)
     for t in targets:
         by_az[t.az].append(t)

@@ -54,7 +54,7 @@ class PodView:
     has_emptydir: bool = False
     tolerations: tuple[Toleration, ...] = ()
     node_selector: Mapping[str, str] = field(default_factory=dict)
-    redis_group: str | None = None  # set when the pod belongs to a managed Redis group
+    redis_group: str | None = None  # namespace/name of the managed Redis group the pod belongs to
 
     @property
     def daemonset(self) -> bool:
@@ -123,9 +123,20 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class RedisGroupView:
+    """A managed Redis group as seen at plan time (health checked live by its procedure)."""
+
+    ref: str  # namespace/name
+    kind: str
+    problems: tuple[str, ...] = ()
+    master_pods: tuple[str, ...] = ()  # namespace/pod of the pods that hold a master role now
+
+
+@dataclass(frozen=True)
 class ClusterSnapshot:
     asg: AsgView
     nodes: tuple[NodeView, ...]
     pods: tuple[PodView, ...]
     pdbs: tuple[PdbView, ...]
     autoscaler_found: bool = True
+    redis_groups: tuple[RedisGroupView, ...] = ()

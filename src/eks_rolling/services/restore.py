@@ -109,6 +109,9 @@ def _restore(
         ns, name = deps.settings.autoscaler_namespace, deps.settings.autoscaler_deployment
         attempt("restore cluster-autoscaler", lambda: kube.scale_deployment(ns, name, ca_original))
         report = report.model_copy(update={"autoscaler_replicas": ca_original})
+    from .redis import redis_cleanup
+
+    notes += attempt("clean up Redis", lambda: redis_cleanup(ctx, deps)) or []
     runs = [ctx.taint_value] + ([r for r in saved if r != ctx.taint_value] if stale else [])
     attempt(
         "clear saved state", lambda: delete_saved(deps.asg, ctx.asg_name, [r for r in runs if r in saved])

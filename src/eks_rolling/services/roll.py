@@ -17,6 +17,7 @@ from ..models import (
     PlanRollInput,
     PlanRollOutput,
     PollState,
+    RollContext,
     SurgeCapacityInput,
     SurgeCapacityOutput,
     SuspendProcessesInput,
@@ -28,7 +29,7 @@ from ..models import (
     WaitNewNodesInput,
     WaitNewNodesOutput,
 )
-from ..planning import build_plan
+from ..planning import RedisGroupView, build_plan
 from .deps import Deps
 from .saved import Saved, merged_stale, read_saved, write_saved
 from .snapshot import gather, policy
@@ -46,7 +47,12 @@ def start_poll(prev: PollState | None, now: datetime, timeout_s: int) -> tuple[d
 def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
     ctx = inp.ctx
     state = deps.asg.describe(ctx.asg_name)
-    snap = gather(state, deps.kube(ctx.cluster_name), deps.settings)
+    snap = gather(
+        state,
+        deps.kube(ctx.cluster_name),
+        deps.settings,
+        redis_views=lambda refs: _redis_views(ctx, deps, refs),
+    )
     plan = build_plan(snap, policy(deps.settings))
     log.info(
         "plan for %s: %d outdated, %d batches, %d findings",
@@ -58,6 +64,24 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
     if plan.blocked and not ctx.dry_run:
         raise PlanBlockedError("; ".join(f.message for f in plan.blockers))
     return PlanRollOutput(**plan.model_dump())
+
+
+def _redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
+    from .redis import groups_of, redis_health
+
+    if not deps.settings.redis_enabled:
+        return ()
+    groups = [g for g in groups_of(deps.kube(ctx.cluster_name)) if g.ref in refs]
+    health = redis_health(ctx, deps, groups)
+    return tuple(
+        RedisGroupView(
+            g.ref,
+            g.kind,
+            tuple(health[g.ref].problems),
+            tuple(f"{g.namespace}/{p}" for p in health[g.ref].master_pods),
+        )
+        for g in groups
+    )
 
 
 def pause_autoscaler(inp: PauseAutoscalerInput, deps: Deps) -> PauseAutoscalerOutput:

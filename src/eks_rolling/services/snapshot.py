@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..aws.asg import AsgOps, AsgState
 from ..k8s import KubeOps
-from ..planning import AsgView, ClusterSnapshot, InstanceView, PodView, Policy
+from ..planning import AsgView, ClusterSnapshot, InstanceView, PodView, Policy, RedisGroupView
 from ..settings import Settings
 
 
@@ -22,7 +24,12 @@ def asg_view(state: AsgState) -> AsgView:
     )
 
 
-def gather(state: AsgState, kube: KubeOps, settings: Settings) -> ClusterSnapshot:
+def gather(
+    state: AsgState,
+    kube: KubeOps,
+    settings: Settings,
+    redis_views: Callable[[set[str]], tuple[RedisGroupView, ...]] | None = None,
+) -> ClusterSnapshot:
     view = asg_view(state)
     nodes = kube.list_nodes()
     node_views = tuple(kube.node_view(n) for n in nodes)
@@ -45,4 +52,5 @@ def policy(settings: Settings) -> Policy:
         taint_key=settings.taint_key,
         raise_max_size=settings.raise_max_size,
         delete_emptydir_data=settings.delete_emptydir_data,
+        redis_supported=settings.redis_enabled,
     )

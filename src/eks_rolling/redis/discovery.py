@@ -1,0 +1,113 @@
+"""Redis groups, identified by opt-in annotations on their StatefulSets (pure: dicts in, groups out).
+
+eks-rolling.io/redis-group: <group>               every StatefulSet of the group
+eks-rolling.io/redis-kind: sentinel | cluster
+eks-rolling.io/redis-role: master | replica | sentinel     (sentinel groups)
+eks-rolling.io/redis-master-set: mymaster                  (sentinel groups)
+eks-rolling.io/redis-password-secret: <secret>/<key>       (a Kubernetes Secret in the namespace)
+eks-rolling.io/redis-password-secretsmanager: <arn>        (or AWS Secrets Manager)
+eks-rolling.io/redis-tls: "true"                           (TLS to every node and sentinel)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PREFIX = "eks-rolling.io/redis-"
+GROUP = PREFIX + "group"
+KIND = PREFIX + "kind"
+ROLE = PREFIX + "role"
+MASTER_SET = PREFIX + "master-set"
+PASSWORD_SECRET = PREFIX + "password-secret"
+PASSWORD_SM = PREFIX + "password-secretsmanager"
+TLS = PREFIX + "tls"
+SENTINEL_ROLES = ("master", "replica", "sentinel")
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    """Where a group's password lives; never the password itself."""
+
+    source: Literal["kubernetes", "secretsmanager"]
+    name: str  # Secret name or Secrets Manager ARN
+    key: str = "password"
+
+
+@dataclass(frozen=True)
+class RedisGroup:
+    namespace: str
+    name: str
+    kind: Literal["sentinel", "cluster"]
+    statefulsets: Mapping[str, str]  # StatefulSet name -> role (master/replica/sentinel, or "node")
+    master_set: str = "mymaster"
+    password: CredentialRef | None = None
+    tls: bool = False
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def statefulsets_with(self, role: str) -> list[str]:
+        return sorted(s for s, r in self.statefulsets.items() if r == role)
+
+
+def _credential(ann: Mapping[str, str]) -> CredentialRef | None:
+    if ann.get(PASSWORD_SM):
+        return CredentialRef("secretsmanager", ann[PASSWORD_SM], "")
+    ref = ann.get(PASSWORD_SECRET)
+    if not ref:
+        return None
+    name, _, key = ref.partition("/")
+    return CredentialRef("kubernetes", name, key or "password")
+
+
+def discover_groups(statefulsets: Iterable[Mapping[str, Any]]) -> list[RedisGroup]:
+    """Group opted-in StatefulSets (plain Kubernetes JSON) by namespace and group name. Metadata
+    that does not make a coherent group is reported in `problems` (the plan blocks on it)."""
+    members: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for sts in statefulsets:
+        ann = (sts.get("metadata") or {}).get("annotations") or {}
+        if ann.get(GROUP):
+            members.setdefault((sts["metadata"]["namespace"], ann[GROUP]), []).append(sts)
+    groups = []
+    for (ns, name), stss in sorted(members.items()):
+        anns = [s["metadata"].get("annotations") or {} for s in stss]
+        kinds = {a.get(KIND) for a in anns}
+        problems: list[str] = []
+        kind = next(iter(kinds)) if len(kinds) == 1 else None
+        if kind not in ("sentinel", "cluster"):
+            problems.append(
+                f"StatefulSets of Redis group {ns}/{name} disagree on or lack {KIND} (got {sorted(str(k) for k in kinds)})"
+            )
+            kind = "sentinel"
+        roles: dict[str, str] = {}
+        for s, a in zip(stss, anns, strict=True):
+            role = a.get(ROLE, "node" if kind == "cluster" else "")
+            if kind == "sentinel" and role not in SENTINEL_ROLES:
+                problems.append(
+                    f"StatefulSet {ns}/{s['metadata']['name']} has no valid {ROLE} (master, replica or sentinel)"
+                )
+            roles[s["metadata"]["name"]] = role
+        if kind == "sentinel":
+            for needed in ("master", "sentinel"):
+                if needed not in roles.values():
+                    problems.append(f"Redis group {ns}/{name} has no StatefulSet with role {needed}")
+        creds = {_credential(a) for a in anns} - {None}
+        if len(creds) > 1:
+            problems.append(f"StatefulSets of Redis group {ns}/{name} name different password secrets")
+        groups.append(
+            RedisGroup(
+                namespace=ns,
+                name=name,
+                kind=kind,  # type: ignore[arg-type]
+                statefulsets=roles,
+                master_set=next((a[MASTER_SET] for a in anns if a.get(MASTER_SET)), "mymaster"),
+                password=next(iter(creds), None),
+                tls=any(a.get(TLS, "").lower() == "true" for a in anns),
+                problems=tuple(problems),
+            )
+        )
+    return groups

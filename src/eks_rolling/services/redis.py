@@ -1,0 +1,215 @@
+"""MoveRedisPods: before an old node is drained, its Redis pods are moved by procedures that know
+Sentinel and Redis Cluster. Each invocation advances one pod by one phase (so every action is in
+the execution history); a per-group lock keeps two nodes of one batch from moving pods of the
+same group at once (one shard's master in flight at a time, one sentinel reset at a time).
+
+Procedures register themselves in PROCEDURES by group kind (redis_sentinel, redis_cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from ..aws.clients import aws_client
+from ..aws.lock import AsgLock
+from ..aws.secrets import secret_password
+from ..errors import RollInProgressError
+from ..k8s import KubeOps
+from ..models import MoveRedisPodsInput, MoveRedisPodsOutput, RedisMove, RollContext
+from ..redis.connection import RedisAuth, connect, resolve_auth
+from ..redis.discovery import RedisGroup, discover_groups
+from ..settings import Settings
+from .deps import Deps
+from .roll import start_poll
+
+log = logging.getLogger(__name__)
+GROUP_LOCK_TTL_S = 3600
+
+
+@dataclass
+class RedisEnv:
+    """What a procedure works with: the group, its credentials, the cluster, the clock."""
+
+    ctx: RollContext
+    deps: Deps
+    kube: KubeOps
+    group: RedisGroup
+    auth: RedisAuth
+    now: datetime
+    settings: Settings
+
+    def client(self, host: str, port: int = 6379) -> Any:
+        return connect(host, port, self.auth, timeout_s=self.settings.redis_socket_timeout_s)
+
+    def deadline(self, seconds: int | None = None) -> datetime:
+        return self.now + timedelta(seconds=seconds or self.settings.redis_phase_timeout_s)
+
+
+@dataclass
+class Advance:
+    move: RedisMove
+    actions: list[str] = field(default_factory=list)
+    wait_s: int = 1
+
+
+@dataclass
+class GroupHealth:
+    problems: list[str] = field(default_factory=list)
+    master_pods: list[str] = field(default_factory=list)  # pod names holding a master role now
+
+
+class Procedure(Protocol):
+    kind: str
+
+    def order(self, move: RedisMove) -> int:
+        """Order of this group's pods on one node (lower first)."""
+        ...
+
+    def health(self, env: RedisEnv) -> GroupHealth:
+        """Plan time: is the group healthy enough to move pods safely? Read only."""
+        ...
+
+    def advance(self, move: RedisMove, env: RedisEnv) -> Advance:
+        """Do or check the current phase of `move`; raise a PermanentError past its deadline."""
+        ...
+
+    def cleanup(self, env: RedisEnv) -> list[str]:
+        """After success or failure: lift pauses, restore priorities, remove temporary nodes."""
+        ...
+
+
+PROCEDURES: dict[str, Procedure] = {}
+
+
+def register(proc: Procedure) -> Procedure:
+    PROCEDURES[proc.kind] = proc
+    return proc
+
+
+def groups_of(kube: KubeOps) -> list[RedisGroup]:
+    return discover_groups(kube.list_statefulsets())
+
+
+def env_for(group: RedisGroup, ctx: RollContext, deps: Deps) -> RedisEnv:
+    kube = deps.kube(ctx.cluster_name)
+    auth = resolve_auth(
+        group,
+        read_k8s_secret=kube.read_secret,
+        read_sm_secret=lambda arn: secret_password(aws_client("secretsmanager", deps.settings), arn),
+    )
+    return RedisEnv(ctx, deps, kube, group, auth, deps.now(), deps.settings)
+
+
+def _group_lock(deps: Deps) -> AsgLock:
+    return AsgLock(aws_client("dynamodb", deps.settings), deps.settings.lock_table, scope="redis")
+
+
+def _moves_on_node(kube: KubeOps, node: str, groups: list[RedisGroup]) -> list[RedisMove]:
+    by_sts = {(g.namespace, sts): g for g in groups for sts in g.statefulsets}
+    moves = []
+    for raw in kube.pods_on_node(node):
+        owner = kube.owner_of(raw)
+        if owner is None or owner.kind != "StatefulSet" or raw.metadata.deletion_timestamp is not None:
+            continue
+        g = by_sts.get((owner.namespace, owner.name))
+        if g is None:
+            continue
+        moves.append(
+            RedisMove(
+                namespace=g.namespace,
+                group=g.name,
+                kind=g.kind,
+                pod=raw.metadata.name,
+                role=g.statefulsets[owner.name],
+                statefulset=owner.name,
+                data={"uid": raw.metadata.uid, "node": node, "ip": raw.status.pod_ip},
+            )
+        )
+    return sorted(moves, key=lambda m: (PROCEDURES[m.kind].order(m), m.pod))
+
+
+def move_redis_pods(inp: MoveRedisPodsInput, deps: Deps) -> MoveRedisPodsOutput:
+    ctx, target, s = inp.ctx, inp.node, deps.settings
+    now = deps.now()
+    started, deadline, attempt = start_poll(inp.redis, now, s.redis_phase_timeout_s)
+    if not s.redis_enabled or target.node_name is None:
+        return MoveRedisPodsOutput(
+            started_at=started, deadline=deadline, attempt=attempt, done=True, next_wait_s=0
+        )
+    kube = deps.kube(ctx.cluster_name)
+    groups = groups_of(kube)
+    moves = list(inp.redis.moves) if inp.redis else _moves_on_node(kube, target.node_name, groups)
+    current = next((m for m in moves if not m.done), None)
+    if current is None:
+        return MoveRedisPodsOutput(
+            started_at=started, deadline=deadline, attempt=attempt, done=True, next_wait_s=0, moves=moves
+        )
+    group = next(g for g in groups if g.namespace == current.namespace and g.name == current.group)
+    lock, owner = _group_lock(deps), f"{ctx.execution_id}#{target.instance_id}"
+    try:
+        lock.acquire(group.ref, owner, ttl_s=GROUP_LOCK_TTL_S, now=now.timestamp())
+    except RollInProgressError as exc:
+        # Another node of this batch is moving a pod of the same group: take turns.
+        return MoveRedisPodsOutput(
+            started_at=started,
+            deadline=deadline,
+            attempt=attempt,
+            done=False,
+            next_wait_s=max(1, min(s.poll_interval_s, 5)),
+            moves=moves,
+            detail=[str(exc)],
+        )
+    adv = PROCEDURES[current.kind].advance(current, env_for(group, ctx, deps))
+    moves = [adv.move if m.pod == current.pod and m.namespace == current.namespace else m for m in moves]
+    if adv.move.done:
+        lock.release(group.ref, owner)
+        log.info("moved redis pod %s off %s", current.ref, target.node_name)
+    done = all(m.done for m in moves)
+    pending = [f"{m.ref} ({m.role}) at {m.phase}" for m in moves if not m.done]
+    return MoveRedisPodsOutput(
+        started_at=started,
+        deadline=deadline,
+        attempt=attempt,
+        done=done,
+        next_wait_s=0 if done else (0 if adv.move.done else adv.wait_s),
+        moves=moves,
+        actions=[f"{current.ref}: {a}" for a in adv.actions],
+        detail=pending,
+    )
+
+
+def redis_health(ctx: RollContext, deps: Deps, groups: list[RedisGroup]) -> dict[str, GroupHealth]:
+    out = {}
+    for g in groups:
+        if g.problems:
+            out[g.ref] = GroupHealth(problems=list(g.problems))
+        elif g.kind not in PROCEDURES:
+            out[g.ref] = GroupHealth(problems=[f"no procedure for Redis kind {g.kind}"])
+        else:
+            out[g.ref] = PROCEDURES[g.kind].health(env_for(g, ctx, deps))
+    return out
+
+
+def redis_cleanup(ctx: RollContext, deps: Deps) -> list[str]:
+    """Every group: the procedure's cleanup, then this execution's group locks released."""
+    if not deps.settings.redis_enabled:
+        return []
+    kube = deps.kube(ctx.cluster_name)
+    notes: list[str] = []
+    lock = _group_lock(deps)
+    for g in groups_of(kube):
+        proc = PROCEDURES.get(g.kind)
+        if proc is not None and not g.problems:
+            notes += proc.cleanup(env_for(g, ctx, deps))
+        holder = lock.holder(g.ref)
+        if holder and holder.startswith(ctx.execution_id + "#"):
+            lock.release(g.ref, holder)
+            notes.append(f"released the lock of Redis group {g.ref}")
+    return notes
+
+
+# The procedures register themselves on import.
+from . import redis_cluster, redis_sentinel  # noqa: E402, F401

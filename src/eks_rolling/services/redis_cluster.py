@@ -1,0 +1,2 @@
+"""Redis Cluster: moving a node through a temporary replica. (Skeleton: filled in by the
+Redis Cluster issue.)"""

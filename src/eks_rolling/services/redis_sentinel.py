@@ -1,0 +1,2 @@
+"""Redis under Sentinel: moving replicas, the master (zero-loss switchover) and sentinels.
+(Skeleton: the procedure is filled in by the Sentinel issue.)"""
