@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from .objects import controller_of
 from .registry import Registry
 from .server import ApiServer
 from .store import Obj, Store
+from .tls import TlsFiles
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +50,7 @@ class Sandbox:
         timings: Timings | None = None,
         runtime: ProcessRuntime | None = None,
         watch_max_s: float = 30.0,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.timings = timings or Timings()
         self.store = Store()
@@ -60,8 +63,13 @@ class Sandbox:
         self.registry = Registry(self.store)
         self.faults = Faults()
         self.request_log = RequestLog()
+        self.tls = tls
         self.server = ApiServer(
-            self.registry, faults=self.faults, request_log=self.request_log, watch_max_s=watch_max_s
+            self.registry,
+            faults=self.faults,
+            request_log=self.request_log,
+            watch_max_s=watch_max_s,
+            ssl_context=tls.server_context() if tls else None,
         )
         self.manager = Manager(self.store, self.registry, self.timings)
         self.runtime = runtime
@@ -123,10 +131,13 @@ class Sandbox:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         user: dict[str, Any] = {"token": token} if token else {}
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.tls is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self.tls.ca.read_bytes()).decode()
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": cluster}],
             "users": [{"name": context, "user": user}],
             "contexts": [
                 {"name": context, "context": {"cluster": context, "user": context, "namespace": "default"}}
@@ -140,8 +151,14 @@ class Sandbox:
         """An official `kubernetes.client.ApiClient` bound to this sandbox."""
         from kubernetes import client
 
+        from .auth import ADMIN_TOKEN
+
         cfg = client.Configuration()
         cfg.host = self.url
+        if self.tls is not None:
+            cfg.ssl_ca_cert = str(self.tls.ca)
+        cfg.api_key = {"authorization": ADMIN_TOKEN}  # accepted when the API authenticates
+        cfg.api_key_prefix = {"authorization": "Bearer"}
         return client.ApiClient(cfg)
 
     # --- conveniences for tests and scenarios --------------------------------------------------

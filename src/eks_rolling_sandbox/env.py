@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .auth import ADMIN_TOKEN, eks_token_validator
 from .cloud import CloudBridge
 from .cluster import Sandbox
 from .controllers.base import Timings
 from .moto_server import MotoServer
+from .tls import make_tls
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class SandboxEnv:
         timings: Timings | None = None,
         redis: bool = False,
         data_dir: str | Path | None = None,
+        authenticate: bool = True,
     ) -> None:
         self.cluster_name, self.region = cluster_name, region
         self._own_dir = data_dir is None
@@ -46,7 +49,19 @@ class SandboxEnv:
 
             runtime = RedisRuntime(self.data_dir / "redis")
         self.runtime = runtime
-        self.sandbox = Sandbox(timings=timings, runtime=runtime)
+        # Like an EKS endpoint: HTTPS with the cluster's own CA, and EKS bearer tokens.
+        self.tls = make_tls(self.data_dir / "pki") if authenticate else None
+        self.sandbox = Sandbox(timings=timings, runtime=runtime, tls=self.tls)
+        if runtime is not None:
+            runtime.attach(self.sandbox.store)  # Redis pods read PVCs, Secrets and Endpoints
+        if authenticate:
+            # Requests need an EKS token for this cluster (or the static admin token).
+            creds = (
+                DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+            )
+            self.sandbox.server.token_validator = eks_token_validator(cluster_name, credentials=creds)
         self.cloud = CloudBridge(self.sandbox, cluster_name=cluster_name, region=region)
         self.lock_table = "eks-rolling-locks"
         self._started = False
@@ -82,6 +97,10 @@ class SandboxEnv:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def kubeconfig(self, path: str | Path) -> Path:
+        """A kubeconfig for kubectl with the static admin token (the tool uses real EKS tokens)."""
+        return self.sandbox.kubeconfig(path, token=ADMIN_TOKEN)
+
     def aws(self, service: str) -> Any:
         return self.moto.client(service)
 
@@ -91,6 +110,7 @@ class SandboxEnv:
             "EKS_ROLLING_REGION": self.region,
             "EKS_ROLLING_AWS_ENDPOINT_URL": self.moto.endpoint_url,
             "EKS_ROLLING_KUBE_API_URL": self.sandbox.url,
+            **({"EKS_ROLLING_KUBE_CA_FILE": str(self.tls.ca)} if self.tls else {}),
             "EKS_ROLLING_LOCK_TABLE": self.lock_table,
             "AWS_DEFAULT_REGION": self.region,
             **DUMMY_CREDENTIALS,

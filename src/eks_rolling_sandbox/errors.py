@@ -26,9 +26,12 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         }
+        # metav1.Status.Reason is omitempty: a Status built without one (e.g. the eviction
+        # handler's multiple-PDB 500, turned into an error by finisher.go) carries no reason.
+        if self.reason:
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
         return body
@@ -60,6 +63,13 @@ def conflict(qualified: str, name: str, why: str | None = None) -> ApiError:
     )
 
 
+def forbidden(qualified: str, name: str, why: str) -> ApiError:
+    """apimachinery errors.NewForbidden(qualifiedResource, name, err)."""
+    resource, _, group = qualified.partition(".")
+    details = {"name": name, "group": group, "kind": resource} if group else {"name": name, "kind": resource}
+    return ApiError(403, "Forbidden", f'{qualified} "{name}" is forbidden: {why}', details)
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
@@ -84,11 +94,20 @@ def method_not_allowed(
     return ApiError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media(content_type: str) -> ApiError:
+def unsupported_media(content_type: str, accepted: tuple[str, ...] | None = None) -> ApiError:
+    """negotiation.NewUnsupportedMediaTypeError: 415 listing what the endpoint accepts. Without
+    `accepted`, the patch types (handlers/patch.go)."""
+    if accepted is None:
+        return ApiError(
+            415,
+            "UnsupportedMediaType",
+            f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got "{content_type}"',
+        )
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got "{content_type}"',
+        "the body of the request was in an unknown format - accepted media types include: "
+        + ", ".join(accepted),
     )
 
 

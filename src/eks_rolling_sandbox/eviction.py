@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import ApiError, bad_request
+from .errors import ApiError, bad_request, forbidden
 from .objects import condition, pod_is_ready, pod_is_terminal, set_condition
 from .selectors import label_selector_matches
 from .store import Obj, timestamp
@@ -35,7 +35,9 @@ def _too_many(cause: str, retry_after: int | None) -> ApiError:
 def evict(reg: Registry, namespace: str, name: str, body: Obj, *, dry_run: bool = False) -> Obj:
     store = reg.store
     md = body.get("metadata") or {}
-    if md.get("name") and md["name"] != name:
+    # EvictionREST.Create compares `name != eviction.Name`: a body without metadata.name is a
+    # mismatch too (the create handler does not default it from the URL).
+    if md.get("name", "") != name:
         raise bad_request("name in URL does not match name in Eviction object")
     options: Obj = dict(body.get("deleteOptions") or {})
     dry_run = dry_run or "All" in (options.get("dryRun") or [])
@@ -47,7 +49,9 @@ def evict(reg: Registry, namespace: str, name: str, body: Obj, *, dry_run: bool 
             or pod_is_terminal(pod)
             or "deletionTimestamp" in pod["metadata"]
         ):
-            _delete(reg, pod, options, dry_run, pin_rv=not pod_is_terminal(pod))
+            # shouldEnforceResourceVersion: not for terminal or already terminating pods.
+            pin = not pod_is_terminal(pod) and "deletionTimestamp" not in pod["metadata"]
+            _delete(reg, pod, options, dry_run, pin_rv=pin)
             return SUCCESS
         labels = pod["metadata"].get("labels") or {}
         pdbs = [
@@ -56,9 +60,11 @@ def evict(reg: Registry, namespace: str, name: str, body: Obj, *, dry_run: bool 
             if label_selector_matches(p["spec"].get("selector"), labels)
         ]
         if len(pdbs) > 1:
+            # Returned as a Status{Failure, Code: 500} with no reason; finisher.go turns it into an
+            # error as is (errors.FromObject), so the body carries no `reason`.
             raise ApiError(
                 500,
-                "InternalError",
+                "",
                 "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
             )
         if not pdbs:
@@ -70,7 +76,7 @@ def evict(reg: Registry, namespace: str, name: str, body: Obj, *, dry_run: bool 
             policy = pdb["spec"].get("unhealthyPodEvictionPolicy", "IfHealthyBudget")
             healthy_enough = status.get("currentHealthy", 0) >= status.get("desiredHealthy", 0) > 0
             if policy == "AlwaysAllow" or healthy_enough:
-                _delete(reg, pod, options, dry_run, pin_rv=True)
+                _delete(reg, pod, options, dry_run, pin_rv=True, pdb_name=pdb["metadata"]["name"])
                 return SUCCESS
         _check_and_decrement(reg, pdb, pod, dry_run)
         _delete(reg, pod, options, dry_run, pin_rv=False)
@@ -83,11 +89,14 @@ def _check_and_decrement(reg: Registry, pdb: Obj, pod: Obj, dry_run: bool) -> No
     if status.get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
         raise _too_many(f"The disruption budget {name} is still being processed by the server.", 10)
     allowed = status.get("disruptionsAllowed", 0)
+    # errors.NewForbidden(policy.Resource("poddisruptionbudget"), pdb.Name, err) in checkAndDecrement.
     if allowed < 0:
-        raise ApiError(403, "Forbidden", "pdb disruptions allowed is negative")
+        raise forbidden("poddisruptionbudget.policy", name, "pdb disruptions allowed is negative")
     if len(status.get("disruptedPods") or {}) > MAX_DISRUPTED_PODS:
-        raise ApiError(
-            403, "Forbidden", "DisruptedPods map too big - too many evictions not confirmed by PDB controller"
+        raise forbidden(
+            "poddisruptionbudget.policy",
+            name,
+            "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
         )
     if allowed == 0:
         raise _too_many(
@@ -103,11 +112,14 @@ def _check_and_decrement(reg: Registry, pdb: Obj, pod: Obj, dry_run: bool) -> No
         st["disruptionsAllowed"] = st.get("disruptionsAllowed", 0) - 1
         st.setdefault("disruptedPods", {})[pod["metadata"]["name"]] = timestamp()
         if st["disruptionsAllowed"] == 0:
+            # pdbhelper.UpdateDisruptionAllowedCondition: a metav1.Condition, whose `message` is
+            # not omitempty (the client requires it), and which has no lastProbeTime.
             st["conditions"] = set_condition(
                 st.get("conditions", []),
                 {
                     **condition("DisruptionAllowed", False, "InsufficientPods", ""),
-                    "observedGeneration": cur["metadata"].get("generation", 1),
+                    "message": "",
+                    "observedGeneration": st.get("observedGeneration", cur["metadata"].get("generation", 1)),
                 },
             )
             for c in st["conditions"]:
@@ -123,44 +135,48 @@ def _check_and_decrement(reg: Registry, pdb: Obj, pod: Obj, dry_run: bool) -> No
     )
 
 
-def _delete(reg: Registry, pod: Obj, options: Obj, dry_run: bool, *, pin_rv: bool) -> None:
+def _delete(
+    reg: Registry, pod: Obj, options: Obj, dry_run: bool, *, pin_rv: bool, pdb_name: str | None = None
+) -> None:
+    """addConditionAndDeletePod. `pin_rv`: the handler itself adds a resourceVersion precondition
+    (unless the client set one), so a pod that turned Ready meanwhile is not deleted."""
     if dry_run:
         return
     md = pod["metadata"]
-    if pin_rv:
-        options = {
-            **options,
-            "preconditions": {
-                **(options.get("preconditions") or {}),
-                "resourceVersion": md["resourceVersion"],
-            },
-        }
-    if "deletionTimestamp" not in md and not pod_is_terminal(pod):
-        # PodDisruptionConditions (GA 1.31): mark the pod before deleting it.
-        def mark(cur: Obj) -> Obj:
-            st = cur.setdefault("status", {})
-            st["conditions"] = set_condition(
-                st.get("conditions", []),
-                condition("DisruptionTarget", True, "EvictionByEvictionAPI", "Eviction API: evicting"),
-            )
-            return cur
+    pre = dict(options.get("preconditions") or {})
+    client_rv = bool(pre.get("resourceVersion"))
+    if pin_rv and not client_rv:
+        pre["resourceVersion"] = md["resourceVersion"]
 
-        try:
-            reg.store.mutate(
-                "pods",
-                md["namespace"],
-                md["name"],
-                mark,
-                expect_rv=options.get("preconditions", {}).get("resourceVersion"),
-            )
-        except ApiError as exc:
-            if exc.code == 409:
-                raise _too_many("The pod changed while it was being evicted.", 10) from exc
-            raise
-        options = {
-            **options,
-            "preconditions": {
-                k: v for k, v in (options.get("preconditions") or {}).items() if k != "resourceVersion"
-            },
-        }
-    reg.delete("pods", md["namespace"], md["name"], options)
+    # PodDisruptionConditions (GA 1.31): mark the pod, whatever its phase, before deleting it. The
+    # preconditions are checked against the latest pod first (getLatestPod), so a failed
+    # precondition leaves the pod untouched.
+    def mark(cur: Obj) -> Obj:
+        st = cur.setdefault("status", {})
+        st["conditions"] = set_condition(
+            st.get("conditions", []),
+            condition("DisruptionTarget", True, "EvictionByEvictionAPI", "Eviction API: evicting"),
+        )
+        return cur
+
+    try:
+        reg.store.mutate(
+            "pods",
+            md["namespace"],
+            md["name"],
+            mark,
+            expect_rv=pre.get("resourceVersion"),
+            expect_uid=pre.get("uid"),
+        )
+    except ApiError as exc:
+        # Only a conflict on the handler's own precondition becomes a 429 (EvictionREST.Create:
+        # IsConflict && updateDeletionOptions && the client set no resourceVersion).
+        if exc.code == 409 and pin_rv and not client_rv and pdb_name:
+            raise _too_many(
+                f"The disruption budget {pdb_name} is still being processed by the server.", 10
+            ) from exc
+        raise
+    # The update bumped the resourceVersion; the delete is pinned to the pod it just wrote.
+    pre.pop("resourceVersion", None)
+    rest = {k: v for k, v in options.items() if k != "preconditions"}
+    reg.delete("pods", md["namespace"], md["name"], {**rest, "preconditions": pre} if pre else rest)

@@ -106,20 +106,22 @@ class Registry:
 
             raise unsupported_media(content_type)
         if subresource == "scale":
-            cur_scale = self.get_scale(plural, namespace, name)
-            new_scale = _apply_patch(ptype, cur_scale, patch)
-            return self._set_scale(plural, namespace, name, new_scale, dry_run=dry_run)
-        # A resourceVersion inside a patch body is a precondition (handlers/patch.go).
-        expect_rv = None
-        if isinstance(patch, dict):
-            expect_rv = (patch.get("metadata") or {}).get("resourceVersion")
+            # Read, patch and write the scale under the store lock: the Scale read carries the
+            # current resourceVersion, which must not turn into a precondition that a concurrent
+            # status write by a controller would break (only an RV in the patch itself is one).
+            with self.store.lock:
+                cur_scale = self.get_scale(plural, namespace, name)
+                new_scale = _apply_patch(ptype, cur_scale, patch)
+                return self._set_scale(plural, namespace, name, new_scale, dry_run=dry_run)
+        # A resourceVersion the patch leaves in the object is a precondition, whatever the patch
+        # type (checked in _write against the object the patch was applied to).
         return self._write(
             plural,
             namespace,
             name,
             lambda cur: _apply_patch(ptype, cur, patch),
             subresource=subresource,
-            expect_rv=expect_rv,
+            expect_rv=None,
             dry_run=dry_run,
         )
 
@@ -145,6 +147,12 @@ class Registry:
             new.setdefault("metadata", {})
             if new["metadata"].get("name", name) != name:
                 raise bad_request("the name of the object does not match the name on the URL")
+            # registry/generic/registry/store.go Update: an object carrying a resourceVersion other
+            # than the stored one is a conflict (an RV in a patch body survives the patch, so it
+            # is a precondition too); none means an unconditional update.
+            rv = new["metadata"].get("resourceVersion")
+            if rv and rv != cur["metadata"]["resourceVersion"]:
+                raise conflict(res.qualified, name)
             new["apiVersion"], new["kind"] = res.api_version, res.kind
             if res.namespaced:
                 new["metadata"]["namespace"] = cur["metadata"]["namespace"]

@@ -148,7 +148,13 @@ def parse_field_selector(plural: str, expr: str | None) -> Matcher:
         field, op, value = m.groups()
         getter = fields.get(field)
         if getter is None:
-            raise bad_request(f'field label not supported: "{field}"')
+            # The kind's field label conversion func (pkg/apis/core/v1/conversion.go), or
+            # runtime.DefaultMetaV1FieldSelectorConversion for kinds without one.
+            if plural in FIELDS:
+                raise bad_request(f"field label not supported: {field}")
+            raise bad_request(
+                f'"{field}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+            )
         if op == "!=":
             tests.append(lambda o, g=getter, v=value: g(o) != v)
         else:

@@ -7,6 +7,7 @@ import json
 import logging
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -14,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .errors import ApiError, bad_request, method_not_allowed, not_found
+from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media
 from .faults import Faults, LoggedRequest, RequestLog
 from .objects import KUBELET_VERSION
-from .registry import Registry
+from .registry import PATCH_TYPES, Registry
 from .resources import BY_GROUP_PLURAL, GROUP_VERSIONS, RESOURCES, Resource
 from .store import Obj
 from .tables import to_table
@@ -35,6 +36,11 @@ VERSION_INFO = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+
+
+# A missing Content-Type on POST/PUT is JSON (handlers/negotiation: the first supported type); the
+# python client v37 sends none on the eviction POST.
+BODY_TYPES = {"", "application/json", "*/*"}
 
 
 def _discovery_resources(group: str, version: str) -> list[Obj]:
@@ -73,6 +79,54 @@ def _discovery_resources(group: str, version: str) -> list[Obj]:
     return out
 
 
+def _openapi_v3(gv_path: str) -> Obj:
+    """A minimal OpenAPI v3 (kube-openapi handler3): the root lists one document per group
+    version; each document has the PATCH operation of every resource, tagged with its
+    x-kubernetes-group-version-kind and the `fieldValidation` query parameter. That is what
+    kubectl's QueryParamVerifierV3 looks for to leave validation to the server (`kubectl apply`
+    with the default --validate=strict); without it kubectl wants the full v2 schema. Schemas are
+    not served (`kubectl explain` is not supported)."""
+    gvs = [("", "v1"), *GROUP_VERSIONS]
+
+    def key(g: str, v: str) -> str:
+        return f"apis/{g}/{v}" if g else f"api/{v}"
+
+    if not gv_path:
+        return {
+            "paths": {
+                key(g, v): {"serverRelativeURL": f"/openapi/v3/{key(g, v)}?hash={VERSION_INFO['gitCommit']}"}
+                for g, v in gvs
+            }
+        }
+    match = next(((g, v) for g, v in gvs if key(g, v) == gv_path), None)
+    if match is None:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    group, version = match
+    paths: Obj = {}
+    for r in RESOURCES:
+        if (r.group, r.version) != match:
+            continue
+        base = f"/{key(group, version)}" + ("/namespaces/{namespace}" if r.namespaced else "")
+        paths[f"{base}/{r.plural}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patch{r.kind}",
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+                "parameters": [
+                    {"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+                    for n in ("dryRun", "fieldManager", "fieldValidation")
+                ],
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": VERSION_INFO["gitVersion"]},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
+
+
 class _Route:
     __slots__ = ("name", "namespace", "resource", "sub")
 
@@ -89,6 +143,8 @@ def _route(path: str) -> _Route | Obj:
         }
     if segs == ["version"]:
         return VERSION_INFO
+    if segs[0] == "openapi" and segs[1:2] == ["v3"]:
+        return _openapi_v3("/".join(segs[2:]))
     if segs == ["api"]:
         return {
             "kind": "APIVersions",
@@ -171,8 +227,10 @@ class ApiServer:
         faults: Faults | None = None,
         request_log: RequestLog | None = None,
         token_validator: Callable[[str | None], bool] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.registry = registry
+        self.ssl_context = ssl_context
         self.faults = faults or Faults()
         self.request_log = request_log or RequestLog()
         self.watch_max_s = watch_max_s
@@ -186,13 +244,18 @@ class ApiServer:
     def url(self) -> str:
         assert self._httpd is not None
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{port}"
 
     def start(self) -> None:
         server = self
         handler = type("Handler", (_Handler,), {"api": server})
         httpd = ThreadingHTTPServer((self._host, self._port), handler)
         httpd.daemon_threads = True
+        if self.ssl_context is not None:
+            # Handshake lazily, in each connection's own thread, not in the accept loop.
+            httpd.socket = self.ssl_context.wrap_socket(
+                httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="sandbox-apiserver", daemon=True
@@ -240,8 +303,30 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type")
         body: Any = None
         status = 500
+        # Logged just before the response goes out (see _send), so a client that has its answer
+        # always finds its request in the log; requests that never get one are logged at the end.
+        self._log_entry: Callable[[int], None] | None = lambda code: self.api.request_log.record(
+            LoggedRequest(
+                time.time(),
+                method,
+                path,
+                query_s,
+                ctype,
+                body,
+                code,
+                self.headers.get("User-Agent", ""),
+            )
+        )
         try:
             raw = self._read_body()
+            media = (ctype or "").split(";")[0].strip().lower()
+            if method in ("POST", "PUT") and media not in BODY_TYPES:
+                # The sandbox decodes JSON only. kubectl's typed clients (`kubectl create <kind>`)
+                # send protobuf; answer 415 as a server without that serializer would, rather than
+                # a misleading 400 "could not be decoded as JSON".
+                raise unsupported_media(ctype or "", accepted=("application/json",))
+            if method == "PATCH" and media not in PATCH_TYPES:
+                raise unsupported_media(ctype or "")
             if raw:
                 try:
                     body = json.loads(raw)
@@ -281,25 +366,20 @@ class _Handler(BaseHTTPRequestHandler):
             status = 500
             self._send(500, ApiError(500, "InternalError", f"Internal error occurred: {exc}").status())
         finally:
-            self.api.request_log.record(
-                LoggedRequest(
-                    time.time(),
-                    method,
-                    path,
-                    query_s,
-                    ctype,
-                    body,
-                    status,
-                    self.headers.get("User-Agent", ""),
-                )
-            )
+            self._log(status)
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _log(self, code: int) -> None:
+        entry, self._log_entry = self._log_entry, None
+        if entry is not None:
+            entry(code)
+
     def _send(self, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode()
+        self._log(code)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -449,6 +529,7 @@ class _Handler(BaseHTTPRequestHandler):
         timeout = min(timeout, self.api.watch_max_s)
         bookmarks = _flag(query, "allowWatchBookmarks")
         store = self.api.registry.store
+        self._log(200)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")

@@ -344,7 +344,7 @@ class Store:
         with self.lock:
             if not since_rv:
                 for obj in sorted(
-                    self._data[plural].values(), key=lambda o: o["metadata"]["resourceVersion"]
+                    self._data[plural].values(), key=lambda o: int(o["metadata"]["resourceVersion"])
                 ):
                     if w.matches(obj):
                         w.queue.put(

@@ -80,19 +80,7 @@ class DisruptionController(Controller):
         try:
             expected, desired = self._expected(pdb, pods)
         except _SyncError as exc:
-            self._write(
-                pdb,
-                {
-                    "currentHealthy": 0,
-                    "desiredHealthy": 0,
-                    "expectedPods": 0,
-                    "disruptionsAllowed": 0,
-                    "disruptedPods": pdb["status"].get("disruptedPods") or {},
-                },
-                "False",
-                "SyncFailed",
-                str(exc),
-            )
+            self._fail_safe(pdb, str(exc))
             return 1.0
         disrupted: dict[str, str] = {}
         recheck: float | None = None
@@ -137,8 +125,9 @@ class DisruptionController(Controller):
         return recheck
 
     def _expected(self, pdb: Obj, pods: list[Obj]) -> tuple[int, int]:
+        """getExpectedPodCount."""
         spec = pdb["spec"]
-        if "maxUnavailable" in spec:
+        if spec.get("maxUnavailable") is not None:
             expected = self._controller_scale(pdb, pods)
             max_unavail = spec["maxUnavailable"]
             unavail = (
@@ -148,22 +137,28 @@ class DisruptionController(Controller):
             )
             return expected, max(0, expected - unavail)
         min_avail = spec.get("minAvailable")
+        if min_avail is None:
+            # Neither field set: expectedCount and desiredHealthy stay 0, so nothing may be disrupted.
+            return 0, 0
         if isinstance(min_avail, str) and min_avail.endswith("%"):
             expected = self._controller_scale(pdb, pods)
             return expected, math.ceil(int(min_avail[:-1]) * expected / 100)
-        return len(pods), int(min_avail or 0)
+        return len(pods), int(min_avail)
 
     def _controller_scale(self, pdb: Obj, pods: list[Obj]) -> int:
-        seen: dict[str, int] = {}
+        """getExpectedScale: the sum of the scale of every controller, each counted once, keyed by
+        the UID of the controller the finders resolve (a Deployment, not its ReplicaSets)."""
+        scale: dict[str, int] = {}
         unmanaged = []
         for p in pods:
             ref = controller_of(p)
             if ref is None:
                 unmanaged.append(p["metadata"]["name"])
                 continue
-            if ref["uid"] in seen:
+            if ref["uid"] in scale:
                 continue
-            seen[ref["uid"]] = self._scale_of(p["metadata"]["namespace"], ref)
+            uid, replicas = self._scale_of(p, ref)
+            scale[uid] = replicas
         if unmanaged:
             record_event(
                 self.store,
@@ -173,22 +168,58 @@ class DisruptionController(Controller):
                 type_="Warning",
                 component="controllermanager",
             )
-        return sum(seen.values())
+        return sum(scale.values())
 
-    def _scale_of(self, ns: str, ref: Obj) -> int:
-        plural = SCALE_KINDS.get(ref["kind"])
-        if plural is None:
-            raise _SyncError(f"found no controllers for pod owned by {ref['kind']} {ref['name']}")
-        owner = self.store.get(plural, ns, ref["name"])
-        if owner is None or owner["metadata"]["uid"] != ref["uid"]:
-            raise _SyncError(f"found no controller ref for pod owned by {ref['kind']} {ref['name']}")
-        if ref["kind"] == "ReplicaSet":
+    def _scale_of(self, pod: Obj, ref: Obj) -> tuple[str, int]:
+        """The finders: getPodReplicaSet / getPodDeployment (a ReplicaSet controlled by a Deployment
+        resolves to the Deployment), getPodStatefulSet, getScaleController."""
+        ns = pod["metadata"]["namespace"]
+
+        def lookup(kind: str, name: str, uid: str) -> Obj | None:
+            plural = SCALE_KINDS.get(kind)
+            obj = self.store.get(plural, ns, name) if plural else None
+            return obj if obj is not None and obj["metadata"]["uid"] == uid else None
+
+        owner = lookup(ref["kind"], ref["name"], ref["uid"])
+        if owner is not None and ref["kind"] == "ReplicaSet":
             dref = controller_of(owner)
-            if dref and dref["kind"] == "Deployment":
-                dep = self.store.get("deployments", ns, dref["name"])
-                if dep is not None:
-                    return int(dep["spec"].get("replicas", 1))
-        return int(owner["spec"].get("replicas", 1))
+            if dref is not None and dref["kind"] == "Deployment":
+                owner = lookup("Deployment", dref["name"], dref["uid"])
+        if owner is None:
+            raise _SyncError(f'found no controllers for pod "{pod["metadata"]["name"]}"')
+        return owner["metadata"]["uid"], int(owner["spec"].get("replicas", 1))
+
+    def _fail_safe(self, pdb: Obj, message: str) -> None:
+        """failSafe: on a sync error only disruptionsAllowed (to 0) and the condition change; the
+        other counters and status.observedGeneration keep their old values."""
+        st = pdb.get("status") or {}
+        cond = {
+            "type": "DisruptionAllowed",
+            "status": "False",
+            "reason": "SyncFailed",
+            "message": message,
+            "lastTransitionTime": timestamp(),
+            "observedGeneration": st.get("observedGeneration", 0),
+        }
+        old = next((c for c in st.get("conditions", []) if c["type"] == "DisruptionAllowed"), None)
+        if (
+            st.get("disruptionsAllowed") == 0
+            and old
+            and all(old.get(k) == cond[k] for k in ("status", "reason", "message"))
+        ):
+            return
+        if old and old["status"] == "False":
+            cond["lastTransitionTime"] = old["lastTransitionTime"]
+
+        def put(c: Obj) -> Obj:
+            cs = c.setdefault("status", {})
+            cs["disruptionsAllowed"] = 0
+            cs["conditions"] = [x for x in cs.get("conditions", []) if x["type"] != "DisruptionAllowed"] + [
+                cond
+            ]
+            return c
+
+        self.store.mutate("poddisruptionbudgets", pdb["metadata"]["namespace"], pdb["metadata"]["name"], put)
 
     def _write(self, pdb: Obj, status: Obj, cond_status: str, reason: str, message: str) -> None:
         gen = pdb["metadata"].get("generation", 1)

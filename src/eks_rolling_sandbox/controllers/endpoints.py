@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
-from ..objects import pod_is_ready
+from ..objects import pod_is_ready, pod_is_terminal
 from ..selectors import label_selector_matches
 from ..store import Obj, WatchEvent
 from .base import Controller
@@ -50,8 +50,11 @@ class EndpointsController(Controller):
         ]
         ready, not_ready, slice_eps = [], [], []
         for p in pods:
+            # endpointsliceutil.ShouldPodBeInEndpoints: finished pods are never endpoints.
+            if pod_is_terminal(p):
+                continue
             terminating = "deletionTimestamp" in p["metadata"]
-            ok = pod_is_ready(p) and not terminating
+            pod_ready = pod_is_ready(p)
             addr = {
                 "ip": p["status"]["podIP"],
                 "nodeName": p["spec"].get("nodeName"),
@@ -64,11 +67,20 @@ class EndpointsController(Controller):
             }
             if p["spec"].get("hostname") and svc["spec"].get("clusterIP") == "None":
                 addr["hostname"] = p["spec"]["hostname"]
-            (ready if ok or (publish_unready and not terminating) else not_ready).append(addr)
+            # Endpoints (pkg/controller/endpoint): terminating pods are left out unless
+            # publishNotReadyAddresses; ready means IsPodReady (or publishNotReadyAddresses).
+            if publish_unready or not terminating:
+                (ready if publish_unready or pod_ready else not_ready).append(addr)
+            # EndpointSlices (pkg/controller/endpointslice utils podToEndpoint) keep terminating
+            # pods, never "ready" unless publishNotReadyAddresses.
             slice_eps.append(
                 {
                     "addresses": [p["status"]["podIP"]],
-                    "conditions": {"ready": ok, "serving": pod_is_ready(p), "terminating": terminating},
+                    "conditions": {
+                        "ready": publish_unready or (pod_ready and not terminating),
+                        "serving": publish_unready or pod_ready,
+                        "terminating": terminating,
+                    },
                     "nodeName": p["spec"].get("nodeName"),
                     "targetRef": addr["targetRef"],
                 }

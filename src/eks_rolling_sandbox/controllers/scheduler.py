@@ -271,7 +271,8 @@ class Scheduler(Controller):
         self.store.mutate("persistentvolumeclaims", ns, claim, bind_claim)
 
     def _unschedulable(self, pod: Obj, total: int, reasons: Counter[str]) -> None:
-        detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        # FitError.Error (pkg/scheduler/framework/types.go): "<count> <reason>" strings, sorted.
+        detail = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
         msg = f"0/{total} nodes are available: {detail}." if detail else f"0/{total} nodes are available."
         msg += (
             f" preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
