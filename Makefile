@@ -59,8 +59,10 @@ contract: deps
 infra: deps
 	$(BIN)/pytest tests/infra $(PYTEST_ARGS)
 
+# Offline: builds build/lambda-layer (pip, Lambda's platform) and writes cdk.out/. No Docker,
+# no cdk CLI, no AWS credentials. Context overrides: make synth SYNTH_ARGS='-c batch_size=2'
 synth: deps
-	$(BIN)/python -m infra.synth
+	$(BIN)/python -m infra.synth $(SYNTH_ARGS)
 
 bench: deps-sandbox redis
 	$(BIN)/python bench/run_all.py

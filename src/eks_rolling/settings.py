@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     opt_in_tag_value: str = "true"
     taint_key: str = "eks-rolling.io/retiring"
     lock_table: str = "eks-rolling-locks"
+    notify_topic_arn: str | None = Field(
+        None, description="SNS topic for node-done, blocked and failed notices"
+    )
     lock_ttl_s: int = Field(24 * 3600, ge=60)
 
     # --- cluster-autoscaler --------------------------------------------------------------------

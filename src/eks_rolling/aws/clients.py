@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,16 +56,19 @@ _THROTTLED_CODES = frozenset(
 )
 
 # Sessions are not thread-safe and moto's interpreter may run handlers in parallel threads; one
-# session per thread keeps botocore's loaded service models cached between clients.
+# session per thread keeps botocore's loaded service models cached between clients. A session
+# resolves credentials once, so it is also keyed by the credential environment: config is read
+# at call time, and a changed environment must not keep signing with old credentials.
 _local = threading.local()
+_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
 def _session() -> Any:
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = boto3.session.Session()
-        _local.session = session
-    return session
+    key = tuple(os.environ.get(k) for k in _CREDENTIAL_ENV)
+    if getattr(_local, "key", None) != key:
+        _local.session = boto3.session.Session()
+        _local.key = key
+    return _local.session
 
 
 def aws_client(service: str, settings: Settings) -> Any:

@@ -110,6 +110,6 @@ class Notifier:
 
 def notifier(settings: Settings) -> Notifier:
     """The Notifier for `settings.notify_topic_arn` (EKS_ROLLING_NOTIFY_TOPIC_ARN); no-op if unset."""
-    topic_arn: str | None = getattr(settings, "notify_topic_arn", None) or None
+    topic_arn = settings.notify_topic_arn or None
     client = aws_client("sns", settings) if topic_arn else None
     return Notifier(client, topic_arn)

@@ -21,7 +21,9 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 EVENTS_FIXED = 80  # resolve, plan, pause, suspend, taint, restore, release, maps' own events
 EVENTS_PER_BATCH = 24  # map iteration, surge, one wait-new-nodes round, inner map
 EVENTS_PER_WAIT_ROUND = 9  # Task + Choice + Wait
-EVENTS_PER_NODE = 39  # map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, pass
+EVENTS_PER_NODE = (
+    39  # map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, pass
+)
 ASSUMED_POLL_ROUNDS_PER_NODE = 6  # drain and owner rounds beyond the first, per node, typical
 
 

@@ -11,6 +11,7 @@ from ..aws.asg import AsgOps
 from ..aws.clients import aws_client
 from ..aws.eks_auth import kube_connection
 from ..aws.lock import AsgLock
+from ..aws.notify import Notifier, notifier
 from ..k8s import KubeOps, kube_ops
 from ..settings import Settings
 
@@ -32,6 +33,10 @@ class Deps:
     @cached_property
     def asg(self) -> AsgOps:
         return AsgOps(aws_client("autoscaling", self.settings), aws_client("ec2", self.settings))
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return notifier(self.settings)
 
     @cached_property
     def lock(self) -> AsgLock:

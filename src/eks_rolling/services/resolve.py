@@ -37,12 +37,16 @@ def taint_value_for(execution_id: str) -> str:
 
 
 def cluster_of(state: AsgState, configured: str | None) -> str:
+    tagged = {m.group(1) for key in state.tags if (m := CLUSTER_TAG.match(key))}
     if configured:
+        if tagged and configured not in tagged:
+            # Never roll another cluster's nodes with this cluster's credentials.
+            raise InvalidInputError(
+                f"ASG {state.name} belongs to cluster {', '.join(sorted(tagged))}, not {configured}"
+            )
         return configured
-    for key in state.tags:
-        m = CLUSTER_TAG.match(key)
-        if m:
-            return m.group(1)
+    if tagged:
+        return sorted(tagged)[0]
     if "eks:cluster-name" in state.tags:
         return state.tags["eks:cluster-name"]
     raise InvalidInputError(

@@ -44,6 +44,17 @@ def restore_cluster(inp: RestoreClusterInput, deps: Deps) -> RestoreClusterOutpu
 def rollback(inp: RollbackInput, deps: Deps) -> RollbackOutput:
     report = _restore(inp.ctx, deps, inp.autoscaler, inp.asg, rollback=True)
     log.warning("rolled back %s after %s", inp.ctx.asg_name, inp.error.error)
+    deps.notifier.publish(
+        "failed",
+        f"eks-rolling: roll of {inp.ctx.asg_name} failed ({inp.error.error})",
+        {
+            "asg": inp.ctx.asg_name,
+            "execution": inp.ctx.execution_id,
+            "error": inp.error.error,
+            "cause": inp.error.cause[:2000],
+            "restored": report.model_dump(mode="json"),
+        },
+    )
     return RollbackOutput(**report.model_dump(), error=inp.error.error, cause=inp.error.cause)
 
 

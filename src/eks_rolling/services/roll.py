@@ -62,6 +62,15 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         len(plan.findings),
     )
     if plan.blocked and not ctx.dry_run:
+        deps.notifier.publish(
+            "blocked",
+            f"eks-rolling: roll of {ctx.asg_name} blocked",
+            {
+                "asg": ctx.asg_name,
+                "execution": ctx.execution_id,
+                "blockers": [f.message for f in plan.blockers],
+            },
+        )
         raise PlanBlockedError("; ".join(f.message for f in plan.blockers))
     return PlanRollOutput(**plan.model_dump())
 
@@ -246,6 +255,17 @@ def terminate_instance(inp: TerminateInstanceInput, deps: Deps) -> TerminateInst
                 note="node name now belongs to another instance",
             )
     done = deps.asg.terminate(target.instance_id, decrement=True, asg_name=ctx.asg_name)
+    if done:
+        deps.notifier.publish(
+            "node_done",
+            f"eks-rolling: {target.node_name or target.instance_id} replaced",
+            {
+                "asg": ctx.asg_name,
+                "execution": ctx.execution_id,
+                "instance": target.instance_id,
+                "node": target.node_name,
+            },
+        )
     return TerminateInstanceOutput(
         instance_id=target.instance_id, terminated=done, note="" if done else "already terminating"
     )

@@ -1,0 +1,133 @@
+"""What each step may do in AWS and in Kubernetes: the one place to review least privilege.
+
+A step gets exactly the permission groups listed here (turned into IAM statements by
+`infra.access`); a step in `eks_rolling.steps.STEPS` without an entry fails synth. Each entry
+follows what the step's service calls (`src/eks_rolling/services/`):
+
+- `DESCRIBE_ASG`: `AsgOps.describe` / `asgs_using_launch_template` / `terminate`'s lookup
+  (DescribeAutoScalingGroups/Instances/LaunchConfigurations, ec2 DescribeInstances,
+  DescribeLaunchTemplates, DescribeLaunchTemplateVersions).
+- `KUBERNETES`: `Deps.kube` (eks:DescribeCluster for the endpoint and CA, then the Kubernetes
+  API as the RBAC group of the EKS access entry; what the group may do is `deploy/rbac.yaml`).
+- `RECORD_ORIGINALS` / `CLEAR_ORIGINALS`: `services.saved.write_saved` / `delete_saved` tag the
+  ASG with the run's originals (CreateOrUpdateTags / DeleteTags on `eks-rolling/saved/*` only).
+- `TAKE_LOCK` / `RELEASE_LOCK`: the per-ASG lock items (`asg#<name>`); `REDIS_GROUP_LOCK` /
+  `RELEASE_REDIS_LOCKS`: the per-Redis-group lock items (`redis#<group>`) in the same table.
+- `READ_REDIS_SECRETS`: `services.redis.env_for` reads a group's password from Secrets Manager
+  (or from a Kubernetes Secret, which is RBAC's business).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Final
+
+from eks_rolling.steps import STEPS, Step
+
+
+class Need(StrEnum):
+    DESCRIBE_ASG = "describe-asg"
+    KUBERNETES = "kubernetes"
+    TAKE_LOCK = "take-lock"
+    RELEASE_LOCK = "release-lock"
+    REDIS_GROUP_LOCK = "redis-group-lock"
+    RELEASE_REDIS_LOCKS = "release-redis-locks"
+    RECORD_ORIGINALS = "record-originals"
+    CLEAR_ORIGINALS = "clear-originals"
+    SUSPEND_PROCESSES = "suspend-processes"
+    RESUME_PROCESSES = "resume-processes"
+    SET_CAPACITY = "set-capacity"
+    TERMINATE_INSTANCE = "terminate-instance"
+    NOTIFY = "notify"
+    READ_REDIS_SECRETS = "read-redis-secrets"
+
+
+N = Need
+
+STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
+    # parse the trigger, find the ASGs (by name or by launch template), check the opt-in tag
+    "resolve_target": frozenset({N.DESCRIBE_ASG}),
+    # AsgLock.acquire: conditional PutItem, GetItem to name the holder
+    "acquire_lock": frozenset({N.TAKE_LOCK}),
+    # snapshot of ASG + nodes/pods/PDBs, and the health of each Redis group; publishes "blocked"
+    "plan_roll": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.NOTIFY, N.READ_REDIS_SECRETS}),
+    # scale cluster-autoscaler to 0 after recording its replicas on the ASG
+    "pause_autoscaler": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.RECORD_ORIGINALS}),
+    # record min/max/desired on the ASG, then SuspendProcesses
+    "suspend_processes": frozenset({N.DESCRIBE_ASG, N.RECORD_ORIGINALS, N.SUSPEND_PROCESSES}),
+    # NoSchedule taint on the planned nodes (Kubernetes only)
+    "taint_old_nodes": frozenset({N.KUBERNETES}),
+    # UpdateAutoScalingGroup desired (and max)
+    "surge_capacity": frozenset({N.DESCRIBE_ASG, N.SET_CAPACITY}),
+    # new instances InService and their nodes Ready
+    "wait_new_nodes": frozenset({N.DESCRIBE_ASG, N.KUBERNETES}),
+    # one phase of moving the node's Redis pods (failovers, temp pods), under a per-group lock
+    "move_redis_pods": frozenset({N.KUBERNETES, N.READ_REDIS_SECRETS, N.REDIS_GROUP_LOCK}),
+    # evictions through the Eviction API (Redis pods are refused: moved above)
+    "drain_node": frozenset({N.KUBERNETES}),
+    "wait_owners_ready": frozenset({N.KUBERNETES}),
+    # node label only
+    "exclude_from_load_balancers": frozenset({N.KUBERNETES}),
+    # re-validates the instance and its node, then terminates with decrement; publishes "node_done"
+    "terminate_instance": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.TERMINATE_INSTANCE, N.NOTIFY}),
+    # untaint, restore MaxSize, resume processes, restore cluster-autoscaler, Redis cleanup (and
+    # this run's Redis group locks), clear the record
+    "restore_cluster": frozenset(
+        {
+            N.DESCRIBE_ASG,
+            N.KUBERNETES,
+            N.SET_CAPACITY,
+            N.RESUME_PROCESSES,
+            N.CLEAR_ORIGINALS,
+            N.READ_REDIS_SECRETS,
+            N.RELEASE_REDIS_LOCKS,
+        }
+    ),
+    # AsgLock.release: conditional DeleteItem
+    "release_lock": frozenset({N.RELEASE_LOCK}),
+    # as restore_cluster, plus shedding idle surge instances; publishes "failed"
+    "rollback": frozenset(
+        {
+            N.DESCRIBE_ASG,
+            N.KUBERNETES,
+            N.SET_CAPACITY,
+            N.RESUME_PROCESSES,
+            N.CLEAR_ORIGINALS,
+            N.TERMINATE_INSTANCE,
+            N.NOTIFY,
+            N.READ_REDIS_SECRETS,
+            N.RELEASE_REDIS_LOCKS,
+        }
+    ),
+}
+
+
+class StepRegistryError(ValueError):
+    """`STEP_NEEDS` and `eks_rolling.steps.STEPS` disagree."""
+
+
+def check_registry(steps: Iterable[Step] = STEPS, needs: Mapping[str, frozenset[Need]] = STEP_NEEDS) -> None:
+    ids = [s.id for s in steps]
+    missing = [i for i in ids if i not in needs]
+    stale = sorted(set(needs) - set(ids))
+    problems = []
+    if missing:
+        problems.append(f"steps without permissions in infra/steps.py STEP_NEEDS: {missing}")
+    if stale:
+        problems.append(f"STEP_NEEDS entries for steps that no longer exist: {stale}")
+    if problems:
+        raise StepRegistryError("; ".join(problems))
+
+
+def needs_of(step: Step) -> frozenset[Need]:
+    try:
+        return STEP_NEEDS[step.id]
+    except KeyError:
+        raise StepRegistryError(
+            f"step {step.id!r} has no entry in infra/steps.py STEP_NEEDS: decide what it may do first"
+        ) from None
+
+
+def steps_needing(need: Need, steps: Iterable[Step] = STEPS) -> list[Step]:
+    return [s for s in steps if need in needs_of(s)]

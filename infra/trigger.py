@@ -1,0 +1,113 @@
+"""Start a roll when a launch template in use changes (CloudTrail events on the default bus).
+
+The state machine gets the WHOLE EventBridge event as its input: ResolveTarget parses it (and
+also accepts the manual `{"asgName": ..., "dryRun": ...}` input), re-deriving old vs new from
+the ASG and EC2, never trusting the event alone. Calls that failed (`errorCode`) and updates that
+do not touch the launch template (capacity only) never start an execution.
+
+EventBridge `exists` only matches leaves, so the patterns test the launch template's id/name,
+not the `launchTemplate` object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from . import nag
+
+CLOUDTRAIL: Final = "AWS API Call via CloudTrail"
+_EXISTS: Final = [{"exists": True}]
+_SUCCEEDED: Final = {"errorCode": [{"exists": False}]}
+
+
+def _lt_named(*path: str) -> list[dict[str, Any]]:
+    """`$or` alternatives: the launch template under `path` is given by id or by name."""
+    out = []
+    for leaf in ("launchTemplateId", "launchTemplateName"):
+        node: dict[str, Any] = {leaf: _EXISTS}
+        for key in reversed(path):
+            node = {key: node}
+        out.append(node)
+    return out
+
+
+# Rule name -> (source, detail). One rule per API call keeps each pattern readable.
+TRIGGER_PATTERNS: Final[Mapping[str, tuple[str, dict[str, Any]]]] = {
+    # An ASG pointed at a (new version of a) launch template, plain or in a MixedInstancesPolicy.
+    "AsgLaunchTemplateChanged": (
+        "aws.autoscaling",
+        {
+            "eventSource": ["autoscaling.amazonaws.com"],
+            "eventName": ["UpdateAutoScalingGroup"],
+            **_SUCCEEDED,
+            "requestParameters": {
+                "$or": [
+                    *_lt_named("launchTemplate"),
+                    *_lt_named("mixedInstancesPolicy", "launchTemplate", "launchTemplateSpecification"),
+                ]
+            },
+        },
+    ),
+    # A new default version: rolls the ASGs that follow `$Default`.
+    "LaunchTemplateDefaultVersionChanged": (
+        "aws.ec2",
+        {
+            "eventSource": ["ec2.amazonaws.com"],
+            "eventName": ["ModifyLaunchTemplate"],
+            **_SUCCEEDED,
+            "requestParameters": {"ModifyLaunchTemplateRequest": {"SetDefaultVersion": _EXISTS}},
+        },
+    ),
+    # A new version: rolls the ASGs that follow `$Latest`.
+    "LaunchTemplateVersionCreated": (
+        "aws.ec2",
+        {"eventSource": ["ec2.amazonaws.com"], "eventName": ["CreateLaunchTemplateVersion"], **_SUCCEEDED},
+    ),
+}
+
+RETRY_ATTEMPTS: Final = 16
+MAX_EVENT_AGE: Final = Duration.hours(2)
+
+
+class Trigger(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, state_machine: sfn.IStateMachine) -> None:
+        super().__init__(scope, construct_id)
+        # Events EventBridge could not deliver (StartExecution refused, retries exhausted).
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        nag.acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "this queue IS a dead-letter queue (of the EventBridge -> Step Functions targets); "
+            "an alarm watches its depth",
+        )
+        self.rules: dict[str, events.Rule] = {}
+        for name, (source, detail) in TRIGGER_PATTERNS.items():
+            rule = events.Rule(
+                self,
+                name,
+                description=f"eks-rolling: start a roll on {detail['eventName'][0]}",
+                event_pattern=events.EventPattern(source=[source], detail_type=[CLOUDTRAIL], detail=detail),
+            )
+            rule.add_target(
+                targets.SfnStateMachine(
+                    state_machine,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=RETRY_ATTEMPTS,
+                    max_event_age=MAX_EVENT_AGE,
+                )
+            )
+            self.rules[name] = rule

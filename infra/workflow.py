@@ -1,0 +1,192 @@
+"""The Lambdas (one per step of `eks_rolling.steps.STEPS`) and the state machine, from the ASL file.
+
+The definition is `statemachine/rolling_upgrade.asl.json` as written: `from_string` keeps it
+inline in the template (reviewable, and testable after substitution), each `${<State>FunctionArn}`
+is substituted with its function's ARN, and invoke permissions are granted explicitly because
+nothing can be inferred from a string definition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from aws_cdk import Duration, Fn
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from eks_rolling.steps import Step
+
+from . import nag
+from .packaging import ROOT, LambdaPackage
+
+ASL_PATH: Final = ROOT / "statemachine" / "rolling_upgrade.asl.json"
+PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+RUNTIME: Final = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE: Final = lambda_.Architecture.X86_64
+TIMEOUT: Final = Duration.minutes(5)
+MEMORY_MB: Final = 512
+
+
+class DefinitionError(ValueError):
+    """The ASL file and the step registry disagree, or the definition lacks its timeout."""
+
+
+@dataclass(frozen=True)
+class Definition:
+    text: str
+    timeout_s: int
+
+
+def load_definition(path: Path, steps: Sequence[Step]) -> Definition:
+    """The ASL text, checked against the steps: every placeholder is a step's, every step is used,
+    and the execution has a TimeoutSeconds backstop."""
+    text = path.read_text()
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise DefinitionError(f"{path.name} is not valid JSON: {exc}") from exc
+    found = set(PLACEHOLDER.findall(text))
+    expected = {s.placeholder for s in steps}
+    problems = []
+    if found - expected:
+        problems.append(f"placeholders without a step in eks_rolling.steps: {sorted(found - expected)}")
+    if expected - found:
+        problems.append(f"steps never used by the state machine: {sorted(expected - found)}")
+    timeout = body.get("TimeoutSeconds")
+    if not isinstance(timeout, int) or timeout <= 0:
+        problems.append("no top-level TimeoutSeconds: every execution needs a deadline (the backstop)")
+    if problems:
+        raise DefinitionError(f"{path.name}: " + "; ".join(problems))
+    return Definition(text=text, timeout_s=int(timeout))
+
+
+@dataclass(frozen=True)
+class LambdaNetwork:
+    vpc: ec2.IVpc
+    subnets: Sequence[ec2.ISubnet]
+    security_groups: Sequence[ec2.ISecurityGroup]
+
+    @classmethod
+    def imported(
+        cls, scope: Construct, *, vpc_id: str, subnet_ids: Sequence[str], security_group_ids: Sequence[str]
+    ) -> LambdaNetwork:
+        """Existing VPC, subnets and security groups by id: no lookups, no credentials at synth."""
+        vpc = ec2.Vpc.from_vpc_attributes(scope, "Vpc", vpc_id=vpc_id, availability_zones=Fn.get_azs())
+        subnets = [ec2.Subnet.from_subnet_id(scope, f"Subnet{i}", s) for i, s in enumerate(subnet_ids)]
+        groups = [
+            ec2.SecurityGroup.from_security_group_id(scope, f"SecurityGroup{i}", g, mutable=False)
+            for i, g in enumerate(security_group_ids)
+        ]
+        return cls(vpc=vpc, subnets=subnets, security_groups=groups)
+
+
+class Workflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        steps: Sequence[Step],
+        definition: Definition,
+        package: LambdaPackage,
+        network: LambdaNetwork,
+        roles: Mapping[str, iam.IRole],
+        environment: Mapping[str, str],
+        step_environment: Mapping[str, Mapping[str, str]],
+        log_retention: logs.RetentionDays,
+        reserved_concurrency: int | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        layer = lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            code=lambda_.Code.from_asset(str(package.layer_dir)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="eks-rolling: pinned dependencies (requirements-lambda.txt)",
+        )
+        code = lambda_.Code.from_asset(str(package.code_dir))
+        self.functions: dict[str, lambda_.Function] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        for step in steps:
+            log_group = logs.LogGroup(
+                self, f"{step.state}Logs", log_group_name=f"/{name}/lambda/{step.id}", retention=log_retention
+            )
+            fn = lambda_.Function(
+                self,
+                f"{step.state}Function",
+                description=f"{name}: {step.state}",
+                runtime=RUNTIME,
+                architecture=ARCHITECTURE,
+                handler=step.handler,
+                code=code,
+                layers=[layer],
+                role=roles[step.id],
+                vpc=network.vpc,
+                vpc_subnets=ec2.SubnetSelection(subnets=list(network.subnets)),
+                security_groups=list(network.security_groups),
+                timeout=TIMEOUT,
+                memory_size=MEMORY_MB,
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+                reserved_concurrent_executions=reserved_concurrency,
+                environment={**environment, **step_environment.get(step.id, {})},
+            )
+            nag.acknowledge(
+                fn,
+                "AwsSolutions-L1",
+                "pinned to python3.12 on purpose: the dependency layer carries compiled cp312 wheels "
+                "(pydantic-core) built for exactly this runtime; move both together",
+            )
+            self.functions[step.id] = fn
+            self.log_groups[step.id] = log_group
+
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=log_retention,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            comment=f"{name}: zero-downtime rolling replacement of self-managed EKS nodes",
+            definition_body=sfn.DefinitionBody.from_string(definition.text),
+            definition_substitutions={s.placeholder: self.functions[s.id].function_arn for s in steps},
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+        )
+        for fn in self.functions.values():
+            fn.grant_invoke(self.state_machine)
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        sm = self.state_machine
+        nag.wildcard(
+            sm.role,
+            "*",
+            "Step Functions log delivery (logs:CreateLogDelivery, ...DescribeLogGroups) and X-Ray "
+            "(PutTraceSegments, GetSamplingRules) do not support resource-level permissions; "
+            "CDK generates exactly these for logging and tracing",
+        )
+        for fn in self.functions.values():
+            nag.wildcard(
+                sm.role,
+                f"{fn.function_arn}:*",
+                "lambda:InvokeFunction on this function's versions and aliases (ARN:*), as grant_invoke "
+                "emits; the function itself is named",
+            )

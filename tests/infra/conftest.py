@@ -1,0 +1,45 @@
+"""One synthesis per session (with cdk-nag), shared by every infra test.
+
+The Lambda code is staged for real (it is small); the dependency layer is a stub folder, so no
+pip run and no 60 MB asset copy. Importing `infra` first points jsii at the bundled Node 24
+(JSII_NODE, see infra/node.py) and silences Node version banners, before aws_cdk starts Node.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.node import use_bundled_node
+from tests.infra.cdk_support import VARIANT_CONTEXT, Synth, synthesize
+
+use_bundled_node()
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The stack as configured by cdk.json (with cdk-nag applied)."""
+    return synthesize(tmp_path_factory.mktemp("synth"))
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The optional features on: existing topic, Redis secrets, reserved concurrency, custom tag."""
+    return synthesize(tmp_path_factory.mktemp("variant"), VARIANT_CONTEXT)
+
+
+@pytest.fixture(scope="session")
+def template(synth: Synth) -> dict[str, Any]:
+    return synth.template
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No EKS_ROLLING_* variable of the developer's shell leaks into a Settings() under test."""
+    for key in list(os.environ):
+        if key.startswith("EKS_ROLLING_"):
+            monkeypatch.delenv(key)
+    yield monkeypatch
