@@ -315,23 +315,25 @@ def field_report(
         redis=redis,
     )
     if redis:
-        _redis(env, scenario)
+        _redis(env, scenario, redis_kinds)
     wait_workloads_ready(env)
     log.info("field-report scenario up in %.1fs", time.monotonic() - t0)
     scenario.extras["setup_s"] = round(time.monotonic() - t0, 2)
     return scenario
 
 
-def _redis(env: SandboxEnv, scenario: Scenario) -> None:
+def _redis(env: SandboxEnv, scenario: Scenario, kinds: tuple[str, ...]) -> None:
     from .redis_manifests import init_redis_cluster, redis_cluster, sentinel_group
 
     sb = env.sandbox
     sb.apply(m.namespace("redis"))
-    for obj in sentinel_group(namespace="redis", name="redis"):
-        sb.apply(obj)
-    for obj in redis_cluster(namespace="redis", name="redis-cluster", zones=scenario.azs):
-        sb.apply(obj)
-    scenario.extras["redis_cluster"] = init_redis_cluster(sb, "redis", "redis-cluster")
+    if "sentinel" in kinds:
+        for obj in sentinel_group(namespace="redis", name="redis"):
+            sb.apply(obj)
+    if "cluster" in kinds:
+        for obj in redis_cluster(namespace="redis", name="redis-cluster", zones=scenario.azs):
+            sb.apply(obj)
+        scenario.extras["redis_cluster"] = init_redis_cluster(sb, "redis", "redis-cluster")
 
 
 def _set_setup_taint(env: SandboxEnv, node: str, *, add: bool) -> None:
