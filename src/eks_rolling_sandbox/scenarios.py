@@ -200,7 +200,13 @@ def wait_workloads_ready(env: SandboxEnv, timeout: float = 30.0) -> None:
 
 
 def field_report(
-    env: SandboxEnv, *, redis: bool = True, old_nodes: int = 6, system_nodes: int = 2, max_size: int = 8
+    env: SandboxEnv,
+    *,
+    redis: bool = True,
+    redis_kinds: tuple[str, ...] = ("sentinel", "cluster"),
+    old_nodes: int = 6,
+    system_nodes: int = 2,
+    max_size: int = 8,
 ) -> Scenario:
     """Build the field-report cluster on a started `SandboxEnv`. Takes a few seconds."""
     t0 = time.monotonic()
