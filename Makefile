@@ -32,7 +32,7 @@ demo: deps-sandbox redis
 	$(BIN)/eks-rolling demo
 
 test: deps redis lint types imports
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: deps
 	$(BIN)/ruff check .
