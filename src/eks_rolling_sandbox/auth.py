@@ -82,7 +82,8 @@ def signature_matches(
         expires=int(q["X-Amz-Expires"][0]),
     )
     canonical = auth.canonical_request(request)
-    return auth.signature(auth.string_to_sign(request, canonical), request) == given
+    expected: str = auth.signature(auth.string_to_sign(request, canonical), request)
+    return expected == given
 
 
 def eks_token_validator(

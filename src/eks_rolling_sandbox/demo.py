@@ -93,7 +93,10 @@ def run_demo(
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    say = lambda msg: print(msg, file=stream, flush=True)  # noqa: E731
+
+    def say(msg: str) -> None:
+        print(msg, file=stream, flush=True)
+
     with SandboxEnv() as env:
         say("eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge)")
         scenario: Scenario = field_report(env, redis=redis)
@@ -102,7 +105,7 @@ def run_demo(
         )
         asg = AsgOps(env.aws("autoscaling"), env.aws("ec2"))
         before = asg.describe(scenario.asg_name)
-        ca_before = env.sandbox.store.get("deployments", *scenario.autoscaler)["spec"]["replicas"]  # type: ignore[index]
+        ca_before = env.sandbox.store.require("deployments", *scenario.autoscaler)["spec"]["replicas"]
         monitor = AvailabilityMonitor(env.sandbox.store).start()
         with LocalRunner(env, settings={**DEMO_SETTINGS, **(settings or {})}) as runner:
             event = scenario.bump_launch_template()
@@ -132,7 +135,7 @@ def run_demo(
             history = runner.history(arn)
         monitor.stop()
         after = asg.describe(scenario.asg_name)
-        ca_after = env.sandbox.store.get("deployments", *scenario.autoscaler)["spec"]["replicas"]  # type: ignore[index]
+        ca_after = env.sandbox.store.require("deployments", *scenario.autoscaler)["spec"]["replicas"]
         old_left = [i.instance_id for i in after.instances if AsgOps.is_outdated(i, after)]
         history_path = out_dir / "demo-history.json"
         history_path.write_text(json.dumps(history, indent=1, default=str))
@@ -142,7 +145,7 @@ def run_demo(
                 AutoScalingGroupNames=[scenario.asg_name]
             )["AutoScalingGroups"]
         ]
-        report = {
+        report: dict[str, Any] = {
             "scenario": "field-report",
             "nodes_replaced": sum(
                 1

@@ -102,7 +102,9 @@ class AvailabilityMonitor:
 
     @staticmethod
     def _counts(pod: Obj | None) -> bool:
-        return bool(pod) and pod_is_ready(pod) and "deletionTimestamp" not in pod["metadata"]  # type: ignore[index]
+        if not pod:
+            return False
+        return pod_is_ready(pod) and "deletionTimestamp" not in pod["metadata"]
 
     def _on_event(self, ev: WatchEvent) -> None:
         if ev.resource.plural != "pods":

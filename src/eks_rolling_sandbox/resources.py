@@ -38,8 +38,7 @@ class Resource:
         return self.kind.lower()
 
 
-def _r(*args: object, **kw: object) -> Resource:
-    return Resource(*args, **kw)  # type: ignore[arg-type]
+_r = Resource  # short alias for the table below
 
 
 RESOURCES: tuple[Resource, ...] = (

@@ -16,6 +16,7 @@ from typing import Any
 from . import manifests as m
 from .env import SandboxEnv
 from .objects import node_is_ready, pod_is_ready
+from .store import Obj
 
 log = logging.getLogger(__name__)
 
@@ -244,11 +245,11 @@ def field_report(
     )
     wait_nodes_ready(env, old_nodes + system_nodes)
 
-    system = {
+    system: Obj = {
         "nodeSelector": {"role": "system"},
         "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
     }
-    workers = {"nodeSelector": {"role": "worker"}}
+    workers: Obj = {"nodeSelector": {"role": "worker"}}
     for ns in ("shop", "ingress-nginx"):
         sb.apply(m.namespace(ns))
     for name in ("aws-node", "kube-proxy"):

@@ -20,7 +20,9 @@ _REQ = re.compile(
 
 def _split_top(expr: str) -> list[str]:
     """Split on commas that are not inside a `( ... )` value set."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in expr:
         if ch == "(":
             depth += 1
@@ -35,11 +37,32 @@ def _split_top(expr: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def parse_label_selector(expr: str | None) -> Callable[[Mapping[str, str]], bool]:
+LabelTest = Callable[[Mapping[str, str]], bool]
+
+
+def _has_key(key: str, present: bool) -> LabelTest:
+    if present:
+        return lambda lb: key in lb
+    return lambda lb: key not in lb
+
+
+def _value_equals(key: str, value: str | None, equal: bool) -> LabelTest:
+    if equal:
+        return lambda lb: lb.get(key) == value
+    return lambda lb: lb.get(key) != value
+
+
+def _value_in(key: str, values: set[str], inside: bool) -> LabelTest:
+    if inside:
+        return lambda lb: lb.get(key) in values
+    return lambda lb: lb.get(key) not in values
+
+
+def parse_label_selector(expr: str | None) -> LabelTest:
     """`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a)`, `k`, `!k`; comma is AND."""
     if not expr:
         return lambda labels: True
-    tests: list[Callable[[Mapping[str, str]], bool]] = []
+    tests: list[LabelTest] = []
     for part in _split_top(expr):
         m = _REQ.match(part)
         if not m:
@@ -48,19 +71,16 @@ def parse_label_selector(expr: str | None) -> Callable[[Mapping[str, str]], bool
         if neg:
             if op:
                 raise bad_request(f"unable to parse requirement: {part!r}")
-            tests.append(lambda lb, k=key: k not in lb)
+            tests.append(_has_key(key, present=False))
         elif not op:
-            tests.append(lambda lb, k=key: k in lb)
+            tests.append(_has_key(key, present=True))
         elif op in ("=", "=="):
-            tests.append(lambda lb, k=key, v=val: lb.get(k) == v)
+            tests.append(_value_equals(key, val, equal=True))
         elif op == "!=":
-            tests.append(lambda lb, k=key, v=val: lb.get(k) != v)
+            tests.append(_value_equals(key, val, equal=False))
         else:
             values = {v.strip() for v in (val or "").strip("()").split(",") if v.strip()}
-            if op == "in":
-                tests.append(lambda lb, k=key, vs=values: lb.get(k) in vs)
-            else:
-                tests.append(lambda lb, k=key, vs=values: lb.get(k) not in vs)
+            tests.append(_value_in(key, values, inside=op == "in"))
     return lambda labels: all(t(labels) for t in tests)
 
 
@@ -136,6 +156,12 @@ FIELDS: dict[str, dict[str, Callable[[Obj], str]]] = {
 }
 
 
+def _field_test(getter: Callable[[Obj], str], value: str, equal: bool) -> Matcher:
+    if equal:
+        return lambda o: getter(o) == value
+    return lambda o: getter(o) != value
+
+
 def parse_field_selector(plural: str, expr: str | None) -> Matcher:
     if not expr:
         return lambda obj: True
@@ -155,10 +181,7 @@ def parse_field_selector(plural: str, expr: str | None) -> Matcher:
             raise bad_request(
                 f'"{field}" is not a known field selector: only "metadata.name", "metadata.namespace"'
             )
-        if op == "!=":
-            tests.append(lambda o, g=getter, v=value: g(o) != v)
-        else:
-            tests.append(lambda o, g=getter, v=value: g(o) == v)
+        tests.append(_field_test(getter, value, equal=op != "!="))
     return lambda obj: all(t(obj) for t in tests)
 
 

@@ -244,6 +244,8 @@ class ApiServer:
     def url(self) -> str:
         assert self._httpd is not None
         host, port = self._httpd.server_address[:2]
+        if isinstance(host, bytes | bytearray):  # typeshed allows bytes; an AF_INET socket gives str
+            host = host.decode()
         return f"{'https' if self.ssl_context else 'http'}://{host}:{port}"
 
     def start(self) -> None:

@@ -8,6 +8,7 @@ answers 410 Expired once it has scrolled past.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import pickle
 import queue
@@ -18,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ApiError, already_exists, conflict, expired, not_found
 from .resources import BY_PLURAL, Resource
@@ -28,13 +29,15 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace or "", name)
+T = TypeVar("T")
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def clone(obj: Any) -> Any:
+def clone(obj: T) -> T:
     """Deep copy of plain JSON-like data; pickle is several times faster than copy.deepcopy."""
-    return pickle.loads(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    out: T = pickle.loads(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    return out
 
 
 def utcnow() -> datetime:
@@ -145,7 +148,7 @@ class Store:
         field_selector: str | None = None,
         *,
         index: tuple[str, str] | None = None,
-    ) -> tuple[list[Obj], int]:
+    ) -> tuple[builtins.list[Obj], int]:
         """Objects matching the selectors, sorted by (namespace, name), and the list resourceVersion."""
         label = parse_label_selector(label_selector)
         field = parse_field_selector(plural, field_selector)
@@ -166,11 +169,11 @@ class Store:
         out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return out, rv
 
-    def all(self, plural: str) -> list[Obj]:
+    def all(self, plural: str) -> builtins.list[Obj]:
         with self.lock:
             return list(self._data[plural].values())
 
-    def by_index(self, plural: str, index: str, value: str) -> list[Obj]:
+    def by_index(self, plural: str, index: str, value: str) -> builtins.list[Obj]:
         with self.lock:
             keys = self._indexes[plural][index].map.get(value, set())
             return [self._data[plural][k] for k in keys if k in self._data[plural]]

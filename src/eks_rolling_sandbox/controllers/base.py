@@ -8,9 +8,9 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..errors import ApiError
 from ..store import Store, WatchEvent
@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+C = TypeVar("C", bound="Controller[Any]")
+
+# Most controllers reconcile one namespaced object: (namespace, name).
+NamespacedKey = tuple[str, str]
 
 
 @dataclass
@@ -37,8 +43,11 @@ class Timings:
     process_liveness_s: float = 1.0  # liveness check period once Ready
 
 
-class Controller:
+class Controller(Generic[K]):
+    """Reconciles keys of type `K` (hashable: they key the work queue)."""
+
     name = "controller"
+    _index: int  # position in Manager.controllers, set by Manager.add
 
     def __init__(self, manager: Manager) -> None:
         self.manager = manager
@@ -46,25 +55,25 @@ class Controller:
         self.registry: Registry = manager.registry
         self.timings: Timings = manager.timings
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[K]:
         """Map a store event to keys to reconcile. Runs under the store lock: be quick, no writes."""
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[K]:
         return ()
 
-    def reconcile(self, key: Hashable) -> float | None:
+    def reconcile(self, key: K) -> float | None:
         """Converge `key`; return seconds until it must run again, or None."""
         raise NotImplementedError
 
-    def enqueue(self, key: Hashable, delay: float = 0.0) -> None:
+    def enqueue(self, key: K, delay: float = 0.0) -> None:
         self.manager.enqueue(self, key, delay)
 
 
 class Manager:
     def __init__(self, store: Store, registry: Registry, timings: Timings) -> None:
         self.store, self.registry, self.timings = store, registry, timings
-        self.controllers: list[Controller] = []
+        self.controllers: list[Controller[Any]] = []
         self._heap: list[tuple[float, int, int, Hashable]] = []
         self._due: dict[tuple[int, Hashable], float] = {}
         self._seq = itertools.count()
@@ -72,16 +81,16 @@ class Manager:
         self._stop = threading.Event()
         self._busy = False
         self._thread: threading.Thread | None = None
-        self._unsubscribe: list[object] = []
+        self._unsubscribe: list[Callable[[], None]] = []
         self.errors = 0
 
-    def add(self, controller: Controller) -> Controller:
-        controller._index = len(self.controllers)  # type: ignore[attr-defined]
+    def add(self, controller: C) -> C:
+        controller._index = len(self.controllers)
         self.controllers.append(controller)
         return controller
 
-    def enqueue(self, controller: Controller, key: Hashable, delay: float = 0.0) -> None:
-        idx: int = controller._index  # type: ignore[attr-defined]
+    def enqueue(self, controller: Controller[K], key: K, delay: float = 0.0) -> None:
+        idx = controller._index
         due = time.monotonic() + max(delay, 0.0)
         with self._cv:
             cur = self._due.get((idx, key))
@@ -109,7 +118,7 @@ class Manager:
         with self._cv:
             self._cv.notify_all()
         for unsub in self._unsubscribe:
-            unsub()  # type: ignore[operator]
+            unsub()
         if self._thread is not None:
             self._thread.join(timeout=10)
 

@@ -4,14 +4,14 @@ computes it (getExpectedPodCount, countHealthyPods, buildDisruptedPodMap, update
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from ..events import record_event
 from ..objects import controller_of, pod_is_ready
 from ..selectors import label_selector_matches
 from ..store import Obj, WatchEvent, timestamp, utcnow
-from .base import Controller
+from .base import Controller, Manager, NamespacedKey
 
 DELETION_TIMEOUT = timedelta(minutes=2)
 SCALE_KINDS = {"ReplicaSet": "replicasets", "StatefulSet": "statefulsets", "Deployment": "deployments"}
@@ -25,14 +25,14 @@ def _parse(ts: str) -> datetime:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=utcnow().tzinfo)
 
 
-class DisruptionController(Controller):
+class DisruptionController(Controller[NamespacedKey]):
     name = "disruption"
 
-    def __init__(self, manager):  # type: ignore[no-untyped-def]
+    def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
-        self._first_seen: dict[Hashable, datetime] = {}
+        self._first_seen: dict[NamespacedKey, datetime] = {}
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         plural = ev.resource.plural
         if plural == "poddisruptionbudgets":
             return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
@@ -51,14 +51,14 @@ class DisruptionController(Controller):
             return [(ns, p["metadata"]["name"]) for p in self.store.list("poddisruptionbudgets", ns)[0]]
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[NamespacedKey]:
         return [
             (p["metadata"]["namespace"], p["metadata"]["name"])
             for p in self.store.all("poddisruptionbudgets")
         ]
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         pdb = self.store.get("poddisruptionbudgets", ns, name)
         if pdb is None:
             return None

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 from ..objects import pod_is_ready, pod_is_terminal
 from ..selectors import label_selector_matches
 from ..store import Obj, WatchEvent
-from .base import Controller
+from .base import Controller, NamespacedKey
 
 
-class EndpointsController(Controller):
+class EndpointsController(Controller[NamespacedKey]):
     name = "endpoints"
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "services":
             return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
         if ev.resource.plural == "pods":
@@ -27,11 +27,11 @@ class EndpointsController(Controller):
             ]
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[NamespacedKey]:
         return [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in self.store.all("services")]
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         svc = self.store.get("services", ns, name)
         if svc is None:
             for plural, oname in (("endpoints", name), ("endpointslices", f"{name}-sandbox")):
@@ -48,7 +48,9 @@ class EndpointsController(Controller):
             if label_selector_matches({"matchLabels": sel}, p["metadata"].get("labels") or {})
             and p["status"].get("podIP")
         ]
-        ready, not_ready, slice_eps = [], [], []
+        ready: list[Obj] = []
+        not_ready: list[Obj] = []
+        slice_eps: list[Obj] = []
         for p in pods:
             # endpointsliceutil.ShouldPodBeInEndpoints: finished pods are never endpoints.
             if pod_is_terminal(p):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 from ..errors import ApiError
 from ..resources import BY_KIND
@@ -12,21 +12,25 @@ from .base import Controller
 DEPENDENT_KINDS = ("pods", "replicasets", "controllerrevisions", "endpointslices")
 
 
-class GarbageCollector(Controller):
+# Key: (plural, namespace or "", name) of a dependent whose owner was deleted.
+DependentKey = tuple[str, str, str]
+
+
+class GarbageCollector(Controller[DependentKey]):
     name = "garbage-collector"
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[DependentKey]:
         if ev.type == "DELETED":
             uid = ev.obj["metadata"].get("uid", "")
-            out = []
+            out: list[DependentKey] = []
             for plural in DEPENDENT_KINDS:
                 for d in self.store.by_index(plural, "owner", uid):
                     out.append((plural, d["metadata"].get("namespace", ""), d["metadata"]["name"]))
             return out
         return ()
 
-    def reconcile(self, key: Hashable) -> float | None:
-        plural, ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: DependentKey) -> float | None:
+        plural, ns, name = key
         obj = self.store.get(plural, ns, name)
         if obj is None or "deletionTimestamp" in obj["metadata"]:
             return None

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import ApiError
 from ..objects import condition, container_status, node_index, node_is_ready, pod_is_ready, set_condition
 from ..store import Obj, WatchEvent, timestamp
-from .base import Controller, Manager
+from .base import Controller, Manager, NamespacedKey
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,16 @@ def pod_ip(index: int, n: int) -> str:
     return f"100.{64 + (index >> 8)}.{index & 255}.{n % 253 + 2}"
 
 
-class Kubelet(Controller):
+class Kubelet(Controller[NamespacedKey]):
     name = "kubelet"
 
     def __init__(self, manager: Manager, runtime: ProcessRuntime | None = None) -> None:
         super().__init__(manager)
         self.runtime = runtime
-        self._state: dict[tuple[str, str], _PodState] = {}
+        self._state: dict[NamespacedKey, _PodState] = {}
         self._ip_counters: dict[int, int] = {}
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "pods":
             if ev.obj["spec"].get("nodeName") or (ev.old and ev.old["spec"].get("nodeName")):
                 return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
@@ -75,21 +75,21 @@ class Kubelet(Controller):
             ]
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[NamespacedKey]:
         return [
             (p["metadata"]["namespace"], p["metadata"]["name"])
             for p in self.store.all("pods")
             if p["spec"].get("nodeName")
         ]
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         pod = self.store.get("pods", ns, name)
-        state = self._state.get(key)  # type: ignore[arg-type]
+        state = self._state.get(key)
         if pod is None or (state and state.uid != pod["metadata"]["uid"]):
             if state and self.runtime:
                 self.runtime.kill(state.uid)  # a pod force-deleted under us: its process goes too
-            self._state.pop(key, None)  # type: ignore[arg-type]
+            self._state.pop(key, None)
             if pod is None:
                 return None
         node_name = pod["spec"].get("nodeName")
@@ -102,7 +102,7 @@ class Kubelet(Controller):
             if uses_process and self.runtime:
                 self.runtime.kill(pod["metadata"]["uid"])
             return None
-        state = self._state.setdefault(key, _PodState(pod["metadata"]["uid"]))  # type: ignore[arg-type]
+        state = self._state.setdefault(key, _PodState(pod["metadata"]["uid"]))
         if "deletionTimestamp" in pod["metadata"]:
             return self._terminate(pod, state, uses_process)
         phase = pod.get("status", {}).get("phase", "Pending")

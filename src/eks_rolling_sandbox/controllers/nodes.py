@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 from ..errors import ApiError
 from ..objects import (
@@ -15,24 +15,24 @@ from ..objects import (
     set_condition,
 )
 from ..store import Obj, WatchEvent, timestamp
-from .base import Controller
+from .base import Controller, NamespacedKey
 
 MANAGED_TAINTS = {NOT_READY_TAINT, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT}
 
 
-class NodeLifecycleController(Controller):
+class NodeLifecycleController(Controller[str]):
     name = "node-lifecycle"
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[str]:
         if ev.resource.plural == "nodes" and ev.type != "DELETED":
             return (ev.obj["metadata"]["name"],)
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[str]:
         return [n["metadata"]["name"] for n in self.store.all("nodes")]
 
-    def reconcile(self, key: Hashable) -> float | None:
-        node = self.store.get("nodes", None, str(key))
+    def reconcile(self, key: str) -> float | None:
+        node = self.store.get("nodes", None, key)
         if node is None:
             return None
         ready = node_condition(node, "Ready")
@@ -83,12 +83,12 @@ class NodeLifecycleController(Controller):
                 self.store.mutate("pods", p["metadata"]["namespace"], p["metadata"]["name"], mark)
 
 
-class PodGC(Controller):
+class PodGC(Controller[NamespacedKey]):
     """Force-deletes pods bound to nodes that no longer exist (pkg/controller/podgc, orphaned pods)."""
 
     name = "podgc"
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "nodes" and ev.type == "DELETED":
             return [
                 (p["metadata"]["namespace"], p["metadata"]["name"])
@@ -100,8 +100,8 @@ class PodGC(Controller):
                 return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
         return ()
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         pod = self.store.get("pods", ns, name)
         if pod is None:
             return None

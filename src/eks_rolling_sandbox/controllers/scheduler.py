@@ -5,14 +5,14 @@ anti-affinity, and a spreading score. Not-ready nodes are excluded by their not-
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 from ..errors import ApiError
 from ..events import record_event
 from ..objects import condition, controller_of, set_condition
 from ..selectors import label_selector_matches
 from ..store import Obj, WatchEvent
-from .base import Controller
+from .base import Controller, Manager, NamespacedKey
 from .scheduling import (
     HOSTNAME_LABEL,
     ZONE_LABEL,
@@ -26,17 +26,19 @@ MAX_PODS = 110
 
 
 def _is_pending(pod: Obj | None) -> bool:
-    return bool(pod) and not pod["spec"].get("nodeName") and "deletionTimestamp" not in pod["metadata"]  # type: ignore[index]
+    if not pod:
+        return False
+    return not pod["spec"].get("nodeName") and "deletionTimestamp" not in pod["metadata"]
 
 
-class Scheduler(Controller):
+class Scheduler(Controller[NamespacedKey]):
     name = "scheduler"
 
-    def __init__(self, manager):  # type: ignore[no-untyped-def]
+    def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
-        self.pending: set[tuple[str, str]] = set()
+        self.pending: set[NamespacedKey] = set()
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         plural = ev.resource.plural
         if plural == "pods":
             key = (ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"])
@@ -58,15 +60,15 @@ class Scheduler(Controller):
             return tuple(self.pending)
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[NamespacedKey]:
         for p in self.store.all("pods"):
             if _is_pending(p):
                 key = (p["metadata"]["namespace"], p["metadata"]["name"])
                 self.pending.add(key)
                 yield key
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         pod = self.store.get("pods", ns, name)
         if not _is_pending(pod):
             return None

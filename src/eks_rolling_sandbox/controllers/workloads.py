@@ -14,7 +14,7 @@ Behaviours that matter to eks-rolling and are reproduced on purpose:
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 from ..errors import ApiError
 from ..events import record_event
@@ -28,8 +28,8 @@ from ..objects import (
     template_hash,
 )
 from ..selectors import label_selector_matches
-from ..store import Obj, WatchEvent, clone
-from .base import Controller
+from ..store import Obj, Store, WatchEvent, clone
+from .base import Controller, NamespacedKey
 from .scheduling import node_affinity_matches, tolerates
 
 STS_POD_NAME = re.compile(r"^(.*)-([0-9]+)$")
@@ -39,8 +39,8 @@ def _active(pods: Iterable[Obj]) -> list[Obj]:
     return [p for p in pods if "deletionTimestamp" not in p["metadata"] and not pod_is_terminal(p)]
 
 
-def _owner_keys(ev: WatchEvent, kind: str) -> list[tuple[str, str]]:
-    keys = []
+def _owner_keys(ev: WatchEvent, kind: str) -> list[NamespacedKey]:
+    keys: list[NamespacedKey] = []
     for obj in (ev.obj, ev.old):
         if obj is None:
             continue
@@ -71,10 +71,10 @@ def _pod_from_template(owner: Obj, template: Obj, name: str | None, generate: st
     return pod
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(Controller[NamespacedKey]):
     name = "replicaset"
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "replicasets":
             return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
         if ev.resource.plural == "pods":
@@ -90,11 +90,11 @@ class ReplicaSetController(Controller):
             return keys
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[NamespacedKey]:
         return [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in self.store.all("replicasets")]
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         rs = self.store.get("replicasets", ns, name)
         if rs is None or "deletionTimestamp" in rs["metadata"]:
             return None
@@ -164,21 +164,21 @@ class ReplicaSetController(Controller):
                 self.store.mutate("pods", ns, p["metadata"]["name"], adopt)
 
 
-class DeploymentController(Controller):
+class DeploymentController(Controller[NamespacedKey]):
     name = "deployment"
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "deployments":
             return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
         if ev.resource.plural == "replicasets":
             return _owner_keys(ev, "Deployment")
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[NamespacedKey]:
         return [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in self.store.all("deployments")]
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         d = self.store.get("deployments", ns, name)
         if d is None:
             return None
@@ -273,10 +273,10 @@ class DeploymentController(Controller):
         return None
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(Controller[NamespacedKey]):
     name = "statefulset"
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "statefulsets":
             return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
         if ev.resource.plural == "pods":
@@ -287,11 +287,11 @@ class StatefulSetController(Controller):
             return keys
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[NamespacedKey]:
         return [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in self.store.all("statefulsets")]
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         sts = self.store.get("statefulsets", ns, name)
         if sts is None:
             return None
@@ -434,10 +434,10 @@ DS_TOLERATIONS = [
 ]
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(Controller[NamespacedKey]):
     name = "daemonset"
 
-    def keys_for(self, ev: WatchEvent) -> Iterable[Hashable]:
+    def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "daemonsets":
             return ((ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"]),)
         if ev.resource.plural == "pods":
@@ -446,11 +446,11 @@ class DaemonSetController(Controller):
             return [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in self.store.all("daemonsets")]
         return ()
 
-    def initial_keys(self) -> Iterable[Hashable]:
+    def initial_keys(self) -> Iterable[NamespacedKey]:
         return [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in self.store.all("daemonsets")]
 
-    def reconcile(self, key: Hashable) -> float | None:
-        ns, name = key  # type: ignore[misc]
+    def reconcile(self, key: NamespacedKey) -> float | None:
+        ns, name = key
         ds = self.store.get("daemonsets", ns, name)
         if ds is None:
             return None
@@ -510,7 +510,7 @@ class DaemonSetController(Controller):
         return None
 
 
-def _write_status(store, plural: str, obj: Obj, status: Obj) -> None:  # type: ignore[no-untyped-def]
+def _write_status(store: Store, plural: str, obj: Obj, status: Obj) -> None:
     if {k: (obj.get("status") or {}).get(k) for k in status} == status:
         return
 
