@@ -57,6 +57,7 @@ class Sandbox:
         self.store.add_index(
             "pods", "node", lambda o: [o["spec"]["nodeName"]] if o["spec"].get("nodeName") else []
         )
+        self.store.index_field("pods", "spec.nodeName", "node")  # kubectl drain, our tool
         for plural in {*DEPENDENT_KINDS, "persistentvolumeclaims"}:
             self.store.add_index(plural, "owner", _owner_uids)
         self.store.add_index("events", "involved", lambda o: [o.get("involvedObject", {}).get("uid", "")])

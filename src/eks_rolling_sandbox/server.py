@@ -277,6 +277,9 @@ class ApiServer:
 class _Handler(BaseHTTPRequestHandler):
     api: ApiServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle and the client's
+    # delayed ACK stall every small response by ~40 ms.
+    disable_nagle_algorithm = True
     server_version = "eks-rolling-sandbox"
 
     def log_message(self, format: str, *args: Any) -> None:

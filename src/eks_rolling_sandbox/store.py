@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from .errors import ApiError, already_exists, conflict, expired, not_found
 from .resources import BY_PLURAL, Resource
-from .selectors import parse_field_selector, parse_label_selector
+from .selectors import field_equals, parse_field_selector, parse_label_selector
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,8 @@ class Store:
         self._watchers: list[Watcher] = []
         self._listeners: list[Callable[[WatchEvent], None]] = []
         self._indexes: dict[str, dict[str, Index]] = {}
+        # (plural, field) -> index: a `field=value` selector on that field is served by the index.
+        self._field_indexes: dict[tuple[str, str], str] = {}
 
     # --- reading ------------------------------------------------------------------------------
     @property
@@ -152,6 +154,12 @@ class Store:
         """Objects matching the selectors, sorted by (namespace, name), and the list resourceVersion."""
         label = parse_label_selector(label_selector)
         field = parse_field_selector(plural, field_selector)
+        if index is None:
+            for (res, fld), idx_name in self._field_indexes.items():
+                value = field_equals(field_selector, fld) if res == plural else None
+                if value:  # an empty value (e.g. unscheduled pods) is not in the index
+                    index = (idx_name, value)
+                    break
         with self.lock:
             if index is not None:
                 keys = self._indexes[plural][index[0]].map.get(index[1], set())
@@ -177,6 +185,10 @@ class Store:
         with self.lock:
             keys = self._indexes[plural][index].map.get(value, set())
             return [self._data[plural][k] for k in keys if k in self._data[plural]]
+
+    def index_field(self, plural: str, field: str, index: str) -> None:
+        """Serve `field=value` selectors on `plural` from the named index (e.g. spec.nodeName)."""
+        self._field_indexes[(plural, field)] = index
 
     def add_index(self, plural: str, name: str, keyfn: Callable[[Obj], Iterable[str]]) -> None:
         with self.lock:

@@ -5,7 +5,7 @@ anti-affinity, and a spreading score. Not-ready nodes are excluded by their not-
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..errors import ApiError
 from ..events import record_event
@@ -85,7 +85,7 @@ class Scheduler(Controller[NamespacedKey]):
         if not feasible:
             self._unschedulable(pod, len(nodes), reasons)
             return None
-        best = min(feasible, key=lambda n: self._score(pod, n))
+        best = min(feasible, key=self._scorer(pod))
         self._bind(pod, best)
         return None
 
@@ -153,27 +153,33 @@ class Scheduler(Controller[NamespacedKey]):
         return False
 
     # --- score ---------------------------------------------------------------------------------
-    def _score(self, pod: Obj, node: Obj) -> tuple[int, int, int, int, str]:
-        on_node = [
-            p
-            for p in self.store.by_index("pods", "node", node["metadata"]["name"])
-            if "deletionTimestamp" not in p["metadata"]
-        ]
+    def _scorer(self, pod: Obj) -> Callable[[Obj], tuple[int, int, int, int, str]]:
+        """Spread score: PreferNoSchedule taints, then this pod's siblings on the node and in
+        its zone, then the node's pod count. Siblings are counted once per pod (one pass over
+        the owner's pods), not once per candidate node, so scheduling stays linear."""
         owner = controller_of(pod)
-        owner_uid = owner["uid"] if owner else None
-        same_owner = sum(1 for p in on_node if owner_uid and (controller_of(p) or {}).get("uid") == owner_uid)
-        zone = node_zone(node)
-        same_owner_zone = 0
-        if owner_uid:
-            same_owner_zone = sum(
+        per_node: Counter[str] = Counter()
+        per_zone: Counter[str | None] = Counter()
+        if owner:
+            for p in self.store.by_index("pods", "owner", owner["uid"]):
+                node_name = p["spec"].get("nodeName")
+                if node_name and "deletionTimestamp" not in p["metadata"]:
+                    per_node[node_name] += 1
+                    per_zone[self._zone_of(node_name)] += 1
+
+        def score(node: Obj) -> tuple[int, int, int, int, str]:
+            name = node["metadata"]["name"]
+            load = sum(
                 1
-                for p in self.store.by_index("pods", "owner", owner_uid)
-                if p["spec"].get("nodeName")
-                and "deletionTimestamp" not in p["metadata"]
-                and self._zone_of(p["spec"]["nodeName"]) == zone
+                for p in self.store.by_index("pods", "node", name)
+                if "deletionTimestamp" not in p["metadata"]
             )
-        prefer_no = sum(1 for t in node["spec"].get("taints") or [] if t.get("effect") == "PreferNoSchedule")
-        return (prefer_no, same_owner, same_owner_zone, len(on_node), node["metadata"]["name"])
+            prefer_no = sum(
+                1 for t in node["spec"].get("taints") or [] if t.get("effect") == "PreferNoSchedule"
+            )
+            return (prefer_no, per_node[name], per_zone[node_zone(node)], load, name)
+
+        return score
 
     def _zone_of(self, node_name: str) -> str | None:
         n = self.store.get("nodes", None, node_name)
