@@ -98,6 +98,10 @@ class RedisSwitchoverError(PermanentError):
     """A failover did not end with exactly one master where it was meant to be."""
 
 
+class RedisTempNodeError(PermanentError):
+    """The temporary Redis Cluster node could not be created or placed safely (names the pod)."""
+
+
 class LockLostError(PermanentError):
     """The lock this execution held is now owned by someone else."""
 

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     redis_pause_ms: int = Field(5000, ge=500, description="CLIENT PAUSE budget for one switchover")
     redis_phase_timeout_s: int = Field(300, ge=5, description="Deadline for each phase of a Redis move")
     redis_socket_timeout_s: float = Field(2.0, gt=0)
+    redis_cleanup_wait_s: int = Field(30, ge=0, description="Cleanup's wait for a Redis Cluster failback")
 
     # --- deadlines and polling (seconds) -------------------------------------------------------
     poll_interval_s: int = Field(10, ge=1)

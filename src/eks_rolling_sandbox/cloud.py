@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -24,6 +25,8 @@ from typing import Any
 from .errors import ApiError
 from .objects import node_object
 from .store import Obj, timestamp
+
+FIRST_NODE_INDEX_ENV = "EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX"
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +129,9 @@ class CloudBridge:
         self.cluster_name = cluster_name
         self.region, self.account = region, account
         self.records: dict[str, InstanceRecord] = {}
-        self._next_index = 1
+        # Node k's pod IPs are 127.k.0.x. Two sandboxes running at once on one machine (two test
+        # sessions) must not share addresses: a session may start its nodes elsewhere.
+        self._next_index = int(os.environ.get(FIRST_NODE_INDEX_ENV) or 1)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

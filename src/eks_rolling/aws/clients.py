@@ -71,14 +71,33 @@ def _session() -> Any:
     return _local.session
 
 
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
 def aws_client(service: str, settings: Settings) -> Any:
-    """A boto3 client for `service` in `settings.region`; `aws_endpoint_url` None means real AWS."""
-    return _session().client(
+    """A boto3 client for `service` in `settings.region`; `aws_endpoint_url` None means real AWS.
+
+    Clients are thread-safe and costly to build, so they are reused across invocations of a
+    warm Lambda (keyed by everything that shapes them, credentials included)."""
+    key = (
         service,
-        region_name=settings.region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=_CLIENT_CONFIG,
+        settings.region,
+        settings.aws_endpoint_url,
+        tuple(os.environ.get(k) for k in _CREDENTIAL_ENV),
     )
+    with _clients_lock:
+        client = _clients.get(key)
+    if client is None:
+        client = _session().client(
+            service,
+            region_name=settings.region,
+            endpoint_url=settings.aws_endpoint_url,
+            config=_CLIENT_CONFIG,
+        )
+        with _clients_lock:
+            client = _clients.setdefault(key, client)
+    return client
 
 
 def error_code(exc: BaseException) -> str:

@@ -393,6 +393,31 @@ class KubeOps:
             redis_group=self.redis_group_of(owner),
         )
 
+    # --- Redis Cluster temporary pods ----------------------------------------------------------
+    def list_pods(self, namespace: str, label_selector: str) -> list[Any]:
+        """Pods of one namespace by label (finds a run's temporary Redis pods from Rollback)."""
+        with kube_errors(f"list pods in {namespace} ({label_selector})"):
+            return list(
+                self.core.list_namespaced_pod(
+                    namespace, label_selector=label_selector, _request_timeout=self.timeout
+                ).items
+            )
+
+    # --- Redis under Sentinel: durable notes on a pod ------------------------------------------
+    def annotate_pod(self, namespace: str, name: str, annotations: dict[str, str | None]) -> bool:
+        """Merge annotations into a pod (None removes one). The Sentinel procedure records there
+        the replica-priority it changed: the note lives exactly as long as that process.
+        False if the pod is gone."""
+        body = {"metadata": {"annotations": annotations}}
+        try:
+            with kube_errors(f"annotate pod {namespace}/{name}"):
+                self.core.patch_namespaced_pod(name, namespace, body, _request_timeout=self.timeout)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
 
 def _taint_body(t: dict[str, Any]) -> dict[str, Any]:
     out = {"key": t["key"], "effect": t["effect"]}

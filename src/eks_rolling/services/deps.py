@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 from ..aws.asg import AsgOps
 from ..aws.clients import aws_client
 from ..aws.eks_auth import kube_connection
 from ..aws.lock import AsgLock
 from ..aws.notify import Notifier, notifier
-from ..k8s import KubeOps, kube_ops
+from ..k8s import KubeOps
+from ..k8s.ops import api_client
 from ..settings import Settings
 
 
@@ -44,11 +48,35 @@ class Deps:
 
     def kube(self, cluster_name: str) -> KubeOps:
         if cluster_name not in self._kube:
-            conn = kube_connection(
-                self.settings,
-                cluster_name,
-                eks_client=aws_client("eks", self.settings),
-                sts_client=aws_client("sts", self.settings),
-            )
-            self._kube[cluster_name] = kube_ops(self.settings, conn)
+            self._kube[cluster_name] = KubeOps(_api_client(self.settings, cluster_name), self.settings)
         return self._kube[cluster_name]
+
+
+# A warm Lambda reuses its Kubernetes connection (pool, CA, token) while the token is fresh:
+# EKS accepts a token for 15 minutes, so 10 leaves a margin. KubeOps itself (and its
+# per-invocation caches of owners and StatefulSets) is built anew for every invocation.
+TOKEN_REUSE_S = 600.0
+_api_clients: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_api_lock = threading.Lock()
+
+
+def _api_client(settings: Settings, cluster_name: str) -> Any:
+    key = (
+        cluster_name,
+        settings.kube_api_url,
+        settings.kube_ca_file,
+        settings.region,
+        settings.aws_endpoint_url,
+    )
+    now = time.monotonic()
+    with _api_lock:
+        hit = _api_clients.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    conn = kube_connection(
+        settings, cluster_name, eks_client=aws_client("eks", settings), sts_client=aws_client("sts", settings)
+    )
+    client = api_client(conn, settings)
+    with _api_lock:
+        _api_clients[key] = (now + TOKEN_REUSE_S, client)
+    return client

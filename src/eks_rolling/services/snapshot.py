@@ -41,8 +41,16 @@ def gather(
     found = (
         kube.deployment_replicas(settings.autoscaler_namespace, settings.autoscaler_deployment) is not None
     )
+    # Managed Redis groups with a pod on an old node are checked live by their procedure.
+    refs = {p.redis_group for p in pods if p.redis_group}
+    redis_groups = redis_views(refs) if redis_views is not None and refs else ()
     return ClusterSnapshot(
-        asg=view, nodes=node_views, pods=tuple(pods), pdbs=tuple(kube.list_pdbs()), autoscaler_found=found
+        asg=view,
+        nodes=node_views,
+        pods=tuple(pods),
+        pdbs=tuple(kube.list_pdbs()),
+        autoscaler_found=found,
+        redis_groups=redis_groups,
     )
 
 
