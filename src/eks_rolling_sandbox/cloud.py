@@ -13,8 +13,10 @@ the ASG's configured launch template version, and spread over its AZs as a real 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -27,6 +29,26 @@ from .objects import node_object
 from .store import Obj, timestamp
 
 FIRST_NODE_INDEX_ENV = "EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX"
+# Redis pods listen on these ports of their pod IP (data, cluster bus, sentinel).
+REDIS_PORTS = (6379, 16379, 26379)
+_PODS_PROBED = 16  # pod IPs 127.k.0.2.. checked per node index
+
+
+def index_in_use(k: int) -> bool:
+    """Whether anything on this machine listens on a Redis port of node k's first pod IPs: another
+    sandbox (a parallel test worker, a leaked process) owns that index and its addresses."""
+    for n in range(1, _PODS_PROBED + 1):
+        for port in REDIS_PORTS:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((f"127.{k}.0.{n}", port))
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        return True
+                    raise
+    return False
+
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +160,16 @@ class CloudBridge:
         # Fault knob: instances for which this returns True register but never turn Ready.
         self.never_ready: Callable[[Any], bool] | None = None
 
+    def _take_index(self) -> int:
+        # A pod IP someone else listens on would answer for our pod: skip that node index.
+        while self._next_index < 255 and index_in_use(self._next_index):
+            log.warning("node index %d is in use on this machine; skipping it", self._next_index)
+            self._next_index += 1
+        if self._next_index >= 255:
+            raise RuntimeError("no free sandbox node index (127.k.0.x addresses) left")
+        self._next_index += 1
+        return self._next_index - 1
+
     def start(self) -> None:
         patch_moto_asg_launches()
         self._thread = threading.Thread(target=self._loop, name="sandbox-cloud", daemon=True)
@@ -183,10 +215,9 @@ class CloudBridge:
                         group.name,
                         inst.placement.zone,
                         node_name_for(inst.private_ip, iid, self.region),
-                        self._next_index,
+                        self._take_index(),
                         now,
                     )
-                    self._next_index += 1
                     self.records[iid] = rec
                 if rec.gone_at is not None:
                     continue

@@ -49,7 +49,7 @@ def _temp_forgotten(cluster: ClusterField, temp_id: str) -> None:
 
 
 def test_a_temporary_node_that_never_syncs_is_removed_and_the_master_stays(cluster: ClusterField) -> None:
-    cluster.settings["redis_phase_timeout_s"] = "6"
+    cluster.settings["redis_phase_timeout_s"] = "12"
     master = cluster.master_pod(0)
     uid = cluster.pod(master)["metadata"]["uid"]
     writer = cluster.writer()
