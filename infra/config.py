@@ -158,6 +158,7 @@ RUNTIME_KEYS: Final = (
     "redis_pause_ms",
     "redis_phase_timeout_s",
     "redis_socket_timeout_s",
+    "redis_cleanup_wait_s",
 )
 
 
@@ -213,6 +214,7 @@ class StackConfig(BaseModel):
     redis_pause_ms: int = _setting("redis_pause_ms")
     redis_phase_timeout_s: int = _setting("redis_phase_timeout_s")
     redis_socket_timeout_s: float = _setting("redis_socket_timeout_s")
+    redis_cleanup_wait_s: int = _setting("redis_cleanup_wait_s")
 
     @field_validator("log_retention_days")
     @classmethod

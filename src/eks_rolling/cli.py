@@ -114,12 +114,22 @@ def _status(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from eks_rolling_sandbox.demo import run_demo
 
-    report = run_demo(out_dir=Path(args.out), redis=args.redis)
+    report = run_demo(out_dir=Path(args.out), redis=not args.no_redis)
     ok = (
         report["execution"]["status"] == "SUCCEEDED"
         and report["old_instances_left"] == 0
         and report["pdb_violations"] == 0
     )
+    redis = report.get("redis")
+    if redis is not None:
+        s, c = redis["sentinel"], redis["cluster"]
+        ok = ok and s["acked_writes_lost"] == 0 and not s["stale_replicas"] and s["quorum_ok"]
+        ok = (
+            ok
+            and c["acked_writes_lost"] == 0
+            and c["uncovered_slots_max"] == 0
+            and c["leftover_temp_nodes"] == 0
+        )
     return 0 if ok else 1
 
 
@@ -131,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="roll the field-report scenario on the local sandbox")
     demo.add_argument("--out", default="build", help="where the report and history go")
-    demo.add_argument("--redis", action="store_true", help="include the Redis groups")
+    demo.add_argument(
+        "--no-redis", action="store_true", help="leave the Redis groups (real redis-server processes) out"
+    )
     demo.set_defaults(fn=_demo)
     plan = sub.add_parser("plan", help="print the dry-run plan of an ASG (exit 2 when blocked)")
     plan.add_argument("--asg", required=True)

@@ -8,12 +8,14 @@ import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from eks_rolling.aws.asg import AsgOps
 
+from .demo_redis import RedisLoad, summary_lines
 from .env import SandboxEnv
 from .invariants import AvailabilityMonitor
 from .runner import LocalRunner
@@ -37,6 +39,8 @@ NODE_STATES = {
     "BackOffBeforeDrain",
     "PauseBeforeOwnersCheck",
     "DeregistrationDelay",
+    "MoveRedisPods",
+    "PauseBeforeRedisCheck",
 }
 
 
@@ -60,10 +64,17 @@ class Progress:
                 inp = {}
             node = (inp.get("node") or {}).get("node_name") if isinstance(inp, dict) else None
             if name in NODE_STATES and node:
-                self.node_step[node] = "replaced" if name == "NodeReplaced" else name
-            elif name not in ("NodeDrained", "OwnersRecovered", "NewNodesReady"):
+                self.node_step[node] = "replaced" if name == "NodeReplaced" else name + _redis_phase(inp)
+            elif name not in ("NodeDrained", "OwnersRecovered", "NewNodesReady", "RedisMoved"):
                 self.phase = name
         self.seen_events = len(history)
+
+
+def _redis_phase(inp: dict[str, Any]) -> str:
+    """` redis-master-0:switchover` while a node's Redis pods are being moved."""
+    moves = ((inp.get("redis") or {}) if isinstance(inp.get("redis"), dict) else {}).get("moves") or []
+    current = next((m for m in moves if isinstance(m, dict) and not m.get("done")), None)
+    return f" {current.get('pod')}:{current.get('phase')}" if current else ""
 
 
 def _line(elapsed: float, old: int, new: int, progress: Progress, evictions: Counter[int]) -> str:
@@ -86,9 +97,9 @@ def _node_counts(asg: AsgOps, name: str) -> tuple[int, int]:
 def run_demo(
     *,
     out_dir: Path = Path("build"),
-    redis: bool = False,
+    redis: bool = True,
     stream: TextIO = sys.stdout,
-    timeout_s: float = 240.0,
+    timeout_s: float = 360.0,
     settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,110 +108,132 @@ def run_demo(
     def say(msg: str) -> None:
         print(msg, file=stream, flush=True)
 
-    with SandboxEnv() as env:
-        say("eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge)")
+    with SandboxEnv(redis=redis) as env:
+        say(
+            "eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge"
+            + (", Redis pods as redis-server processes)" if redis else ")")
+        )
         scenario: Scenario = field_report(env, redis=redis)
         say(
             f"  field-report scenario up in {time.monotonic() - t0:.1f}s: {len(env.sandbox.store.all('nodes'))} nodes, {len(env.sandbox.pods())} pods; kubeconfig: {env.kubeconfig(out_dir / 'kubeconfig')}"
         )
-        asg = AsgOps(env.aws("autoscaling"), env.aws("ec2"))
-        before = asg.describe(scenario.asg_name)
-        ca_before = env.sandbox.store.require("deployments", *scenario.autoscaler)["spec"]["replicas"]
-        monitor = AvailabilityMonitor(env.sandbox.store).start()
-        with LocalRunner(env, settings={**DEMO_SETTINGS, **(settings or {})}) as runner:
-            event = scenario.bump_launch_template()
-            say(
-                f"  operator: new launch template version {event['detail']['requestParameters']['launchTemplate']['version']} for ASG {scenario.asg_name} -> CloudTrail UpdateAutoScalingGroup -> state machine"
-            )
-            mark = env.sandbox.request_log.mark()
-            arn = runner.start(event, name=f"demo-{int(time.time())}")
-            progress = Progress()
-            last = ""
-            t_roll = time.monotonic()
-
-            def poll(_: dict[str, Any]) -> None:
-                nonlocal last
-                progress.update(runner.history(arn))
-                evictions = Counter(
-                    e.status for e in env.sandbox.request_log.entries(mark) if e.path.endswith("/eviction")
-                )
-                old, new = _node_counts(asg, scenario.asg_name)
-                line = _line(time.monotonic() - t_roll, old, new, progress, evictions)
-                if line.split("|", 1)[1] != last.split("|", 1)[-1]:
-                    say(line)
-                    last = line
-
-            result = runner.wait(arn, timeout=timeout_s, poll=0.5, on_poll=poll)
-            duration = time.monotonic() - t_roll
-            history = runner.history(arn)
-        monitor.stop()
-        after = asg.describe(scenario.asg_name)
-        ca_after = env.sandbox.store.require("deployments", *scenario.autoscaler)["spec"]["replicas"]
-        old_left = [i.instance_id for i in after.instances if AsgOps.is_outdated(i, after)]
-        history_path = out_dir / "demo-history.json"
-        history_path.write_text(json.dumps(history, indent=1, default=str))
-        terminations = [
-            e
-            for e in env.aws("autoscaling").describe_auto_scaling_groups(
-                AutoScalingGroupNames=[scenario.asg_name]
-            )["AutoScalingGroups"]
-        ]
-        report: dict[str, Any] = {
-            "scenario": "field-report",
-            "nodes_replaced": sum(
-                1
-                for i in before.instances
-                if AsgOps.is_outdated(i, after)
-                or i.instance_id not in {x.instance_id for x in after.instances}
-            ),
-            "old_instances_left": len(old_left),
-            "duration_s": round(duration, 1),
-            "pdb_violations": monitor.violations,
-            "min_ready": monitor.report(),
-            "restored": {
-                "cluster_autoscaler_replicas": ca_after == ca_before,
-                "asg_desired": after.desired == before.desired,
-                "asg_max": after.max_size == before.max_size,
-                "processes": {
-                    p: p not in after.suspended_processes
-                    for p in ("AZRebalance", "AlarmNotification", "ScheduledActions")
-                },
-                "values": {
-                    "cluster_autoscaler": [ca_before, ca_after],
-                    "desired": [before.desired, after.desired],
-                    "max": [before.max_size, after.max_size],
-                },
-            },
-            "execution": {
-                "arn": arn,
-                "status": result["status"],
-                "error": result.get("error"),
-                "history_events": len(history),
-                "history_path": str(history_path),
-            },
-            "evictions": dict(
-                Counter(
-                    str(e.status)
-                    for e in env.sandbox.request_log.entries(mark)
-                    if e.path.endswith("/eviction")
-                )
-            ),
-            "lambda_invocations": len(runner.stats.invocations),
-            "setup_s": scenario.extras.get("setup_s"),
-        }
-        del terminations
-        (out_dir / "demo-report.json").write_text(json.dumps(report, indent=2))
-        say("")
-        say(
-            f"execution {result['status']} in {duration:.1f}s: {report['nodes_replaced']} nodes replaced, {len(old_left)} old instances left, {report['pdb_violations']} PDB violations"
-        )
-        for d in report["min_ready"]:
-            say(
-                f"  {d['deployment']:<38} min ready {d['min_ready']}/{d['replicas']} (PDB guarantees {d['pdb_min_available']})"
-            )
-        r = report["restored"]
-        say(
-            f"  restored: cluster-autoscaler {r['cluster_autoscaler_replicas']}, desired {r['asg_desired']}, max {r['asg_max']}, processes {all(r['processes'].values())}"
-        )
-        say(f"  report: {out_dir / 'demo-report.json'}; audit trail ({len(history)} events): {history_path}")
+        load = RedisLoad(env, scenario, max_seconds=timeout_s + 60).start(say) if redis else None
+        try:
+            report = _roll(env, scenario, out_dir, say, timeout_s, settings)
+            if load is not None:
+                report["redis"] = load.finish(say)
+        finally:
+            if load is not None:
+                load.stop()
+        (out_dir / "demo-report.json").write_text(json.dumps(report, indent=2, default=str))
+        _summary(report, out_dir, say)
     return report
+
+
+def _roll(
+    env: SandboxEnv,
+    scenario: Scenario,
+    out_dir: Path,
+    say: Callable[[str], None],
+    timeout_s: float,
+    settings: dict[str, str] | None,
+) -> dict[str, Any]:
+    asg = AsgOps(env.aws("autoscaling"), env.aws("ec2"))
+    before = asg.describe(scenario.asg_name)
+    ca_before = env.sandbox.store.require("deployments", *scenario.autoscaler)["spec"]["replicas"]
+    monitor = AvailabilityMonitor(env.sandbox.store).start()
+    with LocalRunner(env, settings={**DEMO_SETTINGS, **(settings or {})}) as runner:
+        event = scenario.bump_launch_template()
+        say(
+            f"  operator: new launch template version {event['detail']['requestParameters']['launchTemplate']['version']} for ASG {scenario.asg_name} -> CloudTrail UpdateAutoScalingGroup -> state machine"
+        )
+        mark = env.sandbox.request_log.mark()
+        arn = runner.start(event, name=f"demo-{int(time.time())}")
+        progress = Progress()
+        last = ""
+        t_roll = time.monotonic()
+
+        def poll(_: dict[str, Any]) -> None:
+            nonlocal last
+            progress.update(runner.history(arn))
+            evictions = Counter(
+                e.status for e in env.sandbox.request_log.entries(mark) if e.path.endswith("/eviction")
+            )
+            old, new = _node_counts(asg, scenario.asg_name)
+            line = _line(time.monotonic() - t_roll, old, new, progress, evictions)
+            if line.split("|", 1)[1] != last.split("|", 1)[-1]:
+                say(line)
+                last = line
+
+        result = runner.wait(arn, timeout=timeout_s, poll=0.5, on_poll=poll)
+        duration = time.monotonic() - t_roll
+        history = runner.history(arn)
+    monitor.stop()
+    after = asg.describe(scenario.asg_name)
+    ca_after = env.sandbox.store.require("deployments", *scenario.autoscaler)["spec"]["replicas"]
+    old_left = [i.instance_id for i in after.instances if AsgOps.is_outdated(i, after)]
+    history_path = out_dir / "demo-history.json"
+    history_path.write_text(json.dumps(history, indent=1, default=str))
+    report: dict[str, Any] = {
+        "scenario": "field-report",
+        "nodes_replaced": sum(
+            1
+            for i in before.instances
+            if AsgOps.is_outdated(i, after) or i.instance_id not in {x.instance_id for x in after.instances}
+        ),
+        "old_instances_left": len(old_left),
+        "duration_s": round(duration, 1),
+        "pdb_violations": monitor.violations,
+        "min_ready": monitor.report(),
+        "restored": {
+            "cluster_autoscaler_replicas": ca_after == ca_before,
+            "asg_desired": after.desired == before.desired,
+            "asg_max": after.max_size == before.max_size,
+            "processes": {
+                p: p not in after.suspended_processes
+                for p in ("AZRebalance", "AlarmNotification", "ScheduledActions")
+            },
+            "values": {
+                "cluster_autoscaler": [ca_before, ca_after],
+                "desired": [before.desired, after.desired],
+                "max": [before.max_size, after.max_size],
+            },
+        },
+        "execution": {
+            "arn": arn,
+            "status": result["status"],
+            "error": result.get("error"),
+            "history_events": len(history),
+            "history_path": str(history_path),
+        },
+        "evictions": dict(
+            Counter(
+                str(e.status) for e in env.sandbox.request_log.entries(mark) if e.path.endswith("/eviction")
+            )
+        ),
+        "lambda_invocations": len(runner.stats.invocations),
+        "setup_s": scenario.extras.get("setup_s"),
+    }
+    return report
+
+
+def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) -> None:
+    ex = report["execution"]
+    say("")
+    say(
+        f"execution {ex['status']} in {report['duration_s']:.1f}s: {report['nodes_replaced']} nodes replaced, {report['old_instances_left']} old instances left, {report['pdb_violations']} PDB violations"
+    )
+    for d in report["min_ready"]:
+        say(
+            f"  {d['deployment']:<38} min ready {d['min_ready']}/{d['replicas']} (PDB guarantees {d['pdb_min_available']})"
+        )
+    r = report["restored"]
+    say(
+        f"  restored: cluster-autoscaler {r['cluster_autoscaler_replicas']}, desired {r['asg_desired']}, max {r['asg_max']}, processes {all(r['processes'].values())}"
+    )
+    if "redis" in report:
+        for line in summary_lines(report["redis"]):
+            say(line)
+    say(
+        f"  report: {out_dir / 'demo-report.json'}; audit trail ({ex['history_events']} events): {ex['history_path']}"
+    )
