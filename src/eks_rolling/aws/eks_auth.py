@@ -104,12 +104,13 @@ _ca_files: dict[str, str] = {}
 
 
 def write_ca_file(ca_data: str) -> str:
-    """Decode DescribeCluster's base64 CA bundle into a PEM file once per content; return its path.
+    """Decode DescribeCluster's base64 CA bundle into a PEM file; return its path."""
+    return write_pem_file(base64.b64decode(ca_data))
 
-    The name is derived from the content, so warm Lambda invocations reuse the same file and two
-    clusters never share one.
-    """
-    pem = base64.b64decode(ca_data)
+
+def write_pem_file(pem: bytes) -> str:
+    """Write a CA bundle once per content; return its path. The name is derived from the
+    content, so warm Lambda invocations reuse the same file and two bundles never share one."""
     digest = hashlib.sha256(pem).hexdigest()[:16]
     with _ca_lock:
         path = _ca_files.get(digest)

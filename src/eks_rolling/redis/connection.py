@@ -31,20 +31,29 @@ def connect(host: str, port: int, auth: RedisAuth, *, timeout_s: float = 2.0) ->
     if auth.password:
         kw["password"] = auth.password
     if auth.tls:
-        kw.update(ssl=True, ssl_ca_certs=auth.ca_file, ssl_cert_reqs="required" if auth.ca_file else "none")
+        # The chain is always verified (against the group's CA, else the system's). Not the
+        # hostname: nodes are reached by pod IP, which a StatefulSet's certificates rarely name.
+        kw.update(ssl=True, ssl_ca_certs=auth.ca_file, ssl_cert_reqs="required", ssl_check_hostname=False)
     return redis.Redis(host=host, port=port, **kw)
 
 
-def resolve_auth(
-    group: RedisGroup, *, read_k8s_secret: Any, read_sm_secret: Any, ca_file: str | None = None
-) -> RedisAuth:
-    """The group's password from a Kubernetes Secret or Secrets Manager; TLS per group."""
+def resolve_auth(group: RedisGroup, *, read_k8s_secret: Any, read_sm_secret: Any, write_ca: Any) -> RedisAuth:
+    """The group's password from a Kubernetes Secret or Secrets Manager; TLS per group, with the
+    CA bundle from the Secret its annotation names (written to a file by `write_ca`)."""
     password = None
     ref = group.password
     if ref is not None and ref.source == "kubernetes":
         password = read_k8s_secret(group.namespace, ref.name, ref.key)
     elif ref is not None:
         password = read_sm_secret(ref.name)
+    ca_file = None
+    if group.tls and group.tls_ca is not None:
+        pem = read_k8s_secret(group.namespace, group.tls_ca.name, group.tls_ca.key)
+        if not pem:
+            raise LookupError(
+                f"Redis group {group.ref}: TLS CA {group.tls_ca.name}/{group.tls_ca.key} is empty"
+            )
+        ca_file = write_ca(pem)
     log.debug("auth for Redis group %s: password=%s tls=%s", group.ref, password is not None, group.tls)
     return RedisAuth(password=password, tls=group.tls, ca_file=ca_file)
 

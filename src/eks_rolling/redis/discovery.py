@@ -7,6 +7,8 @@ eks-rolling.io/redis-master-set: mymaster                  (sentinel groups)
 eks-rolling.io/redis-password-secret: <secret>/<key>       (a Kubernetes Secret in the namespace)
 eks-rolling.io/redis-password-secretsmanager: <arn>        (or AWS Secrets Manager)
 eks-rolling.io/redis-tls: "true"                           (TLS to every node and sentinel)
+eks-rolling.io/redis-tls-ca-secret: <secret>/<key>         (the CA that signed their certificates;
+                                                            default: the system's CAs)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ MASTER_SET = PREFIX + "master-set"
 PASSWORD_SECRET = PREFIX + "password-secret"
 PASSWORD_SM = PREFIX + "password-secretsmanager"
 TLS = PREFIX + "tls"
+TLS_CA_SECRET = PREFIX + "tls-ca-secret"
 SENTINEL_ROLES = ("master", "replica", "sentinel")
 
 
@@ -44,6 +47,7 @@ class RedisGroup:
     master_set: str = "mymaster"
     password: CredentialRef | None = None
     tls: bool = False
+    tls_ca: CredentialRef | None = None  # a Kubernetes Secret key holding a PEM CA bundle
     problems: tuple[str, ...] = field(default=())
 
     @property
@@ -62,6 +66,14 @@ def _credential(ann: Mapping[str, str]) -> CredentialRef | None:
         return None
     name, _, key = ref.partition("/")
     return CredentialRef("kubernetes", name, key or "password")
+
+
+def _ca_ref(ann: Mapping[str, str]) -> CredentialRef | None:
+    ref = ann.get(TLS_CA_SECRET)
+    if not ref:
+        return None
+    name, _, key = ref.partition("/")
+    return CredentialRef("kubernetes", name, key or "ca.crt")
 
 
 def discover_groups(statefulsets: Iterable[Mapping[str, Any]]) -> list[RedisGroup]:
@@ -98,6 +110,12 @@ def discover_groups(statefulsets: Iterable[Mapping[str, Any]]) -> list[RedisGrou
         creds = {_credential(a) for a in anns} - {None}
         if len(creds) > 1:
             problems.append(f"StatefulSets of Redis group {ns}/{name} name different password secrets")
+        cas = {_ca_ref(a) for a in anns} - {None}
+        if len(cas) > 1:
+            problems.append(f"StatefulSets of Redis group {ns}/{name} name different TLS CA secrets")
+        tls = any(a.get(TLS, "").lower() == "true" for a in anns)
+        if cas and not tls:
+            problems.append(f'Redis group {ns}/{name} names {TLS_CA_SECRET} without {TLS}: "true"')
         groups.append(
             RedisGroup(
                 namespace=ns,
@@ -106,7 +124,8 @@ def discover_groups(statefulsets: Iterable[Mapping[str, Any]]) -> list[RedisGrou
                 statefulsets=roles,
                 master_set=next((a[MASTER_SET] for a in anns if a.get(MASTER_SET)), "mymaster"),
                 password=next(iter(creds), None),
-                tls=any(a.get(TLS, "").lower() == "true" for a in anns),
+                tls=tls,
+                tls_ca=next(iter(cas), None),
                 problems=tuple(problems),
             )
         )

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..aws.clients import aws_client
+from ..aws.eks_auth import write_pem_file
 from ..aws.lock import AsgLock
 from ..aws.secrets import secret_password
 from ..errors import RollInProgressError
@@ -99,6 +100,7 @@ def env_for(group: RedisGroup, ctx: RollContext, deps: Deps) -> RedisEnv:
         group,
         read_k8s_secret=kube.read_secret,
         read_sm_secret=lambda arn: secret_password(aws_client("secretsmanager", deps.settings), arn),
+        write_ca=lambda pem: write_pem_file(pem.encode()),
     )
     return RedisEnv(ctx, deps, kube, group, auth, deps.now(), deps.settings)
 
