@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+import pytest
+
 # Handlers log through Powertools; keep test output readable.
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -21,9 +23,11 @@ REDIS_PATHS = (
 )
 
 
+# tryfirst: xdist's own hook turns the marker into the node id's "@redis" suffix; running after
+# it (as a conftest loaded at start-up does) the marker would be ignored and the Redis tests
+# spread over both workers.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
-    import pytest
-
     for item in items:
         path = str(item.path.relative_to(config.rootpath))
         if path.startswith(REDIS_PATHS):

@@ -116,8 +116,12 @@ def test_cleanup_keeps_the_temporary_master_while_the_original_cannot_take_its_s
     cluster.taint(zone_nodes, "sandbox.test/full")
     out, _ = cluster.drive(target, start=out, until_phase="a_restart")
     temp_id = out.moves[0].data["temp_id"]
+    store = cluster.env.sandbox.store
+    # (between the delete and its StatefulSet's recreation the pod does not exist at all)
     cluster.env.sandbox.wait_for(
-        lambda: cluster.pod(master)["status"].get("phase") == "Pending", timeout=30, what=f"{master} Pending"
+        lambda: ((store.get("pods", NS, master) or {}).get("status") or {}).get("phase") == "Pending",
+        timeout=30,
+        what=f"{master} recreated and Pending",
     )
     # When Rollback cleans up
     notes = cluster.cleanup()
