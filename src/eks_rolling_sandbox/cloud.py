@@ -31,23 +31,28 @@ from .store import Obj, timestamp
 FIRST_NODE_INDEX_ENV = "EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX"
 # Redis pods listen on these ports of their pod IP (data, cluster bus, sentinel).
 REDIS_PORTS = (6379, 16379, 26379)
-_PODS_PROBED = 16  # pod IPs 127.k.0.2.. checked per node index
+_PODS_PROBED = 16  # addresses 127.k.0.1-16 checked per node index (the host, then pods)
 
 
-def index_in_use(k: int) -> bool:
-    """Whether anything on this machine listens on a Redis port of node k's first pod IPs: another
-    sandbox (a parallel test worker, a leaked process) owns that index and its addresses."""
-    for n in range(1, _PODS_PROBED + 1):
-        for port in REDIS_PORTS:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((f"127.{k}.0.{n}", port))
-                except OSError as exc:
-                    if exc.errno == errno.EADDRINUSE:
-                        return True
-                    raise
+def address_in_use(ip: str, ports: tuple[int, ...] = REDIS_PORTS) -> bool:
+    """Whether a process on this machine listens on one of `ports` of `ip`."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # Like redis: ignore TIME_WAIT leftovers; a live listener still makes bind fail.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((ip, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+                raise
     return False
+
+
+def index_in_use(k: int, pods: range = range(1, _PODS_PROBED + 1)) -> bool:
+    """Whether anything listens on a Redis port of node k's first pod IPs: another sandbox (a
+    parallel test worker, a leaked process) owns that index and its addresses."""
+    return any(address_in_use(f"127.{k}.0.{n}") for n in pods)
 
 
 log = logging.getLogger(__name__)

@@ -68,6 +68,32 @@ class Scenario:
             self.asg_name, self.launch_template_id, version, region=self.env.region, user=user
         )
 
+    def add_nodes(self, per_zone: int = 1, timeout: float = 30.0) -> list[str]:
+        """Grow the ASG by `per_zone` instances per AZ (raising MaxSize if needed), as a surge
+        does; return the new nodes once Ready."""
+        asg = self.env.aws("autoscaling")
+        store = self.env.sandbox.store
+        before = {n["metadata"]["name"] for n in store.all("nodes")}
+        group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[self.asg_name])["AutoScalingGroups"][
+            0
+        ]
+        want = group["DesiredCapacity"] + per_zone * len(self.azs)
+        asg.update_auto_scaling_group(
+            AutoScalingGroupName=self.asg_name, MaxSize=max(want, group["MaxSize"]), DesiredCapacity=want
+        )
+
+        def ready() -> list[str]:
+            return [
+                n["metadata"]["name"]
+                for n in store.all("nodes")
+                if n["metadata"]["name"] not in before and node_is_ready(n)
+            ]
+
+        self.env.sandbox.wait_for(
+            lambda: len(ready()) == per_zone * len(self.azs), timeout=timeout, what="new nodes"
+        )
+        return ready()
+
 
 def cloudtrail_update_asg_event(
     asg_name: str, lt_id: str, version: str, *, region: str, user: str = "platform-engineer"

@@ -6,11 +6,9 @@ consecutive tests never share an address.
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ import redis
 from kubernetes import client as k8s
 
 from eks_rolling_sandbox import redis_procs
+from eks_rolling_sandbox.cloud import index_in_use
 from eks_rolling_sandbox.cluster import Sandbox
 from eks_rolling_sandbox.objects import condition, node_object, pod_is_ready, set_condition
 from eks_rolling_sandbox.redis_manifests import apply_all, namespace_manifest
@@ -38,25 +37,11 @@ requires_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason
 _indices = itertools.cycle([100 + (i + os.getpid()) % 100 for i in range(100)])
 
 
-def _index_free(k: int) -> bool:
-    for n in range(2, 40):
-        for port in (6379, 16379, 26379):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((f"127.{k}.0.{n}", port))
-                except OSError as exc:
-                    if exc.errno == errno.EADDRINUSE:
-                        return False
-                    raise
-    return True
-
-
 def free_indices(count: int) -> list[int]:
     out: list[int] = []
     for _ in range(200):
         k = next(_indices)
-        if k not in out and _index_free(k):
+        if k not in out and not index_in_use(k, pods=range(2, 40)):
             out.append(k)
             if len(out) == count:
                 return out

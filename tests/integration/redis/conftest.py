@@ -7,15 +7,14 @@ Helpers are exposed as fixtures (not importable names): other test trees have th
 from __future__ import annotations
 
 import dataclasses
-import errno
 import itertools
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from eks_rolling_sandbox.cloud import address_in_use
 from eks_rolling_sandbox.redis_procs import (
     ClusterLayout,
     RedisConfig,
@@ -29,28 +28,13 @@ from eks_rolling_sandbox.redis_procs import (
 
 # 127.201.0.0/16 belongs to these tests. The third octet starts at a pid-derived offset so two
 # concurrent sessions rarely probe the same addresses, and every address is checked free anyway.
-_PORTS_TO_CHECK = (6379, 16379, 26379)
 _candidates = (f"127.201.{(c + os.getpid()) % 250 + 1}.{h}" for c in itertools.count() for h in range(1, 255))
-
-
-def _free(ip: str) -> bool:
-    for port in _PORTS_TO_CHECK:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            # Like redis: ignore TIME_WAIT leftovers, but a live listener still makes bind fail.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((ip, port))
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return False
-                raise
-    return True
 
 
 def _next_ip() -> str:
     for _ in range(5000):
         ip = next(_candidates)
-        if _free(ip):
+        if not address_in_use(ip):
             return ip
     raise RuntimeError("no free 127.201.x.y address")
 

@@ -27,7 +27,6 @@ from eks_rolling.settings import Settings
 from eks_rolling_sandbox import redis_procs
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.load import ClusterWriter
-from eks_rolling_sandbox.objects import node_is_ready
 from eks_rolling_sandbox.scenarios import Scenario, field_report
 from tests.sandbox_redis.redis_sandbox_support import requires_redis
 
@@ -182,28 +181,6 @@ class ClusterField:
         return lost
 
 
-def _new_nodes(env: SandboxEnv, scenario: Scenario, per_zone: int = 1) -> list[str]:
-    asg = env.aws("autoscaling")
-    before = {n["metadata"]["name"] for n in env.sandbox.store.all("nodes")}
-    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[scenario.asg_name])["AutoScalingGroups"][
-        0
-    ]
-    want = group["DesiredCapacity"] + per_zone * len(scenario.azs)
-    asg.update_auto_scaling_group(
-        AutoScalingGroupName=scenario.asg_name, MaxSize=max(want, group["MaxSize"]), DesiredCapacity=want
-    )
-
-    def ready() -> list[str]:
-        return [
-            n["metadata"]["name"]
-            for n in env.sandbox.store.all("nodes")
-            if n["metadata"]["name"] not in before and node_is_ready(n)
-        ]
-
-    env.sandbox.wait_for(lambda: len(ready()) == per_zone * len(scenario.azs), timeout=30, what="new nodes")
-    return ready()
-
-
 @pytest.fixture
 def cluster() -> Iterator[ClusterField]:
     with SandboxEnv(redis=True) as env:
@@ -213,7 +190,7 @@ def cluster() -> Iterator[ClusterField]:
             for n in env.sandbox.store.all("nodes")
             if (n["metadata"].get("labels") or {}).get("role") == "worker"
         ]
-        _new_nodes(env, scenario)
+        scenario.add_nodes()
         f = ClusterField(env, scenario, scenario.extras["redis_cluster"], {"redis_phase_timeout_s": "60"})
         with env.applied():
             kube = f.deps().kube(env.cluster_name)

@@ -12,7 +12,6 @@ from eks_rolling_sandbox.scenarios import field_report
 from tests.integration.redis_sentinel.support import (
     SENTINELS,
     SentinelField,
-    new_nodes,
     private_node_indices,
     wait_for,
 )
@@ -24,7 +23,7 @@ def sentinel(monkeypatch: pytest.MonkeyPatch) -> Iterator[SentinelField]:
     private_node_indices(monkeypatch)
     with SandboxEnv(redis=True) as env:
         scenario = field_report(env, redis=True, redis_kinds=("sentinel",))
-        new_nodes(env, scenario)
+        scenario.add_nodes()
         f = SentinelField(env, scenario, {"redis_phase_timeout_s": "60"})
         wait_for(f.converged, 40, "the sentinels to converge", describe=f.describe)
         yield f

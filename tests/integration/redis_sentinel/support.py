@@ -22,7 +22,6 @@ from eks_rolling.services.redis_sentinel import SentinelProcedure
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox.cloud import FIRST_NODE_INDEX_ENV, index_in_use
 from eks_rolling_sandbox.env import SandboxEnv
-from eks_rolling_sandbox.objects import node_is_ready
 from eks_rolling_sandbox.redis_runtime import read_secret
 from eks_rolling_sandbox.scenarios import Scenario
 from eks_rolling_sandbox.sentinel_report import SentinelWriterProcess
@@ -179,28 +178,6 @@ class SentinelField:
     def cleanup(self) -> list[str]:
         with self.env.applied(**self.settings):
             return redis_cleanup(self.ctx, self.deps())
-
-
-def new_nodes(env: SandboxEnv, scenario: Scenario, per_zone: int = 1) -> list[str]:
-    asg = env.aws("autoscaling")
-    before = {n["metadata"]["name"] for n in env.sandbox.store.all("nodes")}
-    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[scenario.asg_name])["AutoScalingGroups"][
-        0
-    ]
-    want = group["DesiredCapacity"] + per_zone * len(scenario.azs)
-    asg.update_auto_scaling_group(
-        AutoScalingGroupName=scenario.asg_name, MaxSize=max(want, group["MaxSize"]), DesiredCapacity=want
-    )
-
-    def ready() -> list[str]:
-        return [
-            n["metadata"]["name"]
-            for n in env.sandbox.store.all("nodes")
-            if n["metadata"]["name"] not in before and node_is_ready(n)
-        ]
-
-    env.sandbox.wait_for(lambda: len(ready()) == per_zone * len(scenario.azs), timeout=30, what="new nodes")
-    return ready()
 
 
 # Node k of a sandbox gets pod IPs 127.k.0.x; sessions that run at once (another engineer's tests)
