@@ -25,6 +25,12 @@ EVENTS_PER_NODE = (
     39  # map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, pass
 )
 ASSUMED_POLL_ROUNDS_PER_NODE = 6  # drain and owner rounds beyond the first, per node, typical
+# MoveRedisPods rounds (Task + Choice + Wait each) per managed Redis pod on an old node. Measured
+# on the sandbox's field-report demo (time-scaled Waits, so more rounds than real time gives):
+# 178 rounds for 13 pods, at most 77 on the node with the Sentinel master (two switchovers, the
+# move, the sentinel resets). Budgeted with headroom.
+ASSUMED_REDIS_ROUNDS_PER_POD = 25
+ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER = 100
 
 
 def estimate_history_events(
@@ -33,11 +39,18 @@ def estimate_history_events(
     *,
     poll_rounds_per_node: int = ASSUMED_POLL_ROUNDS_PER_NODE,
     wait_rounds_per_batch: int = 4,
+    redis_pods: int = 0,
+    sentinel_masters: int = 0,
 ) -> int:
+    """`redis_pods`: managed Redis pods on the old nodes, `sentinel_masters` of them masters."""
+    redis_rounds = (
+        redis_pods - sentinel_masters
+    ) * ASSUMED_REDIS_ROUNDS_PER_POD + sentinel_masters * ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER
     return (
         EVENTS_FIXED
         + batches * (EVENTS_PER_BATCH + wait_rounds_per_batch * EVENTS_PER_WAIT_ROUND)
         + nodes * (EVENTS_PER_NODE + poll_rounds_per_node * EVENTS_PER_WAIT_ROUND)
+        + redis_rounds * EVENTS_PER_WAIT_ROUND
     )
 
 
@@ -126,7 +139,15 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
 
     ordered = order_targets(targets, last=_sentinel_master_nodes(snap))
     batches = [ordered[i : i + policy.batch_size] for i in range(0, len(ordered), policy.batch_size)]
-    events = estimate_history_events(len(ordered), len(batches))
+    on_old = {t.node_name for t in ordered if t.node_name}
+    redis_pods = [p for p in snap.pods if p.node in on_old and p.redis_group]
+    masters = _sentinel_masters(snap)
+    events = estimate_history_events(
+        len(ordered),
+        len(batches),
+        redis_pods=len(redis_pods) if policy.redis_supported else 0,
+        sentinel_masters=sum(1 for p in redis_pods if p.ref in masters) if policy.redis_supported else 0,
+    )
     if events > policy.max_history_events:
         findings.append(
             Finding(
@@ -261,8 +282,12 @@ def _dedupe_pdb_findings(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def _sentinel_masters(snap: ClusterSnapshot) -> set[str]:
+    return {p for g in snap.redis_groups if g.kind == "sentinel" for p in g.master_pods}
+
+
 def _sentinel_master_nodes(snap: ClusterSnapshot) -> set[str]:
-    masters = {p for g in snap.redis_groups if g.kind == "sentinel" for p in g.master_pods}
+    masters = _sentinel_masters(snap)
     return {p.node for p in snap.pods if p.ref in masters}
 
 

@@ -175,6 +175,17 @@ def test_history_budget() -> None:
     assert kinds(plan) == ["history-limit"]
 
 
+def test_history_budget_counts_redis_moves() -> None:
+    # Every managed Redis pod on an old node costs MoveRedisPods rounds, a Sentinel master most;
+    # the field-report demo (6 nodes, 3 batches, 13 Redis pods, 1 master) measured 2122 events.
+    plain = estimate_history_events(6, 3)
+    demo = estimate_history_events(6, 3, redis_pods=13, sentinel_masters=1)
+    assert plain < estimate_history_events(6, 3, redis_pods=13) < demo
+    assert 2122 <= demo < 25_000
+    # ... so a node group that fits without Redis may not with it
+    assert estimate_history_events(150, 150) <= 25_000 < estimate_history_events(150, 150, redis_pods=60)
+
+
 def test_order_targets_is_a_permutation() -> None:
     plan = build_plan(snapshot([instance("i-1", "a"), instance("i-2", "b"), instance("i-3", "b")]), Policy())
     assert sorted(order_targets(plan.nodes), key=lambda n: n.instance_id) == sorted(
