@@ -15,11 +15,13 @@ import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
 from eks_rolling.aws.asg import AsgOps
+from eks_rolling_sandbox.cloud import FIRST_NODE_INDEX_ENV
 from eks_rolling_sandbox.cluster_report import ProcessClusterWriter, SlotCoverageMonitor, cluster_report
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.load import ClusterWriter
 from eks_rolling_sandbox.redis_procs import cluster_info, cluster_nodes
 from eks_rolling_sandbox.scenarios import field_report
+from tests.conftest import E2E_FIRST_NODE_INDEX
 from tests.e2e.conftest import Field
 from tests.sandbox_redis.redis_sandbox_support import requires_redis
 
@@ -29,7 +31,8 @@ NS, GROUP = "redis", "redis-cluster"
 
 
 @pytest.fixture
-def cluster_field() -> Iterator[Field]:
+def cluster_field(monkeypatch: pytest.MonkeyPatch) -> Iterator[Field]:
+    monkeypatch.setenv(FIRST_NODE_INDEX_ENV, E2E_FIRST_NODE_INDEX)  # away from the other Redis group
     with SandboxEnv(redis=True) as env:
         scenario = field_report(env, redis=True, redis_kinds=("cluster",))
         yield Field(env, scenario, AsgOps(env.aws("autoscaling"), env.aws("ec2")))

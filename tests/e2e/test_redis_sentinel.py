@@ -15,9 +15,11 @@ import pytest
 
 from eks_rolling.aws.asg import AsgOps
 from eks_rolling.services.redis_sentinel import PRIORITY_ANNOTATION
+from eks_rolling_sandbox.cloud import FIRST_NODE_INDEX_ENV
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.scenarios import field_report
 from eks_rolling_sandbox.sentinel_report import SentinelWriterProcess, sentinel_report
+from tests.conftest import E2E_FIRST_NODE_INDEX
 from tests.e2e.conftest import Field
 from tests.integration.redis_sentinel.support import (
     MASTER,
@@ -25,7 +27,6 @@ from tests.integration.redis_sentinel.support import (
     REPLICAS,
     SENTINELS,
     SentinelField,
-    private_node_indices,
     wait_for,
 )
 from tests.sandbox_redis.redis_sandbox_support import requires_redis
@@ -36,7 +37,7 @@ MAX_SWITCHOVER_GAP_MS = 2500
 
 @pytest.fixture
 def field(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Field, SentinelField]]:
-    private_node_indices(monkeypatch)
+    monkeypatch.setenv(FIRST_NODE_INDEX_ENV, E2E_FIRST_NODE_INDEX)  # away from the other Redis group
     with SandboxEnv(redis=True) as env:
         scenario = field_report(env, redis=True, redis_kinds=("sentinel",))
         group = SentinelField(env, scenario)
@@ -53,7 +54,7 @@ def _lambda_outputs(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_a_roll_moves_redis_under_sentinel_with_no_acknowledged_write_lost(
-    field: tuple[Field, SentinelField],
+    field: tuple[Field, SentinelField], capfd: pytest.CaptureFixture[str]
 ) -> None:
     f, group = field
     env = f.env
@@ -120,6 +121,10 @@ def test_a_roll_moves_redis_under_sentinel_with_no_acknowledged_write_lost(
     assert len(re.findall(r"SENTINEL FAILOVER via", actions)) == 2
     resets = re.findall(r"SENTINEL RESET mymaster on (redis-sentinel-\d)", actions)
     assert resets and len(resets) == len(set(resets)), actions  # one round, one sentinel at a time
+    # ... the group's password is in no state's input or output and in no log line
+    captured = capfd.readouterr()
+    assert group.password not in json.dumps(history, default=str)
+    assert group.password not in captured.out + captured.err
     # ... and the generic drain never evicted a Redis pod; the tool deleted them one by one
     log = env.sandbox.request_log.entries(mark)
     assert not [e for e in log if e.path.endswith("/eviction") and f"/namespaces/{NS}/" in e.path]

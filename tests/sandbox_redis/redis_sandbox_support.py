@@ -20,6 +20,7 @@ import pytest
 import redis
 from kubernetes import client as k8s
 
+from eks_rolling.models import RollContext
 from eks_rolling_sandbox import redis_procs
 from eks_rolling_sandbox.cloud import index_in_use
 from eks_rolling_sandbox.cluster import Sandbox
@@ -205,3 +206,14 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: flo
     if not redis_procs.wait_until(lambda: bool(pred()), timeout, interval):
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
     return time.monotonic() - t0
+
+
+def run_context(run: str) -> RollContext:
+    """The context a MoveRedisPods round gets from the state machine, for a run named `run`
+    (its taint value is the execution name, as in a real roll)."""
+    return RollContext(
+        execution_id=f"arn:aws:states:us-east-1:123456789012:execution:eks-rolling:{run}",
+        asg_name="eks-workers",
+        cluster_name="sandbox",
+        taint_value=run,
+    )

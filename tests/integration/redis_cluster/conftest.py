@@ -28,7 +28,7 @@ from eks_rolling_sandbox import redis_procs
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.load import ClusterWriter
 from eks_rolling_sandbox.scenarios import Scenario, field_report
-from tests.sandbox_redis.redis_sandbox_support import requires_redis
+from tests.sandbox_redis.redis_sandbox_support import requires_redis, run_context
 
 NS, GROUP = "redis", "redis-cluster"
 ZONE = "topology.kubernetes.io/zone"
@@ -41,14 +41,7 @@ class ClusterField:
     scenario: Scenario
     layout: dict[str, Any]
     settings: dict[str, str] = field(default_factory=dict)
-    ctx: RollContext = field(
-        default_factory=lambda: RollContext(
-            execution_id=f"arn:aws:states:us-east-1:123456789012:execution:eks-rolling:{RUN}",
-            asg_name="eks-workers",
-            cluster_name="sandbox",
-            taint_value=RUN,
-        )
-    )
+    ctx: RollContext = field(default_factory=lambda: run_context(RUN))
 
     # --- the cluster as the tests see it -----------------------------------------------------
     def pod(self, name: str) -> dict[str, Any]:

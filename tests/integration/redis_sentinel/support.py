@@ -25,7 +25,7 @@ from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.redis_runtime import read_secret
 from eks_rolling_sandbox.scenarios import Scenario
 from eks_rolling_sandbox.sentinel_report import SentinelWriterProcess
-from tests.sandbox_redis.redis_sandbox_support import requires_redis
+from tests.sandbox_redis.redis_sandbox_support import requires_redis, run_context
 
 NS, GROUP, MASTER_SET = "redis", "redis", "mymaster"
 MASTER, REPLICAS = "redis-master-0", ("redis-replica-0", "redis-replica-1")
@@ -41,14 +41,7 @@ class SentinelField:
     env: SandboxEnv
     scenario: Scenario
     settings: dict[str, str] = field(default_factory=dict)
-    ctx: RollContext = field(
-        default_factory=lambda: RollContext(
-            execution_id=f"arn:aws:states:us-east-1:123456789012:execution:eks-rolling:{RUN}",
-            asg_name="eks-workers",
-            cluster_name="sandbox",
-            taint_value=RUN,
-        )
-    )
+    ctx: RollContext = field(default_factory=lambda: run_context(RUN))
 
     # --- the group as the tests see it -------------------------------------------------------
     @property
