@@ -294,7 +294,8 @@ def recorded_switchovers(env: SandboxEnv, namespace: str, group: str) -> list[Ob
 
 def switchover_gaps(writer: WriterReport, switchovers: Sequence[Obj]) -> list[float]:
     """The writer's longest gap around each switchover, in ms (0.0: none above its threshold)."""
-    wall_minus_mono = time.time() - time.monotonic()  # one process: the writer's clock is ours
+    # CLOCK_MONOTONIC is machine-wide: the writer's process reads the same clock as this one.
+    wall_minus_mono = time.time() - time.monotonic()
     out = []
     for s in switchovers:
         start = float(s["paused_at"]) - _BEFORE_S
