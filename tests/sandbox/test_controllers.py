@@ -26,7 +26,8 @@ def _node_of(sb: Sandbox, name: str, ns: str = "default") -> str | None:
 
 
 def _scheduled_message(sb: Sandbox, name: str) -> str:
-    pod = sb.store.require("pods", "default", name)
+    pod = sb.store.get("pods", "default", name)
+    assert pod is not None, f"{name} not (re)created yet"  # an assertion: eventually() retries it
     cond = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), None)
     assert cond is not None and cond["status"] == "False", pod["status"]
     return str(cond["message"])
