@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import pytest
 
@@ -58,10 +59,32 @@ def test_new_node_never_ready_hits_the_deadline_and_everything_is_restored(field
     _assert_nothing_left_paused(field, before, ca_before)
 
 
+def _hold(sb: Any, nodes: list[str], on: bool) -> None:
+    """A test-only NoSchedule taint on `nodes` (added or removed)."""
+
+    def change(cur: dict[str, Any]) -> dict[str, Any]:
+        taints = [t for t in cur["spec"].get("taints") or [] if t["key"] != "sandbox.test/hold"]
+        cur["spec"]["taints"] = taints + (
+            [{"key": "sandbox.test/hold", "effect": "NoSchedule"}] if on else []
+        )
+        return cur
+
+    for n in nodes:
+        sb.store.mutate("nodes", None, n, change)
+
+
 def test_pdb_that_never_allows_eviction_fails_naming_the_pdb_and_pod(field: Field) -> None:
     # Given a Deployment with one healthy and one unhealthy replica behind maxUnavailable 1: its
-    # PDB allows no disruption, and the app never heals
+    # PDB allows no disruption, and the app never heals. Both pods on one old node: that node's
+    # drain is what fails (spread over two nodes, the node of the unhealthy pod, which the PDB
+    # lets go, could be drained first and fail waiting for the owner instead).
     sb = field.env.sandbox
+    workers = sorted(
+        n["metadata"]["name"]
+        for n in sb.store.all("nodes")
+        if (n["metadata"].get("labels") or {}).get("role") == "worker"
+    )
+    _hold(sb, workers[1:], True)  # only workers[0] takes new pods while ledger is created
     gate = {"readinessGates": [{"conditionType": "example.com/warm"}], "nodeSelector": {"role": "worker"}}
     sb.apply(m.deployment("ledger", "shop", 2, **gate))
     sb.apply(m.pdb("ledger", "shop", selector={"app": "ledger"}, max_unavailable=1))
@@ -74,6 +97,8 @@ def test_pdb_that_never_allows_eviction_fails_naming_the_pdb_and_pod(field: Fiel
         what="ledger running",
     )
     warm = pods[0]["metadata"]["name"]
+    assert {p["spec"]["nodeName"] for p in pods} == {workers[0]}
+    _hold(sb, workers[1:], False)
 
     def warm_up(cur):  # type: ignore[no-untyped-def]
         cur["status"]["conditions"].append({"type": "example.com/warm", "status": "True"})
