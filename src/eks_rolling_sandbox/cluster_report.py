@@ -16,7 +16,6 @@ not Redis's; a writer process measures what a client would see.
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing as mp
 import queue
 import threading
@@ -31,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from .load import Gap, WriterReport
+from .load import Gap, WriterReport, p99
 from .redis_manifests import GROUP_ANNOTATION, ZONE_LABEL, group_password
 from .redis_procs import CLUSTER_SLOTS, DATA_PORT, ClusterNodeInfo, parse_cluster_nodes
 
@@ -395,7 +394,7 @@ class ProcessClusterWriter:
             lost=self._lost,
             max_gap_ms=round(max_gap, 3),
             max_latency_ms=round(lat[-1], 3) if lat else 0.0,
-            p99_latency_ms=round(lat[max(0, math.ceil(0.99 * len(lat)) - 1)], 3) if lat else 0.0,
+            p99_latency_ms=round(p99(lat), 3),
             gaps=gaps,
             duration_s=round(self._span[1] - self._span[0], 3),
             error_types=dict(self._errors),

@@ -63,7 +63,7 @@ class WriterReport:
         return asdict(self)
 
 
-def _p99(values: Sequence[float]) -> float:
+def p99(values: Sequence[float]) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -175,7 +175,7 @@ class _Writer(ABC, Generic[ClientT]):
                 lost=self._lost,
                 max_gap_ms=round(self._max_gap_ms, 3),
                 max_latency_ms=round(max(self._latencies_ms, default=0.0), 3),
-                p99_latency_ms=round(_p99(self._latencies_ms), 3),
+                p99_latency_ms=round(p99(self._latencies_ms), 3),
                 gaps=list(self._gaps),
                 duration_s=round(end - self._t0, 3) if self._t0 else 0.0,
                 error_types=dict(self._errors),

@@ -137,11 +137,12 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
             )
         )
 
-    ordered = order_targets(targets, last=_sentinel_master_nodes(snap))
+    masters = {p for g in snap.redis_groups if g.kind == "sentinel" for p in g.master_pods}
+    # Sentinel masters' nodes go last: their switchovers then see the group's replicas moved.
+    ordered = order_targets(targets, last={p.node for p in snap.pods if p.ref in masters})
     batches = [ordered[i : i + policy.batch_size] for i in range(0, len(ordered), policy.batch_size)]
     on_old = {t.node_name for t in ordered if t.node_name}
     redis_pods = [p for p in snap.pods if p.node in on_old and p.redis_group]
-    masters = _sentinel_masters(snap)
     events = estimate_history_events(
         len(ordered),
         len(batches),
@@ -280,15 +281,6 @@ def _dedupe_pdb_findings(findings: list[Finding]) -> list[Finding]:
         kind = "pdb-no-headroom" if f.severity == "blocker" else "pdb-no-disruptions-now"
         out.append(f.model_copy(update={"kind": kind}))
     return out
-
-
-def _sentinel_masters(snap: ClusterSnapshot) -> set[str]:
-    return {p for g in snap.redis_groups if g.kind == "sentinel" for p in g.master_pods}
-
-
-def _sentinel_master_nodes(snap: ClusterSnapshot) -> set[str]:
-    masters = _sentinel_masters(snap)
-    return {p.node for p in snap.pods if p.ref in masters}
 
 
 def _redis_findings(

@@ -627,6 +627,17 @@ class RedisClusterProcedure:
                 addrs[move.data["temp"]] = t_addr
         return addrs, "; ".join(down) or None
 
+    def _survey(
+        self, env: RedisEnv, move: RedisMove, *, with_temp: bool = True
+    ) -> tuple[dict[str, Addr], Views, str | None]:
+        """Every node's CLUSTER NODES view: (addresses, views, why not yet: a pod not running
+        or a node not answering)."""
+        addrs, down = self._every_node(env, move, with_temp=with_temp)
+        if down:
+            return addrs, {}, down
+        views, errors = _look(env, addrs)
+        return addrs, views, "; ".join(f"{n}: {e}" for n, e in errors.items()) or None
+
     def _check_a_master(self, views: Views, move: RedisMove) -> None:
         me = _myself(views.get(move.pod, []))
         if me is not None and not (me.is_master and _norm(me.slots) == _slots(move.data)):
@@ -637,12 +648,9 @@ class RedisClusterProcedure:
 
     def _temp_join(self, move: RedisMove, env: RedisEnv) -> _Step:
         d = move.data
-        addrs, down = self._every_node(env, move)
-        if down:
-            return _Step(move, pending=down)
-        views, errors = _look(env, addrs)
-        if errors:
-            return _Step(move, pending="; ".join(f"{n}: {e}" for n, e in errors.items()))
+        addrs, views, pending = self._survey(env, move)
+        if pending:
+            return _Step(move, pending=pending)
         self._check_a_master(views, move)
         unaware = [n for n, es in views.items() if (e := _entry(es, d["temp_id"])) is None or e.unsettled]
         if unaware:
@@ -664,12 +672,9 @@ class RedisClusterProcedure:
 
     def _temp_sync(self, move: RedisMove, env: RedisEnv) -> _Step:
         d = move.data
-        addrs, down = self._every_node(env, move)
-        if down:
-            return _Step(move, pending=down)
-        views, errors = _look(env, addrs)
-        if errors:
-            return _Step(move, pending="; ".join(f"{n}: {e}" for n, e in errors.items()))
+        addrs, views, pending = self._survey(env, move)
+        if pending:
+            return _Step(move, pending=pending)
         t_own = _myself(views[d["temp"]])
         if t_own is not None and t_own.is_master and _norm(t_own.slots) == _slots(d):
             # An earlier attempt of this phase sent the failover and it took effect: verify it.
@@ -741,12 +746,9 @@ class RedisClusterProcedure:
         if a_pod is None or a_pod.metadata.uid != d["uid"] or a_pod.metadata.deletion_timestamp is not None:
             # Only this phase deletes A, once the roles were verified: an earlier attempt did.
             return _Step(self._to(move, env, "a_restart"), [f"{move.pod} was deleted by an earlier attempt"])
-        addrs, down = self._every_node(env, move)
-        if down:
-            return _Step(move, pending=down)
-        views, errors = _look(env, addrs)
-        if errors:
-            return _Step(move, pending="; ".join(f"{n}: {e}" for n, e in errors.items()))
+        addrs, views, pending = self._survey(env, move)
+        if pending:
+            return _Step(move, pending=pending)
         why = _roles_agree(views, d["temp_id"], d["node_id"], slots, replica_may_be_gone=False)
         if why is None:
             with _admin(env, addrs[d["temp"]]) as t, _admin(env, addrs[move.pod]) as a:
@@ -862,12 +864,9 @@ class RedisClusterProcedure:
             return _Step(
                 self._to(move, env, "temp_remove"), [f"{d['temp']} was deleted by an earlier attempt"]
             )
-        addrs, down = self._every_node(env, move)
-        if down:
-            return _Step(move, pending=down)
-        views, errors = _look(env, addrs)
-        if errors:
-            return _Step(move, pending="; ".join(f"{n}: {e}" for n, e in errors.items()))
+        addrs, views, pending = self._survey(env, move)
+        if pending:
+            return _Step(move, pending=pending)
         # T may already be forgotten by some nodes if an earlier attempt of this phase got that far.
         why = _roles_agree(views, d["node_id"], d["temp_id"], slots, replica_may_be_gone=True)
         if why is None:
@@ -913,12 +912,9 @@ class RedisClusterProcedure:
             if tp.metadata.deletion_timestamp is None:
                 env.kube.delete_pod(ns, d["temp"])
             return _Step(move, pending=f"temporary pod {d['temp']} is {_pod_state(tp)}")
-        addrs, down = self._every_node(env, move, with_temp=False)
-        if down:
-            return _Step(move, pending=down)
-        views, errors = _look(env, addrs)
-        if errors:
-            return _Step(move, pending="; ".join(f"{n}: {e}" for n, e in errors.items()))
+        addrs, views, pending = self._survey(env, move, with_temp=False)
+        if pending:
+            return _Step(move, pending=pending)
         actions: list[str] = []
         remembering = sorted(n for n, es in views.items() if _entry(es, d["temp_id"]) is not None)
         if remembering:
