@@ -171,4 +171,6 @@ def test_a_failure_after_the_first_failover_rolls_back_to_a_consistent_cluster(c
         assert cluster_info(ip, 6379)["cluster_state"] == "ok"
         assert {n["id"] for n in cluster_nodes(ip, 6379)} == ids, name
     assert monitor.uncovered_max == 0 and monitor.masters_away_max == 1
-    assert writer.report().lost == 0 and writer.report().acked > 500
+    # Writes went on through the whole roll (a rate, not a count: the count depends on the machine)
+    report = writer.report()
+    assert report.lost == 0 and report.acked >= 10 * report.duration_s, report
