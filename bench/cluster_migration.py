@@ -24,10 +24,10 @@ from eks_rolling.models import MoveRedisPodsInput, MoveRedisPodsOutput, NodeTarg
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import move_redis_pods
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.cluster_report import ProcessClusterWriter
+from eks_rolling_sandbox.api.objects import node_is_ready
 from eks_rolling_sandbox.env import SandboxEnv
-from eks_rolling_sandbox.objects import node_is_ready
 from eks_rolling_sandbox.scenarios import field_report
+from eks_rolling_sandbox.traffic.redis_cluster import ProcessClusterWriter
 
 NS = "redis"
 RUN = "bench-cluster-migration"

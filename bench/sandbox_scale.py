@@ -18,9 +18,9 @@ import time
 from kubernetes import client
 
 from eks_rolling_sandbox import manifests as m
-from eks_rolling_sandbox.cluster import Sandbox
+from eks_rolling_sandbox.api.objects import node_object, pod_is_ready
 from eks_rolling_sandbox.controllers.base import Timings
-from eks_rolling_sandbox.objects import node_object, pod_is_ready
+from eks_rolling_sandbox.sandbox import Sandbox
 
 
 def ready_nodes(sb: Sandbox, n: int) -> list[str]:

@@ -29,12 +29,12 @@ from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import env_for, groups_of
 from eks_rolling.services.redis_sentinel import SentinelProcedure
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.cloud import FIRST_NODE_INDEX_ENV
+from eks_rolling_sandbox.cloud.bridge import FIRST_NODE_INDEX_ENV
 from eks_rolling_sandbox.env import SandboxEnv
-from eks_rolling_sandbox.load import SentinelWriter
-from eks_rolling_sandbox.redis_runtime import read_secret
+from eks_rolling_sandbox.redis.runtime import read_secret
 from eks_rolling_sandbox.scenarios import field_report
-from eks_rolling_sandbox.sentinel_report import sentinel_writer
+from eks_rolling_sandbox.traffic.redis_sentinel import sentinel_writer
+from eks_rolling_sandbox.traffic.writers import SentinelWriter
 
 NS, GROUP, MASTER_SET = "redis", "redis", "mymaster"
 SENTINELS = ("redis-sentinel-0", "redis-sentinel-1", "redis-sentinel-2")

@@ -9,9 +9,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from eks_rolling_sandbox import objects
-from eks_rolling_sandbox.cluster import Sandbox
-from eks_rolling_sandbox.store import Obj, timestamp
+from eks_rolling_sandbox.api import objects
+from eks_rolling_sandbox.api.store import Obj, timestamp
+from eks_rolling_sandbox.sandbox import Sandbox
 
 T = TypeVar("T")
 

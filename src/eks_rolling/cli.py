@@ -112,7 +112,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from eks_rolling_sandbox.demo import run_demo
+    from eks_rolling_sandbox.demo.run import run_demo
 
     report = run_demo(out_dir=Path(args.out), redis=not args.no_redis)
     ok = (

@@ -12,12 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .auth import ADMIN_TOKEN, eks_token_validator
-from .cloud import CloudBridge
-from .cluster import Sandbox
+from .api.auth import ADMIN_TOKEN, eks_token_validator
+from .api.tls import make_tls
+from .cloud.bridge import CloudBridge
+from .cloud.moto_server import MotoServer
 from .controllers.base import Timings
-from .moto_server import MotoServer
-from .tls import make_tls
+from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class SandboxEnv:
         self.moto = MotoServer(region=region)
         runtime = None
         if redis:
-            from .redis_runtime import RedisRuntime
+            from .redis.runtime import RedisRuntime
 
             runtime = RedisRuntime(self.data_dir / "redis")
         self.runtime = runtime

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import manifests as m
+from .api.objects import node_is_ready, pod_is_ready
+from .api.store import Obj
 from .env import SandboxEnv
-from .objects import node_is_ready, pod_is_ready
-from .store import Obj
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def field_report(
 
 
 def _redis(env: SandboxEnv, scenario: Scenario, kinds: tuple[str, ...]) -> None:
-    from .redis_manifests import init_redis_cluster, redis_cluster, sentinel_group
+    from .redis.manifests import init_redis_cluster, redis_cluster, sentinel_group
 
     sb = env.sandbox
     sb.apply(m.namespace("redis"))

@@ -10,9 +10,9 @@ import pytest
 
 from eks_rolling.aws.asg import AsgOps, AsgState
 from eks_rolling_sandbox.env import SandboxEnv
-from eks_rolling_sandbox.invariants import AvailabilityMonitor
 from eks_rolling_sandbox.runner import LocalRunner
 from eks_rolling_sandbox.scenarios import Scenario, field_report
+from eks_rolling_sandbox.traffic.availability import AvailabilityMonitor
 
 FAST = {
     "batch_size": "2",

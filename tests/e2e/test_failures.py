@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from eks_rolling_sandbox import manifests as m
-from eks_rolling_sandbox.objects import pod_is_ready
+from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.scenarios import NEW_AMI
 from tests.e2e.conftest import Field, states_entered
 

@@ -15,12 +15,16 @@ import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
 from eks_rolling.aws.asg import AsgOps
-from eks_rolling_sandbox.cloud import FIRST_NODE_INDEX_ENV
-from eks_rolling_sandbox.cluster_report import ProcessClusterWriter, SlotCoverageMonitor, cluster_report
+from eks_rolling_sandbox.cloud.bridge import FIRST_NODE_INDEX_ENV
 from eks_rolling_sandbox.env import SandboxEnv
-from eks_rolling_sandbox.load import ClusterWriter
-from eks_rolling_sandbox.redis_procs import cluster_info, cluster_nodes
+from eks_rolling_sandbox.redis.procs import cluster_info, cluster_nodes
 from eks_rolling_sandbox.scenarios import field_report
+from eks_rolling_sandbox.traffic.redis_cluster import (
+    ProcessClusterWriter,
+    SlotCoverageMonitor,
+    cluster_report,
+)
+from eks_rolling_sandbox.traffic.writers import ClusterWriter
 from tests.conftest import E2E_FIRST_NODE_INDEX
 from tests.e2e.conftest import Field
 from tests.sandbox_redis.redis_sandbox_support import requires_redis

@@ -15,10 +15,10 @@ import pytest
 
 from eks_rolling.aws.asg import AsgOps
 from eks_rolling.services.redis_sentinel import PRIORITY_ANNOTATION
-from eks_rolling_sandbox.cloud import FIRST_NODE_INDEX_ENV
+from eks_rolling_sandbox.cloud.bridge import FIRST_NODE_INDEX_ENV
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.scenarios import field_report
-from eks_rolling_sandbox.sentinel_report import SentinelWriterProcess, sentinel_report
+from eks_rolling_sandbox.traffic.redis_sentinel import SentinelWriterProcess, sentinel_report
 from tests.conftest import E2E_FIRST_NODE_INDEX
 from tests.e2e.conftest import Field
 from tests.integration.redis_sentinel.support import (

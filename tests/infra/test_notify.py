@@ -15,7 +15,7 @@ import pytest
 
 from eks_rolling.aws.notify import MASK, Notifier, notifier, redact
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.moto_server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MotoServer
+from eks_rolling_sandbox.cloud.moto_server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MotoServer
 
 pytestmark = pytest.mark.integration
 

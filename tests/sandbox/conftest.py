@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from eks_rolling_sandbox.cluster import Sandbox
 from eks_rolling_sandbox.controllers.base import Timings
+from eks_rolling_sandbox.sandbox import Sandbox
 
 # Pods start, turn Ready and exit a little faster than the sandbox defaults (2-core CI).
 FAST: dict[str, float] = {"pod_start_s": 0.05, "pod_ready_s": 0.1, "pod_exit_s": 0.1}

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from eks_rolling_sandbox.cluster import Sandbox
-from eks_rolling_sandbox.errors import ApiError
-from eks_rolling_sandbox.registry import Registry
-from eks_rolling_sandbox.server import ApiServer
-from eks_rolling_sandbox.store import Store
+from eks_rolling_sandbox.api.errors import ApiError
+from eks_rolling_sandbox.api.registry import Registry
+from eks_rolling_sandbox.api.server import ApiServer
+from eks_rolling_sandbox.api.store import Store
+from eks_rolling_sandbox.sandbox import Sandbox
 from tests import sandbox_builders as b
 
 pytestmark = pytest.mark.integration

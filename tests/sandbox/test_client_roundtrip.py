@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from eks_rolling_sandbox.cluster import Sandbox
+from eks_rolling_sandbox.api.store import timestamp
 from eks_rolling_sandbox.controllers.base import Timings
-from eks_rolling_sandbox.store import timestamp
+from eks_rolling_sandbox.sandbox import Sandbox
 from tests import sandbox_builders as b
 
 pytestmark = pytest.mark.integration

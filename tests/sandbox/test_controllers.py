@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from eks_rolling_sandbox.cluster import Sandbox
-from eks_rolling_sandbox.objects import UNSCHEDULABLE_TAINT, controller_of
+from eks_rolling_sandbox.api.objects import UNSCHEDULABLE_TAINT, controller_of
+from eks_rolling_sandbox.sandbox import Sandbox
 from tests import sandbox_builders as b
 
 pytestmark = pytest.mark.integration

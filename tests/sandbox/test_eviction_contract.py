@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from eks_rolling_sandbox.cluster import Sandbox
+from eks_rolling_sandbox.sandbox import Sandbox
 from tests import sandbox_builders as b
 
 pytestmark = pytest.mark.integration

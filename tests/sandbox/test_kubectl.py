@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eks_rolling_sandbox.cluster import Sandbox
+from eks_rolling_sandbox.sandbox import Sandbox
 from tests import sandbox_builders as b
 
 KUBECTL = shutil.which("kubectl")

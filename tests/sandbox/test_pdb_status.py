@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from eks_rolling_sandbox.cluster import Sandbox
-from eks_rolling_sandbox.store import timestamp, utcnow
+from eks_rolling_sandbox.api.store import timestamp, utcnow
+from eks_rolling_sandbox.sandbox import Sandbox
 from tests import sandbox_builders as b
 
 pytestmark = pytest.mark.integration

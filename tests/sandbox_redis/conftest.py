@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eks_rolling_sandbox.cluster import Sandbox
-from eks_rolling_sandbox.redis_runtime import RedisRuntime
+from eks_rolling_sandbox.redis.runtime import RedisRuntime
+from eks_rolling_sandbox.sandbox import Sandbox
 from tests.sandbox_redis.redis_sandbox_support import RedisSandbox, free_indices, leftover_processes
 
 MakeSandbox = Callable[[dict[str, int]], RedisSandbox]

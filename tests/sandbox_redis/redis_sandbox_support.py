@@ -21,12 +21,12 @@ import redis
 from kubernetes import client as k8s
 
 from eks_rolling.models import RollContext
-from eks_rolling_sandbox import redis_procs
-from eks_rolling_sandbox.cloud import index_in_use
-from eks_rolling_sandbox.cluster import Sandbox
-from eks_rolling_sandbox.objects import condition, node_object, pod_is_ready, set_condition
-from eks_rolling_sandbox.redis_manifests import apply_all, namespace_manifest
-from eks_rolling_sandbox.redis_runtime import RedisRuntime
+from eks_rolling_sandbox.api.objects import condition, node_object, pod_is_ready, set_condition
+from eks_rolling_sandbox.cloud.bridge import index_in_use
+from eks_rolling_sandbox.redis import procs as redis_procs
+from eks_rolling_sandbox.redis.manifests import apply_all, namespace_manifest
+from eks_rolling_sandbox.redis.runtime import RedisRuntime
+from eks_rolling_sandbox.sandbox import Sandbox
 
 REGION = "us-east-1"
 ZONE_A, ZONE_B = "us-east-1a", "us-east-1b"

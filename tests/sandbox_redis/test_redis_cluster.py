@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from eks_rolling_sandbox import redis_procs
-from eks_rolling_sandbox.redis_manifests import (
+from eks_rolling_sandbox.redis import procs as redis_procs
+from eks_rolling_sandbox.redis.manifests import (
     GROUP_ANNOTATION,
     KIND_ANNOTATION,
     init_redis_cluster,
     redis_cluster,
 )
-from eks_rolling_sandbox.redis_runtime import read_secret
+from eks_rolling_sandbox.redis.runtime import read_secret
 from tests.sandbox_redis.redis_sandbox_support import (
     ZONE_A,
     ZONE_B,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from eks_rolling_sandbox.redis_manifests import (
+from eks_rolling_sandbox.redis.manifests import (
     GROUP_ANNOTATION,
     KIND_ANNOTATION,
     MASTER_SET_ANNOTATION,
@@ -18,7 +18,7 @@ from eks_rolling_sandbox.redis_manifests import (
     redis_cluster,
     sentinel_group,
 )
-from eks_rolling_sandbox.redis_runtime import PROCESS_ANNOTATION
+from eks_rolling_sandbox.redis.runtime import PROCESS_ANNOTATION
 
 pytestmark = pytest.mark.unit
 

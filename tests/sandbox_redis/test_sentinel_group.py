@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import redis
 
-from eks_rolling_sandbox import redis_procs
-from eks_rolling_sandbox.objects import pod_is_ready
-from eks_rolling_sandbox.redis_manifests import (
+from eks_rolling_sandbox.api.objects import pod_is_ready
+from eks_rolling_sandbox.redis import procs as redis_procs
+from eks_rolling_sandbox.redis.manifests import (
     GROUP_ANNOTATION,
     KIND_ANNOTATION,
     PASSWORD_SECRET_ANNOTATION,
@@ -25,7 +25,7 @@ from eks_rolling_sandbox.redis_manifests import (
     SENTINEL_STS_ANNOTATION,
     sentinel_group,
 )
-from eks_rolling_sandbox.redis_runtime import read_secret
+from eks_rolling_sandbox.redis.runtime import read_secret
 from tests.sandbox_redis.redis_sandbox_support import (
     ZONE_A,
     ZONE_B,

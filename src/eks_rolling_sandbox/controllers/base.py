@@ -12,11 +12,11 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ..errors import ApiError
-from ..store import Store, WatchEvent
+from ..api.errors import ApiError
+from ..api.store import Store, WatchEvent
 
 if TYPE_CHECKING:
-    from ..registry import Registry
+    from ..api.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from ..events import record_event
-from ..objects import controller_of, pod_is_ready
-from ..selectors import label_selector_matches
-from ..store import Obj, WatchEvent, timestamp, utcnow
+from ..api.events import record_event
+from ..api.objects import controller_of, pod_is_ready
+from ..api.selectors import label_selector_matches
+from ..api.store import Obj, WatchEvent, timestamp, utcnow
 from .base import Controller, Manager, NamespacedKey
 
 DELETION_TIMEOUT = timedelta(minutes=2)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..objects import pod_is_ready, pod_is_terminal
-from ..selectors import label_selector_matches
-from ..store import Obj, WatchEvent
+from ..api.objects import pod_is_ready, pod_is_terminal
+from ..api.selectors import label_selector_matches
+from ..api.store import Obj, WatchEvent
 from .base import Controller, NamespacedKey
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import ApiError
-from ..resources import BY_KIND
-from ..store import WatchEvent
+from ..api.errors import ApiError
+from ..api.resources import BY_KIND
+from ..api.store import WatchEvent
 from .base import Controller
 
 DEPENDENT_KINDS = ("pods", "replicasets", "controllerrevisions", "endpointslices")

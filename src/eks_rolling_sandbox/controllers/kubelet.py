@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..errors import ApiError
-from ..objects import condition, container_status, node_index, node_is_ready, pod_is_ready, set_condition
-from ..store import Obj, WatchEvent, timestamp
+from ..api.errors import ApiError
+from ..api.objects import condition, container_status, node_index, node_is_ready, pod_is_ready, set_condition
+from ..api.store import Obj, WatchEvent, timestamp
 from .base import Controller, Manager, NamespacedKey
 
 log = logging.getLogger(__name__)

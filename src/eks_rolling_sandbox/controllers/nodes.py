@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
-from ..errors import ApiError
-from ..objects import (
+from ..api.errors import ApiError
+from ..api.objects import (
     NOT_READY_TAINT,
     UNREACHABLE_TAINT,
     UNSCHEDULABLE_TAINT,
@@ -14,7 +14,7 @@ from ..objects import (
     node_condition,
     set_condition,
 )
-from ..store import Obj, WatchEvent, timestamp
+from ..api.store import Obj, WatchEvent, timestamp
 from .base import Controller, NamespacedKey
 
 MANAGED_TAINTS = {NOT_READY_TAINT, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT}

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from ..errors import ApiError
-from ..events import record_event
-from ..objects import condition, controller_of, set_condition
-from ..selectors import label_selector_matches
-from ..store import Obj, WatchEvent
+from ..api.errors import ApiError
+from ..api.events import record_event
+from ..api.objects import condition, controller_of, set_condition
+from ..api.selectors import label_selector_matches
+from ..api.store import Obj, WatchEvent
 from .base import Controller, Manager, NamespacedKey
 from .scheduling import (
     HOSTNAME_LABEL,

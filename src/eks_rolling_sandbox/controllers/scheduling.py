@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..objects import UNSCHEDULABLE_TAINT
-from ..store import Obj
+from ..api.objects import UNSCHEDULABLE_TAINT
+from ..api.store import Obj
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 HOSTNAME_LABEL = "kubernetes.io/hostname"

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..errors import ApiError
-from ..events import record_event
-from ..objects import (
+from ..api.errors import ApiError
+from ..api.events import record_event
+from ..api.objects import (
     controller_of,
     node_is_ready,
     owner_ref,
@@ -27,8 +27,8 @@ from ..objects import (
     quantity_percent,
     template_hash,
 )
-from ..selectors import label_selector_matches
-from ..store import Obj, Store, WatchEvent, clone
+from ..api.selectors import label_selector_matches
+from ..api.store import Obj, Store, WatchEvent, clone
 from .base import Controller, NamespacedKey
 from .scheduling import node_affinity_matches, tolerates
 

@@ -9,7 +9,7 @@ import pytest
 
 from eks_rolling.aws.clients import aws_client
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.moto_server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MotoServer
+from eks_rolling_sandbox.cloud.moto_server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MotoServer
 
 REGION = "us-east-1"
 

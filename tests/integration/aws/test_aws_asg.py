@@ -8,7 +8,7 @@ import pytest
 
 from eks_rolling.aws.asg import AsgInstance, AsgOps, AsgState, LaunchTemplateRef
 from eks_rolling.errors import AsgNotFoundError, CapacityError
-from eks_rolling_sandbox.moto_server import MotoServer
+from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
 pytestmark = pytest.mark.integration
 

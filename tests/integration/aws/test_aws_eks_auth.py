@@ -23,7 +23,7 @@ from eks_rolling.aws.eks_auth import (
     write_ca_file,
 )
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.moto_server import DUMMY_SECRET_KEY, MotoServer
+from eks_rolling_sandbox.cloud.moto_server import DUMMY_SECRET_KEY, MotoServer
 
 pytestmark = pytest.mark.integration
 

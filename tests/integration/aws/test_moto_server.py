@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from moto.core.config import default_user_config
 
-from eks_rolling_sandbox.moto_server import MotoServer
+from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
 pytestmark = pytest.mark.integration
 

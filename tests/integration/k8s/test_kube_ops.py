@@ -15,8 +15,8 @@ from eks_rolling.k8s.ops import KubeOps, api_client
 from eks_rolling.planning.snapshot import OwnerRef
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox import manifests as m
-from eks_rolling_sandbox.cluster import Sandbox
-from eks_rolling_sandbox.objects import node_object, pod_is_ready
+from eks_rolling_sandbox.api.objects import node_object, pod_is_ready
+from eks_rolling_sandbox.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from eks_rolling_sandbox.cloud import address_in_use
-from eks_rolling_sandbox.redis_procs import (
+from eks_rolling_sandbox.cloud.bridge import address_in_use
+from eks_rolling_sandbox.redis.procs import (
     ClusterLayout,
     RedisConfig,
     RedisProcess,

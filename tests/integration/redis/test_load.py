@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from eks_rolling_sandbox.load import ClusterWriter, DirectWriter, SentinelWriter
-from eks_rolling_sandbox.redis_procs import (
+from eks_rolling_sandbox.redis.procs import (
     ClusterLayout,
     RedisConfig,
     RedisProcess,
@@ -21,6 +20,7 @@ from eks_rolling_sandbox.redis_procs import (
     replica_synced,
     wait_until,
 )
+from eks_rolling_sandbox.traffic.writers import ClusterWriter, DirectWriter, SentinelWriter
 
 pytestmark = [
     pytest.mark.integration,

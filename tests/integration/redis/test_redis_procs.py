@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from eks_rolling_sandbox.redis_procs import (
+from eks_rolling_sandbox.redis.procs import (
     ClusterLayout,
     RedisConfig,
     RedisProcess,
@@ -107,7 +107,7 @@ def test_kill_reaps_and_config_is_rendered_as_documented(spawn: Spawn, ips: Ips,
 _LEAVE_RUNNING = """
 import sys
 from pathlib import Path
-from eks_rolling_sandbox.redis_procs import RedisConfig, RedisProcess
+from eks_rolling_sandbox.redis.procs import RedisConfig, RedisProcess
 p = RedisProcess(RedisConfig("data", sys.argv[1], Path(sys.argv[2])))
 p.start()
 assert p.wait_ready(10)

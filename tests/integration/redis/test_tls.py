@@ -14,8 +14,8 @@ import redis
 from eks_rolling.aws.eks_auth import write_pem_file
 from eks_rolling.redis.connection import RedisAuth, connect, resolve_auth
 from eks_rolling.redis.discovery import discover_groups
-from eks_rolling_sandbox.redis_procs import wait_until
-from eks_rolling_sandbox.tls import TlsFiles, make_tls
+from eks_rolling_sandbox.api.tls import TlsFiles, make_tls
+from eks_rolling_sandbox.redis.procs import wait_until
 from tests.sandbox_redis.redis_sandbox_support import requires_redis
 
 pytestmark = [pytest.mark.integration, requires_redis]

@@ -24,10 +24,10 @@ from eks_rolling.services.redis import (
     redis_cleanup,
 )
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox import redis_procs
 from eks_rolling_sandbox.env import SandboxEnv
-from eks_rolling_sandbox.load import ClusterWriter
+from eks_rolling_sandbox.redis import procs as redis_procs
 from eks_rolling_sandbox.scenarios import Scenario, field_report
+from eks_rolling_sandbox.traffic.writers import ClusterWriter
 from tests.sandbox_redis.redis_sandbox_support import requires_redis, run_context
 
 NS, GROUP = "redis", "redis-cluster"

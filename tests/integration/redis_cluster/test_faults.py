@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from eks_rolling.errors import RedisMoveTimeoutError
-from eks_rolling_sandbox import redis_procs
+from eks_rolling_sandbox.redis import procs as redis_procs
 from tests.integration.redis_cluster.conftest import NS, ClusterField, requires
 
 pytestmark = [*requires, pytest.mark.timeout(240)]

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from eks_rolling_sandbox import redis_procs
-from eks_rolling_sandbox.redis_runtime import PROCESS_ANNOTATION
+from eks_rolling_sandbox.redis import procs as redis_procs
+from eks_rolling_sandbox.redis.runtime import PROCESS_ANNOTATION
 from tests.integration.redis_cluster.conftest import NS, RUN, ClusterField, requires
 
 pytestmark = [*requires, pytest.mark.timeout(240)]

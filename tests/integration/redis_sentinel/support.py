@@ -20,11 +20,11 @@ from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import env_for, groups_of, move_redis_pods, redis_cleanup
 from eks_rolling.services.redis_sentinel import SentinelProcedure
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.cloud import FIRST_NODE_INDEX_ENV, index_in_use
+from eks_rolling_sandbox.cloud.bridge import FIRST_NODE_INDEX_ENV, index_in_use
 from eks_rolling_sandbox.env import SandboxEnv
-from eks_rolling_sandbox.redis_runtime import read_secret
+from eks_rolling_sandbox.redis.runtime import read_secret
 from eks_rolling_sandbox.scenarios import Scenario
-from eks_rolling_sandbox.sentinel_report import SentinelWriterProcess
+from eks_rolling_sandbox.traffic.redis_sentinel import SentinelWriterProcess
 from tests.sandbox_redis.redis_sandbox_support import requires_redis, run_context
 
 NS, GROUP, MASTER_SET = "redis", "redis", "mymaster"

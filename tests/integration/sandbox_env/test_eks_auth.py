@@ -13,7 +13,7 @@ from eks_rolling.aws.clients import aws_client
 from eks_rolling.aws.eks_auth import get_token, kube_connection
 from eks_rolling.k8s.ops import api_client
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.auth import token_problem
+from eks_rolling_sandbox.api.auth import token_problem
 from eks_rolling_sandbox.env import SandboxEnv
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from eks_rolling.models import ResolveTargetInput
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.resolve import resolve_target
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.moto_server import MotoServer
+from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).resolve().parents[2] / "events"

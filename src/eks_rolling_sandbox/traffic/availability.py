@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .objects import controller_of, pod_is_ready
-from .selectors import label_selector_matches
-from .store import Obj, Store, WatchEvent
+from ..api.objects import controller_of, pod_is_ready
+from ..api.selectors import label_selector_matches
+from ..api.store import Obj, Store, WatchEvent
 
 
 @dataclass

@@ -15,11 +15,11 @@ from typing import Any, TextIO
 
 from eks_rolling.aws.asg import AsgOps
 
-from .demo_redis import RedisLoad, summary_lines
-from .env import SandboxEnv
-from .invariants import AvailabilityMonitor
-from .runner import LocalRunner
-from .scenarios import Scenario, field_report
+from ..env import SandboxEnv
+from ..runner import LocalRunner
+from ..scenarios import Scenario, field_report
+from ..traffic.availability import AvailabilityMonitor
+from .redis_load import RedisLoad, summary_lines
 
 log = logging.getLogger(__name__)
 

@@ -30,17 +30,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from .env import SandboxEnv
-from .load import Address, SentinelWriter, WriterReport
-from .redis_manifests import (
+from ..env import SandboxEnv
+from ..redis.manifests import (
     GROUP_ANNOTATION,
     MASTER_SET_ANNOTATION,
     ROLE_ANNOTATION,
     SENTINEL_STS_ANNOTATION,
     group_password,
 )
-from .redis_procs import DATA_PORT, SENTINEL_PORT
-from .redis_runtime import endpoint_ips
+from ..redis.procs import DATA_PORT, SENTINEL_PORT
+from ..redis.runtime import endpoint_ips
+from .writers import Address, SentinelWriter, WriterReport
 
 Obj = dict[str, Any]
 # A write gap belongs to a switchover if it starts this close before the pause, or during it.

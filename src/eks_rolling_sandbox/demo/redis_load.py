@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .cluster_report import ProcessClusterWriter, SlotCoverageMonitor, cluster_report
-from .env import SandboxEnv
-from .redis_manifests import GROUP_ANNOTATION, group_password
-from .redis_procs import DATA_PORT
-from .scenarios import Scenario
-from .sentinel_report import SentinelWriterProcess, sentinel_report, sentinel_state
+from ..env import SandboxEnv
+from ..redis.manifests import GROUP_ANNOTATION, group_password
+from ..redis.procs import DATA_PORT
+from ..scenarios import Scenario
+from ..traffic.redis_cluster import ProcessClusterWriter, SlotCoverageMonitor, cluster_report
+from ..traffic.redis_sentinel import SentinelWriterProcess, sentinel_report, sentinel_state
 
 NAMESPACE = "redis"
 SENTINEL_GROUP, CLUSTER_GROUP = "redis", "redis-cluster"

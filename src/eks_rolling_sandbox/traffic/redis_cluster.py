@@ -30,12 +30,12 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from .load import Gap, WriterReport, p99
-from .redis_manifests import GROUP_ANNOTATION, ZONE_LABEL, group_password
-from .redis_procs import CLUSTER_SLOTS, DATA_PORT, ClusterNodeInfo, parse_cluster_nodes
+from ..redis.manifests import GROUP_ANNOTATION, ZONE_LABEL, group_password
+from ..redis.procs import CLUSTER_SLOTS, DATA_PORT, ClusterNodeInfo, parse_cluster_nodes
+from .writers import Gap, WriterReport, p99
 
 if TYPE_CHECKING:  # the writer process imports this module: keep it light
-    from .env import SandboxEnv
+    from ..env import SandboxEnv
 
 log = logging.getLogger(__name__)
 

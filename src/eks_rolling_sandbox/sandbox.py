@@ -11,6 +11,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .api.faults import Faults, RequestLog
+from .api.objects import controller_of
+from .api.registry import Registry
+from .api.server import ApiServer
+from .api.store import Obj, Store
+from .api.tls import TlsFiles
 from .controllers.base import Manager, Timings
 from .controllers.disruption import DisruptionController
 from .controllers.endpoints import EndpointsController
@@ -24,12 +30,6 @@ from .controllers.workloads import (
     ReplicaSetController,
     StatefulSetController,
 )
-from .faults import Faults, RequestLog
-from .objects import controller_of
-from .registry import Registry
-from .server import ApiServer
-from .store import Obj, Store
-from .tls import TlsFiles
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -152,7 +152,7 @@ class Sandbox:
         """An official `kubernetes.client.ApiClient` bound to this sandbox."""
         from kubernetes import client
 
-        from .auth import ADMIN_TOKEN
+        from .api.auth import ADMIN_TOKEN
 
         cfg = client.Configuration()
         cfg.host = self.url
@@ -165,7 +165,7 @@ class Sandbox:
     # --- conveniences for tests and scenarios --------------------------------------------------
     def apply(self, obj: Obj) -> Obj:
         """Create one object given in manifest form (apiVersion/kind/metadata...)."""
-        from .resources import BY_KIND
+        from .api.resources import BY_KIND
 
         res = BY_KIND[obj["kind"]]
         ns = obj.get("metadata", {}).get("namespace") if res.namespaced else None

@@ -1,7 +1,7 @@
 """Manifests for Redis under Sentinel and for Redis Cluster, shaped like the production charts.
 
 Apply them with :func:`apply_all` (or ``sandbox.apply`` one by one) on a Sandbox whose kubelet
-runs :class:`~eks_rolling_sandbox.redis_runtime.RedisRuntime`; the pod-spec contract the runtime
+runs :class:`~eks_rolling_sandbox.redis.runtime.RedisRuntime`; the pod-spec contract the runtime
 reads (annotation and env vars) is documented there.
 
 Sentinel group (field report): StatefulSets ``<name>-master`` (1 pod) and ``<name>-replica``
@@ -24,8 +24,8 @@ import string
 import time
 from typing import Any, Protocol
 
-from .redis_procs import DATA_PORT, SENTINEL_PORT, cluster_create, cluster_info, cluster_nodes
-from .redis_runtime import PROCESS_ANNOTATION, Obj, read_secret
+from .procs import DATA_PORT, SENTINEL_PORT, cluster_create, cluster_info, cluster_nodes
+from .runtime import PROCESS_ANNOTATION, Obj, read_secret
 
 ObjList = list[Obj]
 

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ApiError
-from .objects import node_object
-from .store import Obj, timestamp
+from ..api.errors import ApiError
+from ..api.objects import node_object
+from ..api.store import Obj, timestamp
 
 FIRST_NODE_INDEX_ENV = "EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX"
 # Redis pods listen on these ports of their pod IP (data, cluster bus, sentinel).

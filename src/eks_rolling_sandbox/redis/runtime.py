@@ -82,7 +82,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .redis_procs import (
+from .procs import (
     DATA_PORT,
     SENTINEL_PORT,
     Address,

@@ -1,0 +1,1 @@
+"""`eks-rolling demo`: the field-report roll end to end, with its Redis load and report."""
