@@ -74,7 +74,7 @@ def run(nodes: int, pods: int) -> dict[str, float]:
         victims = sb.store.all("pods")[::10]
         t0 = time.perf_counter()
         for p in victims:
-            sb.registry.evict(
+            sb.eviction.create(
                 p["metadata"]["namespace"],
                 p["metadata"]["name"],
                 {"metadata": {"name": p["metadata"]["name"]}},

@@ -12,11 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from eks_rolling.aws.lock import create_lock_table
+
 from .api.auth import ADMIN_TOKEN, eks_token_validator
 from .api.tls import make_tls
 from .cloud.bridge import CloudBridge
 from .cloud.moto_server import MotoServer
 from .controllers.base import Timings
+from .redis.runtime import RedisRuntime
 from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -45,8 +48,6 @@ class SandboxEnv:
         self.moto = MotoServer(region=region)
         runtime = None
         if redis:
-            from .redis.runtime import RedisRuntime
-
             runtime = RedisRuntime(self.data_dir / "redis")
         self.runtime = runtime
         # Like an EKS endpoint: HTTPS with the cluster's own CA, and EKS bearer tokens.
@@ -74,8 +75,6 @@ class SandboxEnv:
         self.sandbox.start()
         self.cloud.start()
         self._started = True
-        from eks_rolling.aws.lock import create_lock_table
-
         create_lock_table(self.aws("dynamodb"), self.lock_table)
         return self
 

@@ -11,9 +11,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .api.auth import ADMIN_TOKEN
+from .api.eviction import Eviction
 from .api.faults import Faults, RequestLog
 from .api.objects import controller_of
 from .api.registry import Registry
+from .api.resources import BY_KIND
 from .api.server import ApiServer
 from .api.store import Obj, Store
 from .api.tls import TlsFiles
@@ -65,8 +68,12 @@ class Sandbox:
         self.faults = Faults()
         self.request_log = RequestLog()
         self.tls = tls
+        # storage.go's NewStorage: the eviction subresource is built on the registry, and the
+        # server routes pods/eviction to it; the registry never sees it.
+        self.eviction = Eviction(self.registry)
         self.server = ApiServer(
             self.registry,
+            subresources={"pods/eviction": self.eviction},
             faults=self.faults,
             request_log=self.request_log,
             watch_max_s=watch_max_s,
@@ -152,8 +159,6 @@ class Sandbox:
         """An official `kubernetes.client.ApiClient` bound to this sandbox."""
         from kubernetes import client
 
-        from .api.auth import ADMIN_TOKEN
-
         cfg = client.Configuration()
         cfg.host = self.url
         if self.tls is not None:
@@ -165,8 +170,6 @@ class Sandbox:
     # --- conveniences for tests and scenarios --------------------------------------------------
     def apply(self, obj: Obj) -> Obj:
         """Create one object given in manifest form (apiVersion/kind/metadata...)."""
-        from .api.resources import BY_KIND
-
         res = BY_KIND[obj["kind"]]
         ns = obj.get("metadata", {}).get("namespace") if res.namespaced else None
         return self.registry.create(res.plural, ns or ("default" if res.namespaced else None), obj)

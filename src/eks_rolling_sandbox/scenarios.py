@@ -17,6 +17,7 @@ from . import manifests as m
 from .api.objects import node_is_ready, pod_is_ready
 from .api.store import Obj
 from .env import SandboxEnv
+from .redis.manifests import init_redis_cluster, redis_cluster, sentinel_group
 
 log = logging.getLogger(__name__)
 
@@ -356,8 +357,6 @@ def field_report(
 
 
 def _redis(env: SandboxEnv, scenario: Scenario, kinds: tuple[str, ...]) -> None:
-    from .redis.manifests import init_redis_cluster, redis_cluster, sentinel_group
-
     sb = env.sandbox
     sb.apply(m.namespace("redis"))
     if "sentinel" in kinds:

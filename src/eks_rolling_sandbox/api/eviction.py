@@ -8,15 +8,11 @@ is a 500.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .errors import ApiError, bad_request, forbidden
 from .objects import condition, pod_is_ready, pod_is_terminal, set_condition
+from .registry import Registry
 from .selectors import label_selector_matches
 from .store import Obj, timestamp
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 MAX_DISRUPTED_PODS = 2000
 SUCCESS: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
@@ -180,3 +176,14 @@ def _delete(
     pre.pop("resourceVersion", None)
     rest = {k: v for k, v in options.items() if k != "preconditions"}
     reg.delete("pods", md["namespace"], md["name"], {**rest, "preconditions": pre} if pre else rest)
+
+
+class Eviction:
+    """The pods/eviction REST endpoint, built on the registry as storage.go's NewStorage builds
+    EvictionREST on the pod store: eviction depends on the registry, never the reverse."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def create(self, namespace: str, name: str, body: Obj, *, dry_run: bool = False) -> Obj:
+        return evict(self.registry, namespace, name, body, dry_run=dry_run)

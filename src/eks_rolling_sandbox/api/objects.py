@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from .errors import ApiError, invalid
+from .selectors import label_selector_matches
 from .store import Obj, timestamp
 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -476,8 +477,6 @@ def validate_object(plural: str, obj: Obj) -> None:
         spec = obj.get("spec", {})
         sel = spec.get("selector")
         labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
-        from .selectors import label_selector_matches
-
         if not sel:
             raise invalid(
                 obj.get("kind", plural),

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from . import objects
-from .errors import ApiError, bad_request, conflict, invalid, method_not_allowed, not_found
+from .errors import ApiError, bad_request, conflict, invalid, method_not_allowed, not_found, unsupported_media
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .resources import BY_PLURAL, Resource
 from .selectors import selector_to_string
@@ -102,8 +102,6 @@ class Registry:
     ) -> Obj:
         ptype = PATCH_TYPES.get(content_type.split(";")[0].strip())
         if ptype is None:
-            from .errors import unsupported_media
-
             raise unsupported_media(content_type)
         if subresource == "scale":
             # Read, patch and write the scale under the store lock: the Scale read carries the
@@ -287,12 +285,6 @@ class Registry:
             return cur
 
         return self.store.mutate("pods", ns, name, mark, expect_uid=md["uid"])
-
-    # --- eviction ------------------------------------------------------------------------------
-    def evict(self, namespace: str, name: str, body: Obj, *, dry_run: bool = False) -> Obj:
-        from .eviction import evict
-
-        return evict(self, namespace, name, body, dry_run=dry_run)
 
     def unsupported(self) -> ApiError:
         return method_not_allowed()

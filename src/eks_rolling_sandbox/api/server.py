@@ -10,9 +10,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media
@@ -216,11 +216,19 @@ def _one(q: dict[str, list[str]], key: str) -> str | None:
     return v[0] if v else None
 
 
+class Subresource(Protocol):
+    """A POST-only subresource served beside its resource (pods/eviction), wired by the composition
+    root so the server and the registry need not import it."""
+
+    def create(self, namespace: str, name: str, body: Obj, *, dry_run: bool = False) -> Obj: ...
+
+
 class ApiServer:
     def __init__(
         self,
         registry: Registry,
         *,
+        subresources: Mapping[str, Subresource] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         watch_max_s: float = 30.0,
@@ -230,6 +238,7 @@ class ApiServer:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.registry = registry
+        self.subresources = dict(subresources or {})
         self.ssl_context = ssl_context
         self.faults = faults or Faults()
         self.request_log = request_log or RequestLog()
@@ -461,9 +470,10 @@ class _Handler(BaseHTTPRequestHandler):
         dry_run = "All" in (query.get("dryRun") or [])
         if not isinstance(body, dict):
             raise bad_request("a JSON object body is required")
-        if r.sub == "eviction" and r.name is not None:
+        sub = self.api.subresources.get(f"{r.resource.plural}/{r.sub}") if r.sub else None
+        if sub is not None and r.name is not None:
             self._require_scope(r.resource, r.namespace)
-            self._send(201, reg.evict(r.namespace or "default", r.name, body, dry_run=dry_run))
+            self._send(201, sub.create(r.namespace or "default", r.name, body, dry_run=dry_run))
             return 201
         if r.name is not None or r.sub is not None:
             raise method_not_allowed()
