@@ -27,7 +27,7 @@ import redis
 from eks_rolling.models import RedisMove, RollContext
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import env_for, groups_of
-from eks_rolling.services.redis_sentinel import SentinelProcedure
+from eks_rolling.services.redis.sentinel import SentinelProcedure
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox.cloud.bridge import FIRST_NODE_INDEX_ENV
 from eks_rolling_sandbox.env import SandboxEnv

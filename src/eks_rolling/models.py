@@ -7,7 +7,7 @@ are referred to by instance id and name, pods by namespace/name.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,6 +89,13 @@ class PollState(Model):
     done: bool = False
     next_wait_s: int = 1
     detail: list[str] = Field(default_factory=list, description="What is still pending, for people")
+
+    @staticmethod
+    def begin(prev: PollState | None, now: datetime, timeout_s: int) -> tuple[datetime, datetime, int]:
+        """(started_at, deadline, attempt) of a wait loop: the first call starts the clock."""
+        if prev is None:
+            return now, now + timedelta(seconds=timeout_s), 1
+        return prev.started_at, prev.deadline, prev.attempt + 1
 
 
 class AutoscalerState(Model):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from eks_rolling.aws.asg import AsgOps
-from eks_rolling.services.redis_sentinel import PRIORITY_ANNOTATION
+from eks_rolling.services.redis.sentinel import PRIORITY_ANNOTATION
 from eks_rolling_sandbox.cloud.bridge import FIRST_NODE_INDEX_ENV
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.scenarios import field_report

@@ -14,6 +14,7 @@ from ..models import (
     DrainNodeOutput,
     EvictedPod,
     OwnerRefModel,
+    PollState,
     WaitOwnersReadyInput,
     WaitOwnersReadyOutput,
 )
@@ -21,7 +22,6 @@ from ..planning.plan import is_evictable
 from ..planning.snapshot import OwnerRef, PodView
 from ..settings import Settings
 from .deps import Deps
-from .roll import start_poll
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     ctx, target, s = inp.ctx, inp.node, deps.settings
     now = deps.now()
     prev = inp.drain
-    started, deadline, attempt = start_poll(prev, now, s.drain_timeout_s)
+    started, deadline, attempt = PollState.begin(prev, now, s.drain_timeout_s)
     evicted = list(prev.evicted) if prev else []
     throttled = prev.throttled if prev else 0
     kube = deps.kube(ctx.cluster_name)
@@ -124,7 +124,7 @@ def _owners(evicted: list[EvictedPod]) -> list[OwnerRefModel]:
 def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyOutput:
     ctx, s = inp.ctx, deps.settings
     now = deps.now()
-    started, deadline, attempt = start_poll(inp.wait, now, s.owners_ready_timeout_s)
+    started, deadline, attempt = PollState.begin(inp.wait, now, s.owners_ready_timeout_s)
     kube: KubeOps = deps.kube(ctx.cluster_name)
     owners = _owners(inp.evicted)
     pending = []

@@ -4,7 +4,6 @@ exclude from load balancers, terminate."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 
 from ..aws.asg import AsgOps
 from ..errors import CapacityError, NewNodesTimeoutError, PlanBlockedError
@@ -35,13 +34,6 @@ from .saved import Saved, merged_stale, read_saved, write_saved
 from .snapshot import gather, policy
 
 log = logging.getLogger(__name__)
-
-
-def start_poll(prev: PollState | None, now: datetime, timeout_s: int) -> tuple[datetime, datetime, int]:
-    """(started_at, deadline, attempt) of a wait loop: the first call starts the clock."""
-    if prev is None:
-        return now, now + timedelta(seconds=timeout_s), 1
-    return prev.started_at, prev.deadline, prev.attempt + 1
 
 
 def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
@@ -180,7 +172,7 @@ def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:
     and there are as many as desired minus the old ones (never a cluster-wide count)."""
     ctx, s = inp.ctx, deps.settings
     now = deps.now()
-    started, deadline, attempt = start_poll(inp.wait, now, s.new_nodes_timeout_s)
+    started, deadline, attempt = PollState.begin(inp.wait, now, s.new_nodes_timeout_s)
     state = deps.asg.describe(ctx.asg_name)
     kube = deps.kube(ctx.cluster_name)
     by_instance = kube.nodes_by_instance()

@@ -12,7 +12,7 @@ import redis
 
 from eks_rolling.errors import RedisGroupUnhealthyError, RedisMoveTimeoutError, RedisSwitchoverError
 from eks_rolling.redis.sentinel import DataNode, SentinelNode
-from eks_rolling.services.redis_sentinel import PRIORITY_ANNOTATION
+from eks_rolling.services.redis.sentinel import PRIORITY_ANNOTATION
 from tests.integration.redis_sentinel.support import MASTER, SENTINELS, SentinelField, requires, wait_for
 
 pytestmark = [*requires, pytest.mark.slow]

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from eks_rolling.services.redis_sentinel import PRIORITY_ANNOTATION
+from eks_rolling.services.redis.sentinel import PRIORITY_ANNOTATION
 from tests.integration.redis_sentinel.support import (
     MASTER,
     REPLICAS,

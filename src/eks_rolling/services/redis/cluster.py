@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..errors import (
+from ...errors import (
     ConflictError,
     PermanentError,
     RedisGroupUnhealthyError,
@@ -57,9 +57,9 @@ from ..errors import (
     RedisTempNodeError,
     RetryableError,
 )
-from ..models import RedisMove
-from ..redis.cluster import NodeAdmin, NodeEntry, RedisError, ranges_text, uncovered_slots
-from .redis import Advance, GroupHealth, RedisEnv, register
+from ...models import RedisMove
+from ...redis.cluster import NodeAdmin, NodeEntry, RedisError, ranges_text, uncovered_slots
+from . import Advance, GroupHealth, RedisEnv, register
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..aws.clients import aws_client
-from ..aws.lock import AsgLock
-from ..errors import RedisGroupUnhealthyError, RedisMoveTimeoutError, RedisSwitchoverError
-from ..models import RedisMove
-from ..redis.connection import RedisError
-from ..redis.sentinel import (
+from ...aws.clients import aws_client
+from ...aws.lock import AsgLock
+from ...errors import RedisGroupUnhealthyError, RedisMoveTimeoutError, RedisSwitchoverError
+from ...models import RedisMove
+from ...redis.connection import RedisError
+from ...redis.sentinel import (
     DataNode,
     Replication,
     SentinelNode,
@@ -43,7 +43,7 @@ from ..redis.sentinel import (
     lag_bytes,
     switchover,
 )
-from .redis import Advance, GroupHealth, RedisEnv, register
+from . import Advance, GroupHealth, RedisEnv, register
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ..aws.clients import aws_client
-from ..aws.eks_auth import write_pem_file
-from ..aws.lock import AsgLock
-from ..aws.secrets import secret_password
-from ..errors import RollInProgressError
-from ..k8s import KubeOps
-from ..models import MoveRedisPodsInput, MoveRedisPodsOutput, RedisMove, RollContext
-from ..redis.connection import RedisAuth, connect, resolve_auth
-from ..redis.discovery import RedisGroup, discover_groups
-from ..settings import Settings
-from .deps import Deps
-from .roll import start_poll
+from ...aws.clients import aws_client
+from ...aws.eks_auth import write_pem_file
+from ...aws.lock import AsgLock
+from ...aws.secrets import secret_password
+from ...errors import RollInProgressError
+from ...k8s import KubeOps
+from ...models import MoveRedisPodsInput, MoveRedisPodsOutput, PollState, RedisMove, RollContext
+from ...redis.connection import RedisAuth, connect, resolve_auth
+from ...redis.discovery import RedisGroup, discover_groups
+from ...settings import Settings
+from ..deps import Deps
 
 log = logging.getLogger(__name__)
 GROUP_LOCK_TTL_S = 3600
@@ -136,7 +135,7 @@ def _moves_on_node(kube: KubeOps, node: str, groups: list[RedisGroup]) -> list[R
 def move_redis_pods(inp: MoveRedisPodsInput, deps: Deps) -> MoveRedisPodsOutput:
     ctx, target, s = inp.ctx, inp.node, deps.settings
     now = deps.now()
-    started, deadline, attempt = start_poll(inp.redis, now, s.redis_phase_timeout_s)
+    started, deadline, attempt = PollState.begin(inp.redis, now, s.redis_phase_timeout_s)
     if not s.redis_enabled or target.node_name is None:
         return MoveRedisPodsOutput(
             started_at=started, deadline=deadline, attempt=attempt, done=True, next_wait_s=0
@@ -214,4 +213,4 @@ def redis_cleanup(ctx: RollContext, deps: Deps) -> list[str]:
 
 
 # The procedures register themselves on import.
-from . import redis_cluster, redis_sentinel  # noqa: E402, F401
+from . import cluster, sentinel  # noqa: E402, F401
