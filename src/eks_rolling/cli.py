@@ -18,7 +18,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from .models import Plan, ResolveTargetInput
+from .models import Plan, PlanRollInput, ResolveTargetInput
+
+# Each command imports what it needs inside its function: `--help` and `status` stay quick (no
+# kubernetes client), and `demo` needs the optional sandbox extra, which the Lambda layer lacks.
 
 
 def render_plan(plan: Plan, cluster: str) -> str:
@@ -51,7 +54,6 @@ def render_plan(plan: Plan, cluster: str) -> str:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .models import PlanRollInput
     from .services.deps import Deps
     from .services.resolve import resolve_target
     from .services.roll import plan_roll

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..aws.eks_auth import KubeConnection
 from ..errors import ConflictError, EvictionRejectedError, KubeApiUnavailableError, MultiplePdbError
+from ..planning.selectors import selector_matches
 from ..planning.snapshot import NodeView, OwnerRef, PdbView, PodView, Taint, Toleration
 from ..settings import Settings
 
@@ -254,8 +255,6 @@ class KubeOps:
         return [_pdb_view(p) for p in items]
 
     def pdbs_for(self, pod: Any) -> list[PdbView]:
-        from ..planning.selectors import selector_matches
-
         ns = pod.metadata.namespace
         with kube_errors(f"list PodDisruptionBudgets in {ns}"):
             items = self.policy.list_namespaced_pod_disruption_budget(ns, _request_timeout=self.timeout).items

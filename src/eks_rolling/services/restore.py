@@ -27,6 +27,7 @@ from ..models import (
 )
 from ..planning.plan import is_evictable
 from .deps import Deps
+from .redis import redis_cleanup
 from .saved import delete_saved, merged_stale, read_saved
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,6 @@ def _restore(
         ns, name = deps.settings.autoscaler_namespace, deps.settings.autoscaler_deployment
         attempt("restore cluster-autoscaler", lambda: kube.scale_deployment(ns, name, ca_original))
         report = report.model_copy(update={"autoscaler_replicas": ca_original})
-    from .redis import redis_cleanup
-
     notes += attempt("clean up Redis", lambda: redis_cleanup(ctx, deps)) or []
     runs = [ctx.taint_value] + ([r for r in saved if r != ctx.taint_value] if stale else [])
     attempt(

@@ -30,6 +30,7 @@ from ..models import (
 )
 from ..planning import RedisGroupView, build_plan
 from .deps import Deps
+from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
 from .snapshot import gather, policy
 
@@ -68,8 +69,6 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
 
 
 def _redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
-    from .redis import groups_of, redis_health
-
     if not deps.settings.redis_enabled:
         return ()
     groups = [g for g in groups_of(deps.kube(ctx.cluster_name)) if g.ref in refs]

@@ -17,12 +17,12 @@ from eks_rolling.models import MoveRedisPodsInput, MoveRedisPodsOutput, NodeTarg
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import (
     PROCEDURES,
-    GroupHealth,
     env_for,
     groups_of,
     move_redis_pods,
     redis_cleanup,
 )
+from eks_rolling.services.redis.procedure import GroupHealth
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.redis import procs as redis_procs

@@ -3,15 +3,13 @@ Sentinel and Redis Cluster. Each invocation advances one pod by one phase (so ev
 the execution history); a per-group lock keeps two nodes of one batch from moving pods of the
 same group at once (one shard's master in flight at a time, one sentinel reset at a time).
 
-Procedures register themselves in PROCEDURES by group kind (redis_sentinel, redis_cluster).
+PROCEDURES lists the procedure of each group kind (sentinel.py, cluster.py); procedure.py holds
+what they share.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol
 
 from ...aws.clients import aws_client
 from ...aws.eks_auth import write_pem_file
@@ -20,73 +18,20 @@ from ...aws.secrets import secret_password
 from ...errors import RollInProgressError
 from ...k8s import KubeOps
 from ...models import MoveRedisPodsInput, MoveRedisPodsOutput, PollState, RedisMove, RollContext
-from ...redis.connection import RedisAuth, connect, resolve_auth
+from ...redis.connection import resolve_auth
 from ...redis.discovery import RedisGroup, discover_groups
-from ...settings import Settings
 from ..deps import Deps
+from .cluster import RedisClusterProcedure
+from .procedure import GroupHealth, Procedure, RedisEnv
+from .sentinel import SentinelProcedure
 
 log = logging.getLogger(__name__)
 GROUP_LOCK_TTL_S = 3600
 
 
-@dataclass
-class RedisEnv:
-    """What a procedure works with: the group, its credentials, the cluster, the clock."""
-
-    ctx: RollContext
-    deps: Deps
-    kube: KubeOps
-    group: RedisGroup
-    auth: RedisAuth
-    now: datetime
-    settings: Settings
-
-    def client(self, host: str, port: int = 6379) -> Any:
-        return connect(host, port, self.auth, timeout_s=self.settings.redis_socket_timeout_s)
-
-    def deadline(self, seconds: int | None = None) -> datetime:
-        return self.now + timedelta(seconds=seconds or self.settings.redis_phase_timeout_s)
-
-
-@dataclass
-class Advance:
-    move: RedisMove
-    actions: list[str] = field(default_factory=list)
-    wait_s: int = 1
-
-
-@dataclass
-class GroupHealth:
-    problems: list[str] = field(default_factory=list)
-    master_pods: list[str] = field(default_factory=list)  # pod names holding a master role now
-
-
-class Procedure(Protocol):
-    kind: str
-
-    def order(self, move: RedisMove) -> int:
-        """Order of this group's pods on one node (lower first)."""
-        ...
-
-    def health(self, env: RedisEnv) -> GroupHealth:
-        """Plan time: is the group healthy enough to move pods safely? Read only."""
-        ...
-
-    def advance(self, move: RedisMove, env: RedisEnv) -> Advance:
-        """Do or check the current phase of `move`; raise a PermanentError past its deadline."""
-        ...
-
-    def cleanup(self, env: RedisEnv) -> list[str]:
-        """After success or failure: lift pauses, restore priorities, remove temporary nodes."""
-        ...
-
-
-PROCEDURES: dict[str, Procedure] = {}
-
-
-def register(proc: Procedure) -> Procedure:
-    PROCEDURES[proc.kind] = proc
-    return proc
+# One procedure per group kind, listed here rather than registered on import, so that the
+# package imports its procedures and they import only procedure.py.
+PROCEDURES: dict[str, Procedure] = {p.kind: p for p in (SentinelProcedure(), RedisClusterProcedure())}
 
 
 def groups_of(kube: KubeOps) -> list[RedisGroup]:
@@ -210,7 +155,3 @@ def redis_cleanup(ctx: RollContext, deps: Deps) -> list[str]:
             lock.release(g.ref, holder)
             notes.append(f"released the lock of Redis group {g.ref}")
     return notes
-
-
-# The procedures register themselves on import.
-from . import cluster, sentinel  # noqa: E402, F401

@@ -59,7 +59,7 @@ from ...errors import (
 )
 from ...models import RedisMove
 from ...redis.cluster import NodeAdmin, NodeEntry, RedisError, ranges_text, uncovered_slots
-from . import Advance, GroupHealth, RedisEnv, register
+from .procedure import Advance, GroupHealth, RedisEnv
 
 log = logging.getLogger(__name__)
 
@@ -1222,6 +1222,3 @@ class RedisClusterProcedure:
         except (RedisError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}"
         return None if synced else f"not synced: {detail}"
-
-
-register(RedisClusterProcedure())

@@ -43,7 +43,7 @@ from ...redis.sentinel import (
     lag_bytes,
     switchover,
 )
-from . import Advance, GroupHealth, RedisEnv, register
+from .procedure import Advance, GroupHealth, RedisEnv
 
 log = logging.getLogger(__name__)
 
@@ -860,5 +860,3 @@ PHASES: dict[str, Step] = {
     "confirm-back": SentinelProcedure._confirm,
     "reset": SentinelProcedure._reset,
 }
-
-register(SentinelProcedure())
