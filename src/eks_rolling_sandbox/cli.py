@@ -3,6 +3,8 @@
 It writes a kubeconfig for kubectl and an env file that points eks-rolling at the sandbox
 (`source` it, then e.g. `eks-rolling plan --asg eks-workers`). Ctrl-C (or SIGTERM) stops
 everything, Redis processes included.
+
+Upstream: none; plays the role of `eksctl create cluster` for a local cluster.
 """
 
 from __future__ import annotations

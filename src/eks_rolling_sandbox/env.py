@@ -1,5 +1,8 @@
 """`SandboxEnv`: moto (AWS over HTTP), the Kubernetes sandbox and the cloud bridge, wired together,
-plus the `EKS_ROLLING_*` settings that point eks-rolling at them."""
+plus the `EKS_ROLLING_*` settings that point eks-rolling at them.
+
+Upstream: an AWS account and region with an EKS cluster in it.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Small manifest builders for scenarios, tests and benchmarks (plain dicts, as `kubectl apply` takes)."""
+"""Small manifest builders for scenarios, tests and benchmarks (plain dicts, as `kubectl apply` takes).
+
+Upstream: the core/v1, apps/v1 and policy/v1 objects as `kubectl apply` takes them.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ named in that function's configuration, and Wait states and retry back-offs are 
 Two moto internals are patched here, and only here (reference/local-sfn-cdk.md §1.3, §1.5):
 `LambdaSimpleBackend.invoke` (moto never runs Python handlers by itself) and the interpreter's
 Wait / retry sleeps.
+
+Upstream: AWS Step Functions running the ASL with Lambda Task states.
 """
 
 from __future__ import annotations

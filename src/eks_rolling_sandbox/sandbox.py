@@ -1,4 +1,8 @@
-"""`Sandbox`: the whole local cluster in one object (API server, controllers, cloud, processes)."""
+"""`Sandbox`: the whole local cluster in one object (API server, controllers, cloud, processes).
+
+Upstream: the composition of kube-apiserver (pkg/controlplane: storage, then REST endpoints
+such as pods/eviction built on it) and kube-controller-manager (one controller per concern).
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """Built-in scenarios. `field-report` is the production situation the field report describes:
 2 AZs, one opted-in ASG whose nodes run an old launch template version, stateless Deployments
 behind PDBs (one with 2 of its 3 pods on one node and maxUnavailable 1), an ingress controller,
-DaemonSets, Redis under Sentinel and a Redis Cluster, and cluster-autoscaler in kube-system."""
+DaemonSets, Redis under Sentinel and a Redis Cluster, and cluster-autoscaler in kube-system.
+
+Upstream: none; the field report describes the production cluster it reproduces.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Kubernetes Events (core/v1), deduplicated by object, reason and message like the event recorder."""
+"""Kubernetes Events (core/v1), deduplicated by object, reason and message like the event recorder.
+
+Upstream: client-go tools/record/events_cache.go (EventCorrelator's aggregation by key).
+"""
 
 from __future__ import annotations
 

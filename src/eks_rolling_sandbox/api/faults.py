@@ -1,4 +1,7 @@
-"""Fault injection and the request log, for tests that must see the tool cope with a hostile API."""
+"""Fault injection and the request log, for tests that must see the tool cope with a hostile API.
+
+No upstream counterpart: a test harness, the equivalent of a misbehaving apiserver or proxy.
+"""
 
 from __future__ import annotations
 

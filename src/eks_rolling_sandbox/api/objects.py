@@ -4,6 +4,9 @@ The official client validates responses strictly (required fields such as
 `containerStatuses[].imageID` or `conditions[].status` must be present, ints must be ints), so every
 object the sandbox emits is built from full templates here. The sandbox's own tests round-trip
 every response through the client's models.
+
+Upstream: the defaulters of pkg/apis/core/v1/defaults.go and pkg/apis/apps/v1/defaults.go, and
+the validation the tool can trip (pkg/apis/core/validation).
 """
 
 from __future__ import annotations

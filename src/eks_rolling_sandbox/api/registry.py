@@ -2,6 +2,9 @@
 
 The HTTP server and in-process callers (controllers, the cloud bridge, tests) both go through here,
 so a pod deleted by a controller terminates as gracefully as one deleted by a client.
+
+Upstream: staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go (the generic store)
+and the per-resource strategies, pkg/registry/core/pod/strategy.go for graceful pod deletion.
 """
 
 from __future__ import annotations

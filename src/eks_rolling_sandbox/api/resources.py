@@ -1,4 +1,8 @@
-"""The API resources the sandbox serves, and how each is named on the wire."""
+"""The API resources the sandbox serves, and how each is named on the wire.
+
+Upstream: the API groups and resources kube-apiserver installs (pkg/controlplane), as discovery
+(staging/src/k8s.io/apiserver/pkg/endpoints/discovery) reports them.
+"""
 
 from __future__ import annotations
 

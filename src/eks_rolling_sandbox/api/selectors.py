@@ -1,4 +1,7 @@
-"""Label and field selectors, string form (query parameters) and object form (spec.selector)."""
+"""Label and field selectors, string form (query parameters) and object form (spec.selector).
+
+Upstream: apimachinery pkg/labels/selector.go and pkg/fields/selector.go.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The sandbox's Kubernetes API server: HTTP/1.1 on 127.0.0.1, one thread per connection."""
+"""The sandbox's Kubernetes API server: HTTP/1.1 on 127.0.0.1, one thread per connection.
+
+Upstream: the request handlers of staging/src/k8s.io/apiserver/pkg/endpoints/handlers (get, list,
+watch, create, update, patch, delete) and the discovery documents kubectl reads.
+"""
 
 from __future__ import annotations
 

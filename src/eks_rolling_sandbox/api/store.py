@@ -4,6 +4,9 @@ Committed objects are immutable snapshots (a write stores a new dict), so reader
 can hold them without copying and watch events can point at them. One global resourceVersion
 counter is bumped on every write; a bounded history lets watches resume from a resourceVersion, and
 answers 410 Expired once it has scrolled past.
+
+Upstream: etcd3 storage and the watch cache of staging/src/k8s.io/apiserver/pkg/storage (cacher),
+which is what answers `410 Gone` with reason Expired.
 """
 
 from __future__ import annotations

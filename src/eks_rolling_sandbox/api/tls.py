@@ -1,5 +1,8 @@
 """A throwaway CA and a server certificate for 127.0.0.1, so the sandbox API speaks HTTPS like
-an EKS endpoint (client-go never sends a bearer token over plain HTTP)."""
+an EKS endpoint (client-go never sends a bearer token over plain HTTP).
+
+Upstream: none; EKS serves its endpoint with a cluster CA, which the kubeconfig carries.
+"""
 
 from __future__ import annotations
 

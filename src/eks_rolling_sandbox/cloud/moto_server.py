@@ -3,6 +3,8 @@
 Server mode (real HTTP) rather than `mock_aws` so that the code under test builds its clients
 exactly as in Lambda (`endpoint_url` is the only difference) and so that moto's Step Functions
 interpreter, which calls Lambda over HTTP at `localhost:$MOTO_PORT`, reaches the same backends.
+
+Upstream: moto's server mode (moto/server.py, ThreadedMotoServer).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """A tiny controller runtime: store events are mapped to keys, keys are reconciled by one worker
-thread, and a reconcile may ask to be run again after a delay (timers such as "Ready after 0.5 s")."""
+thread, and a reconcile may ask to be run again after a delay (timers such as "Ready after 0.5 s").
+
+Upstream: the shape of client-go's informer plus workqueue (tools/cache, util/workqueue)
+and controller-runtime's RequeueAfter.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Endpoints and EndpointSlices for Services with a selector (ready and not-ready addresses)."""
+"""Endpoints and EndpointSlices for Services with a selector (ready and not-ready addresses).
+
+Upstream: pkg/controller/endpoint and pkg/controller/endpointslice.
+"""
 
 from __future__ import annotations
 

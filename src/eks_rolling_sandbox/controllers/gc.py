@@ -1,4 +1,7 @@
-"""The garbage collector: dependents whose owners are all gone are deleted (background propagation)."""
+"""The garbage collector: dependents whose owners are all gone are deleted (background propagation).
+
+Upstream: pkg/controller/garbagecollector (background propagation only).
+"""
 
 from __future__ import annotations
 

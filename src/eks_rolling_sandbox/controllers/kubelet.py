@@ -6,6 +6,9 @@ loopback), and turn Ready after `pod_ready_s` or, for pods backed by a real proc
 process answers its probe. A terminating pod goes away after min(grace, `pod_exit_s`) or when its
 process exits. On a node that is not Ready (instance gone) nothing progresses: terminating pods
 stay Terminating until the node is deleted, as on a real cluster.
+
+Upstream: kwok's pod stages (kustomize/stage/pod/fast) and the kubelet's pod lifecycle
+(pkg/kubelet/kuberuntime graceful termination).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Node lifecycle (condition taints, pods marked not ready on a lost node) and PodGC."""
+"""Node lifecycle (condition taints, pods marked not ready on a lost node) and PodGC.
+
+Upstream: pkg/controller/nodelifecycle (taints from conditions, pods marked not ready) and
+pkg/controller/podgc (pods of deleted nodes).
+"""
 
 from __future__ import annotations
 

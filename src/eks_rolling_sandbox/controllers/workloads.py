@@ -9,6 +9,8 @@ Behaviours that matter to eks-rolling and are reproduced on purpose:
   condemned when n >= replicas, `<sts>-tmp-x` is not.
 - DaemonSet: a missing pod is not recreated on a node with an untolerated NoSchedule taint, but a
   running one keeps running; only NoExecute removes it.
+
+Upstream: pkg/controller/{deployment,replicaset,statefulset,daemon}.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """The Redis side of `eks-rolling demo`: a client writing to each Redis group of the field-report
 scenario for the whole roll (each in its own process, so it measures Redis, not this busy one),
-a slot-coverage monitor on the Redis Cluster, and the report's `redis` section afterwards."""
+a slot-coverage monitor on the Redis Cluster, and the report's `redis` section afterwards.
+
+No upstream counterpart.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """`eks-rolling demo`: the main job on the local sandbox, end to end, with live progress and a
-report in build/demo-report.json (the full execution history beside it is the audit trail)."""
+report in build/demo-report.json (the full execution history beside it is the audit trail).
+
+No upstream counterpart: what a person runs first.
+"""
 
 from __future__ import annotations
 

@@ -14,6 +14,8 @@ pod with a ``data`` PVC holding ``nodes.conf``, and one headless Service ``<name
 :func:`init_redis_cluster` plays the chart's init job.
 
 Every StatefulSet carries the eks-rolling opt-in annotations (``eks-rolling.io/redis-*``).
+
+Upstream: the Bitnami redis and redis-cluster Helm charts' StatefulSets, Services and Secrets.
 """
 
 from __future__ import annotations

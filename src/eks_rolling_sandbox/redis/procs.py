@@ -8,6 +8,8 @@ the source of replication, cluster-bus and sentinel connections, as they would o
 
 Every started process is kept in a module registry; :func:`stop_all` and an ``atexit`` hook
 kill whatever is still running so the sandbox never leaves a process behind.
+
+Upstream: redis-server's own configuration (redis.conf, sentinel.conf); no Kubernetes counterpart.
 """
 
 from __future__ import annotations

@@ -64,6 +64,9 @@ endpoint, bound PVC, Secret), the pod is recorded as waiting, ``alive`` stays tr
 
 The runtime needs the store: build it before the Sandbox and call :meth:`RedisRuntime.attach`
 with ``sandbox.store``. Passwords are never logged.
+
+Upstream: the kubelet's container runtime (CRI) for these pods, and EBS volumes that follow a pod
+within its zone.
 """
 
 from __future__ import annotations

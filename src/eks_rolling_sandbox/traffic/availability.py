@@ -1,5 +1,8 @@
 """Invariant checkers evaluated on every store change (synchronously, under the store lock), so a
-violation that lasts a single write is still seen."""
+violation that lasts a single write is still seen.
+
+No upstream counterpart: what an SLO monitor would check, at every store write.
+"""
 
 from __future__ import annotations
 

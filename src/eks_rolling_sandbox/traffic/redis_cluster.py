@@ -11,6 +11,8 @@ the numbers of the demo.
 process a writer thread shares the GIL with the API server, moto and the state machine, and its
 latencies (measured: gaps of 0.6-1.0 s every ~2 s of a roll, failover or not) are the sandbox's,
 not Redis's; a writer process measures what a client would see.
+
+No upstream counterpart: a client's and an operator's view of a Redis Cluster during the roll.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ discovery do, so it never ends up pointing at nothing.
 
 The switchovers are read from the MoveRedisPods outputs in the executions' histories (each
 records when it paused writes, wall clock), and matched with the writer's gaps.
+
+No upstream counterpart: a Sentinel client's view of the group during the roll.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ master and counts those whose value is not ``str(i)``: acknowledged writes that 
 
 Clients are created without retries where redis-py allows it (Sentinel, direct), so errors
 are counted, not hidden. Passwords are only handed to redis-py, never logged or reported.
+
+No upstream counterpart: a client as an application would run it (redis-py, Sentinel- and
+cluster-aware).
 """
 
 from __future__ import annotations
