@@ -13,7 +13,7 @@ import pytest
 
 from eks_rolling.cli import main
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 
 def test_demo_rolls_the_field_report_and_writes_its_report(

@@ -14,7 +14,7 @@ from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.scenarios import NEW_AMI
 from tests.e2e.conftest import Field, states_entered
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 TAINT = "eks-rolling.io/retiring"
 
 

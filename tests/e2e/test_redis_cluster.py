@@ -27,9 +27,9 @@ from eks_rolling_sandbox.traffic.redis_cluster import (
 from eks_rolling_sandbox.traffic.writers import ClusterWriter
 from tests.conftest import E2E_FIRST_NODE_INDEX
 from tests.e2e.conftest import Field
-from tests.sandbox_redis.redis_sandbox_support import requires_redis
+from tests.factories.redis import requires_redis
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, requires_redis, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, requires_redis, pytest.mark.timeout(420)]
 log = logging.getLogger(__name__)
 NS, GROUP = "redis", "redis-cluster"
 

@@ -21,7 +21,8 @@ from eks_rolling_sandbox.scenarios import field_report
 from eks_rolling_sandbox.traffic.redis_sentinel import SentinelWriterProcess, sentinel_report
 from tests.conftest import E2E_FIRST_NODE_INDEX
 from tests.e2e.conftest import Field
-from tests.integration.redis_sentinel.support import (
+from tests.factories.redis import requires_redis
+from tests.factories.redis_sentinel import (
     MASTER,
     NS,
     REPLICAS,
@@ -29,9 +30,8 @@ from tests.integration.redis_sentinel.support import (
     SentinelField,
     wait_for,
 )
-from tests.sandbox_redis.redis_sandbox_support import requires_redis
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, requires_redis]
+pytestmark = [pytest.mark.slow, requires_redis]
 MAX_SWITCHOVER_GAP_MS = 2500
 
 

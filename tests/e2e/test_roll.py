@@ -13,7 +13,7 @@ from eks_rolling.planning.plan import estimate_history_events
 from eks_rolling.settings import Settings
 from tests.e2e.conftest import Field, states_entered
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 TAINT = Settings().taint_key
 
 

@@ -7,8 +7,6 @@ from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
 
 from tests.infra.cdk_support import FAKE_REGION, Synth
 
-pytestmark = pytest.mark.infra
-
 # CDK adds DependsOn on a role next to the GetAtt of the same role (Lambda functions, the state
 # machine): redundant, and harmless.
 CFN_LINT_IGNORED = ("W3005",)

@@ -15,8 +15,6 @@ from infra.config import RUNTIME_KEYS, ConfigError, StackConfig, load_config
 from infra.stack import StackError
 from tests.infra.cdk_support import REPO, stub_package
 
-pytestmark = pytest.mark.infra
-
 
 @pytest.fixture
 def context() -> dict[str, Any]:

@@ -17,8 +17,6 @@ from tests.infra.cdk_support import (
     role_statements,
 )
 
-pytestmark = pytest.mark.infra
-
 IDS = [s.id for s in STEPS]
 ASG_ARN = f"arn:aws:autoscaling:{FAKE_REGION}:{FAKE_ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/*"
 MUTATING_ASG = {a for actions in ASG_MUTATIONS.values() for a in actions}

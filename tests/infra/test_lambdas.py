@@ -12,8 +12,6 @@ from eks_rolling.steps import STEPS, Step
 from infra.steps import Need, steps_needing
 from tests.infra.cdk_support import Synth, allowed, function_role, resolve, role_statements
 
-pytestmark = pytest.mark.infra
-
 IDS = [s.id for s in STEPS]
 
 

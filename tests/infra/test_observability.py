@@ -10,8 +10,6 @@ import pytest
 from eks_rolling.steps import STEPS
 from tests.infra.cdk_support import Synth, matches
 
-pytestmark = pytest.mark.infra
-
 
 def _topic_id(synth: Synth) -> str:
     (topic_id,) = synth.resources("AWS::SNS::Topic")

@@ -10,8 +10,6 @@ import pytest
 from infra import packaging
 from infra.packaging import LambdaPackage, PackagingError, build_layer, check_size, stage_code
 
-pytestmark = pytest.mark.infra
-
 
 def test_code_asset_is_the_runtime_packages_only(tmp_path: Path) -> None:
     staged = stage_code(tmp_path / "code")

@@ -11,8 +11,6 @@ import yaml
 from infra.app import project_context
 from tests.infra.cdk_support import REPO
 
-pytestmark = pytest.mark.infra
-
 RBAC = REPO / "deploy" / "rbac.yaml"
 
 

@@ -13,8 +13,6 @@ from infra import diagram
 from infra.workflow import DefinitionError, load_definition
 from tests.infra.cdk_support import ASL, REPO, Synth, resolve
 
-pytestmark = pytest.mark.infra
-
 
 def _machine(synth: Synth) -> dict[str, Any]:
     (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()

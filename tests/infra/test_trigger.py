@@ -13,8 +13,6 @@ import pytest
 
 from tests.infra.cdk_support import Synth, load_event, matches
 
-pytestmark = pytest.mark.infra
-
 
 def _trigger_rules(synth: Synth) -> dict[str, dict[str, Any]]:
     (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")

@@ -234,7 +234,7 @@ def sentinel_group(
     """Redis master/replica StatefulSets watched by a sentinel StatefulSet (the field report's setup).
 
     ``password_secret`` None means no auth; otherwise a Secret with key ``redis-password`` holds
-    ``password`` (random when None: read it back with ``redis_runtime.read_secret``).
+    ``password`` (random when None: read it back with ``runtime.read_secret``).
     ``sentinel_auth`` makes the sentinels require the same password (bitnami's default).
     ``anti_affinity`` keeps data pods (master and replicas) on distinct nodes, and sentinels on
     distinct nodes. ``pdb_max_unavailable`` adds one PDB per StatefulSet (none by default: the tool

@@ -7,7 +7,7 @@ are no pod of the group (temporary nodes), and the temporary pods themselves (wh
 whether a Service picked them up). :func:`cluster_report` turns it and a writer's report into
 the numbers of the demo.
 
-:class:`ProcessClusterWriter` is ``load.ClusterWriter`` in a process of its own. In the sandbox's
+:class:`ProcessClusterWriter` is ``writers.ClusterWriter`` in a process of its own. In the sandbox's
 process a writer thread shares the GIL with the API server, moto and the state machine, and its
 latencies (measured: gaps of 0.6-1.0 s every ~2 s of a roll, failover or not) are the sandbox's,
 not Redis's; a writer process measures what a client would see.
@@ -299,7 +299,7 @@ def _write_loop(
 
 
 class ProcessClusterWriter:
-    """``load.ClusterWriter``'s contract (bounded SETs, ``stop()`` then ``verify()``, a
+    """``writers.ClusterWriter``'s contract (bounded SETs, ``stop()`` then ``verify()``, a
     ``WriterReport``) with the write loop in a spawned process; ``writes`` keeps every write's
     timing for per-window analysis (the benchmark's worst latency per failover)."""
 

@@ -1,38 +1,17 @@
-"""One moto server per test module, wiped between tests; adapters get clients via `aws_client`."""
+"""The AWS adapters' tests: the module's moto server (tests/integration/conftest.py), wiped before
+each test; adapters get clients via `aws_client`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from eks_rolling.aws.clients import aws_client
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.cloud.moto_server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MotoServer
+from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    # The adapters resolve credentials the way Lambda does: from the environment.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", DUMMY_ACCESS_KEY)
-        mp.setenv("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET_KEY)
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        # Skip moto's catalogue of public AMIs: loading it makes every reset ~0.7 s slower,
-        # and moto does not validate ImageId unless told to.
-        mp.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        with MotoServer(region=REGION) as server:
-            yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh_moto(moto: MotoServer) -> Iterator[None]:
-    moto.reset()
-    yield
 
 
 @pytest.fixture

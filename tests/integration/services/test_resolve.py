@@ -16,7 +16,6 @@ from eks_rolling.services.resolve import resolve_target
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
-pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:eks-rolling:run-1"
 

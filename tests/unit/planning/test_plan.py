@@ -6,9 +6,7 @@ import pytest
 
 from eks_rolling.planning import Policy, Taint, Toleration, build_plan
 from eks_rolling.planning.plan import estimate_history_events, max_nodes_per_execution, order_targets
-from tests.unit.planning.builders import instance, node_for, pdb, pod, snapshot
-
-pytestmark = pytest.mark.unit
+from tests.factories.planning import instance, node_for, pdb, pod, snapshot
 
 
 def kinds(plan, severity: str = "blocker") -> list[str]:  # type: ignore[no-untyped-def]

@@ -5,15 +5,12 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eks_rolling.planning import ClusterSnapshot, Policy, build_plan
 from eks_rolling.planning.plan import REPLACEABLE_STATES, is_evictable
-from tests.unit.planning.builders import instance, node_for, pod, snapshot
-
-pytestmark = pytest.mark.unit
+from tests.factories.planning import instance, node_for, pod, snapshot
 
 STATES = ["InService", "InService", "InService", "Pending", "Terminating", "Standby", "Terminated"]
 

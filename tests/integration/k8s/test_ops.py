@@ -1,0 +1,163 @@
+"""The Kubernetes adapter against the sandbox API: taints keep other taints and survive races,
+eviction outcomes are typed and name the PDB, owners resolve to their Deployment."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from eks_rolling.aws.eks_auth import KubeConnection
+from eks_rolling.errors import MultiplePdbError
+from eks_rolling.k8s.ops import KubeOps, api_client
+from eks_rolling.planning.snapshot import OwnerRef
+from eks_rolling.settings import Settings
+from eks_rolling_sandbox import manifests as m
+from eks_rolling_sandbox.api.objects import node_object, pod_is_ready
+from eks_rolling_sandbox.sandbox import Sandbox
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        for k, az in ((1, "us-east-1a"), (2, "us-east-1b")):
+            node = node_object(
+                f"node-{k}",
+                instance_id=f"i-{k:04d}",
+                az=az,
+                region="us-east-1",
+                instance_type="m5.large",
+                index=200 + k,
+            )
+            sandbox.store.create("nodes", node)
+
+            def ready(cur):  # type: ignore[no-untyped-def]
+                for c in cur["status"]["conditions"]:
+                    if c["type"] == "Ready":
+                        c["status"] = "True"
+                return cur
+
+            sandbox.store.mutate("nodes", None, f"node-{k}", ready)
+        sandbox.wait_for(
+            lambda: all(not n["spec"].get("taints") for n in sandbox.store.all("nodes")), what="nodes ready"
+        )
+        yield sandbox
+
+
+@pytest.fixture
+def kube(sb: Sandbox) -> KubeOps:
+    settings = Settings()
+    return KubeOps(api_client(KubeConnection(sb.url, "unused", None), settings), settings)
+
+
+def test_taint_keeps_existing_taints_and_is_idempotent(sb: Sandbox, kube: KubeOps) -> None:
+    # Given a node that already carries someone else's taint
+    sb.registry.patch(
+        "nodes",
+        None,
+        "node-1",
+        "application/merge-patch+json",
+        {"spec": {"taints": [{"key": "team/gpu", "value": "yes", "effect": "NoSchedule"}]}},
+    )
+    # When we taint it twice
+    assert kube.add_taint("node-1", "eks-rolling.io/retiring", "run-1") is True
+    assert kube.add_taint("node-1", "eks-rolling.io/retiring", "run-1") is False
+    # Then both taints are there, once each
+    keys = [t["key"] for t in sb.store.get("nodes", None, "node-1")["spec"]["taints"]]
+    assert sorted(keys) == ["eks-rolling.io/retiring", "team/gpu"]
+    # ... and removing ours (only with our value) leaves the other alone
+    assert kube.remove_taint("node-1", "eks-rolling.io/retiring", "run-other") is False
+    assert kube.remove_taint("node-1", "eks-rolling.io/retiring", "run-1") is True
+    assert [t["key"] for t in sb.store.get("nodes", None, "node-1")["spec"]["taints"]] == ["team/gpu"]
+
+
+def test_a_taint_added_between_read_and_write_is_not_lost(sb: Sandbox, kube: KubeOps) -> None:
+    # Given another controller that adds a taint right after we read the node, once
+    real_get = kube.get_node
+    raced = threading.Event()
+
+    def racing_get(name: str):  # type: ignore[no-untyped-def]
+        node = real_get(name)
+        if not raced.is_set():
+            raced.set()
+            sb.registry.patch(
+                "nodes",
+                None,
+                name,
+                "application/strategic-merge-patch+json",
+                {"spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "effect": "NoSchedule"}]}},
+            )
+        return node
+
+    kube.get_node = racing_get  # type: ignore[method-assign]
+    # When we taint it
+    assert kube.add_taint("node-1", "eks-rolling.io/retiring", "run-1")
+    # Then our resourceVersion-guarded write got a 409, re-read and kept the racing taint
+    keys = sorted(t["key"] for t in sb.store.get("nodes", None, "node-1")["spec"]["taints"])
+    assert keys == ["ToBeDeletedByClusterAutoscaler", "eks-rolling.io/retiring"]
+    conflicts = [e for e in sb.request_log.entries() if e.method == "PATCH" and e.status == 409]
+    assert len(conflicts) == 1
+
+
+def _deploy(sb: Sandbox, name: str, replicas: int, **pdb: object) -> list[dict]:  # type: ignore[type-arg]
+    sb.apply(m.deployment(name, "default", replicas))
+    if pdb:
+        sb.apply(m.pdb(name, "default", selector={"app": name}, **pdb))  # type: ignore[arg-type]
+    sb.wait_for(
+        lambda: len([p for p in sb.pods("default", f"app={name}") if pod_is_ready(p)]) == replicas,
+        what=f"{name} ready",
+    )
+    if pdb:
+        sb.wait_for(
+            lambda: (
+                sb.store.get("poddisruptionbudgets", "default", name)["status"].get("observedGeneration") == 1
+            ),
+            what="pdb synced",
+        )
+    return sb.pods("default", f"app={name}")
+
+
+def test_eviction_outcomes(sb: Sandbox, kube: KubeOps) -> None:
+    # Given two pods behind maxUnavailable 1
+    pods = _deploy(sb, "web", 2, max_unavailable=1)
+    first, second = (kube.get_pod("default", p["metadata"]["name"]) for p in pods)
+    # When both are evicted back to back
+    assert kube.evict(first).status == "evicted"
+    blocked = kube.evict(second)
+    # Then the second is blocked, naming the PDB and its numbers (not parsing the 429 text)
+    assert blocked.status == "blocked"
+    # (1 or 2 healthy: the evicted pod counts until its deletion lands; the budget is spent either way)
+    assert re.search(
+        r"blocked by PodDisruptionBudget default/web \([12] healthy, 1 needed, 0 disruptions allowed\)",
+        blocked.detail,
+    ), blocked.detail
+    # ... and a pod that is gone is reported as such
+    sb.registry.delete("pods", "default", second.metadata.name, {"gracePeriodSeconds": 0})
+    assert kube.evict(second).status == "gone"
+
+
+def test_a_pod_under_two_pdbs_is_a_clear_error(sb: Sandbox, kube: KubeOps) -> None:
+    pods = _deploy(sb, "api", 2, max_unavailable=1)
+    sb.apply(m.pdb("api-too", "default", selector={"app": "api"}, min_available=1))
+    with pytest.raises(
+        MultiplePdbError, match=r"more than one PodDisruptionBudget \(default/api, default/api-too\)"
+    ):
+        kube.evict(kube.get_pod("default", pods[0]["metadata"]["name"]))
+
+
+def test_owners_resolve_to_the_deployment_and_readiness_follows_status(sb: Sandbox, kube: KubeOps) -> None:
+    pods = _deploy(sb, "worker", 2)
+    owner = kube.owner_of(kube.get_pod("default", pods[0]["metadata"]["name"]))
+    assert owner == OwnerRef("Deployment", "default", "worker")
+    assert kube.workload_ready(owner) == (True, "Deployment default/worker: 2/2 ready")
+    kube.scale_deployment("default", "worker", 3)
+    ok, why = kube.workload_ready(owner)
+    assert not ok and "/3 ready" in why
+    sb.wait_for(lambda: kube.workload_ready(owner)[0], what="worker at 3")
+    assert kube.deployment_replicas("default", "worker") == 3
+    assert kube.workload_ready(OwnerRef("Deployment", "default", "gone")) == (
+        True,
+        "Deployment default/gone no longer exists",
+    )
