@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eks_rolling.labels import LABEL_TOPOLOGY_ZONE, REDIS_PORT
 from eks_rolling.models import MoveRedisPodsInput, MoveRedisPodsOutput, NodeTarget, RollContext
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import move_redis_pods
@@ -108,7 +109,7 @@ def _move(env: SandboxEnv, pod: str) -> PodRun:
     target = NodeTarget(
         instance_id=node["spec"]["providerID"].rsplit("/", 1)[-1],
         node_name=node["metadata"]["name"],
-        az=node["metadata"]["labels"]["topology.kubernetes.io/zone"],
+        az=node["metadata"]["labels"][LABEL_TOPOLOGY_ZONE],
         pods=1,
     )
     run = PodRun(pod)
@@ -138,7 +139,7 @@ def main() -> None:
     with SandboxEnv(redis=True) as env:
         layout = _prepare(env)
         writer = ProcessClusterWriter(
-            [(ip, 6379) for ip in layout["ips"].values()],
+            [(ip, REDIS_PORT) for ip in layout["ips"].values()],
             prefix="b",
             interval_s=args.interval_ms / 1000,
             max_writes=1_000_000,
@@ -150,7 +151,7 @@ def main() -> None:
         time.sleep(1.0)
         writer.stop()
         now = [(env.sandbox.store.get("pods", NS, p) or {})["status"]["podIP"] for p in layout["ips"]]
-        lost = writer.verify([(ip, 6379) for ip in now])
+        lost = writer.verify([(ip, REDIS_PORT) for ip in now])
         writes, acked = writer.writes, writer.acked
 
     windows = [(r, name, a, b) for r in runs for name, a, b in r.failovers()]

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 
+from eks_rolling.labels import REDIS_PORT, SENTINEL_PORT
 from eks_rolling.models import RedisMove, RollContext
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import env_for, groups_of
@@ -58,7 +59,7 @@ class Group:
         return str(p["status"]["podIP"])
 
     def sentinel(self, pod: str) -> redis.Redis:
-        return redis.Redis(self.ip(pod), 26379, socket_timeout=2, decode_responses=True)
+        return redis.Redis(self.ip(pod), SENTINEL_PORT, socket_timeout=2, decode_responses=True)
 
     def master_ip(self) -> str | None:
         """The master every sentinel names, None while they disagree."""
@@ -79,7 +80,9 @@ class Group:
         )
 
     def role(self, ip: str) -> str:
-        with redis.Redis(ip, 6379, password=self.password, socket_timeout=2, decode_responses=True) as r:
+        with redis.Redis(
+            ip, REDIS_PORT, password=self.password, socket_timeout=2, decode_responses=True
+        ) as r:
             return str(r.info("replication")["role"])
 
     def converged(self) -> bool:
@@ -155,7 +158,7 @@ def lost_by_window(writer: SentinelWriter, group: Group, windows: list[tuple[int
     assert ip is not None
     acked = writer.acked_indices
     lost: set[int] = set()
-    with redis.Redis(ip, 6379, password=group.password, socket_timeout=5, decode_responses=True) as r:
+    with redis.Redis(ip, REDIS_PORT, password=group.password, socket_timeout=5, decode_responses=True) as r:
         for start in range(0, len(acked), 1000):
             batch = acked[start : start + 1000]
             values = r.mget([writer.key(i) for i in batch])

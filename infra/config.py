@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from eks_rolling.labels import TAINT_RETIRING
 from eks_rolling.settings import Settings
 
 
@@ -90,7 +91,7 @@ QualifiedName = Annotated[
     str,
     _pattern(
         r"(?:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?",
-        "eks-rolling.io/retiring",
+        TAINT_RETIRING,
     ),
 ]
 # Kubernetes RBAC group of the access entry; EKS reserves the `system:`/`eks:`/`aws:` prefixes.

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .labels import TAG_OPT_IN, TAINT_RETIRING
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EKS_ROLLING_", frozen=True, extra="ignore")
@@ -21,9 +23,9 @@ class Settings(BaseSettings):
     kube_ca_file: str | None = Field(None, description="CA bundle for kube_api_url")
 
     # --- what is ours -------------------------------------------------------------------------
-    opt_in_tag_key: str = "eks-rolling/enabled"
+    opt_in_tag_key: str = TAG_OPT_IN
     opt_in_tag_value: str = "true"
-    taint_key: str = "eks-rolling.io/retiring"
+    taint_key: str = TAINT_RETIRING
     lock_table: str = "eks-rolling-locks"
     notify_topic_arn: str | None = Field(
         None, description="SNS topic for node-done, blocked and failed notices"

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from eks_rolling.labels import TAG_OPT_IN
+
 from . import manifests as m
 from .api.objects import node_is_ready, pod_is_ready
 from .api.store import Obj
@@ -26,7 +28,6 @@ log = logging.getLogger(__name__)
 
 OLD_AMI = "ami-0e1c5d2b6f1a0e129"  # "EKS 1.29 AL2023" stand-in
 NEW_AMI = "ami-0f3a7c9d5e2b1a132"  # "EKS 1.32 AL2023" stand-in
-OPT_IN_TAG = "eks-rolling/enabled"
 SETUP_TAINT = "sandbox.eks-rolling.io/setup"
 
 
@@ -191,7 +192,7 @@ def _node_group(
         for k, v in (taints or {}).items()
     ]
     if opted_in:
-        tags.append({"Key": OPT_IN_TAG, "Value": "true", "PropagateAtLaunch": False})
+        tags.append({"Key": TAG_OPT_IN, "Value": "true", "PropagateAtLaunch": False})
     asg.create_auto_scaling_group(
         AutoScalingGroupName=name,
         MinSize=min_size,

@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
+from eks_rolling.labels import LABEL_HOSTNAME, TAINT_RETIRING
 from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.scenarios import NEW_AMI
 from tests.e2e.conftest import Field, states_entered
 
 pytestmark = [pytest.mark.slow]
-TAINT = "eks-rolling.io/retiring"
 
 
 def _tainted(field: Field) -> list[str]:
     return [
         n["metadata"]["name"]
         for n in field.env.sandbox.store.all("nodes")
-        if any(t["key"] == TAINT for t in n["spec"].get("taints") or [])
+        if any(t["key"] == TAINT_RETIRING for t in n["spec"].get("taints") or [])
     ]
 
 
@@ -160,7 +160,7 @@ def test_dry_run_writes_nothing_and_lists_the_blockers(field: Field) -> None:
         for n in sb.store.all("nodes")
         if n["metadata"]["labels"].get("role") == "worker"
     )[0]
-    sb.apply(m.deployment("pinned", "shop", 1, nodeSelector={"kubernetes.io/hostname": node}))
+    sb.apply(m.deployment("pinned", "shop", 1, nodeSelector={LABEL_HOSTNAME: node}))
     sb.wait_for(
         lambda: all(pod_is_ready(p) for p in sb.pods("shop", "app=pinned")) and sb.pods("shop", "app=pinned"),
         what="pinned ready",

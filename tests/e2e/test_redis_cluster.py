@@ -15,6 +15,7 @@ import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
 from eks_rolling.aws.asg import AsgOps
+from eks_rolling.labels import LABEL_TOPOLOGY_ZONE, REDIS_PORT, REDIS_TEMP_FOR
 from eks_rolling_sandbox.cloud.bridge import FIRST_NODE_INDEX_ENV
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.redis.procs import cluster_info, cluster_nodes
@@ -68,7 +69,10 @@ def test_roll_moves_every_redis_cluster_node_with_no_acknowledged_write_lost(clu
     monitor = SlotCoverageMonitor(env, NS, GROUP).start()
     # The writer runs in its own process: in the sandbox's it would time the GIL, not Redis.
     writer = ProcessClusterWriter(
-        [(ip, 6379) for ip in layout["ips"].values()], interval_s=0.005, max_writes=100_000, max_seconds=300
+        [(ip, REDIS_PORT) for ip in layout["ips"].values()],
+        interval_s=0.005,
+        max_writes=100_000,
+        max_seconds=300,
     ).start()
 
     # When the launch template changes and the state machine rolls the ASG
@@ -80,7 +84,7 @@ def test_roll_moves_every_redis_cluster_node_with_no_acknowledged_write_lost(clu
     roll_s = time.monotonic() - t0
     writer.stop()
     # Read back through the pods' current addresses (every original IP changed).
-    writer.verify([(store.get("pods", NS, name)["status"]["podIP"], 6379) for name in layout["ips"]])
+    writer.verify([(store.get("pods", NS, name)["status"]["podIP"], REDIS_PORT) for name in layout["ips"]])
     report = cluster_report(env, NS, GROUP, writer.report(), monitor)
     log.warning("roll %.1fs; redis cluster report: %s", roll_s, json.dumps(report, default=str))
 
@@ -102,9 +106,7 @@ def test_roll_moves_every_redis_cluster_node_with_no_acknowledged_write_lost(clu
         assert not temp["in_endpoints"] and temp["owners"] == [], temp
         assert temp["for"] in layout["masters"]
     assert report["leftover_temp_nodes"] == 0 and report["leftover_checked_s_after_last_temp"] >= 65, report
-    assert not [
-        p for p in store.all("pods") if "eks-rolling.io/redis-temp-for" in (p["metadata"].get("labels") or {})
-    ]
+    assert not [p for p in store.all("pods") if REDIS_TEMP_FOR in (p["metadata"].get("labels") or {})]
     # ... every pod back on a new node in its zone with its node id, every master with its slots
     assert report["node_ids_kept"] and report["masters_in_place"], report
     for name, old in pods_before.items():
@@ -113,14 +115,14 @@ def test_roll_moves_every_redis_cluster_node_with_no_acknowledged_write_lost(clu
         assert (
             pod["spec"]["nodeName"] not in old_nodes
             and field.env.sandbox.store.get("nodes", None, pod["spec"]["nodeName"])["metadata"]["labels"][
-                "topology.kubernetes.io/zone"
+                LABEL_TOPOLOGY_ZONE
             ]
             == layout["zones"][name]
         )
         ip = pod["status"]["podIP"]
-        info = cluster_info(ip, 6379)
+        info = cluster_info(ip, REDIS_PORT)
         assert info["cluster_state"] == "ok" and info["cluster_slots_ok"] == "16384"
-        me = next(n for n in cluster_nodes(ip, 6379) if "myself" in n["flags"])
+        me = next(n for n in cluster_nodes(ip, REDIS_PORT) if "myself" in n["flags"])
         assert (me["id"], me["ip"]) == (layout["node_ids"][name], ip), "the node's own view has its new IP"
     # ... and the execution history tells each step of each move
     actions = _actions(history)
@@ -135,7 +137,9 @@ def test_a_failure_after_the_first_failover_rolls_back_to_a_consistent_cluster(c
     env, layout = field.env, field.scenario.extras["redis_cluster"]
     store = env.sandbox.store
     monitor = SlotCoverageMonitor(env, NS, GROUP).start()
-    writer = ClusterWriter([(ip, 6379) for ip in layout["ips"].values()], interval_s=0.01, max_seconds=300)
+    writer = ClusterWriter(
+        [(ip, REDIS_PORT) for ip in layout["ips"].values()], interval_s=0.01, max_seconds=300
+    )
     writer.start()
     # Given the API refuses to delete any master pod (after the first failover to a temporary node)
     masters = "|".join(layout["masters"])
@@ -145,7 +149,7 @@ def test_a_failure_after_the_first_failover_rolls_back_to_a_consistent_cluster(c
         result = runner.run(field.scenario.bump_launch_template(), timeout=300)
         history = runner.history(result["executionArn"])
     writer.stop()
-    now_ips = [(store.get("pods", NS, name)["status"]["podIP"], 6379) for name in layout["ips"]]
+    now_ips = [(store.get("pods", NS, name)["status"]["podIP"], REDIS_PORT) for name in layout["ips"]]
     writer.verify(
         lambda: RedisCluster(
             startup_nodes=[ClusterNode(ip, port) for ip, port in now_ips], decode_responses=True
@@ -163,17 +167,15 @@ def test_a_failure_after_the_first_failover_rolls_back_to_a_consistent_cluster(c
     ]
     notes = [n for r in rollback for n in r.get("notes", [])]
     assert any("CLUSTER FAILOVER on" in n for n in notes) and any("CLUSTER FORGET" in n for n in notes), notes
-    assert not [
-        p for p in store.all("pods") if "eks-rolling.io/redis-temp-for" in (p["metadata"].get("labels") or {})
-    ]
+    assert not [p for p in store.all("pods") if REDIS_TEMP_FOR in (p["metadata"].get("labels") or {})]
     # ... leaving every master where it was, every node whole, nothing lost, no slot ever uncovered
     ids = set(layout["node_ids"].values())
     now = monitor.current()
     assert now.masters == monitor.start_masters and now.ids == monitor.start_ids
     for name in layout["ips"]:
         ip = store.get("pods", NS, name)["status"]["podIP"]
-        assert cluster_info(ip, 6379)["cluster_state"] == "ok"
-        assert {n["id"] for n in cluster_nodes(ip, 6379)} == ids, name
+        assert cluster_info(ip, REDIS_PORT)["cluster_state"] == "ok"
+        assert {n["id"] for n in cluster_nodes(ip, REDIS_PORT)} == ids, name
     assert monitor.uncovered_max == 0 and monitor.masters_away_max == 1
     # Writes went on through the whole roll (a rate, not a count: the count depends on the machine)
     report = writer.report()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from eks_rolling.aws.asg import AsgOps
-from eks_rolling.k8s.ops import EXCLUDE_LB_LABEL
+from eks_rolling.labels import EXCLUDE_FROM_EXTERNAL_LB
 from eks_rolling.planning.plan import estimate_history_events
 from eks_rolling.settings import Settings
 from tests.e2e.conftest import Field, states_entered
@@ -77,7 +77,7 @@ def test_launch_template_change_replaces_every_old_node_with_zero_disruption(fie
     assert not [e for e in node_patches if "unschedulable" in json.dumps(e.body)]
     assert any(TAINT in json.dumps(e.body) for e in node_patches)
     assert {
-        e.path.rsplit("/", 1)[-1] for e in node_patches if EXCLUDE_LB_LABEL in json.dumps(e.body)
+        e.path.rsplit("/", 1)[-1] for e in node_patches if EXCLUDE_FROM_EXTERNAL_LB in json.dumps(e.body)
     } == old_nodes
     # ... evictions went through the Eviction API only (no pod DELETE by the tool)
     assert not [

@@ -9,6 +9,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from eks_rolling.labels import LABEL_TOPOLOGY_ZONE
 from eks_rolling_sandbox.api import objects
 from eks_rolling_sandbox.api.store import Obj, timestamp
 from eks_rolling_sandbox.sandbox import Sandbox
@@ -18,7 +19,6 @@ T = TypeVar("T")
 REGION = "us-east-1"
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 IMAGE = "public.ecr.aws/docker/library/nginx:1.27"
-ZONE = "topology.kubernetes.io/zone"
 
 
 def _deep_update(base: Obj, overrides: Obj) -> Obj:
@@ -81,7 +81,7 @@ def make_ready_node(
     sb.wait_for(
         lambda: (
             not any(
-                t["key"] == objects.NOT_READY_TAINT
+                t["key"] == objects.TAINT_NODE_NOT_READY
                 for t in sb.store.require("nodes", None, name)["spec"].get("taints") or []
             )
         ),
@@ -290,7 +290,11 @@ def zone_affinity(*zones: str) -> Obj:
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": ZONE, "operator": "In", "values": list(zones)}]}
+                    {
+                        "matchExpressions": [
+                            {"key": LABEL_TOPOLOGY_ZONE, "operator": "In", "values": list(zones)}
+                        ]
+                    }
                 ]
             }
         }

@@ -20,6 +20,7 @@ import pytest
 import redis
 from kubernetes import client as k8s
 
+from eks_rolling.labels import LABEL_TOPOLOGY_ZONE, REDIS_PORT, SENTINEL_PORT
 from eks_rolling.models import RollContext
 from eks_rolling_sandbox.api.objects import condition, node_object, pod_is_ready, set_condition
 from eks_rolling_sandbox.cloud.bridge import index_in_use
@@ -104,7 +105,7 @@ class RedisSandbox:
         self.store.mutate("nodes", None, node, add)
 
     def zone_of(self, node: str) -> str:
-        return str(self.store.get("nodes", None, node)["metadata"]["labels"]["topology.kubernetes.io/zone"])
+        return str(self.store.get("nodes", None, node)["metadata"]["labels"][LABEL_TOPOLOGY_ZONE])
 
     def pod(self, ns: str, name: str) -> dict[str, Any] | None:
         return self.store.get("pods", ns, name)  # type: ignore[no-any-return]
@@ -160,7 +161,9 @@ def leftover_processes(env: RedisSandbox) -> list[str]:
 
 
 # --- redis helpers ---------------------------------------------------------------------------
-def rclient(ip: str, port: int = 6379, password: str | None = None, timeout: float = 2.0) -> redis.Redis:
+def rclient(
+    ip: str, port: int = REDIS_PORT, password: str | None = None, timeout: float = 2.0
+) -> redis.Redis:
     return redis.Redis(
         host=ip,
         port=port,
@@ -173,7 +176,7 @@ def rclient(ip: str, port: int = 6379, password: str | None = None, timeout: flo
 
 def sentinel_replicas(sentinel_ip: str, master_set: str = "mymaster") -> dict[str, set[str]]:
     """``SENTINEL REPLICAS`` of one sentinel as {ip: flags}."""
-    with rclient(sentinel_ip, 26379) as r:
+    with rclient(sentinel_ip, SENTINEL_PORT) as r:
         raw = r.execute_command("SENTINEL", "REPLICAS", master_set)
     out: dict[str, set[str]] = {}
     for entry in raw:
@@ -185,7 +188,7 @@ def sentinel_replicas(sentinel_ip: str, master_set: str = "mymaster") -> dict[st
 
 def sentinel_peers(sentinel_ip: str, master_set: str = "mymaster") -> dict[str, set[str]]:
     """``SENTINEL SENTINELS`` of one sentinel as {ip: flags}."""
-    with rclient(sentinel_ip, 26379) as r:
+    with rclient(sentinel_ip, SENTINEL_PORT) as r:
         raw = r.execute_command("SENTINEL", "SENTINELS", master_set)
     out: dict[str, set[str]] = {}
     for entry in raw:
@@ -195,7 +198,7 @@ def sentinel_peers(sentinel_ip: str, master_set: str = "mymaster") -> dict[str, 
 
 
 def sentinel_master_addr(sentinel_ip: str, master_set: str = "mymaster") -> str | None:
-    with rclient(sentinel_ip, 26379) as r:
+    with rclient(sentinel_ip, SENTINEL_PORT) as r:
         reply = r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_set)
     return str(reply[0]) if reply else None
 

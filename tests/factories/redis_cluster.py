@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.cluster import ClusterNode, RedisCluster
 
+from eks_rolling.labels import LABEL_TOPOLOGY_ZONE, REDIS_PORT, REDIS_TEMP_FOR
 from eks_rolling.models import MoveRedisPodsInput, MoveRedisPodsOutput, NodeTarget, RollContext
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import (
@@ -30,7 +31,6 @@ from eks_rolling_sandbox.traffic.writers import ClusterWriter
 from tests.factories.redis import requires_redis, run_context
 
 NS, GROUP = "redis", "redis-cluster"
-ZONE = "topology.kubernetes.io/zone"
 RUN = "it-redis-cluster"
 
 
@@ -54,7 +54,7 @@ class ClusterField:
     def zone_of_node(self, node: str) -> str:
         n = self.env.sandbox.store.get("nodes", None, node)
         assert n is not None
-        return str(n["metadata"]["labels"][ZONE])
+        return str(n["metadata"]["labels"][LABEL_TOPOLOGY_ZONE])
 
     def members(self) -> list[str]:
         return sorted(self.layout["ips"])
@@ -65,20 +65,20 @@ class ClusterField:
         return next(m for m in self.layout["masters"] if self.layout["zones"][m] == zone)
 
     def nodes_view(self, name: str) -> list[redis_procs.ClusterNodeInfo]:
-        return redis_procs.cluster_nodes(self.ip(name), 6379)
+        return redis_procs.cluster_nodes(self.ip(name), REDIS_PORT)
 
     def temp_pods(self) -> list[dict[str, Any]]:
         return [
             p
             for p in self.env.sandbox.store.all("pods")
-            if "eks-rolling.io/redis-temp-for" in (p["metadata"].get("labels") or {})
+            if REDIS_TEMP_FOR in (p["metadata"].get("labels") or {})
         ]
 
     def assert_consistent(self, *, masters: dict[str, tuple[int, int]] | None = None) -> None:
         """Every group pod: cluster_state ok, all slots served, ids kept, no stranger node."""
         ids = set(self.layout["node_ids"].values())
         for name in self.members():
-            info = redis_procs.cluster_info(self.ip(name), 6379)
+            info = redis_procs.cluster_info(self.ip(name), REDIS_PORT)
             assert info["cluster_state"] == "ok" and info["cluster_slots_ok"] == "16384", (name, info)
             view = self.nodes_view(name)
             assert {n["id"] for n in view} == ids, (name, [(n["id"][:8], n["ip"], n["flags"]) for n in view])
@@ -153,21 +153,23 @@ class ClusterField:
         return sorted(
             n["metadata"]["name"]
             for n in self.env.sandbox.store.all("nodes")
-            if n["metadata"]["labels"].get(ZONE) == zone
+            if n["metadata"]["labels"].get(LABEL_TOPOLOGY_ZONE) == zone
             and n["metadata"]["labels"].get("role") == "worker"
             and not any(t["key"] == Settings().taint_key for t in n["spec"].get("taints") or [])
         )
 
     # --- a client writing through the whole test ----------------------------------------------
     def writer(self) -> ClusterWriter:
-        w = ClusterWriter([(self.ip(n), 6379) for n in self.members()], interval_s=0.005, max_seconds=120)
+        w = ClusterWriter(
+            [(self.ip(n), REDIS_PORT) for n in self.members()], interval_s=0.005, max_seconds=120
+        )
         w.start()
         return w
 
     def lost(self, writer: ClusterWriter) -> int:
         """Stop the writer; acknowledged writes missing, read through the pods' current IPs."""
         writer.stop()
-        nodes = [ClusterNode(self.ip(n), 6379) for n in self.members()]  # type: ignore[no-untyped-call]
+        nodes = [ClusterNode(self.ip(n), REDIS_PORT) for n in self.members()]  # type: ignore[no-untyped-call]
         lost = writer.verify(lambda: RedisCluster(startup_nodes=nodes, decode_responses=True))
         assert writer.acked_count > 100, writer.report()
         return lost

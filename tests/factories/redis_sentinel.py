@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from eks_rolling.labels import LABEL_TOPOLOGY_ZONE, REDIS_PORT, SENTINEL_PORT
 from eks_rolling.models import MoveRedisPodsInput, MoveRedisPodsOutput, NodeTarget, RollContext
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.redis import env_for, groups_of, move_redis_pods, redis_cleanup
@@ -30,7 +31,6 @@ NS, GROUP, MASTER_SET = "redis", "redis", "mymaster"
 MASTER, REPLICAS = "redis-master-0", ("redis-replica-0", "redis-replica-1")
 SENTINELS = ("redis-sentinel-0", "redis-sentinel-1", "redis-sentinel-2")
 RUN = "it-redis-sentinel"
-ZONE = "topology.kubernetes.io/zone"
 
 requires = [requires_redis]
 
@@ -58,8 +58,8 @@ class SentinelField:
         return str(self.pod(name)["status"]["podIP"])
 
     def client(self, name: str, timeout: float = 2.0) -> redis.Redis:
-        port = 26379 if name.startswith("redis-sentinel") else 6379
-        pw = None if port == 26379 else self.password
+        port = SENTINEL_PORT if name.startswith("redis-sentinel") else REDIS_PORT
+        pw = None if port == SENTINEL_PORT else self.password
         return redis.Redis(self.ip(name), port, password=pw, socket_timeout=timeout, decode_responses=True)
 
     def role(self, name: str) -> str:
@@ -134,7 +134,9 @@ class SentinelField:
         n = self.env.sandbox.store.get("nodes", None, node)
         assert n is not None
         iid = n["spec"]["providerID"].rsplit("/", 1)[-1]
-        return NodeTarget(instance_id=iid, node_name=node, az=n["metadata"]["labels"][ZONE], pods=1)
+        return NodeTarget(
+            instance_id=iid, node_name=node, az=n["metadata"]["labels"][LABEL_TOPOLOGY_ZONE], pods=1
+        )
 
     def drive(
         self,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from eks_rolling.labels import REDIS_PORT
 from eks_rolling_sandbox.cloud.bridge import address_in_use
 from eks_rolling_sandbox.cloud.moto_server import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, MotoServer
 from eks_rolling_sandbox.redis.procs import (
@@ -119,12 +120,14 @@ def sentinel_setup(
     def _make(n_sentinels: int, password: str | None = None, down_after_ms: int = 5000) -> SentinelSetup:
         m_ip, r_ip, *s_ips = ips(2 + n_sentinels)
         master = spawn(RedisConfig("data", m_ip, tmp_path / "m", password=password))
-        replica = spawn(RedisConfig("data", r_ip, tmp_path / "r", replicaof=(m_ip, 6379), password=password))
+        replica = spawn(
+            RedisConfig("data", r_ip, tmp_path / "r", replicaof=(m_ip, REDIS_PORT), password=password)
+        )
         assert wait_until(lambda: replica_synced(replica.cfg.address, master.cfg.address, password), 10)
         monitor = SentinelMonitor(
             "mymaster",
             m_ip,
-            6379,
+            REDIS_PORT,
             quorum=min(2, n_sentinels),
             down_after_ms=down_after_ms,
             auth_pass=password,

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..aws.eks_auth import KubeConnection
 from ..errors import ConflictError, EvictionRejectedError, KubeApiUnavailableError, MultiplePdbError
+from ..labels import CONFIG_MIRROR_ANNOTATION, LABEL_TOPOLOGY_ZONE, REDIS_GROUP
 from ..planning.selectors import selector_matches
 from ..planning.snapshot import NodeView, OwnerRef, PdbView, PodView, Taint, Toleration
 from ..settings import Settings
@@ -22,9 +23,6 @@ from ..settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-REDIS_GROUP_ANNOTATION = "eks-rolling.io/redis-group"
 MAX_CONFLICT_RETRIES = 5
 
 
@@ -307,7 +305,7 @@ class KubeOps:
         sts = self.statefulset(owner.namespace, owner.name)
         if sts is None:
             return None
-        group = (sts.metadata.annotations or {}).get(REDIS_GROUP_ANNOTATION)
+        group = (sts.metadata.annotations or {}).get(REDIS_GROUP)
         return f"{owner.namespace}/{group}" if group else None
 
     def workload_ready(self, owner: OwnerRef) -> tuple[bool, str]:
@@ -363,7 +361,7 @@ class KubeOps:
         return NodeView(
             name=node.metadata.name,
             instance_id=instance_id_of(node.spec.provider_id),
-            az=labels.get("topology.kubernetes.io/zone"),
+            az=labels.get(LABEL_TOPOLOGY_ZONE),
             ready=ready,
             taints=tuple(Taint(t.key, t.effect, t.value or "") for t in node.spec.taints or []),
             unschedulable=bool(node.spec.unschedulable),
@@ -382,7 +380,7 @@ class KubeOps:
             ready=ready,
             phase=pod.status.phase or "Pending",
             terminating=md.deletion_timestamp is not None,
-            mirror=MIRROR_ANNOTATION in (md.annotations or {}),
+            mirror=CONFIG_MIRROR_ANNOTATION in (md.annotations or {}),
             has_emptydir=any(v.empty_dir is not None for v in spec.volumes or []),
             tolerations=tuple(
                 Toleration(t.key or "", t.operator or "Equal", t.value or "", t.effect or "")

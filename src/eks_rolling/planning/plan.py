@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from ..labels import LABEL_HOSTNAME
 from ..models import Finding, NodeTarget, Plan, SurgePlan
 from .selectors import selector_matches
 from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView, Policy, Taint
@@ -13,7 +14,6 @@ from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView,
 # Lifecycle states an outdated instance can be in and still be ours to replace. Terminating ones
 # are already going; Warmed ones are not serving.
 REPLACEABLE_STATES = {"InService", "Pending", "Pending:Wait", "Pending:Proceed", "Standby"}
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 # History events the state machine writes (see statemachine/rolling_upgrade.asl.json and
 # docs/history-budget.md; tests/e2e checks these against a measured execution). A Task state is
@@ -225,7 +225,7 @@ def _pod_findings(
                     message=f"pod {p.ref} tolerates the {policy.taint_key} taint and could be rescheduled onto another old node",
                 )
             )
-        if p.node_selector.get(HOSTNAME_LABEL) == node.name:
+        if p.node_selector.get(LABEL_HOSTNAME) == node.name:
             out.append(
                 Finding(
                     severity="blocker",

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..labels import TAINT_RETIRING
+
 
 @dataclass(frozen=True)
 class Taint:
@@ -115,7 +117,7 @@ class AsgView:
 @dataclass(frozen=True)
 class Policy:
     batch_size: int = 1
-    taint_key: str = "eks-rolling.io/retiring"
+    taint_key: str = TAINT_RETIRING
     raise_max_size: bool = True
     delete_emptydir_data: bool = False
     redis_supported: bool = False  # until the Redis steps land, Redis pods block the plan

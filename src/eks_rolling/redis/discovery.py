@@ -17,15 +17,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-PREFIX = "eks-rolling.io/redis-"
-GROUP = PREFIX + "group"
-KIND = PREFIX + "kind"
-ROLE = PREFIX + "role"
-MASTER_SET = PREFIX + "master-set"
-PASSWORD_SECRET = PREFIX + "password-secret"
-PASSWORD_SM = PREFIX + "password-secretsmanager"
-TLS = PREFIX + "tls"
-TLS_CA_SECRET = PREFIX + "tls-ca-secret"
+from ..labels import (
+    REDIS_GROUP,
+    REDIS_KIND,
+    REDIS_MASTER_SET,
+    REDIS_PASSWORD_SECRET,
+    REDIS_PASSWORD_SECRETSMANAGER,
+    REDIS_ROLE,
+    REDIS_TLS,
+    REDIS_TLS_CA_SECRET,
+)
+
 SENTINEL_ROLES = ("master", "replica", "sentinel")
 
 
@@ -59,9 +61,9 @@ class RedisGroup:
 
 
 def _credential(ann: Mapping[str, str]) -> CredentialRef | None:
-    if ann.get(PASSWORD_SM):
-        return CredentialRef("secretsmanager", ann[PASSWORD_SM], "")
-    ref = ann.get(PASSWORD_SECRET)
+    if ann.get(REDIS_PASSWORD_SECRETSMANAGER):
+        return CredentialRef("secretsmanager", ann[REDIS_PASSWORD_SECRETSMANAGER], "")
+    ref = ann.get(REDIS_PASSWORD_SECRET)
     if not ref:
         return None
     name, _, key = ref.partition("/")
@@ -69,7 +71,7 @@ def _credential(ann: Mapping[str, str]) -> CredentialRef | None:
 
 
 def _ca_ref(ann: Mapping[str, str]) -> CredentialRef | None:
-    ref = ann.get(TLS_CA_SECRET)
+    ref = ann.get(REDIS_TLS_CA_SECRET)
     if not ref:
         return None
     name, _, key = ref.partition("/")
@@ -82,25 +84,25 @@ def discover_groups(statefulsets: Iterable[Mapping[str, Any]]) -> list[RedisGrou
     members: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for sts in statefulsets:
         ann = (sts.get("metadata") or {}).get("annotations") or {}
-        if ann.get(GROUP):
-            members.setdefault((sts["metadata"]["namespace"], ann[GROUP]), []).append(sts)
+        if ann.get(REDIS_GROUP):
+            members.setdefault((sts["metadata"]["namespace"], ann[REDIS_GROUP]), []).append(sts)
     groups = []
     for (ns, name), stss in sorted(members.items()):
         anns = [s["metadata"].get("annotations") or {} for s in stss]
-        kinds = {a.get(KIND) for a in anns}
+        kinds = {a.get(REDIS_KIND) for a in anns}
         problems: list[str] = []
         kind = next(iter(kinds)) if len(kinds) == 1 else None
         if kind not in ("sentinel", "cluster"):
             problems.append(
-                f"StatefulSets of Redis group {ns}/{name} disagree on or lack {KIND} (got {sorted(str(k) for k in kinds)})"
+                f"StatefulSets of Redis group {ns}/{name} disagree on or lack {REDIS_KIND} (got {sorted(str(k) for k in kinds)})"
             )
             kind = "sentinel"
         roles: dict[str, str] = {}
         for s, a in zip(stss, anns, strict=True):
-            role = a.get(ROLE, "node" if kind == "cluster" else "")
+            role = a.get(REDIS_ROLE, "node" if kind == "cluster" else "")
             if kind == "sentinel" and role not in SENTINEL_ROLES:
                 problems.append(
-                    f"StatefulSet {ns}/{s['metadata']['name']} has no valid {ROLE} (master, replica or sentinel)"
+                    f"StatefulSet {ns}/{s['metadata']['name']} has no valid {REDIS_ROLE} (master, replica or sentinel)"
                 )
             roles[s["metadata"]["name"]] = role
         if kind == "sentinel":
@@ -113,16 +115,18 @@ def discover_groups(statefulsets: Iterable[Mapping[str, Any]]) -> list[RedisGrou
         cas = {_ca_ref(a) for a in anns} - {None}
         if len(cas) > 1:
             problems.append(f"StatefulSets of Redis group {ns}/{name} name different TLS CA secrets")
-        tls = any(a.get(TLS, "").lower() == "true" for a in anns)
+        tls = any(a.get(REDIS_TLS, "").lower() == "true" for a in anns)
         if cas and not tls:
-            problems.append(f'Redis group {ns}/{name} names {TLS_CA_SECRET} without {TLS}: "true"')
+            problems.append(
+                f'Redis group {ns}/{name} names {REDIS_TLS_CA_SECRET} without {REDIS_TLS}: "true"'
+            )
         groups.append(
             RedisGroup(
                 namespace=ns,
                 name=name,
                 kind=kind,  # type: ignore[arg-type]
                 statefulsets=roles,
-                master_set=next((a[MASTER_SET] for a in anns if a.get(MASTER_SET)), "mymaster"),
+                master_set=next((a[REDIS_MASTER_SET] for a in anns if a.get(REDIS_MASTER_SET)), "mymaster"),
                 password=next(iter(creds), None),
                 tls=tls,
                 tls_ca=next(iter(cas), None),

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..aws.asg import AsgOps, AsgState
 from ..errors import EksRollingError
-from ..k8s.ops import EXCLUDE_LB_LABEL, instance_id_of
+from ..k8s.ops import instance_id_of
+from ..labels import EXCLUDE_FROM_EXTERNAL_LB
 from ..models import (
     AsgOriginals,
     AutoscalerState,
@@ -139,8 +140,8 @@ def _untaint(ctx: RollContext, deps: Deps) -> list[str]:
         if not ours:
             continue
         kube.remove_taint(node.metadata.name, key, ctx.taint_value)
-        if (node.metadata.labels or {}).get(EXCLUDE_LB_LABEL):
-            kube.set_label(node.metadata.name, EXCLUDE_LB_LABEL, None)
+        if (node.metadata.labels or {}).get(EXCLUDE_FROM_EXTERNAL_LB):
+            kube.set_label(node.metadata.name, EXCLUDE_FROM_EXTERNAL_LB, None)
         out.append(node.metadata.name)
     return out
 

@@ -7,7 +7,8 @@ import logging
 
 from ..aws.asg import AsgOps
 from ..errors import CapacityError, NewNodesTimeoutError, PlanBlockedError
-from ..k8s.ops import EXCLUDE_LB_LABEL, instance_id_of
+from ..k8s.ops import instance_id_of
+from ..labels import EXCLUDE_FROM_EXTERNAL_LB
 from ..models import (
     ExcludeFromLoadBalancersInput,
     ExcludeFromLoadBalancersOutput,
@@ -220,7 +221,7 @@ def exclude_from_load_balancers(
     kube = deps.kube(inp.ctx.cluster_name)
     if name is None or kube.get_node(name) is None:
         return ExcludeFromLoadBalancersOutput(node_name=name, wait_s=0)
-    kube.set_label(name, EXCLUDE_LB_LABEL, "true")
+    kube.set_label(name, EXCLUDE_FROM_EXTERNAL_LB, "true")
     return ExcludeFromLoadBalancersOutput(node_name=name, wait_s=deps.settings.deregistration_delay_s)
 
 

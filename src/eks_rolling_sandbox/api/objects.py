@@ -15,6 +15,18 @@ import hashlib
 import re
 from typing import Any
 
+from eks_rolling.labels import (
+    LABEL_ARCH_STABLE,
+    LABEL_FAILURE_DOMAIN_BETA_ZONE,
+    LABEL_HOSTNAME,
+    LABEL_INSTANCE_TYPE_STABLE,
+    LABEL_OS_STABLE,
+    LABEL_TOPOLOGY_REGION,
+    LABEL_TOPOLOGY_ZONE,
+    TAINT_NODE_NOT_READY,
+    TAINT_NODE_UNREACHABLE,
+)
+
 from .errors import ApiError, invalid
 from .selectors import label_selector_matches
 from .store import Obj, timestamp
@@ -22,9 +34,6 @@ from .store import Obj, timestamp
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 TAINT_EFFECTS = {"NoSchedule", "PreferNoSchedule", "NoExecute"}
 
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
-UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 KUBELET_VERSION = "v1.32.9-eks-113cf36"
 
@@ -88,15 +97,15 @@ def node_object(
         "metadata": {
             "name": name,
             "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
+                LABEL_HOSTNAME: name,
+                LABEL_OS_STABLE: "linux",
+                LABEL_ARCH_STABLE: "amd64",
                 "beta.kubernetes.io/os": "linux",
                 "beta.kubernetes.io/arch": "amd64",
-                "topology.kubernetes.io/region": region,
-                "topology.kubernetes.io/zone": az,
-                "failure-domain.beta.kubernetes.io/zone": az,
-                "node.kubernetes.io/instance-type": instance_type,
+                LABEL_TOPOLOGY_REGION: region,
+                LABEL_TOPOLOGY_ZONE: az,
+                LABEL_FAILURE_DOMAIN_BETA_ZONE: az,
+                LABEL_INSTANCE_TYPE_STABLE: instance_type,
                 "eks.amazonaws.com/capacityType": "ON_DEMAND",
                 **(labels or {}),
             },
@@ -107,7 +116,10 @@ def node_object(
         },
         "spec": {
             "providerID": f"aws:///{az}/{instance_id}",
-            "taints": [{"key": NOT_READY_TAINT, "effect": "NoSchedule", "timeAdded": now}, *(taints or [])],
+            "taints": [
+                {"key": TAINT_NODE_NOT_READY, "effect": "NoSchedule", "timeAdded": now},
+                *(taints or []),
+            ],
         },
         "status": {
             "capacity": {
@@ -208,7 +220,7 @@ def default_pod(pod: Obj) -> Obj:
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     tolerations = spec.setdefault("tolerations", [])
     # DefaultTolerationSeconds admission: tolerate not-ready/unreachable for 300 s.
-    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+    for key in (TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE):
         if not any(t.get("key") == key and t.get("effect") in (None, "", "NoExecute") for t in tolerations):
             tolerations.append(
                 {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}

@@ -24,13 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from eks_rolling.labels import REDIS_CLUSTER_BUS_PORT, REDIS_PORT, SENTINEL_PORT
+
 from ..api.errors import ApiError
 from ..api.objects import node_object
 from ..api.store import Obj, timestamp
 
 FIRST_NODE_INDEX_ENV = "EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX"
 # Redis pods listen on these ports of their pod IP (data, cluster bus, sentinel).
-REDIS_PORTS = (6379, 16379, 26379)
+REDIS_PORTS = (REDIS_PORT, REDIS_CLUSTER_BUS_PORT, SENTINEL_PORT)
 _PODS_PROBED = 16  # addresses 127.k.0.1-16 checked per node index (the host, then pods)
 
 

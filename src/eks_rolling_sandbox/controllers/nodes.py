@@ -9,19 +9,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
+from eks_rolling.labels import TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE, TAINT_NODE_UNSCHEDULABLE
+
 from ..api.errors import ApiError
-from ..api.objects import (
-    NOT_READY_TAINT,
-    UNREACHABLE_TAINT,
-    UNSCHEDULABLE_TAINT,
-    condition,
-    node_condition,
-    set_condition,
-)
+from ..api.objects import condition, node_condition, set_condition
 from ..api.store import Obj, WatchEvent, timestamp
 from .base import Controller, NamespacedKey
 
-MANAGED_TAINTS = {NOT_READY_TAINT, UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT}
+MANAGED_TAINTS = {TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE, TAINT_NODE_UNSCHEDULABLE}
 
 
 class NodeLifecycleController(Controller[str]):
@@ -43,11 +38,11 @@ class NodeLifecycleController(Controller[str]):
         status = ready["status"] if ready else "Unknown"
         want: list[Obj] = []
         if status == "False":
-            want.append({"key": NOT_READY_TAINT, "effect": "NoSchedule"})
+            want.append({"key": TAINT_NODE_NOT_READY, "effect": "NoSchedule"})
         elif status == "Unknown":
-            want.append({"key": UNREACHABLE_TAINT, "effect": "NoSchedule"})
+            want.append({"key": TAINT_NODE_UNREACHABLE, "effect": "NoSchedule"})
         if node["spec"].get("unschedulable"):
-            want.append({"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"})
+            want.append({"key": TAINT_NODE_UNSCHEDULABLE, "effect": "NoSchedule"})
         current = node["spec"].get("taints") or []
         have = [(t["key"], t["effect"]) for t in current if t["key"] in MANAGED_TAINTS]
         if sorted(have) != sorted((t["key"], t["effect"]) for t in want):

@@ -7,20 +7,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from eks_rolling.labels import LABEL_HOSTNAME, LABEL_TOPOLOGY_ZONE, TAINT_NODE_UNSCHEDULABLE
+
 from ..api.errors import ApiError
 from ..api.events import record_event
 from ..api.objects import condition, controller_of, set_condition
 from ..api.selectors import label_selector_matches
 from ..api.store import Obj, WatchEvent
 from .base import Controller, Manager, NamespacedKey
-from .scheduling import (
-    HOSTNAME_LABEL,
-    ZONE_LABEL,
-    node_affinity_matches,
-    node_zone,
-    pv_zones,
-    untolerated_taint,
-)
+from .scheduling import node_affinity_matches, node_zone, pv_zones, untolerated_taint
 
 MAX_PODS = 110
 
@@ -94,7 +89,7 @@ class Scheduler(Controller[NamespacedKey]):
         spec = pod["spec"]
         taint = untolerated_taint(spec, node)
         if taint is not None:
-            if taint["key"] == "node.kubernetes.io/unschedulable" and node["spec"].get("unschedulable"):
+            if taint["key"] == TAINT_NODE_UNSCHEDULABLE and node["spec"].get("unschedulable"):
                 return "node(s) were unschedulable"
             return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
         if not node_affinity_matches(spec, node):
@@ -134,7 +129,7 @@ class Scheduler(Controller[NamespacedKey]):
             return False
         ns = pod["metadata"]["namespace"]
         for term in terms:
-            topo = term.get("topologyKey", HOSTNAME_LABEL)
+            topo = term.get("topologyKey", LABEL_HOSTNAME)
             domain = (node["metadata"].get("labels") or {}).get(topo)
             if domain is None:
                 continue
@@ -230,7 +225,7 @@ class Scheduler(Controller[NamespacedKey]):
                 {
                     "apiVersion": "v1",
                     "kind": "PersistentVolume",
-                    "metadata": {"name": pv_name, "labels": {ZONE_LABEL: zone}},
+                    "metadata": {"name": pv_name, "labels": {LABEL_TOPOLOGY_ZONE: zone}},
                     "spec": {
                         "capacity": {"storage": size},
                         "accessModes": pvc["spec"].get("accessModes", ["ReadWriteOnce"]),
@@ -253,7 +248,7 @@ class Scheduler(Controller[NamespacedKey]):
                                 "nodeSelectorTerms": [
                                     {
                                         "matchExpressions": [
-                                            {"key": ZONE_LABEL, "operator": "In", "values": [zone]}
+                                            {"key": LABEL_TOPOLOGY_ZONE, "operator": "In", "values": [zone]}
                                         ]
                                     }
                                 ]

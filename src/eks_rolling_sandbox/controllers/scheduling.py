@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.objects import UNSCHEDULABLE_TAINT
-from ..api.store import Obj
+from eks_rolling.labels import (
+    LABEL_EBS_CSI_ZONE,
+    LABEL_FAILURE_DOMAIN_BETA_ZONE,
+    LABEL_TOPOLOGY_ZONE,
+    TAINT_NODE_UNSCHEDULABLE,
+)
 
-ZONE_LABEL = "topology.kubernetes.io/zone"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
+from ..api.store import Obj
 
 
 def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
@@ -36,9 +39,9 @@ def untolerated_taint(
         if taint.get("effect") in effects and not tolerates(tolerations, taint):
             return dict(taint)
     if node["spec"].get("unschedulable") and not tolerates(
-        tolerations, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
+        tolerations, {"key": TAINT_NODE_UNSCHEDULABLE, "effect": "NoSchedule"}
     ):
-        return {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
+        return {"key": TAINT_NODE_UNSCHEDULABLE, "effect": "NoSchedule"}
     return None
 
 
@@ -82,8 +85,7 @@ def pv_zones(pv: Obj) -> set[str] | None:
     for term in terms:
         for e in term.get("matchExpressions") or []:
             if (
-                e["key"]
-                in (ZONE_LABEL, "topology.ebs.csi.aws.com/zone", "failure-domain.beta.kubernetes.io/zone")
+                e["key"] in (LABEL_TOPOLOGY_ZONE, LABEL_EBS_CSI_ZONE, LABEL_FAILURE_DOMAIN_BETA_ZONE)
                 and e["operator"] == "In"
             ):
                 zones.update(e.get("values") or [])
@@ -92,5 +94,5 @@ def pv_zones(pv: Obj) -> set[str] | None:
 
 def node_zone(node: Obj) -> str | None:
     labels: dict[str, Any] = node["metadata"].get("labels") or {}
-    zone = labels.get(ZONE_LABEL)
+    zone = labels.get(LABEL_TOPOLOGY_ZONE)
     return str(zone) if zone else None

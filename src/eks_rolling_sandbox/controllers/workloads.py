@@ -18,6 +18,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from eks_rolling.labels import (
+    TAINT_NODE_DISK_PRESSURE,
+    TAINT_NODE_MEMORY_PRESSURE,
+    TAINT_NODE_NOT_READY,
+    TAINT_NODE_PID_PRESSURE,
+    TAINT_NODE_UNREACHABLE,
+    TAINT_NODE_UNSCHEDULABLE,
+)
+
 from ..api.errors import ApiError
 from ..api.events import record_event
 from ..api.objects import (
@@ -427,12 +436,12 @@ class StatefulSetController(Controller[NamespacedKey]):
 
 
 DS_TOLERATIONS = [
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
-    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": TAINT_NODE_NOT_READY, "operator": "Exists", "effect": "NoExecute"},
+    {"key": TAINT_NODE_UNREACHABLE, "operator": "Exists", "effect": "NoExecute"},
+    {"key": TAINT_NODE_DISK_PRESSURE, "operator": "Exists", "effect": "NoSchedule"},
+    {"key": TAINT_NODE_MEMORY_PRESSURE, "operator": "Exists", "effect": "NoSchedule"},
+    {"key": TAINT_NODE_PID_PRESSURE, "operator": "Exists", "effect": "NoSchedule"},
+    {"key": TAINT_NODE_UNSCHEDULABLE, "operator": "Exists", "effect": "NoSchedule"},
 ]
 
 

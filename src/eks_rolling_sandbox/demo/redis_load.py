@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from eks_rolling.labels import REDIS_GROUP, REDIS_PORT
+
 from ..env import SandboxEnv
-from ..redis.manifests import GROUP_ANNOTATION, group_password
-from ..redis.procs import DATA_PORT
+from ..redis.manifests import group_password
 from ..scenarios import Scenario
 from ..traffic.redis_cluster import ProcessClusterWriter, SlotCoverageMonitor, cluster_report
 from ..traffic.redis_sentinel import SentinelWriterProcess, sentinel_report, sentinel_state
@@ -59,7 +60,7 @@ class RedisLoad:
         layout = self.scenario.extras["redis_cluster"]
         self.monitor = SlotCoverageMonitor(self.env, NAMESPACE, CLUSTER_GROUP).start()
         self.cluster_writer = ProcessClusterWriter(
-            [(ip, DATA_PORT) for ip in layout["ips"].values()],
+            [(ip, REDIS_PORT) for ip in layout["ips"].values()],
             interval_s=WRITE_INTERVAL_S,
             max_writes=10**6,
             max_seconds=self.max_seconds,
@@ -76,7 +77,7 @@ class RedisLoad:
             s
             for s in self.env.sandbox.store.all("statefulsets")
             if s["metadata"]["namespace"] == NAMESPACE
-            and (s["metadata"].get("annotations") or {}).get(GROUP_ANNOTATION) == CLUSTER_GROUP
+            and (s["metadata"].get("annotations") or {}).get(REDIS_GROUP) == CLUSTER_GROUP
         )
         return group_password(self.env.sandbox, sts)
 
@@ -94,7 +95,7 @@ class RedisLoad:
         # Every original IP changed: read back through the pods' current addresses.
         self.cluster_writer.verify(
             [
-                (store.require("pods", NAMESPACE, name)["status"]["podIP"], DATA_PORT)
+                (store.require("pods", NAMESPACE, name)["status"]["podIP"], REDIS_PORT)
                 for name in self.scenario.extras["redis_cluster"]["ips"]
             ]
         )

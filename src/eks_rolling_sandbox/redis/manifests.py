@@ -26,7 +26,23 @@ import string
 import time
 from typing import Any, Protocol
 
-from .procs import DATA_PORT, SENTINEL_PORT, cluster_create, cluster_info, cluster_nodes
+from eks_rolling.labels import (
+    LABEL_HOSTNAME,
+    LABEL_TOPOLOGY_ZONE,
+    REDIS_CLUSTER_BUS_PORT,
+    REDIS_GROUP,
+    REDIS_KIND,
+    REDIS_MASTER_SET,
+    REDIS_PASSWORD_SECRET,
+    REDIS_PORT,
+    REDIS_ROLE,
+    REDIS_SENTINEL_PASSWORD_SECRET,
+    REDIS_SENTINEL_STATEFULSET,
+    REDIS_ZONE,
+    SENTINEL_PORT,
+)
+
+from .procs import cluster_create, cluster_info, cluster_nodes
 from .runtime import PROCESS_ANNOTATION, Obj, read_secret
 
 ObjList = list[Obj]
@@ -45,19 +61,8 @@ class SandboxLike(Protocol):
     def apply(self, obj: Obj) -> Obj: ...
 
 
-GROUP_ANNOTATION = "eks-rolling.io/redis-group"
-KIND_ANNOTATION = "eks-rolling.io/redis-kind"
-ROLE_ANNOTATION = "eks-rolling.io/redis-role"
-MASTER_SET_ANNOTATION = "eks-rolling.io/redis-master-set"
-SENTINEL_STS_ANNOTATION = "eks-rolling.io/redis-sentinel-statefulset"
-PASSWORD_SECRET_ANNOTATION = "eks-rolling.io/redis-password-secret"
-SENTINEL_PASSWORD_SECRET_ANNOTATION = "eks-rolling.io/redis-sentinel-password-secret"
-ZONE_ANNOTATION = "eks-rolling.io/redis-zone"
-
 PASSWORD_KEY = "redis-password"
 IMAGE = "redis:7.0.15"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -123,7 +128,7 @@ def _zone_affinity(zone: str | None) -> Obj:
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": ZONE_LABEL, "operator": "In", "values": [zone]}]}
+                    {"matchExpressions": [{"key": LABEL_TOPOLOGY_ZONE, "operator": "In", "values": [zone]}]}
                 ]
             }
         }
@@ -134,7 +139,7 @@ def _anti_affinity(selector: Obj) -> Obj:
     return {
         "podAntiAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [
-                {"labelSelector": selector, "topologyKey": HOSTNAME_LABEL}
+                {"labelSelector": selector, "topologyKey": LABEL_HOSTNAME}
             ]
         }
     }
@@ -246,22 +251,22 @@ def sentinel_group(
     common_env = [
         _env("REDIS_MASTER_SET", master_set),
         _env("REDIS_MASTER_HOST", master_sts),
-        _env("REDIS_MASTER_PORT", str(DATA_PORT)),
+        _env("REDIS_MASTER_PORT", str(REDIS_PORT)),
         _env("REDIS_SENTINEL_HOST", sentinel_sts),
     ]
     group_annotations = {
-        GROUP_ANNOTATION: name,
-        KIND_ANNOTATION: "sentinel",
-        MASTER_SET_ANNOTATION: master_set,
-        SENTINEL_STS_ANNOTATION: sentinel_sts,
+        REDIS_GROUP: name,
+        REDIS_KIND: "sentinel",
+        REDIS_MASTER_SET: master_set,
+        REDIS_SENTINEL_STATEFULSET: sentinel_sts,
     }
     if password_secret is not None:
         out.append(_secret(namespace, password_secret, _password(password)))
         common_env.append(_secret_env("REDIS_PASSWORD", password_secret))
-        group_annotations[PASSWORD_SECRET_ANNOTATION] = f"{password_secret}/{PASSWORD_KEY}"
+        group_annotations[REDIS_PASSWORD_SECRET] = f"{password_secret}/{PASSWORD_KEY}"
         if sentinel_auth:
             common_env.append(_secret_env("REDIS_SENTINEL_PASSWORD", password_secret))
-            group_annotations[SENTINEL_PASSWORD_SECRET_ANNOTATION] = f"{password_secret}/{PASSWORD_KEY}"
+            group_annotations[REDIS_SENTINEL_PASSWORD_SECRET] = f"{password_secret}/{PASSWORD_KEY}"
     data_selector = {
         "matchLabels": dict(base),
         "matchExpressions": [{"key": COMPONENT_LABEL, "operator": "In", "values": ["master", "replica"]}],
@@ -272,7 +277,7 @@ def sentinel_group(
         ("replica", replica_sts, replicas, replica_zone),
     ):
         labels = {**base, COMPONENT_LABEL: role}
-        out.append(_headless(namespace, sts, labels, DATA_PORT, "redis"))
+        out.append(_headless(namespace, sts, labels, REDIS_PORT, "redis"))
         env = [_env("REDIS_ROLE", role), *common_env]
         affinity = {**_zone_affinity(zone), **(_anti_affinity(data_selector) if anti_affinity else {})}
         out.append(
@@ -282,8 +287,8 @@ def sentinel_group(
                 replicas=count,
                 service=sts,
                 labels=labels,
-                annotations={**group_annotations, ROLE_ANNOTATION: role},
-                container=_container("redis", DATA_PORT, "redis", env, data_mounts),
+                annotations={**group_annotations, REDIS_ROLE: role},
+                container=_container("redis", REDIS_PORT, "redis", env, data_mounts),
                 affinity=affinity,
                 process="redis",
                 storage=storage,
@@ -305,7 +310,7 @@ def sentinel_group(
             replicas=sentinels,
             service=sentinel_sts,
             labels=sentinel_labels,
-            annotations={**group_annotations, ROLE_ANNOTATION: "sentinel"},
+            annotations={**group_annotations, REDIS_ROLE: "sentinel"},
             container=_container(
                 "sentinel",
                 SENTINEL_PORT,
@@ -362,12 +367,12 @@ def redis_cluster(
         _env("REDIS_CLUSTER_ANNOUNCE_IP", "true" if announce_ip else "false"),
         _env("REDIS_CLUSTER_NODE_TIMEOUT", str(node_timeout_ms)),
     ]
-    annotations = {GROUP_ANNOTATION: name, KIND_ANNOTATION: "cluster"}
+    annotations = {REDIS_GROUP: name, REDIS_KIND: "cluster"}
     if password_secret is not None:
         out.append(_secret(namespace, password_secret, _password(password)))
         env.append(_secret_env("REDIS_PASSWORD", password_secret))
-        annotations[PASSWORD_SECRET_ANNOTATION] = f"{password_secret}/{PASSWORD_KEY}"
-    out.append(_headless(namespace, headless, base, DATA_PORT, "redis"))
+        annotations[REDIS_PASSWORD_SECRET] = f"{password_secret}/{PASSWORD_KEY}"
+    out.append(_headless(namespace, headless, base, REDIS_PORT, "redis"))
     for zone, suffix in zip(zones, _zone_suffixes(zones), strict=True):
         sts = f"{name}-{suffix}"
         labels = {**base, COMPONENT_LABEL: "redis-cluster", "statefulset": sts}
@@ -375,8 +380,8 @@ def redis_cluster(
             **_zone_affinity(zone),
             **(_anti_affinity({"matchLabels": base}) if anti_affinity else {}),
         }
-        container = _container("redis", DATA_PORT, "redis", env, [{"name": "data", "mountPath": "/data"}])
-        container["ports"].append({"name": "bus", "containerPort": DATA_PORT + 10000})
+        container = _container("redis", REDIS_PORT, "redis", env, [{"name": "data", "mountPath": "/data"}])
+        container["ports"].append({"name": "bus", "containerPort": REDIS_CLUSTER_BUS_PORT})
         out.append(
             _statefulset(
                 namespace,
@@ -384,7 +389,7 @@ def redis_cluster(
                 replicas=per_zone,
                 service=headless,
                 labels=labels,
-                annotations={**annotations, ZONE_ANNOTATION: zone},
+                annotations={**annotations, REDIS_ZONE: zone},
                 container=container,
                 affinity=affinity,
                 process="redis-cluster",
@@ -412,14 +417,14 @@ def _group_statefulsets(sandbox: SandboxLike, namespace: str, name: str, kind: s
         s
         for s in sandbox.store.all("statefulsets")
         if s["metadata"].get("namespace") == namespace
-        and (s["metadata"].get("annotations") or {}).get(GROUP_ANNOTATION) == name
-        and s["metadata"]["annotations"].get(KIND_ANNOTATION) == kind
+        and (s["metadata"].get("annotations") or {}).get(REDIS_GROUP) == name
+        and s["metadata"]["annotations"].get(REDIS_KIND) == kind
     ]
 
 
 def group_password(sandbox: SandboxLike, statefulset: Obj) -> str | None:
     """The Redis password named by a StatefulSet's ``redis-password-secret`` annotation."""
-    ref = (statefulset["metadata"].get("annotations") or {}).get(PASSWORD_SECRET_ANNOTATION)
+    ref = (statefulset["metadata"].get("annotations") or {}).get(REDIS_PASSWORD_SECRET)
     if not ref:
         return None
     secret, _, key = ref.partition("/")
@@ -464,13 +469,13 @@ def init_redis_cluster(
     ips = {n: p["status"]["podIP"] for n, p in pods.items()}
     zones = {n: _pod_zone(sandbox, p) for n, p in pods.items()}
     first = ips[next(iter(ips))]
-    if cluster_info(first, DATA_PORT, password).get("cluster_known_nodes") != "1":
+    if cluster_info(first, REDIS_PORT, password).get("cluster_known_nodes") != "1":
         return _existing_layout(ips, zones, password)
     by_zone = list(wanted.values())
     masters, replicas = _plan_cluster(by_zone)
     order = masters + replicas
     layout = cluster_create(
-        [(ips[n], DATA_PORT) for n in order],
+        [(ips[n], REDIS_PORT) for n in order],
         replicas=1,
         password=password,
         timeout_s=max(deadline - time.monotonic(), 1.0),
@@ -519,14 +524,14 @@ def _plan_cluster(by_zone: list[list[str]]) -> tuple[list[str], list[str]]:
 
 def _pod_zone(sandbox: SandboxLike, pod: Obj) -> str | None:
     node = sandbox.store.get("nodes", None, pod["spec"].get("nodeName", ""))
-    return ((node or {}).get("metadata", {}).get("labels") or {}).get(ZONE_LABEL)
+    return ((node or {}).get("metadata", {}).get("labels") or {}).get(LABEL_TOPOLOGY_ZONE)
 
 
 def _existing_layout(
     ips: dict[str, str], zones: dict[str, str | None], password: str | None
 ) -> dict[str, Any]:
     by_ip = {ip: n for n, ip in ips.items()}
-    nodes = cluster_nodes(ips[next(iter(ips))], DATA_PORT, password)
+    nodes = cluster_nodes(ips[next(iter(ips))], REDIS_PORT, password)
     by_id = {n["id"]: by_ip.get(n["ip"], n["ip"]) for n in nodes}
     masters = [by_id[n["id"]] for n in nodes if "master" in n["flags"] and n["slots"]]
     return {
@@ -540,15 +545,7 @@ def _existing_layout(
 
 
 __all__ = [
-    "GROUP_ANNOTATION",
-    "KIND_ANNOTATION",
-    "MASTER_SET_ANNOTATION",
     "PASSWORD_KEY",
-    "PASSWORD_SECRET_ANNOTATION",
-    "ROLE_ANNOTATION",
-    "SENTINEL_PASSWORD_SECRET_ANNOTATION",
-    "SENTINEL_STS_ANNOTATION",
-    "ZONE_ANNOTATION",
     "apply_all",
     "group_password",
     "init_redis_cluster",

@@ -32,13 +32,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from eks_rolling.labels import REDIS_PORT, SENTINEL_PORT
+
 log = logging.getLogger(__name__)
 
 Mode = Literal["data", "sentinel", "cluster"]
 Address = tuple[str, int]
 
-DATA_PORT = 6379
-SENTINEL_PORT = 26379
 CLUSTER_SLOTS = 16384
 
 _POLL_S = 0.02
@@ -85,7 +85,7 @@ class RedisConfig:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if self.port == 0:
-            self.port = SENTINEL_PORT if self.mode == "sentinel" else DATA_PORT
+            self.port = SENTINEL_PORT if self.mode == "sentinel" else REDIS_PORT
         if self.mode == "sentinel" and self.replicaof is not None:
             raise ValueError("a sentinel cannot be a replica")
         if self.mode != "sentinel" and self.monitors:

@@ -85,14 +85,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .procs import (
-    DATA_PORT,
-    SENTINEL_PORT,
-    Address,
-    RedisConfig,
-    RedisProcess,
-    SentinelMonitor,
-)
+from eks_rolling.labels import REDIS_PORT, SENTINEL_PORT
+
+from .procs import Address, RedisConfig, RedisProcess, SentinelMonitor
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +366,7 @@ class RedisRuntime:
         service = env.get("REDIS_MASTER_HOST")
         if not service:
             raise Deferred("REDIS_MASTER_HOST is not set and no sentinel knows the master")
-        port = _int(env, "REDIS_MASTER_PORT", DATA_PORT)
+        port = _int(env, "REDIS_MASTER_PORT", REDIS_PORT)
         ips = [ip for ip in endpoint_ips(self.store, entry.namespace, service) if ip != entry.ip]
         if not ips:
             raise Deferred(f"service {service} has no ready endpoint")

@@ -32,8 +32,10 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from ..redis.manifests import GROUP_ANNOTATION, ZONE_LABEL, group_password
-from ..redis.procs import CLUSTER_SLOTS, DATA_PORT, ClusterNodeInfo, parse_cluster_nodes
+from eks_rolling.labels import LABEL_TOPOLOGY_ZONE, REDIS_GROUP, REDIS_PORT, REDIS_TEMP_FOR
+
+from ..redis.manifests import group_password
+from ..redis.procs import CLUSTER_SLOTS, ClusterNodeInfo, parse_cluster_nodes
 from .writers import Gap, WriterReport, p99
 
 if TYPE_CHECKING:  # the writer process imports this module: keep it light
@@ -41,7 +43,6 @@ if TYPE_CHECKING:  # the writer process imports this module: keep it light
 
 log = logging.getLogger(__name__)
 
-TEMP_LABEL = "eks-rolling.io/redis-temp-for"
 _UNSERVED = {"fail", "fail?", "noaddr"}
 
 
@@ -74,7 +75,7 @@ class SlotCoverageMonitor:
             s
             for s in env.sandbox.store.all("statefulsets")
             if s["metadata"].get("namespace") == namespace
-            and (s["metadata"].get("annotations") or {}).get(GROUP_ANNOTATION) == group
+            and (s["metadata"].get("annotations") or {}).get(REDIS_GROUP) == group
         ]
         if not sets:
             raise ValueError(f"no StatefulSet of Redis group {namespace}/{group}")
@@ -132,7 +133,7 @@ class SlotCoverageMonitor:
         if c is None:
             c = self._clients[ip] = redis.Redis(
                 host=ip,
-                port=DATA_PORT,
+                port=REDIS_PORT,
                 password=self._password,
                 socket_timeout=self.timeout_s,
                 socket_connect_timeout=self.timeout_s,
@@ -216,18 +217,24 @@ class SlotCoverageMonitor:
         }
         for pod in store.all("pods"):
             labels = pod["metadata"].get("labels") or {}
-            if pod["metadata"].get("namespace") != self.namespace or TEMP_LABEL not in labels:
+            if pod["metadata"].get("namespace") != self.namespace or REDIS_TEMP_FOR not in labels:
                 continue
             node_name = pod["spec"].get("nodeName")
             node = store.get("nodes", None, node_name) if node_name else None
             rec = self.temp_pods.setdefault(
                 pod["metadata"]["name"],
-                {"for": labels[TEMP_LABEL], "node": None, "zone": None, "in_endpoints": False, "owners": []},
+                {
+                    "for": labels[REDIS_TEMP_FOR],
+                    "node": None,
+                    "zone": None,
+                    "in_endpoints": False,
+                    "owners": [],
+                },
             )
             rec["owners"] = [o.get("kind") for o in pod["metadata"].get("ownerReferences") or []]
             if node is not None:
                 rec["node"] = node_name
-                rec["zone"] = (node["metadata"].get("labels") or {}).get(ZONE_LABEL)
+                rec["zone"] = (node["metadata"].get("labels") or {}).get(LABEL_TOPOLOGY_ZONE)
                 rec["node_taints"] = [t["key"] for t in node["spec"].get("taints") or []]
             ip = (pod.get("status") or {}).get("podIP")
             rec["in_endpoints"] = bool(rec["in_endpoints"] or (ip and ip in endpoint_ips))

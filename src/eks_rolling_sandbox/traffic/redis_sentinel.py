@@ -32,15 +32,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from ..env import SandboxEnv
-from ..redis.manifests import (
-    GROUP_ANNOTATION,
-    MASTER_SET_ANNOTATION,
-    ROLE_ANNOTATION,
-    SENTINEL_STS_ANNOTATION,
-    group_password,
+from eks_rolling.labels import (
+    REDIS_GROUP,
+    REDIS_MASTER_SET,
+    REDIS_PORT,
+    REDIS_ROLE,
+    REDIS_SENTINEL_STATEFULSET,
+    SENTINEL_PORT,
 )
-from ..redis.procs import DATA_PORT, SENTINEL_PORT
+
+from ..env import SandboxEnv
+from ..redis.manifests import group_password
 from ..redis.runtime import endpoint_ips
 from .writers import Address, SentinelWriter, WriterReport
 
@@ -219,7 +221,7 @@ def _group_sets(env: SandboxEnv, namespace: str, group: str) -> list[Obj]:
         s
         for s in env.sandbox.store.all("statefulsets")
         if s["metadata"]["namespace"] == namespace
-        and (s["metadata"].get("annotations") or {}).get(GROUP_ANNOTATION) == group
+        and (s["metadata"].get("annotations") or {}).get(REDIS_GROUP) == group
     ]
 
 
@@ -229,14 +231,12 @@ def _group_info(env: SandboxEnv, namespace: str, group: str) -> tuple[str, str, 
     if not sets:
         raise ValueError(f"no StatefulSets of Redis group {namespace}/{group}")
     ann = sets[0]["metadata"]["annotations"]
-    sentinel_sts = ann.get(SENTINEL_STS_ANNOTATION) or next(
-        s["metadata"]["name"] for s in sets if s["metadata"]["annotations"].get(ROLE_ANNOTATION) == "sentinel"
+    sentinel_sts = ann.get(REDIS_SENTINEL_STATEFULSET) or next(
+        s["metadata"]["name"] for s in sets if s["metadata"]["annotations"].get(REDIS_ROLE) == "sentinel"
     )
-    data = [
-        s["metadata"]["name"] for s in sets if s["metadata"]["annotations"].get(ROLE_ANNOTATION) != "sentinel"
-    ]
+    data = [s["metadata"]["name"] for s in sets if s["metadata"]["annotations"].get(REDIS_ROLE) != "sentinel"]
     return (
-        ann.get(MASTER_SET_ANNOTATION, "mymaster"),
+        ann.get(REDIS_MASTER_SET, "mymaster"),
         sentinel_sts,
         group_password(env.sandbox, sets[0]),
         data,
@@ -367,7 +367,7 @@ def sentinel_state(env: SandboxEnv, namespace: str, group: str) -> Obj:
     master_pod = data_ips.get(next(iter(masters))) if len(masters) == 1 else None
     if master_pod is not None:
         try:
-            with _client(next(iter(masters)), DATA_PORT, password) as m:
+            with _client(next(iter(masters)), REDIS_PORT, password) as m:
                 if m.info("replication").get("role") != "master":
                     master_pod = None
         except (redis.RedisError, OSError):

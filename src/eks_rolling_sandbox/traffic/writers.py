@@ -31,6 +31,8 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from eks_rolling.labels import REDIS_PORT
+
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
@@ -343,7 +345,7 @@ class DirectWriter(_Writer[redis.Redis]):
     def __init__(
         self,
         ip: str,
-        port: int = 6379,
+        port: int = REDIS_PORT,
         *,
         prefix: str = "w",
         interval_s: float = 0.005,

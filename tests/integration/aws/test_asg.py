@@ -8,6 +8,7 @@ import pytest
 
 from eks_rolling.aws.asg import AsgInstance, AsgOps, AsgState, LaunchTemplateRef
 from eks_rolling.errors import AsgNotFoundError, CapacityError
+from eks_rolling.labels import TAG_OPT_IN
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
 AMI_OLD = "ami-1e749f67"
@@ -64,7 +65,7 @@ def create_asg(
         "DesiredCapacity": desired,
         "AvailabilityZones": AZS,
         "Tags": [
-            {"Key": "eks-rolling/enabled", "Value": "true", "PropagateAtLaunch": False},
+            {"Key": TAG_OPT_IN, "Value": "true", "PropagateAtLaunch": False},
             {"Key": "kubernetes.io/cluster/demo", "Value": "owned", "PropagateAtLaunch": True},
         ],
     }
@@ -105,7 +106,7 @@ def test_old_instances_are_outdated_by_tag_although_moto_reports_them_on_v2(
     assert (state.target_version, state.target_image_id) == ("2", AMI_NEW)
     assert (state.min_size, state.max_size, state.desired) == (1, 6, 4)
     assert set(state.availability_zones) == set(AZS)
-    assert state.tags == {"eks-rolling/enabled": "true", "kubernetes.io/cluster/demo": "owned"}
+    assert state.tags == {TAG_OPT_IN: "true", "kubernetes.io/cluster/demo": "owned"}
     assert len(state.instances) == 4
     assert {(i.launch_template_id, i.launch_template_version, i.image_id) for i in state.instances} == {
         (rolled_lt, "1", AMI_OLD)
@@ -351,4 +352,4 @@ def test_put_and_delete_tags(ops: AsgOps, asg: Any, rolled_lt: str) -> None:
 
     ops.delete_tags("workers", ["eks-rolling/exec-abc/desired", "eks-rolling/exec-abc/max"])
     assert not any(k.startswith("eks-rolling/exec-abc/") for k in ops.describe("workers").tags)
-    assert ops.describe("workers").tags["eks-rolling/enabled"] == "true"
+    assert ops.describe("workers").tags[TAG_OPT_IN] == "true"

@@ -12,6 +12,7 @@ import pytest
 from eks_rolling.aws.eks_auth import KubeConnection
 from eks_rolling.errors import MultiplePdbError
 from eks_rolling.k8s.ops import KubeOps, api_client
+from eks_rolling.labels import TAINT_RETIRING
 from eks_rolling.planning.snapshot import OwnerRef
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox import manifests as m
@@ -62,14 +63,14 @@ def test_taint_keeps_existing_taints_and_is_idempotent(sb: Sandbox, kube: KubeOp
         {"spec": {"taints": [{"key": "team/gpu", "value": "yes", "effect": "NoSchedule"}]}},
     )
     # When we taint it twice
-    assert kube.add_taint("node-1", "eks-rolling.io/retiring", "run-1") is True
-    assert kube.add_taint("node-1", "eks-rolling.io/retiring", "run-1") is False
+    assert kube.add_taint("node-1", TAINT_RETIRING, "run-1") is True
+    assert kube.add_taint("node-1", TAINT_RETIRING, "run-1") is False
     # Then both taints are there, once each
     keys = [t["key"] for t in sb.store.get("nodes", None, "node-1")["spec"]["taints"]]
-    assert sorted(keys) == ["eks-rolling.io/retiring", "team/gpu"]
+    assert sorted(keys) == [TAINT_RETIRING, "team/gpu"]
     # ... and removing ours (only with our value) leaves the other alone
-    assert kube.remove_taint("node-1", "eks-rolling.io/retiring", "run-other") is False
-    assert kube.remove_taint("node-1", "eks-rolling.io/retiring", "run-1") is True
+    assert kube.remove_taint("node-1", TAINT_RETIRING, "run-other") is False
+    assert kube.remove_taint("node-1", TAINT_RETIRING, "run-1") is True
     assert [t["key"] for t in sb.store.get("nodes", None, "node-1")["spec"]["taints"]] == ["team/gpu"]
 
 
@@ -93,10 +94,10 @@ def test_a_taint_added_between_read_and_write_is_not_lost(sb: Sandbox, kube: Kub
 
     kube.get_node = racing_get  # type: ignore[method-assign]
     # When we taint it
-    assert kube.add_taint("node-1", "eks-rolling.io/retiring", "run-1")
+    assert kube.add_taint("node-1", TAINT_RETIRING, "run-1")
     # Then our resourceVersion-guarded write got a 409, re-read and kept the racing taint
     keys = sorted(t["key"] for t in sb.store.get("nodes", None, "node-1")["spec"]["taints"])
-    assert keys == ["ToBeDeletedByClusterAutoscaler", "eks-rolling.io/retiring"]
+    assert keys == ["ToBeDeletedByClusterAutoscaler", TAINT_RETIRING]
     conflicts = [e for e in sb.request_log.entries() if e.method == "PATCH" and e.status == 409]
     assert len(conflicts) == 1
 

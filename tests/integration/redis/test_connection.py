@@ -12,6 +12,15 @@ import pytest
 import redis
 
 from eks_rolling.aws.eks_auth import write_pem_file
+from eks_rolling.labels import (
+    REDIS_GROUP,
+    REDIS_KIND,
+    REDIS_PASSWORD_SECRET,
+    REDIS_PORT,
+    REDIS_ROLE,
+    REDIS_TLS,
+    REDIS_TLS_CA_SECRET,
+)
 from eks_rolling.redis.connection import RedisAuth, connect, resolve_auth
 from eks_rolling.redis.discovery import discover_groups
 from eks_rolling_sandbox.api.tls import TlsFiles, make_tls
@@ -36,7 +45,7 @@ def tls_server(ips: Callable[[int], list[str]], tmp_path: Path) -> Iterator[tupl
 
         def answers() -> bool:
             try:
-                with connect(ip, 6379, good) as r:
+                with connect(ip, REDIS_PORT, good) as r:
                     return bool(r.ping())
             except redis.RedisError:
                 return False
@@ -54,10 +63,10 @@ def _group(**annotations: str) -> object:
             "namespace": "redis",
             "name": "redis-master",
             "annotations": {
-                "eks-rolling.io/redis-group": "redis",
-                "eks-rolling.io/redis-kind": "sentinel",
-                "eks-rolling.io/redis-role": "master",
-                "eks-rolling.io/redis-password-secret": "redis-auth/password",
+                REDIS_GROUP: "redis",
+                REDIS_KIND: "sentinel",
+                REDIS_ROLE: "master",
+                REDIS_PASSWORD_SECRET: "redis-auth/password",
                 **annotations,
             },
         }
@@ -65,7 +74,7 @@ def _group(**annotations: str) -> object:
     sentinel = {"metadata": {**sts["metadata"], "name": "redis-sentinel"}}
     sentinel["metadata"]["annotations"] = {
         **sts["metadata"]["annotations"],
-        "eks-rolling.io/redis-role": "sentinel",
+        REDIS_ROLE: "sentinel",
     }  # type: ignore[index]
     (group,) = discover_groups([sts, sentinel])
     return group
@@ -73,9 +82,7 @@ def _group(**annotations: str) -> object:
 
 def test_the_group_ca_from_its_secret_verifies_the_server(tls_server: tuple[str, TlsFiles]) -> None:
     ip, tls = tls_server
-    group = _group(
-        **{"eks-rolling.io/redis-tls": "true", "eks-rolling.io/redis-tls-ca-secret": "redis-tls/ca.crt"}
-    )
+    group = _group(**{REDIS_TLS: "true", REDIS_TLS_CA_SECRET: "redis-tls/ca.crt"})
     secrets = {
         ("redis", "redis-auth", "password"): PASSWORD,
         ("redis", "redis-tls", "ca.crt"): tls.ca.read_text(),
@@ -88,7 +95,7 @@ def test_the_group_ca_from_its_secret_verifies_the_server(tls_server: tuple[str,
     )
     assert auth.tls and auth.ca_file and Path(auth.ca_file).read_text() == tls.ca.read_text()
     assert PASSWORD not in repr(auth)
-    with connect(ip, 6379, auth) as r:
+    with connect(ip, REDIS_PORT, auth) as r:
         assert r.ping() and r.info("server")["redis_version"]
 
 
@@ -97,17 +104,17 @@ def test_a_server_signed_by_another_ca_is_refused(tls_server: tuple[str, TlsFile
     other = make_tls(tmp_path / "other-pki", host=ip)
     with (
         pytest.raises(redis.ConnectionError, match="certificate verify failed"),
-        connect(ip, 6379, RedisAuth(password=PASSWORD, tls=True, ca_file=str(other.ca))) as r,
+        connect(ip, REDIS_PORT, RedisAuth(password=PASSWORD, tls=True, ca_file=str(other.ca))) as r,
     ):
         r.ping()
     # ... and without a group CA the system's CAs are used: a private CA is refused too
     with (
         pytest.raises(redis.ConnectionError, match="certificate verify failed"),
-        connect(ip, 6379, RedisAuth(password=PASSWORD, tls=True)) as r,
+        connect(ip, REDIS_PORT, RedisAuth(password=PASSWORD, tls=True)) as r,
     ):
         r.ping()
 
 
 def test_a_ca_secret_without_tls_is_a_problem_of_the_group() -> None:
-    group = _group(**{"eks-rolling.io/redis-tls-ca-secret": "redis-tls/ca.crt"})
+    group = _group(**{REDIS_TLS_CA_SECRET: "redis-tls/ca.crt"})
     assert any("without eks-rolling.io/redis-tls" in p for p in group.problems)  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from eks_rolling.errors import AsgNotFoundError, AsgNotOptedInError, InvalidInputError
+from eks_rolling.labels import TAG_OPT_IN
 from eks_rolling.models import ResolveTargetInput
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.resolve import resolve_target
@@ -47,7 +48,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Deps, str]]:
             ("latest-out", "$Latest", False),
         ):
             tags = [{"Key": "kubernetes.io/cluster/prod", "Value": "owned"}] + (
-                [{"Key": "eks-rolling/enabled", "Value": "true"}] if opted else []
+                [{"Key": TAG_OPT_IN, "Value": "true"}] if opted else []
             )
             asg.create_auto_scaling_group(
                 AutoScalingGroupName=name,

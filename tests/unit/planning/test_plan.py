@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from eks_rolling.labels import LABEL_HOSTNAME, TAINT_RETIRING
 from eks_rolling.planning import Policy, Taint, Toleration, build_plan
 from eks_rolling.planning.plan import estimate_history_events, max_nodes_per_execution, order_targets
 from tests.factories.planning import instance, node_for, pdb, pod, snapshot
@@ -83,7 +84,7 @@ def test_daemonset_mirror_and_finished_pods_are_not_counted_or_blocking() -> Non
                 pod(
                     "agent",
                     "node-i-1",
-                    tolerations=(Toleration(key="eks-rolling.io/retiring", operator="Exists"),),
+                    tolerations=(Toleration(key=TAINT_RETIRING, operator="Exists"),),
                 )
             ],
             [],
@@ -97,7 +98,7 @@ def test_daemonset_mirror_and_finished_pods_are_not_counted_or_blocking() -> Non
             [],
         ),
         (
-            [pod("pinned", "node-i-1", node_selector={"kubernetes.io/hostname": "node-i-1"})],
+            [pod("pinned", "node-i-1", node_selector={LABEL_HOSTNAME: "node-i-1"})],
             [],
             Policy(),
             ["pinned-to-node"],
@@ -192,11 +193,11 @@ def test_order_targets_is_a_permutation() -> None:
 
 
 def test_toleration_semantics() -> None:
-    t = Taint("eks-rolling.io/retiring", "NoSchedule", "run-1")
+    t = Taint(TAINT_RETIRING, "NoSchedule", "run-1")
     assert Toleration(operator="Exists").tolerates(t)
-    assert Toleration(key="eks-rolling.io/retiring", value="run-1").tolerates(t)
-    assert not Toleration(key="eks-rolling.io/retiring", value="run-2").tolerates(t)
-    assert not Toleration(key="eks-rolling.io/retiring", operator="Exists", effect="NoExecute").tolerates(t)
+    assert Toleration(key=TAINT_RETIRING, value="run-1").tolerates(t)
+    assert not Toleration(key=TAINT_RETIRING, value="run-2").tolerates(t)
+    assert not Toleration(key=TAINT_RETIRING, operator="Exists", effect="NoExecute").tolerates(t)
     assert node_for(instance("i-9")).ready
 
 

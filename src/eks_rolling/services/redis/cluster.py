@@ -57,21 +57,32 @@ from ...errors import (
     RedisTempNodeError,
     RetryableError,
 )
+from ...labels import (
+    LABEL_RUN,
+    LABEL_TOPOLOGY_ZONE,
+    REDIS_GROUP,
+    REDIS_PORT,
+    REDIS_TEMP_FOR,
+    REDIS_TEMP_FOR_NODE_ID,
+    REDIS_TEMP_FOR_POD,
+    REDIS_TEMP_SLOTS,
+)
 from ...models import RedisMove
 from ...redis.cluster import NodeAdmin, NodeEntry, RedisError, ranges_text, uncovered_slots
 from .procedure import Advance, GroupHealth, RedisEnv
 
 log = logging.getLogger(__name__)
 
-TEMP_FOR_LABEL = "eks-rolling.io/redis-temp-for"
-RUN_LABEL = "eks-rolling.io/run"
-GROUP_LABEL = "eks-rolling.io/redis-group"
-FOR_POD_ANNOTATION = "eks-rolling.io/redis-temp-for-pod"
-FOR_ID_ANNOTATION = "eks-rolling.io/redis-temp-for-node-id"
-SLOTS_ANNOTATION = "eks-rolling.io/redis-temp-slots"
+# Local names for keys and ports of eks_rolling.labels, kept while the procedures are being split.
+TEMP_FOR_LABEL = REDIS_TEMP_FOR
+RUN_LABEL = LABEL_RUN
+GROUP_LABEL = REDIS_GROUP
+FOR_POD_ANNOTATION = REDIS_TEMP_FOR_POD
+FOR_ID_ANNOTATION = REDIS_TEMP_FOR_NODE_ID
+SLOTS_ANNOTATION = REDIS_TEMP_SLOTS
 TEMP_SUFFIX = "-eksr-tmp"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-DEFAULT_PORT = 6379
+ZONE_LABEL = LABEL_TOPOLOGY_ZONE
+DEFAULT_PORT = REDIS_PORT
 
 # A replica counts as synced once it has processed all the master had this long before (the
 # manual failover then only waits for the last few writes, with the master's clients paused).

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ...k8s import KubeOps
+from ...labels import REDIS_PORT
 from ...models import RedisMove, RollContext
 from ...redis.connection import RedisAuth, connect
 from ...redis.discovery import RedisGroup
@@ -28,7 +29,7 @@ class RedisEnv:
     now: datetime
     settings: Settings
 
-    def client(self, host: str, port: int = 6379) -> Any:
+    def client(self, host: str, port: int = REDIS_PORT) -> Any:
         return connect(host, port, self.auth, timeout_s=self.settings.redis_socket_timeout_s)
 
     def deadline(self, seconds: int | None = None) -> datetime:

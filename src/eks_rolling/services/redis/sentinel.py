@@ -32,6 +32,7 @@ from typing import Any
 from ...aws.clients import aws_client
 from ...aws.lock import AsgLock
 from ...errors import RedisGroupUnhealthyError, RedisMoveTimeoutError, RedisSwitchoverError
+from ...labels import REDIS_ORIGINAL_REPLICA_PRIORITY, REDIS_PORT, SENTINEL_PORT
 from ...models import RedisMove
 from ...redis.connection import RedisError
 from ...redis.sentinel import (
@@ -47,10 +48,11 @@ from .procedure import Advance, GroupHealth, RedisEnv
 
 log = logging.getLogger(__name__)
 
-PRIORITY_ANNOTATION = "eks-rolling.io/redis-original-replica-priority"
+# Local names for keys and ports of eks_rolling.labels, kept while the procedures are being split.
+PRIORITY_ANNOTATION = REDIS_ORIGINAL_REPLICA_PRIORITY
 STEER_PRIORITY = 1  # lowest non-zero: Sentinel prefers the lowest (0 = never promote)
 SYNC_SLACK_BYTES = 64 * 1024  # "in sync" under live writes; exact equality is checked under pause
-DATA_PORT, SENTINEL_PORT = 6379, 26379
+DATA_PORT = REDIS_PORT
 SENTINEL_INFO_PERIOD_MS = 10_000
 # Reset a sentinel when its next INFO of the master is due within ~1.5 s: the replicas it
 # forgets are back at that INFO (measured 0.04-1.05 s) instead of up to 10 s later.

@@ -10,7 +10,8 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from eks_rolling_sandbox.api.objects import UNSCHEDULABLE_TAINT, controller_of
+from eks_rolling.labels import LABEL_HOSTNAME, LABEL_TOPOLOGY_ZONE, TAINT_NODE_UNSCHEDULABLE
+from eks_rolling_sandbox.api.objects import controller_of
 from eks_rolling_sandbox.sandbox import Sandbox
 from tests.factories import k8s as b
 
@@ -96,7 +97,7 @@ def test_scheduler_keeps_pods_off_untolerated_noschedule_taints(sb: Sandbox) -> 
     # Then every pod lands on the clean node
     assert {p["spec"]["nodeName"] for p in pods} == {new}
     # ...a pod pinned to the retiring node without a toleration stays Pending, saying why
-    sb.apply(b.pod("pinned", nodeSelector={"kubernetes.io/hostname": old}))
+    sb.apply(b.pod("pinned", nodeSelector={LABEL_HOSTNAME: old}))
     _unschedulable(
         sb,
         "pinned",
@@ -104,16 +105,14 @@ def test_scheduler_keeps_pods_off_untolerated_noschedule_taints(sb: Sandbox) -> 
         "1 node(s) had untolerated taint {rotation.example.com/retiring: run-1}.",
     )
     # ...and an `operator: Exists` toleration with an empty key tolerates everything
-    sb.apply(
-        b.pod("tolerant", nodeSelector={"kubernetes.io/hostname": old}, tolerations=[{"operator": "Exists"}])
-    )
+    sb.apply(b.pod("tolerant", nodeSelector={LABEL_HOSTNAME: old}, tolerations=[{"operator": "Exists"}]))
     sb.wait_for(lambda: _node_of(sb, "tolerant") == old, timeout=5, what="tolerant pod on the retiring node")
 
 
 def test_scheduler_honours_node_selector_and_required_zone_affinity(sb: Sandbox) -> None:
     """NodeAffinity filter: nodeSelector and requiredDuringScheduling nodeSelectorTerms."""
     nodes = {az: b.make_ready_node(sb, k, az) for k, az in enumerate(b.AZS, start=1)}
-    sb.apply(b.pod("by-selector", nodeSelector={b.ZONE: b.AZS[1]}))
+    sb.apply(b.pod("by-selector", nodeSelector={LABEL_TOPOLOGY_ZONE: b.AZS[1]}))
     sb.apply(b.pod("by-affinity", affinity=b.zone_affinity(b.AZS[2])))
     sb.apply(b.pod("nowhere", affinity=b.zone_affinity("eu-west-1a")))
     sb.wait_for(lambda: _node_of(sb, "by-selector") == nodes[b.AZS[1]], timeout=5, what="selector")
@@ -367,7 +366,7 @@ def test_cordon_taints_the_node_and_daemonsets_tolerate_it(sb: Sandbox, core: cl
     # When the node is cordoned, as kubectl does
     core.patch_node(node, {"spec": {"unschedulable": True}})
     # Then the lifecycle controller adds the unschedulable taint
-    b.eventually(lambda: _assert_taint(core, node, UNSCHEDULABLE_TAINT))
+    b.eventually(lambda: _assert_taint(core, node, TAINT_NODE_UNSCHEDULABLE))
     # ...new pods stay off it
     sb.apply(b.pod("web"))
     _unschedulable(sb, "web", "0/1 nodes are available: 1 node(s) were unschedulable.")
@@ -380,7 +379,7 @@ def test_cordon_taints_the_node_and_daemonsets_tolerate_it(sb: Sandbox, core: cl
     # When uncordoned, the taint goes and the pod schedules
     core.patch_node(node, {"spec": {"unschedulable": None}})
     sb.wait_for(lambda: _node_of(sb, "web") == node, timeout=5, what="scheduled after uncordon")
-    assert UNSCHEDULABLE_TAINT not in [t.key for t in core.read_node(node).spec.taints or []]
+    assert TAINT_NODE_UNSCHEDULABLE not in [t.key for t in core.read_node(node).spec.taints or []]
 
 
 def _assert_taint(core: client.CoreV1Api, node: str, key: str) -> None:

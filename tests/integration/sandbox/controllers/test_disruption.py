@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from eks_rolling.labels import LABEL_HOSTNAME
 from eks_rolling_sandbox.api.store import timestamp, utcnow
 from eks_rolling_sandbox.sandbox import Sandbox
 from tests.factories import k8s as b
@@ -53,7 +54,7 @@ def deployment_with_unschedulable_replica(sb: Sandbox) -> None:
     anti = {
         "podAntiAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [
-                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": LABEL_HOSTNAME}
             ]
         }
     }

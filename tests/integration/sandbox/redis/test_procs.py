@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from eks_rolling.labels import REDIS_PORT, SENTINEL_PORT
 from eks_rolling_sandbox.redis.procs import (
     ClusterLayout,
     RedisConfig,
@@ -51,7 +52,7 @@ def _gone(pid: int) -> bool:
 def test_data_process_start_ping_stop(spawn: Spawn, ips: Ips, tmp_path: Path) -> None:
     (ip,) = ips(1)
     proc = spawn(RedisConfig("data", ip, tmp_path / "d", password="pw-not-logged"))
-    assert proc.is_running and proc.ping() and proc.cfg.port == 6379
+    assert proc.is_running and proc.ping() and proc.cfg.port == REDIS_PORT
     with proc.client() as c:
         assert c.set("k", "v") and c.get("k") == "v"
     assert "pw-not-logged" not in repr(proc.cfg)
@@ -90,9 +91,11 @@ def test_kill_reaps_and_config_is_rendered_as_documented(spawn: Spawn, ips: Ips,
     ):
         assert line in text.splitlines(), line
     sentinel = RedisConfig(
-        "sentinel", ip, tmp_path / "s", monitors=[SentinelMonitor("m", master_ip, 6379, 2)]
+        "sentinel", ip, tmp_path / "s", monitors=[SentinelMonitor("m", master_ip, REDIS_PORT, 2)]
     )
-    assert sentinel.port == 26379 and f"sentinel monitor m {master_ip} 6379 2" in render_config(sentinel)
+    assert sentinel.port == SENTINEL_PORT and f"sentinel monitor m {master_ip} 6379 2" in render_config(
+        sentinel
+    )
 
     proc = spawn(cfg)
     with proc.client() as c:
@@ -144,11 +147,11 @@ def test_restart_on_new_ip_keeps_data(spawn: Spawn, ips: Ips, tmp_path: Path) ->
 def test_replica_restarted_on_new_ip_resyncs_partially(spawn: Spawn, ips: Ips, tmp_path: Path) -> None:
     m_ip, r_ip, r_new_ip = ips(3)
     master = spawn(RedisConfig("data", m_ip, tmp_path / "m"))
-    replica = spawn(RedisConfig("data", r_ip, tmp_path / "r", replicaof=(m_ip, 6379)))
+    replica = spawn(RedisConfig("data", r_ip, tmp_path / "r", replicaof=(m_ip, REDIS_PORT)))
     with master.client() as m:
         m.mset({f"a:{i}": i for i in range(2000)})
         assert wait_until(lambda: replica_synced(replica.cfg.address, master.cfg.address), 10)
-        before = info(m_ip, 6379, "stats")
+        before = info(m_ip, REDIS_PORT, "stats")
 
         replica.stop(grace_s=10)
         m.mset({f"b:{i}": i for i in range(500)})  # written while the pod is away: served from the backlog
@@ -157,10 +160,10 @@ def test_replica_restarted_on_new_ip_resyncs_partially(spawn: Spawn, ips: Ips, t
         assert wait_until(lambda: replica_synced(moved.cfg.address, master.cfg.address), 10)
         log.info("replica resynced %.3fs after start on the new IP", time.monotonic() - t0)
 
-    after = info(m_ip, 6379, "stats")
+    after = info(m_ip, REDIS_PORT, "stats")
     assert after["sync_partial_ok"] == before["sync_partial_ok"] + 1
     assert after["sync_full"] == before["sync_full"]
-    slaves = [v for k, v in info(m_ip, 6379, "replication").items() if k.startswith("slave")]
+    slaves = [v for k, v in info(m_ip, REDIS_PORT, "replication").items() if k.startswith("slave")]
     assert [s["ip"] for s in slaves if isinstance(s, dict)] == [r_new_ip]
     with moved.client() as r:
         assert r.dbsize() == 2500
@@ -191,7 +194,7 @@ def test_sentinels_monitor_master_and_report_its_replica(sentinel_setup: Callabl
     for s in setup.sentinels:
         assert _replicas(s) == {setup.replica.cfg.ip: {"slave"}}
         with s.client() as c:
-            assert c.sentinel_get_master_addr_by_name("mymaster") == (setup.master.cfg.ip, 6379)
+            assert c.sentinel_get_master_addr_by_name("mymaster") == (setup.master.cfg.ip, REDIS_PORT)
 
 
 def test_sentinel_keeps_stale_replica_after_ip_change(
@@ -246,7 +249,7 @@ def test_cluster_create_six_nodes(redis_cluster: tuple[list[RedisProcess], Clust
         assert shards == {ids[procs[k].cfg.address]: [ids[procs[3 + k].cfg.address]] for k in range(3)}
         covered = sorted(r for n in nodes for r in n["slots"])
         assert covered == [(0, 5460), (5461, 10922), (10923, 16383)]
-    with redis.RedisCluster(host=procs[0].cfg.ip, port=6379, decode_responses=True) as rc:
+    with redis.RedisCluster(host=procs[0].cfg.ip, port=REDIS_PORT, decode_responses=True) as rc:
         rc.mset_nonatomic({f"k{i}": i for i in range(300)})
         assert rc.mget_nonatomic([f"k{i}" for i in range(300)]) == [str(i) for i in range(300)]
 
@@ -259,7 +262,7 @@ def test_cluster_node_restarted_on_new_ip_keeps_identity(
     node_id = layout.node_ids[master.cfg.address]
     old_ip = master.cfg.ip
     (new_ip,) = ips(1)
-    with redis.RedisCluster(host=procs[1].cfg.ip, port=6379, decode_responses=True) as rc:
+    with redis.RedisCluster(host=procs[1].cfg.ip, port=REDIS_PORT, decode_responses=True) as rc:
         rc.mset_nonatomic({f"k{i}": i for i in range(300)})
     keys_on_master = master.client().dbsize()
     assert keys_on_master > 0
@@ -283,8 +286,8 @@ def test_cluster_node_restarted_on_new_ip_keeps_identity(
     assert wait_until(
         lambda: all(cluster_info(*p.cfg.address)["cluster_state"] == "ok" for p in procs[1:]), 10
     )
-    assert wait_until(lambda: cluster_info(new_ip, 6379)["cluster_state"] == "ok", 10)
-    myself = next(n for n in cluster_nodes(new_ip, 6379) if "myself" in n["flags"])
+    assert wait_until(lambda: cluster_info(new_ip, REDIS_PORT)["cluster_state"] == "ok", 10)
+    myself = next(n for n in cluster_nodes(new_ip, REDIS_PORT) if "myself" in n["flags"])
     # Without cluster-announce-ip the node's own view may keep the old IP (redis/redis#4645).
     log.info("restarted node's own view: %s (old %s)", myself["ip"], old_ip)
     assert "master" in myself["flags"] and myself["slots"] == [(0, 5460)]
@@ -298,7 +301,8 @@ def test_cluster_node_restarted_on_new_ip_keeps_identity(
     assert wait_until(
         lambda: all(
             {n["id"]: n["ip"] for n in cluster_nodes(*addr)}[replica_id] == replica_ip
-            for addr in [procs[k].cfg.address for k in (1, 2, 3, 5)] + [(replica_ip, 6379), (new_ip, 6379)]
+            for addr in [procs[k].cfg.address for k in (1, 2, 3, 5)]
+            + [(replica_ip, REDIS_PORT), (new_ip, REDIS_PORT)]
         ),
         10,
     )

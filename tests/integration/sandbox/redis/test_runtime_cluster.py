@@ -16,13 +16,9 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from eks_rolling.labels import REDIS_GROUP, REDIS_KIND, REDIS_PORT
 from eks_rolling_sandbox.redis import procs as redis_procs
-from eks_rolling_sandbox.redis.manifests import (
-    GROUP_ANNOTATION,
-    KIND_ANNOTATION,
-    init_redis_cluster,
-    redis_cluster,
-)
+from eks_rolling_sandbox.redis.manifests import init_redis_cluster, redis_cluster
 from eks_rolling_sandbox.redis.runtime import read_secret
 from tests.factories.redis import (
     ZONE_A,
@@ -42,7 +38,7 @@ SECRET = "redis-cluster-auth"
 
 
 def myself(ip: str, password: str | None) -> redis_procs.ClusterNodeInfo:
-    return next(n for n in redis_procs.cluster_nodes(ip, 6379, password) if "myself" in n["flags"])
+    return next(n for n in redis_procs.cluster_nodes(ip, REDIS_PORT, password) if "myself" in n["flags"])
 
 
 @pytest.mark.parametrize("announce_ip", [False, True], ids=["announce-off", "announce-on"])
@@ -61,12 +57,12 @@ def test_cluster_pod_moves_within_its_zone_and_keeps_its_node_id(
     for replica, master in layout["replica_of"].items():
         assert layout["zones"][replica] != layout["zones"][master]
     for ip in ips.values():
-        info = redis_procs.cluster_info(ip, 6379, password)
+        info = redis_procs.cluster_info(ip, REDIS_PORT, password)
         assert info["cluster_state"] == "ok" and info["cluster_slots_ok"] == "16384"
         assert info["cluster_size"] == "3"
     for sts in (f"{NAME}-a", f"{NAME}-b"):
         ann = env.store.get("statefulsets", NS, sts)["metadata"]["annotations"]
-        assert ann[GROUP_ANNOTATION] == NAME and ann[KIND_ANNOTATION] == "cluster"
+        assert ann[REDIS_GROUP] == NAME and ann[REDIS_KIND] == "cluster"
     mover = layout["masters"][0]
     first, last = layout["slots"][mover]
     with rclient(ips[mover], password=password) as r:
@@ -100,7 +96,7 @@ def test_cluster_pod_moves_within_its_zone_and_keeps_its_node_id(
 
     def peers_see_new_ip() -> bool:
         for ip in peers:
-            entry = next(n for n in redis_procs.cluster_nodes(ip, 6379, password) if n["id"] == node_id)
+            entry = next(n for n in redis_procs.cluster_nodes(ip, REDIS_PORT, password) if n["id"] == node_id)
             if entry["ip"] != new_ip or entry["flags"] & {"fail", "fail?", "handshake", "noaddr"}:
                 return False
         return True
@@ -108,7 +104,8 @@ def test_cluster_pod_moves_within_its_zone_and_keeps_its_node_id(
     peers_s = wait_until(peers_see_new_ip, 10, "peers to map the node id to the new IP")
     wait_until(
         lambda: all(
-            redis_procs.cluster_info(ip, 6379, password)["cluster_state"] == "ok" for ip in [*peers, new_ip]
+            redis_procs.cluster_info(ip, REDIS_PORT, password)["cluster_state"] == "ok"
+            for ip in [*peers, new_ip]
         ),
         10,
         "cluster_state:ok everywhere",
@@ -122,9 +119,9 @@ def test_cluster_pod_moves_within_its_zone_and_keeps_its_node_id(
         assert own["ip"] == old_ip, "redis#4645: the moved node still announces its old IP to itself"
         # The fix the tool applies: a MEET from any peer makes it learn its own address.
         with rclient(peers[0], password=password) as r:
-            r.execute_command("CLUSTER", "MEET", new_ip, 6379)
+            r.execute_command("CLUSTER", "MEET", new_ip, REDIS_PORT)
         wait_until(lambda: myself(new_ip, password)["ip"] == new_ip, 5, "MEET to fix the self view")
-    roles = {n["id"]: n["flags"] for n in redis_procs.cluster_nodes(peers[0], 6379, password)}
+    roles = {n["id"]: n["flags"] for n in redis_procs.cluster_nodes(peers[0], REDIS_PORT, password)}
     log.warning(
         "cluster move (announce_ip=%s): back Ready in %.2fs, peers updated %.2fs later, mover flags now %s",
         announce_ip,

@@ -15,16 +15,18 @@ from typing import Any
 import pytest
 import redis
 
+from eks_rolling.labels import (
+    REDIS_GROUP,
+    REDIS_KIND,
+    REDIS_PASSWORD_SECRET,
+    REDIS_PORT,
+    REDIS_ROLE,
+    REDIS_SENTINEL_STATEFULSET,
+    SENTINEL_PORT,
+)
 from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.redis import procs as redis_procs
-from eks_rolling_sandbox.redis.manifests import (
-    GROUP_ANNOTATION,
-    KIND_ANNOTATION,
-    PASSWORD_SECRET_ANNOTATION,
-    ROLE_ANNOTATION,
-    SENTINEL_STS_ANNOTATION,
-    sentinel_group,
-)
+from eks_rolling_sandbox.redis.manifests import sentinel_group
 from eks_rolling_sandbox.redis.runtime import read_secret
 from tests.factories.redis import (
     ZONE_A,
@@ -69,7 +71,7 @@ class Group:
 
     def info(self, pod_or_ip: str, section: str = "replication") -> dict[str, Any]:
         ip = pod_or_ip if pod_or_ip[0].isdigit() else self.ip(pod_or_ip)
-        return redis_procs.info(ip, 6379, section, self.password)
+        return redis_procs.info(ip, REDIS_PORT, section, self.password)
 
     def client(self, pod: str) -> Any:
         return rclient(self.ip(pod), password=self.password)
@@ -112,7 +114,9 @@ def test_sentinel_group_comes_up(redis_sandbox: Any) -> None:
         rep = group.info(r)
         assert rep["role"] == "slave" and rep["master_host"] == master_ip
         wait_until(
-            lambda r=r: redis_procs.replica_synced((group.ip(r), 6379), (master_ip, 6379), group.password),
+            lambda r=r: redis_procs.replica_synced(
+                (group.ip(r), REDIS_PORT), (master_ip, REDIS_PORT), group.password
+            ),
             5,
             f"{r} synced",
         )
@@ -123,7 +127,7 @@ def test_sentinel_group_comes_up(redis_sandbox: Any) -> None:
 
     # 3 sentinels agree on the master and reach quorum
     for s in group.sentinel_ips():
-        with rclient(s, 26379) as r:
+        with rclient(s, SENTINEL_PORT) as r:
             assert r.execute_command("SENTINEL", "CKQUORUM", "mymaster").startswith("OK 3 usable")
             state = r.sentinel_master("mymaster")
         assert state["ip"] == master_ip and state["num-other-sentinels"] == 2
@@ -143,9 +147,9 @@ def test_sentinel_group_comes_up(redis_sandbox: Any) -> None:
         ("redis-sentinel", "sentinel"),
     ):
         ann = env.store.get("statefulsets", NS, sts)["metadata"]["annotations"]
-        assert ann[GROUP_ANNOTATION] == "redis" and ann[KIND_ANNOTATION] == "sentinel"
-        assert ann[ROLE_ANNOTATION] == role and ann[SENTINEL_STS_ANNOTATION] == "redis-sentinel"
-        assert ann[PASSWORD_SECRET_ANNOTATION] == "redis-auth/redis-password"
+        assert ann[REDIS_GROUP] == "redis" and ann[REDIS_KIND] == "sentinel"
+        assert ann[REDIS_ROLE] == role and ann[REDIS_SENTINEL_STATEFULSET] == "redis-sentinel"
+        assert ann[REDIS_PASSWORD_SECRET] == "redis-auth/redis-password"
 
 
 def test_replica_moved_to_another_node_leaves_stale_sentinel_entry(redis_sandbox: Any) -> None:
@@ -161,7 +165,9 @@ def test_replica_moved_to_another_node_leaves_stale_sentinel_entry(redis_sandbox
     old = env.pod(NS, victim)
     old_ip, old_node, old_uid = old["status"]["podIP"], old["spec"]["nodeName"], old["metadata"]["uid"]
     wait_until(
-        lambda: redis_procs.replica_synced((old_ip, 6379), (master_ip, 6379), group.password), 5, "synced"
+        lambda: redis_procs.replica_synced((old_ip, REDIS_PORT), (master_ip, REDIS_PORT), group.password),
+        5,
+        "synced",
     )
     stats = group.info(MASTER, "stats")
 
@@ -177,7 +183,9 @@ def test_replica_moved_to_another_node_leaves_stale_sentinel_entry(redis_sandbox
     assert new["spec"]["nodeName"] != old_node and env.zone_of(new["spec"]["nodeName"]) == ZONE_B
     assert new_ip != old_ip
     sync_s = wait_until(
-        lambda: redis_procs.replica_synced((new_ip, 6379), (master_ip, 6379), group.password), 10, "resync"
+        lambda: redis_procs.replica_synced((new_ip, REDIS_PORT), (master_ip, REDIS_PORT), group.password),
+        10,
+        "resync",
     )
     with rclient(new_ip, password=group.password) as r:
         assert r.dbsize() == 2000 and r.get("k:1999") == "1999"
@@ -212,7 +220,7 @@ def test_replica_moved_to_another_node_leaves_stale_sentinel_entry(redis_sandbox
             # exactly the two live peers, the restarted one at its new IP: no stale 4th sentinel
             if sentinel_peers(s) != {ip: {"sentinel"} for ip in ips if ip != s}:
                 return False
-            with rclient(s, 26379) as r:
+            with rclient(s, SENTINEL_PORT) as r:
                 if not r.execute_command("SENTINEL", "CKQUORUM", "mymaster").startswith("OK 3 usable"):
                     return False
         return True
@@ -240,7 +248,7 @@ def test_ex_master_comes_back_as_replica_of_current_master(redis_sandbox: Any) -
     stats = {r: group.info(r, "stats") for r in REPLICAS}
 
     # Given a manual failover through ONE sentinel, agreed by all three
-    with rclient(group.sentinel_ips()[0], 26379) as s:
+    with rclient(group.sentinel_ips()[0], SENTINEL_PORT) as s:
         assert s.execute_command("SENTINEL", "FAILOVER", "mymaster")
 
     def new_master() -> str | None:
@@ -248,7 +256,9 @@ def test_ex_master_comes_back_as_replica_of_current_master(redis_sandbox: Any) -
         if len(addrs) == 1 and old_master_ip not in addrs:
             ip = addrs.pop()
             return (
-                ip if redis_procs.info(ip, 6379, "replication", group.password)["role"] == "master" else None
+                ip
+                if redis_procs.info(ip, REDIS_PORT, "replication", group.password)["role"] == "master"
+                else None
             )
         return None
 
@@ -282,7 +292,7 @@ def test_ex_master_comes_back_as_replica_of_current_master(redis_sandbox: Any) -
 
     # Then it is a replica of the current master from its first reply on: never a second master
     sync_s = wait_until(
-        lambda: redis_procs.replica_synced((new_ip, 6379), (promoted_ip, 6379), group.password),
+        lambda: redis_procs.replica_synced((new_ip, REDIS_PORT), (promoted_ip, REDIS_PORT), group.password),
         10,
         "ex-master synced from the new master",
     )
@@ -353,8 +363,8 @@ def test_pods_wait_for_the_master_endpoint_and_restart_in_place(redis_sandbox: A
     assert group.info("redis-replica-0")["master_host"] == master_ip
     sentinel_ip = group.ip("redis-sentinel-0")
     with pytest.raises(redis.AuthenticationError):
-        rclient(sentinel_ip, 26379).ping()  # sentinel_auth: sentinels require the password too
-    with rclient(sentinel_ip, 26379, password=group.password) as s:
+        rclient(sentinel_ip, SENTINEL_PORT).ping()  # sentinel_auth: sentinels require the password too
+    with rclient(sentinel_ip, SENTINEL_PORT, password=group.password) as s:
         assert s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")[0] == master_ip
 
     # And a crashed container restarts in place: same pod, same IP, restartCount 1, replicating again

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from eks_rolling.labels import REDIS_PORT
 from eks_rolling_sandbox.redis.procs import (
     ClusterLayout,
     RedisConfig,
@@ -102,7 +103,7 @@ def test_verify_detects_writes_lost_to_a_split_brain(spawn: Spawn, ips: Ips, tmp
     accepts writes; re-pointing the old master then throws them away with a full resync."""
     m_ip, r_ip = ips(2)
     old = spawn(RedisConfig("data", m_ip, tmp_path / "m"))
-    new = spawn(RedisConfig("data", r_ip, tmp_path / "r", replicaof=(m_ip, 6379)))
+    new = spawn(RedisConfig("data", r_ip, tmp_path / "r", replicaof=(m_ip, REDIS_PORT)))
     assert wait_until(lambda: replica_synced(new.cfg.address, old.cfg.address), 10)
 
     writer = DirectWriter(m_ip, prefix="lw", interval_s=0.002, max_seconds=20.0)
@@ -116,13 +117,13 @@ def test_verify_detects_writes_lost_to_a_split_brain(spawn: Spawn, ips: Ips, tmp
     after_promotion = report.acked - acked_at_promotion
     assert report.errors == 0
 
-    full_before = info(r_ip, 6379, "stats")["sync_full"]
+    full_before = info(r_ip, REDIS_PORT, "stats")["sync_full"]
     with old.client() as c:
-        c.replicaof(r_ip, 6379)
+        c.replicaof(r_ip, REDIS_PORT)
     assert wait_until(lambda: replica_synced(old.cfg.address, new.cfg.address), 10)
-    assert info(r_ip, 6379, "stats")["sync_full"] == full_before + 1
+    assert info(r_ip, REDIS_PORT, "stats")["sync_full"] == full_before + 1
 
-    lost = writer.verify(lambda: redis.Redis(host=r_ip, port=6379, decode_responses=True))
+    lost = writer.verify(lambda: redis.Redis(host=r_ip, port=REDIS_PORT, decode_responses=True))
     # Every write acknowledged after the promotion reply is gone (at most one was in flight).
     assert after_promotion - 1 <= lost <= report.acked
     assert writer.report().lost == lost > 0

@@ -7,13 +7,13 @@ import logging
 
 import pytest
 
+from eks_rolling.labels import LABEL_RUN, REDIS_GROUP, REDIS_PORT, REDIS_TEMP_FOR
 from eks_rolling_sandbox.redis import procs as redis_procs
 from eks_rolling_sandbox.redis.runtime import PROCESS_ANNOTATION
 from tests.factories.redis_cluster import NS, RUN, ClusterField, requires
 
 pytestmark = [*requires, pytest.mark.timeout(240)]
 log = logging.getLogger(__name__)
-TEMP_LABEL = "eks-rolling.io/redis-temp-for"
 
 
 def _in_order(actions: list[str], *fragments: str) -> None:
@@ -33,7 +33,7 @@ def test_plan_health_passes_a_healthy_cluster_and_blocks_a_master_without_replic
     orphaned = cluster.master_pod(0)
     replica = next(r for r, m in cluster.layout["replica_of"].items() if m == orphaned)
     other = next(m for m in cluster.layout["masters"] if m != orphaned)
-    with redis_procs._client(cluster.ip(replica), 6379, None) as r:
+    with redis_procs._client(cluster.ip(replica), REDIS_PORT, None) as r:
         r.execute_command("CLUSTER", "REPLICATE", cluster.layout["node_ids"][other])
     redis_procs.wait_until(lambda: bool(cluster.health().problems), 10)
     # Then the plan is blocked, naming the master left without a replica
@@ -56,10 +56,8 @@ def test_a_master_moves_through_a_temporary_replica_with_every_round_run_twice(c
     (temp,) = cluster.temp_pods()
     md, spec = temp["metadata"], temp["spec"]
     assert md["name"] == f"{master}-eksr-tmp" and not md.get("ownerReferences")
-    assert set(md["labels"]) == {TEMP_LABEL, "eks-rolling.io/run", "eks-rolling.io/redis-group"}
-    assert (
-        md["labels"]["eks-rolling.io/run"] == RUN and md["annotations"][PROCESS_ANNOTATION] == "redis-cluster"
-    )
+    assert set(md["labels"]) == {REDIS_TEMP_FOR, LABEL_RUN, REDIS_GROUP}
+    assert md["labels"][LABEL_RUN] == RUN and md["annotations"][PROCESS_ANNOTATION] == "redis-cluster"
     assert {"name": "data", "emptyDir": {}} in spec["volumes"]
     assert spec["containers"][0]["image"] == before["spec"]["containers"][0]["image"]
     assert cluster.zone_of_node(spec["nodeName"]) == zone and spec["nodeName"] in cluster.new_nodes(zone)
@@ -110,5 +108,5 @@ def test_a_replica_is_deleted_and_awaited_until_synced_and_announced_with_its_ne
     cluster.assert_consistent(masters=cluster.layout["slots"])
     me = next(n for n in cluster.nodes_view(replica) if "myself" in n["flags"])
     assert me["master_id"] == cluster.layout["node_ids"][master]
-    assert redis_procs.info(after["status"]["podIP"], 6379, "replication")["master_link_status"] == "up"
+    assert redis_procs.info(after["status"]["podIP"], REDIS_PORT, "replication")["master_link_status"] == "up"
     assert cluster.temp_pods() == []

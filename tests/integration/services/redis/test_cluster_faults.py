@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from eks_rolling.errors import RedisMoveTimeoutError
+from eks_rolling.labels import REDIS_PORT
 from eks_rolling_sandbox.redis import procs as redis_procs
 from tests.factories.redis_cluster import NS, ClusterField, requires
 
@@ -34,7 +35,7 @@ def _refuse_replication(cluster: ClusterField, master: str, stop: threading.Even
         ip = (temp or {}).get("status", {}).get("podIP") if temp else None  # type: ignore[union-attr]
         if ip:
             try:
-                with redis_procs._client(str(ip), 6379, None, timeout_s=0.3) as r:
+                with redis_procs._client(str(ip), REDIS_PORT, None, timeout_s=0.3) as r:
                     r.execute_command("CONFIG", "SET", "masterauth", "not-the-password")
                     if r.info("replication").get("master_link_status") == "up":
                         r.execute_command("CLIENT", "KILL", "TYPE", "master")
@@ -131,7 +132,7 @@ def test_cleanup_keeps_the_temporary_master_while_the_original_cannot_take_its_s
     assert _temp_of(cluster, master) is not None
     others = [m for m in cluster.members() if m != master]
     for name in others:
-        info = redis_procs.cluster_info(cluster.ip(name), 6379)
+        info = redis_procs.cluster_info(cluster.ip(name), REDIS_PORT)
         assert info["cluster_state"] == "ok" and info["cluster_slots_ok"] == "16384"
         holder = next(n for n in cluster.nodes_view(name) if n["id"] == temp_id)
         assert "master" in holder["flags"] and holder["slots"] == [tuple(cluster.layout["slots"][master])]

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from eks_rolling.errors import RedisGroupUnhealthyError, RedisMoveTimeoutError, RedisSwitchoverError
+from eks_rolling.labels import REDIS_PORT
 from eks_rolling.redis.sentinel import DataNode, SentinelNode
 from eks_rolling.services.redis.sentinel import PRIORITY_ANNOTATION
 from tests.factories.redis_sentinel import MASTER, SENTINELS, SentinelField, requires, wait_for
@@ -148,8 +149,10 @@ def test_a_switchover_that_dies_after_the_pause_releases_writes_and_loses_none(
     # lifts it (else it would lapse on its own after its budget)
     time.sleep(1.0)
     t_pause = time.monotonic()
-    with redis.Redis(sentinel.ip(expected), 6379, password=sentinel.password, decode_responses=True) as c:
-        DataNode(c, (sentinel.ip(expected), 6379)).pause_writes(30_000)
+    with redis.Redis(
+        sentinel.ip(expected), REDIS_PORT, password=sentinel.password, decode_responses=True
+    ) as c:
+        DataNode(c, (sentinel.ip(expected), REDIS_PORT)).pause_writes(30_000)
     time.sleep(1.0)
     notes = sentinel.cleanup()
     t_cleaned = time.monotonic()

@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from eks_rolling_sandbox.redis.manifests import (
-    GROUP_ANNOTATION,
-    KIND_ANNOTATION,
-    MASTER_SET_ANNOTATION,
-    PASSWORD_SECRET_ANNOTATION,
-    ROLE_ANNOTATION,
-    SENTINEL_STS_ANNOTATION,
-    _plan_cluster,
-    redis_cluster,
-    sentinel_group,
+from eks_rolling.labels import (
+    LABEL_HOSTNAME,
+    LABEL_TOPOLOGY_ZONE,
+    REDIS_GROUP,
+    REDIS_KIND,
+    REDIS_MASTER_SET,
+    REDIS_PASSWORD_SECRET,
+    REDIS_ROLE,
+    REDIS_SENTINEL_STATEFULSET,
 )
+from eks_rolling_sandbox.redis.manifests import _plan_cluster, redis_cluster, sentinel_group
 from eks_rolling_sandbox.redis.runtime import PROCESS_ANNOTATION
 
 
@@ -51,22 +51,19 @@ def test_sentinel_group_manifests() -> None:
         sts = sets[name]
         ann = sts["metadata"]["annotations"]
         assert ann == {
-            GROUP_ANNOTATION: "redis",
-            KIND_ANNOTATION: "sentinel",
-            ROLE_ANNOTATION: role,
-            MASTER_SET_ANNOTATION: "mymaster",
-            SENTINEL_STS_ANNOTATION: "redis-sentinel",
-            PASSWORD_SECRET_ANNOTATION: "redis-auth/redis-password",
+            REDIS_GROUP: "redis",
+            REDIS_KIND: "sentinel",
+            REDIS_ROLE: role,
+            REDIS_MASTER_SET: "mymaster",
+            REDIS_SENTINEL_STATEFULSET: "redis-sentinel",
+            REDIS_PASSWORD_SECRET: "redis-auth/redis-password",
         }
         assert sts["spec"]["template"]["metadata"]["annotations"] == {PROCESS_ANNOTATION: process}
         env = env_of(sts)
         assert env["REDIS_MASTER_HOST"] == "redis-master" and env["REDIS_SENTINEL_HOST"] == "redis-sentinel"
         assert env["REDIS_PASSWORD"] == {"secretKeyRef": {"name": "redis-auth", "key": "redis-password"}}
         anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
-        assert (
-            anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"]
-            == "kubernetes.io/hostname"
-        )
+        assert anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == LABEL_HOSTNAME
     assert sets["redis-master"]["spec"]["replicas"] == 1 and sets["redis-replica"]["spec"]["replicas"] == 2
     assert env_of(sets["redis-master"])["REDIS_ROLE"] == "master"
     assert env_of(sets["redis-replica"])["REDIS_ROLE"] == "replica"
@@ -85,7 +82,7 @@ def test_sentinel_group_options() -> None:
     assert len(by_kind(manifests, "PodDisruptionBudget")) == 3
     for sts in by_kind(manifests, "StatefulSet").values():
         assert "REDIS_PASSWORD" not in env_of(sts)
-        assert PASSWORD_SECRET_ANNOTATION not in sts["metadata"]["annotations"]
+        assert REDIS_PASSWORD_SECRET not in sts["metadata"]["annotations"]
 
 
 def test_redis_cluster_manifests() -> None:
@@ -95,13 +92,13 @@ def test_redis_cluster_manifests() -> None:
     assert set(sets) == {"redis-cluster-a", "redis-cluster-b"}
     for name, zone in (("redis-cluster-a", "us-east-1a"), ("redis-cluster-b", "us-east-1b")):
         sts = sets[name]
-        assert sts["metadata"]["annotations"][GROUP_ANNOTATION] == "redis-cluster"
-        assert sts["metadata"]["annotations"][KIND_ANNOTATION] == "cluster"
+        assert sts["metadata"]["annotations"][REDIS_GROUP] == "redis-cluster"
+        assert sts["metadata"]["annotations"][REDIS_KIND] == "cluster"
         terms = sts["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
             "requiredDuringSchedulingIgnoredDuringExecution"
         ]["nodeSelectorTerms"]
         assert terms == [
-            {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}]}
+            {"matchExpressions": [{"key": LABEL_TOPOLOGY_ZONE, "operator": "In", "values": [zone]}]}
         ]
         assert sts["spec"]["replicas"] == 3 and sts["spec"]["serviceName"] == "redis-cluster-headless"
         assert env_of(sts)["REDIS_CLUSTER_ANNOUNCE_IP"] == "true"

@@ -1,0 +1,62 @@
+"""Well-known label, annotation, taint and tag keys, and the Redis ports: each spelled once, here.
+
+Like k8s.io/api/core/v1 well_known_labels.go / well_known_taints.go and karpenter's
+pkg/apis/v1/labels.go: the runtime, the sandbox and the tests import these names instead of
+repeating the strings (a copy drifts: kube's own discovery/v1beta1 conversion once carried a
+`FIXME: core/v1.LabelTopologyZone exists`). Upstream keys keep upstream's names. Pure: no imports.
+"""
+
+from __future__ import annotations
+
+# --- Kubernetes (k8s.io/api/core/v1) ----------------------------------------------------------
+LABEL_HOSTNAME = "kubernetes.io/hostname"
+LABEL_TOPOLOGY_ZONE = "topology.kubernetes.io/zone"
+LABEL_TOPOLOGY_REGION = "topology.kubernetes.io/region"
+LABEL_FAILURE_DOMAIN_BETA_ZONE = "failure-domain.beta.kubernetes.io/zone"  # deprecated, still honoured
+LABEL_INSTANCE_TYPE_STABLE = "node.kubernetes.io/instance-type"
+LABEL_OS_STABLE = "kubernetes.io/os"
+LABEL_ARCH_STABLE = "kubernetes.io/arch"
+# LabelNodeExcludeBalancers: the AWS load balancer controllers stop sending traffic to the node.
+EXCLUDE_FROM_EXTERNAL_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
+# The kubelet's static-pod mirror annotation (ConfigMirrorAnnotationKey): such pods are never evicted.
+CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+TAINT_NODE_NOT_READY = "node.kubernetes.io/not-ready"
+TAINT_NODE_UNREACHABLE = "node.kubernetes.io/unreachable"
+TAINT_NODE_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+TAINT_NODE_DISK_PRESSURE = "node.kubernetes.io/disk-pressure"
+TAINT_NODE_MEMORY_PRESSURE = "node.kubernetes.io/memory-pressure"
+TAINT_NODE_PID_PRESSURE = "node.kubernetes.io/pid-pressure"
+# aws-ebs-csi-driver: the zone key in the node affinity of the volumes it provisions.
+LABEL_EBS_CSI_ZONE = "topology.ebs.csi.aws.com/zone"
+
+# --- eks-rolling: what users set, and what the tool writes ------------------------------------
+TAG_OPT_IN = "eks-rolling/enabled"  # an ASG tag (value "true"), not a Kubernetes label
+TAINT_RETIRING = "eks-rolling.io/retiring"  # the default taint key on old nodes
+LABEL_RUN = "eks-rolling.io/run"  # on what a run creates (temporary Redis pods)
+
+# Annotations on a Redis group's StatefulSets (eks_rolling.redis.discovery reads them).
+REDIS_PREFIX = "eks-rolling.io/redis-"
+REDIS_GROUP = REDIS_PREFIX + "group"
+REDIS_KIND = REDIS_PREFIX + "kind"
+REDIS_ROLE = REDIS_PREFIX + "role"
+REDIS_MASTER_SET = REDIS_PREFIX + "master-set"
+REDIS_PASSWORD_SECRET = REDIS_PREFIX + "password-secret"
+REDIS_PASSWORD_SECRETSMANAGER = REDIS_PREFIX + "password-secretsmanager"
+REDIS_TLS = REDIS_PREFIX + "tls"
+REDIS_TLS_CA_SECRET = REDIS_PREFIX + "tls-ca-secret"
+# Set by the sandbox's charts for their own wiring; the tool does not read them.
+REDIS_SENTINEL_STATEFULSET = REDIS_PREFIX + "sentinel-statefulset"
+REDIS_SENTINEL_PASSWORD_SECRET = REDIS_PREFIX + "sentinel-password-secret"
+REDIS_ZONE = REDIS_PREFIX + "zone"
+# Written by the procedures: a replica's priority before the Sentinel switchover steered it, and
+# a temporary Redis Cluster node's label and annotations.
+REDIS_ORIGINAL_REPLICA_PRIORITY = REDIS_PREFIX + "original-replica-priority"
+REDIS_TEMP_FOR = REDIS_PREFIX + "temp-for"
+REDIS_TEMP_FOR_POD = REDIS_PREFIX + "temp-for-pod"
+REDIS_TEMP_FOR_NODE_ID = REDIS_PREFIX + "temp-for-node-id"
+REDIS_TEMP_SLOTS = REDIS_PREFIX + "temp-slots"
+
+# --- ports ---------------------------------------------------------------------------------------
+REDIS_PORT = 6379
+REDIS_CLUSTER_BUS_PORT = REDIS_PORT + 10000  # Redis Cluster's bus: always the data port + 10000
+SENTINEL_PORT = 26379
