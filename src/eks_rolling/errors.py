@@ -50,6 +50,10 @@ class AsgNotOptedInError(PermanentError):
 class RollInProgressError(PermanentError):
     """Another execution holds the lock for this Auto Scaling group."""
 
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder  # the execution holding the lock, when known
+
 
 # --- permanent: the plan refuses ---------------------------------------------------------------
 class PlanBlockedError(PermanentError):
@@ -100,6 +104,10 @@ class RedisSwitchoverError(PermanentError):
 
 class RedisTempNodeError(PermanentError):
     """The temporary Redis Cluster node could not be created or placed safely (names the pod)."""
+
+
+class LockHolderUnknownError(PermanentError):
+    """The lock is held by an execution that cannot be described, so it is not taken over."""
 
 
 class LockLostError(PermanentError):

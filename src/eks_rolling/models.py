@@ -180,6 +180,8 @@ class AcquireLockInput(Model):
 class AcquireLockOutput(Model):
     owner: str
     expires_in_s: int
+    took_over_from: str | None = Field(None, description="The dead execution whose lock was taken over")
+    restored: RestoreReport | None = Field(None, description="What the dead run left, put back")
 
 
 class PlanRollInput(Model):

@@ -65,9 +65,35 @@ class AsgLock:
             holder = item.get("owner", {}).get("S") or self.holder(key) or "unknown"
             until = item.get(EXPIRES_ATTR, {}).get("N", "?")
             raise RollInProgressError(
-                f"{self._what} {key} is being rolled by {holder} (lock expires at {until})"
+                f"{self._what} {key} is being rolled by {holder} (lock expires at {until})",
+                holder=None if holder == "unknown" else holder,
             ) from exc
         log.info("lock for %s %s taken until %d", self._what, key, expires_at)
+
+    def take_over(self, key: str, *, holder: str, owner: str, ttl_s: int, now: float) -> bool:
+        """Replace `holder` by `owner`, only if `holder` still holds the lock (a third run that
+        took it over first wins; False then). The caller has checked that `holder` is dead."""
+        try:
+            with aws_errors():
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item={
+                        KEY_ATTR: {"S": lock_key(key, self._scope)},
+                        "owner": {"S": owner},
+                        "acquired_at": {"N": str(int(now))},
+                        EXPIRES_ATTR: {"N": str(int(now) + ttl_s)},
+                        "took_over_from": {"S": holder},
+                    },
+                    ConditionExpression="#owner = :holder",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":holder": {"S": holder}},
+                )
+        except ClientError as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                return False
+            raise
+        log.warning("lock for %s %s taken over from %s by %s", self._what, key, holder, owner)
+        return True
 
     def release(self, key: str, owner: str) -> bool:
         """Delete the lock if `owner` holds it; False when it is absent or someone else's."""

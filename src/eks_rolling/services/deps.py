@@ -13,6 +13,7 @@ from typing import Any
 from ..aws.asg import AsgOps
 from ..aws.clients import aws_client
 from ..aws.eks_auth import kube_connection
+from ..aws.executions import Executions
 from ..aws.lock import AsgLock
 from ..aws.notify import Notifier, notifier
 from ..k8s import KubeOps
@@ -41,6 +42,10 @@ class Deps:
     @cached_property
     def notifier(self) -> Notifier:
         return notifier(self.settings)
+
+    @cached_property
+    def executions(self) -> Executions:
+        return Executions(aws_client("stepfunctions", self.settings))
 
     @cached_property
     def lock(self) -> AsgLock:
