@@ -47,6 +47,10 @@ class AsgNotOptedInError(PermanentError):
     """The Auto Scaling group lacks the opt-in tag."""
 
 
+class AmiAliasError(PermanentError):
+    """A launch template's `resolve:ssm:` AMI alias cannot be resolved (missing, denied, not an AMI)."""
+
+
 class RollInProgressError(PermanentError):
     """Another execution holds the lock for this Auto Scaling group."""
 

@@ -37,7 +37,11 @@ class Deps:
 
     @cached_property
     def asg(self) -> AsgOps:
-        return AsgOps(aws_client("autoscaling", self.settings), aws_client("ec2", self.settings))
+        return AsgOps(
+            aws_client("autoscaling", self.settings),
+            aws_client("ec2", self.settings),
+            aws_client("ssm", self.settings),
+        )
 
     @cached_property
     def notifier(self) -> Notifier:

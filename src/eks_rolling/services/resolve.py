@@ -7,7 +7,7 @@ import hashlib
 import logging
 import re
 
-from ..aws.asg import AsgState
+from ..aws.asg import AsgOps, AsgState
 from ..aws.events import TriggerRequest, parse_trigger
 from ..aws.lock import lock_key
 from ..errors import AsgNotFoundError, AsgNotOptedInError, InvalidInputError, RollInProgressError
@@ -63,36 +63,47 @@ def resolve_target(inp: ResolveTargetInput, deps: Deps) -> ResolveTargetOutput:
     req: TriggerRequest = parse_trigger(inp.event)
     manual = req.kind == "manual"
     names = list(req.asg_names)
-    if not names:
+    if req.kind == "scheduled":
+        names = deps.asg.opted_in(deps.settings.opt_in_tag_key, deps.settings.opt_in_tag_value)
+    elif not names:
         specs = {LATEST} if req.kind == "create_launch_template_version" else {DEFAULT}
         names = deps.asg.asgs_using_launch_template(req.launch_template_id, req.launch_template_name, specs)
     targets: list[RollContext] = []
     skipped: list[Skipped] = []
     for name in names:
         try:
-            targets.append(_target(name, inp, req, deps))
+            target, state = _target(name, inp, req, deps)
         except (AsgNotFoundError, AsgNotOptedInError, InvalidInputError) as exc:
             if manual:
                 raise
             skipped.append(Skipped(asg_name=name, reason=f"{type(exc).__name__}: {exc}"))
+            continue
+        if req.kind == "scheduled" and not any(AsgOps.is_outdated(i, state) for i in state.instances):
+            # The drift check takes no lock for a group with nothing to roll.
+            skipped.append(Skipped(asg_name=name, reason="up to date"))
+            continue
+        targets.append(target)
     log.info("resolved %s trigger: %d target(s), %d skipped", req.kind, len(targets), len(skipped))
     return ResolveTargetOutput(trigger=req.kind, targets=targets, skipped=skipped, has_targets=bool(targets))
 
 
-def _target(name: str, inp: ResolveTargetInput, req: TriggerRequest, deps: Deps) -> RollContext:
+def _target(
+    name: str, inp: ResolveTargetInput, req: TriggerRequest, deps: Deps
+) -> tuple[RollContext, AsgState]:
     s = deps.settings
     state = deps.asg.describe(name)  # AsgNotFoundError for an unknown name
     if state.tags.get(s.opt_in_tag_key) != s.opt_in_tag_value:
         raise AsgNotOptedInError(
             f"ASG {name} is not opted in: tag {s.opt_in_tag_key}={s.opt_in_tag_value} is missing"
         )
-    return RollContext(
+    ctx = RollContext(
         execution_id=inp.execution_id,
         asg_name=name,
         cluster_name=cluster_of(state, s.cluster_name),
         dry_run=req.dry_run,
         taint_value=taint_value_for(inp.execution_id),
     )
+    return ctx, state
 
 
 def acquire_lock(inp: AcquireLockInput, deps: Deps) -> AcquireLockOutput:
