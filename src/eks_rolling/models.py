@@ -109,6 +109,9 @@ class EvictedPod(Model):
     namespace: str
     name: str
     owner: OwnerRefModel | None = None
+    before: int | None = Field(
+        None, description="An owner of another kind: its pods Ready (Job: running) just before this eviction"
+    )
 
 
 class RedisMove(Model):
