@@ -39,6 +39,10 @@ class InvalidInputError(PermanentError):
     """The execution input is neither a supported CloudTrail event nor a manual request."""
 
 
+class SettingsError(PermanentError):
+    """An `EKS_ROLLING_*` variable is unknown (misspelt) or has a value of the wrong type."""
+
+
 class AsgNotFoundError(PermanentError):
     """The named Auto Scaling group does not exist."""
 

@@ -18,7 +18,7 @@ from ..aws.lock import AsgLock
 from ..aws.notify import Notifier, notifier
 from ..k8s import KubeOps
 from ..k8s.ops import api_client
-from ..settings import Settings
+from ..settings import Settings, load_settings
 
 
 def utcnow() -> datetime:
@@ -33,7 +33,7 @@ class Deps:
 
     @classmethod
     def from_env(cls) -> Deps:
-        return cls(Settings())
+        return cls(load_settings())
 
     @cached_property
     def asg(self) -> AsgOps:

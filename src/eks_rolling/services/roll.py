@@ -30,6 +30,7 @@ from ..models import (
     WaitNewNodesOutput,
 )
 from ..planning import RedisGroupView, build_plan
+from ..settings import check_environment
 from .deps import Deps
 from .saved import Saved, merged_stale, read_saved, write_saved
 from .snapshot import gather, policy
@@ -46,6 +47,7 @@ def start_poll(prev: PollState | None, now: datetime, timeout_s: int) -> tuple[d
 
 def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
     ctx = inp.ctx
+    check_environment()  # before anything changes: a misspelt setting would silently be ignored
     state = deps.asg.describe(ctx.asg_name)
     snap = gather(
         state,
