@@ -199,6 +199,9 @@ class AsgOps:
         )
         return sorted(names)
 
+    def tags(self, name: str) -> dict[str, str]:
+        return {t["Key"]: t.get("Value", "") for t in self._group(name).get("Tags") or []}
+
     def opted_in(self, tag_key: str, tag_value: str) -> list[str]:
         """Groups carrying the opt-in tag (for the scheduled drift check)."""
         names: list[str] = []

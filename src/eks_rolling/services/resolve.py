@@ -10,7 +10,13 @@ import re
 from ..aws.asg import AsgOps, AsgState
 from ..aws.events import TriggerRequest, parse_trigger
 from ..aws.lock import lock_key
-from ..errors import AsgNotFoundError, AsgNotOptedInError, InvalidInputError, RollInProgressError
+from ..errors import (
+    AsgNotFoundError,
+    AsgNotOptedInError,
+    InvalidInputError,
+    LockHolderUnknownError,
+    RollInProgressError,
+)
 from ..models import (
     AcquireLockInput,
     AcquireLockOutput,
@@ -91,11 +97,13 @@ def _target(
     name: str, inp: ResolveTargetInput, req: TriggerRequest, deps: Deps
 ) -> tuple[RollContext, AsgState]:
     s = deps.settings
-    state = deps.asg.describe(name)  # AsgNotFoundError for an unknown name
-    if state.tags.get(s.opt_in_tag_key) != s.opt_in_tag_value:
+    # Tags first: someone else's group is never described further (its template's SSM alias may
+    # be one we are not allowed to read).
+    if deps.asg.tags(name).get(s.opt_in_tag_key) != s.opt_in_tag_value:  # AsgNotFoundError if unknown
         raise AsgNotOptedInError(
             f"ASG {name} is not opted in: tag {s.opt_in_tag_key}={s.opt_in_tag_value} is missing"
         )
+    state = deps.asg.describe(name)
     ctx = RollContext(
         execution_id=inp.execution_id,
         asg_name=name,
@@ -115,8 +123,10 @@ def acquire_lock(inp: AcquireLockInput, deps: Deps) -> AcquireLockOutput:
     ctx, ttl = inp.ctx, deps.settings.lock_ttl_s
     now = deps.now().timestamp()
     try:
-        deps.lock.acquire(ctx.asg_name, ctx.execution_id, ttl_s=ttl, now=now)
-        return AcquireLockOutput(owner=ctx.execution_id, expires_in_s=ttl)
+        holder = deps.lock.acquire(ctx.asg_name, ctx.execution_id, ttl_s=ttl, now=now)
+        # From an expired lock, or on a retry after a takeover (restoring again is harmless).
+        if holder is None or _alive(holder, deps):
+            return AcquireLockOutput(owner=ctx.execution_id, expires_in_s=ttl)
     except RollInProgressError as exc:
         holder = exc.holder
         if holder is None or deps.executions.is_alive(holder):
@@ -128,6 +138,15 @@ def acquire_lock(inp: AcquireLockInput, deps: Deps) -> AcquireLockOutput:
     return AcquireLockOutput(
         owner=ctx.execution_id, expires_in_s=ttl, took_over_from=holder, restored=restored
     )
+
+
+def _alive(holder: str, deps: Deps) -> bool:
+    """For a lock we already hold: an undescribable former holder counts as dead (its lock
+    expired, so it had its whole TTL)."""
+    try:
+        return deps.executions.is_alive(holder)
+    except LockHolderUnknownError:
+        return False
 
 
 __all__ = ["acquire_lock", "lock_key", "resolve_target", "taint_value_for"]

@@ -109,3 +109,18 @@ def test_take_over_only_replaces_the_holder_it_names(settings: Settings) -> None
     # A third run that also saw "dead" loses the race: "second" keeps the lock
     assert not lock.take_over("workers", holder="dead", owner="third", ttl_s=3600, now=1002.0)
     assert lock.holder("workers") == "second"
+
+
+def test_acquire_reports_whom_the_lock_was_taken_from(settings: Settings) -> None:
+    ddb = aws_client("dynamodb", settings)
+    create_lock_table(ddb, TABLE)
+    lock = AsgLock(ddb, TABLE)
+    # A free lock: nobody
+    assert lock.acquire("workers", "first", ttl_s=60, now=1000.0) is None
+    assert lock.acquire("workers", "first", ttl_s=60, now=1010.0) is None  # a retry
+    # An expired lock: its holder, whose leftovers the new owner restores
+    assert lock.acquire("workers", "second", ttl_s=60, now=2000.0) == "first"
+    # A retried AcquireLock after a takeover still learns the dead holder (restoring may have failed)
+    assert lock.take_over("workers", holder="second", owner="third", ttl_s=60, now=2001.0)
+    assert lock.acquire("workers", "third", ttl_s=60, now=2002.0) == "second"
+    assert lock.acquire("workers", "third", ttl_s=60, now=2003.0) == "second"
