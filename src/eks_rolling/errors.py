@@ -39,6 +39,10 @@ class InvalidInputError(PermanentError):
     """The execution input is neither a supported CloudTrail event nor a manual request."""
 
 
+class SettingsError(PermanentError):
+    """An `EKS_ROLLING_*` variable is unknown (misspelt) or has a value of the wrong type."""
+
+
 class AsgNotFoundError(PermanentError):
     """The named Auto Scaling group does not exist."""
 
@@ -47,8 +51,16 @@ class AsgNotOptedInError(PermanentError):
     """The Auto Scaling group lacks the opt-in tag."""
 
 
+class AmiAliasError(PermanentError):
+    """A launch template's `resolve:ssm:` AMI alias cannot be resolved (missing, denied, not an AMI)."""
+
+
 class RollInProgressError(PermanentError):
     """Another execution holds the lock for this Auto Scaling group."""
+
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder  # the execution holding the lock, when known
 
 
 # --- permanent: the plan refuses ---------------------------------------------------------------
@@ -100,6 +112,10 @@ class RedisSwitchoverError(PermanentError):
 
 class RedisTempNodeError(PermanentError):
     """The temporary Redis Cluster node could not be created or placed safely (names the pod)."""
+
+
+class LockHolderUnknownError(PermanentError):
+    """The lock is held by an execution that cannot be described, so it is not taken over."""
 
 
 class LockLostError(PermanentError):

@@ -116,6 +116,9 @@ class EvictedPod(Model):
     namespace: str
     name: str
     owner: OwnerRefModel | None = None
+    before: int | None = Field(
+        None, description="An owner of another kind: its pods Ready (Job: running) just before this eviction"
+    )
 
 
 class RedisMove(Model):
@@ -187,6 +190,8 @@ class AcquireLockInput(Model):
 class AcquireLockOutput(Model):
     owner: str
     expires_in_s: int
+    took_over_from: str | None = Field(None, description="The dead execution whose lock was taken over")
+    restored: RestoreReport | None = Field(None, description="What the dead run left, put back")
 
 
 class PlanRollInput(Model):

@@ -6,10 +6,19 @@ Lambda, the sandbox sets them in-process.
 
 from __future__ import annotations
 
-from pydantic import Field
+import difflib
+import os
+from collections.abc import Mapping
+
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .errors import SettingsError
 from .labels import TAG_OPT_IN, TAINT_RETIRING
+
+PREFIX = "EKS_ROLLING_"
+# The local sandbox's own variables share the prefix; they are not runtime settings.
+SANDBOX_PREFIX = PREFIX + "SANDBOX_"
 
 
 class Settings(BaseSettings):
@@ -59,3 +68,33 @@ class Settings(BaseSettings):
     eviction_backoff_base_s: float = Field(5.0, gt=0)
     eviction_backoff_cap_s: float = Field(60.0, gt=0)
     api_timeout_s: float = Field(20.0, gt=0, description="Per-request timeout to the Kubernetes API")
+
+
+def known_variables() -> set[str]:
+    return {PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """A misspelt `EKS_ROLLING_*` variable would be silently ignored (and its default used):
+    SettingsError names it, with the closest real name. Sandbox variables are exempt."""
+    env = os.environ if environ is None else environ
+    known = known_variables()
+    unknown = sorted(
+        k for k in env if k.startswith(PREFIX) and not k.startswith(SANDBOX_PREFIX) and k not in known
+    )
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, known, n=1)
+            hints.append(f"{k} (did you mean {close[0]}?)" if close else k)
+        raise SettingsError(f"unknown eks-rolling setting(s): {', '.join(hints)}")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; SettingsError naming each bad variable instead of
+    pydantic's ValidationError (whose name Step Functions would not know)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        bad = [f"{PREFIX}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()[:5]]
+        raise SettingsError(f"invalid eks-rolling setting(s): {'; '.join(bad)}") from None

@@ -5,6 +5,12 @@ that EC2 puts on every instance launched from a launch template (and from ImageI
 missing). The ASG's own `Instances[].LaunchTemplate.Version` is not used: moto reports the
 group's current version for every instance there.
 
+The target an instance is compared with is the launch template of its instance type: a
+MixedInstancesPolicy override may name its own (one per architecture in a mixed x86/arm64 group).
+A template whose ImageId is a `resolve:ssm:` alias changes AMI with no new template version and
+no CloudTrail event, so the alias is resolved now (SSM GetParameter) and compared with each
+instance's actual ImageId as well.
+
 Every mutation reads the group first: it yields AsgNotFoundError instead of moto's HTTP 500 or
 AWS's generic ValidationError, lets repeated calls (Step Functions retries) become no-ops, and
 lets capacity be checked against min/max the same way on AWS and on moto (which does not check).
@@ -20,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_rolling.aws.clients import aws_errors, error_code
-from eks_rolling.errors import AsgNotFoundError, CapacityError
+from eks_rolling.errors import AmiAliasError, AsgNotFoundError, CapacityError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,7 @@ LT_VERSION_TAG = "aws:ec2launchtemplate:version"
 LATEST = "$Latest"
 DEFAULT = "$Default"
 _EC2_BATCH = 100
+SSM_ALIAS = "resolve:ssm:"
 _ASG_RESOURCE = "auto-scaling-group"
 
 
@@ -53,6 +60,16 @@ class AsgInstance:
 
 
 @dataclass(frozen=True)
+class LaunchTarget:
+    """What an instance should have been launched from."""
+
+    launch_template: LaunchTemplateRef | None
+    version: str | None  # version_spec resolved to a number
+    image_id: str | None  # the AMI, an SSM alias resolved
+    image_alias: str | None = None  # "resolve:ssm:<parameter>" when the template names one
+
+
+@dataclass(frozen=True)
 class AsgState:
     name: str
     min_size: int
@@ -65,6 +82,16 @@ class AsgState:
     suspended_processes: tuple[str, ...]
     instances: tuple[AsgInstance, ...]
     availability_zones: tuple[str, ...]
+    image_alias: str | None = None  # the top-level template's `resolve:ssm:` alias, if any
+    overrides: tuple[tuple[str, LaunchTarget], ...] = ()  # instance type -> its override's target
+
+    def target_for(self, instance_type: str | None) -> LaunchTarget:
+        """The target of an instance type: its MixedInstancesPolicy override's own launch
+        template when it has one, else the group's."""
+        for itype, target in self.overrides:
+            if itype == instance_type:
+                return target
+        return LaunchTarget(self.launch_template, self.target_version, self.target_image_id, self.image_alias)
 
 
 def launch_template_spec(group: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -74,6 +101,24 @@ def launch_template_spec(group: Mapping[str, Any]) -> dict[str, Any] | None:
         mip = group.get("MixedInstancesPolicy") or {}
         spec = (mip.get("LaunchTemplate") or {}).get("LaunchTemplateSpecification")
     return dict(spec) if spec else None
+
+
+def override_specs(group: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(instance type, launch template spec) of each MixedInstancesPolicy override that names
+    its own template. Overrides by InstanceRequirements name no type: they use the group's."""
+    mip = group.get("MixedInstancesPolicy") or {}
+    out = []
+    for o in (mip.get("LaunchTemplate") or {}).get("Overrides") or []:
+        spec = o.get("LaunchTemplateSpecification")
+        if spec and o.get("InstanceType"):
+            out.append((str(o["InstanceType"]), dict(spec)))
+    return out
+
+
+def _same_template(spec: Mapping[str, Any], lt_id: str | None, lt_name: str | None) -> bool:
+    return (lt_id is not None and spec.get("LaunchTemplateId") == lt_id) or (
+        lt_name is not None and spec.get("LaunchTemplateName") == lt_name
+    )
 
 
 def _version_spec(spec: Mapping[str, Any]) -> str:
@@ -87,44 +132,45 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 class AsgOps:
-    def __init__(self, autoscaling: Any, ec2: Any) -> None:
+    def __init__(self, autoscaling: Any, ec2: Any, ssm: Any = None) -> None:
         self._asg = autoscaling
         self._ec2 = ec2
+        self._ssm = ssm  # only needed for templates whose ImageId is a `resolve:ssm:` alias
 
     # --- reads -------------------------------------------------------------------------------
     def describe(self, name: str) -> AsgState:
         group = self._group(name)
         spec = launch_template_spec(group)
-        lt_ref: LaunchTemplateRef | None = None
-        target_version: str | None = None
-        target_image: str | None = None
+        top = LaunchTarget(None, None, None)
         if spec is not None:
-            lt_ref, target_version = self._resolve(spec)
-            target_image = self._image_of(lt_ref.id, target_version)
+            top = self._target(spec)
         elif group.get("LaunchConfigurationName"):
-            target_image = self._launch_configuration_image(group["LaunchConfigurationName"])
+            top = LaunchTarget(None, None, self._launch_configuration_image(group["LaunchConfigurationName"]))
+        overrides = tuple((itype, self._target(o)) for itype, o in override_specs(group))
         instances = self._instances(group.get("Instances") or [])
         log.info(
             "described ASG %s: desired %s, %d instances, target version %s",
             name,
             group["DesiredCapacity"],
             len(instances),
-            target_version,
+            top.version,
         )
         return AsgState(
             name=name,
             min_size=int(group["MinSize"]),
             max_size=int(group["MaxSize"]),
             desired=int(group["DesiredCapacity"]),
-            launch_template=lt_ref,
-            target_version=target_version,
-            target_image_id=target_image,
+            launch_template=top.launch_template,
+            target_version=top.version,
+            target_image_id=top.image_id,
             tags={t["Key"]: t.get("Value", "") for t in group.get("Tags") or []},
             suspended_processes=tuple(
                 sorted(p["ProcessName"] for p in group.get("SuspendedProcesses") or [])
             ),
             instances=instances,
             availability_zones=tuple(group.get("AvailabilityZones") or ()),
+            image_alias=top.image_alias,
+            overrides=overrides,
         )
 
     def asgs_using_launch_template(
@@ -141,35 +187,56 @@ class AsgOps:
         with aws_errors():
             for page in self._asg.get_paginator("describe_auto_scaling_groups").paginate():
                 for group in page.get("AutoScalingGroups", []):
-                    spec = launch_template_spec(group)
-                    if spec is None:
-                        continue
-                    same = (lt_id is not None and spec.get("LaunchTemplateId") == lt_id) or (
-                        lt_name is not None and spec.get("LaunchTemplateName") == lt_name
-                    )
-                    if same and _version_spec(spec) in version_specs:
+                    top = launch_template_spec(group)
+                    specs = ([top] if top else []) + [o for _, o in override_specs(group)]
+                    if any(
+                        _same_template(spec, lt_id, lt_name) and _version_spec(spec) in version_specs
+                        for spec in specs
+                    ):
                         names.append(group["AutoScalingGroupName"])
         log.info(
             "%d ASGs follow launch template %s with %s", len(names), lt_id or lt_name, sorted(version_specs)
         )
         return sorted(names)
 
+    def tags(self, name: str) -> dict[str, str]:
+        return {t["Key"]: t.get("Value", "") for t in self._group(name).get("Tags") or []}
+
+    def opted_in(self, tag_key: str, tag_value: str) -> list[str]:
+        """Groups carrying the opt-in tag (for the scheduled drift check)."""
+        names: list[str] = []
+        with aws_errors():
+            for page in self._asg.get_paginator("describe_auto_scaling_groups").paginate(
+                Filters=[{"Name": f"tag:{tag_key}", "Values": [tag_value]}]
+            ):
+                names += [g["AutoScalingGroupName"] for g in page.get("AutoScalingGroups", [])]
+        return sorted(names)
+
     @staticmethod
     def is_outdated(instance: AsgInstance, state: AsgState) -> bool:
-        """Whether `instance` was launched from something other than the group's target.
+        """Whether `instance` was launched from something other than its target: the launch
+        template of its instance type, that template's version and, for an SSM alias, the AMI
+        the alias names now.
 
         Unknown (no LT tags and no image id, e.g. not yet visible to EC2) counts as not
         outdated: the roll never replaces what it cannot identify.
         """
-        lt = state.launch_template
+        target = state.target_for(instance.instance_type)
+        lt = target.launch_template
         if instance.launch_template_id is not None and lt is not None:
             if instance.launch_template_id != lt.id:
                 return True
-            return (
-                state.target_version is not None and instance.launch_template_version != state.target_version
+            if target.version is not None and instance.launch_template_version != target.version:
+                return True
+            # Same template version, yet an alias may point at a newer AMI since launch.
+            return bool(
+                target.image_alias
+                and instance.image_id is not None
+                and target.image_id is not None
+                and instance.image_id != target.image_id
             )
-        if instance.image_id is not None and state.target_image_id is not None:
-            return instance.image_id != state.target_image_id
+        if instance.image_id is not None and target.image_id is not None:
+            return instance.image_id != target.image_id
         return False
 
     # --- writes ------------------------------------------------------------------------------
@@ -316,16 +383,41 @@ class AsgOps:
         )
         return ref, target
 
+    def _target(self, spec: Mapping[str, Any]) -> LaunchTarget:
+        ref, version = self._resolve(spec)
+        image = self._image_of(ref.id, version)
+        if image is not None and image.startswith(SSM_ALIAS):
+            return LaunchTarget(ref, version, self._resolve_alias(image, ref), image)
+        return LaunchTarget(ref, version, image)
+
     def _image_of(self, lt_id: str, version: str) -> str | None:
-        # ResolveAlias turns "resolve:ssm:<param>" into the AMI id instances actually carry.
+        # As written in the template: a `resolve:ssm:` alias stays visible (ResolveAlias would hide it).
         with aws_errors():
             versions = self._ec2.describe_launch_template_versions(
-                LaunchTemplateId=lt_id, Versions=[version], ResolveAlias=True
+                LaunchTemplateId=lt_id, Versions=[version]
             )["LaunchTemplateVersions"]
         if not versions:
             return None
         image: str | None = (versions[0].get("LaunchTemplateData") or {}).get("ImageId")
         return image
+
+    def _resolve_alias(self, alias: str, ref: LaunchTemplateRef) -> str:
+        """The AMI a `resolve:ssm:<name>[:version|:label]` alias names now; GetParameter takes
+        the same selector suffix."""
+        name = alias[len(SSM_ALIAS) :]
+        if self._ssm is None:
+            raise AmiAliasError(f"launch template {ref.name} uses {alias} but no SSM client was given")
+        try:
+            with aws_errors():
+                value = str(self._ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        except ClientError as exc:
+            raise AmiAliasError(
+                f"launch template {ref.name}: cannot resolve {alias} ({error_code(exc)}: {_message(exc)})"
+            ) from exc
+        if not value.startswith("ami-"):
+            raise AmiAliasError(f"launch template {ref.name}: {alias} holds {value[:40]!r}, not an AMI id")
+        log.info("launch template %s: %s is %s", ref.name, alias, value)
+        return value
 
     def _launch_configuration_image(self, lc_name: str) -> str | None:
         with aws_errors():

@@ -16,14 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from eks_rolling.errors import InvalidInputError
 
-TriggerKind = Literal["manual", "update_asg", "modify_launch_template", "create_launch_template_version"]
+TriggerKind = Literal[
+    "manual", "update_asg", "modify_launch_template", "create_launch_template_version", "scheduled"
+]
 
 _M = TypeVar("_M", bound=BaseModel)
 
 _EXPECTED = (
     'expected a manual request {"asgName": "<name>", "dryRun": false} or an EventBridge '
     '"AWS API Call via CloudTrail" event for UpdateAutoScalingGroup with a launch template, '
-    "ModifyLaunchTemplate or CreateLaunchTemplateVersion"
+    "ModifyLaunchTemplate or CreateLaunchTemplateVersion, or an EventBridge Scheduled Event (drift check)"
 )
 
 
@@ -134,6 +136,17 @@ class CloudTrailEvent(_Lenient):
     detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
     source: Literal["aws.autoscaling", "aws.ec2"]
     detail: CloudTrailDetail
+
+
+class ScheduledEvent(_Lenient):
+    """EventBridge's "Scheduled Event" from a schedule rule: the drift check. An AMI behind a
+    `resolve:ssm:` alias changes with no CloudTrail event, so only a schedule notices it."""
+
+    version: str
+    id: str = Field(min_length=1)
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    source: Literal["aws.events"]
+    resources: list[str] = Field(default_factory=list)
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -253,6 +266,9 @@ def parse_trigger(raw: Any) -> TriggerRequest:
     """Normalise a manual request or a CloudTrail EventBridge event; InvalidInputError otherwise."""
     if not isinstance(raw, Mapping):
         raise InvalidInputError(f"input is a {type(raw).__name__}, not an object; {_EXPECTED}")
+    if raw.get("detail-type") == "Scheduled Event":
+        scheduled = _validate(ScheduledEvent, raw, "Scheduled Event")
+        return TriggerRequest(kind="scheduled", event_id=scheduled.id)
     if "detail" in raw or "detail-type" in raw:
         return _parse_event(raw)
     if "asgName" in raw:

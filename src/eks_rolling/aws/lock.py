@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 KEY_ATTR = "lock_key"
 EXPIRES_ATTR = "expires_at"
+TOOK_OVER_ATTR = "took_over_from"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
@@ -37,26 +38,32 @@ class AsgLock:
         self._scope = scope
         self._what = "ASG" if scope == "asg" else scope
 
-    def acquire(self, key: str, owner: str, *, ttl_s: int, now: float) -> None:
+    def acquire(self, key: str, owner: str, *, ttl_s: int, now: float) -> str | None:
         """Take the lock if free, expired, or already ours (a retried step renews it).
 
-        Raises RollInProgressError naming the current owner otherwise.
+        Returns the previous holder when this owner took the lock from one (an expired lock,
+        or, on a retry, the dead holder `take_over` replaced), so that what it left can be
+        restored. Raises RollInProgressError naming the current owner otherwise.
         """
         expires_at = int(now) + ttl_s
         try:
             with aws_errors():
-                self._ddb.put_item(
-                    TableName=self._table,
-                    Item={
-                        KEY_ATTR: {"S": lock_key(key, self._scope)},
-                        "owner": {"S": owner},
-                        "acquired_at": {"N": str(int(now))},
-                        EXPIRES_ATTR: {"N": str(expires_at)},
-                    },
-                    ConditionExpression="attribute_not_exists(#k) OR #exp <= :now OR #owner = :owner",
-                    ExpressionAttributeNames={"#k": KEY_ATTR, "#exp": EXPIRES_ATTR, "#owner": "owner"},
-                    ExpressionAttributeValues={":now": {"N": str(int(now))}, ":owner": {"S": owner}},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                old = (
+                    self._ddb.put_item(
+                        TableName=self._table,
+                        Item={
+                            KEY_ATTR: {"S": lock_key(key, self._scope)},
+                            "owner": {"S": owner},
+                            "acquired_at": {"N": str(int(now))},
+                            EXPIRES_ATTR: {"N": str(expires_at)},
+                        },
+                        ConditionExpression="attribute_not_exists(#k) OR #exp <= :now OR #owner = :owner",
+                        ExpressionAttributeNames={"#k": KEY_ATTR, "#exp": EXPIRES_ATTR, "#owner": "owner"},
+                        ExpressionAttributeValues={":now": {"N": str(int(now))}, ":owner": {"S": owner}},
+                        ReturnValues="ALL_OLD",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    ).get("Attributes")
+                    or {}
                 )
         except ClientError as exc:
             if error_code(exc) != _CONDITION_FAILED:
@@ -65,9 +72,49 @@ class AsgLock:
             holder = item.get("owner", {}).get("S") or self.holder(key) or "unknown"
             until = item.get(EXPIRES_ATTR, {}).get("N", "?")
             raise RollInProgressError(
-                f"{self._what} {key} is being rolled by {holder} (lock expires at {until})"
+                f"{self._what} {key} is being rolled by {holder} (lock expires at {until})",
+                holder=None if holder == "unknown" else holder,
             ) from exc
         log.info("lock for %s %s taken until %d", self._what, key, expires_at)
+        previous: str | None = old.get("owner", {}).get("S")
+        # Ours already (a retry): whoever we took it over from. Someone else's: it had expired.
+        took_over: str | None = old.get(TOOK_OVER_ATTR, {}).get("S") if previous == owner else previous
+        if took_over:  # recorded, so that a retried step restores what it left as well
+            with aws_errors():
+                self._ddb.update_item(
+                    TableName=self._table,
+                    Key={KEY_ATTR: {"S": lock_key(key, self._scope)}},
+                    UpdateExpression="SET #t = :t",
+                    ConditionExpression="#owner = :owner",
+                    ExpressionAttributeNames={"#t": TOOK_OVER_ATTR, "#owner": "owner"},
+                    ExpressionAttributeValues={":t": {"S": took_over}, ":owner": {"S": owner}},
+                )
+        return took_over
+
+    def take_over(self, key: str, *, holder: str, owner: str, ttl_s: int, now: float) -> bool:
+        """Replace `holder` by `owner`, only if `holder` still holds the lock (a third run that
+        took it over first wins; False then). The caller has checked that `holder` is dead."""
+        try:
+            with aws_errors():
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item={
+                        KEY_ATTR: {"S": lock_key(key, self._scope)},
+                        "owner": {"S": owner},
+                        "acquired_at": {"N": str(int(now))},
+                        EXPIRES_ATTR: {"N": str(int(now) + ttl_s)},
+                        TOOK_OVER_ATTR: {"S": holder},
+                    },
+                    ConditionExpression="#owner = :holder",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":holder": {"S": holder}},
+                )
+        except ClientError as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                return False
+            raise
+        log.warning("lock for %s %s taken over from %s by %s", self._what, key, holder, owner)
+        return True
 
     def release(self, key: str, owner: str) -> bool:
         """Delete the lock if `owner` holds it; False when it is absent or someone else's."""

@@ -22,7 +22,7 @@ from eks_rolling.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NotifyKind = Literal["started", "node_done", "blocked", "succeeded", "failed"]
+NotifyKind = Literal["started", "node_done", "blocked", "succeeded", "failed", "taken_over"]
 KINDS: Final[frozenset[str]] = frozenset(get_args(NotifyKind))
 
 SOURCE: Final = "eks-rolling"

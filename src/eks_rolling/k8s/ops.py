@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from ..aws.eks_auth import KubeConnection
 from ..errors import ConflictError, EvictionRejectedError, KubeApiUnavailableError, MultiplePdbError
 from ..labels import CONFIG_MIRROR_ANNOTATION, LABEL_TOPOLOGY_ZONE, REDIS_GROUP
+from ..planning.owners import STATUS_KINDS, OwnerPods, recovered
 from ..planning.selectors import selector_matches
 from ..planning.snapshot import NodeView, OwnerRef, PdbView, PodView, Taint, Toleration
 from ..settings import Settings
@@ -77,6 +78,7 @@ class KubeOps:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.policy = client.PolicyV1Api(api)
+        self.batch = client.BatchV1Api(api)
         self.timeout = settings.api_timeout_s
         self._owner_cache: dict[tuple[str, str, str], OwnerRef | None] = {}
         self._sts_cache: dict[tuple[str, str], Any] = {}
@@ -308,10 +310,53 @@ class KubeOps:
         group = (sts.metadata.annotations or {}).get(REDIS_GROUP)
         return f"{owner.namespace}/{group}" if group else None
 
-    def workload_ready(self, owner: OwnerRef) -> tuple[bool, str]:
+    def owner_pods(self, owner: OwnerRef) -> OwnerPods:
+        """The pods whose top-level controller is `owner` (a Rollout's pods through their
+        ReplicaSets), counted; terminating pods are not counted."""
+        with kube_errors(f"list pods in {owner.namespace}"):
+            items: list[Any] = self.core.list_namespaced_pod(
+                owner.namespace, _request_timeout=self.timeout
+            ).items
+        present = ready = running = 0
+        for pod in items:
+            if pod.metadata.deletion_timestamp is not None or not pod.metadata.owner_references:
+                continue
+            if self.owner_of(pod) != owner:
+                continue
+            status: Any = pod.status
+            present += 1
+            running += status is not None and status.phase == "Running"
+            ready += status is not None and any(
+                c.type == "Ready" and c.status == "True" for c in status.conditions or []
+            )
+        return OwnerPods(present=present, ready=ready, running=running)
+
+    def job_done(self, namespace: str, name: str) -> bool | None:
+        """True once the Job has completed; None if it no longer exists."""
+        try:
+            with kube_errors(f"get Job {namespace}/{name}"):
+                job: Any = self.batch.read_namespaced_job(name, namespace, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        conditions = (job.status.conditions if job.status else None) or []
+        return any(c.type == "Complete" and c.status == "True" for c in conditions)
+
+    def workload_ready(self, owner: OwnerRef, before: int | None = None) -> tuple[bool, str]:
         """Is the workload back at its desired ready replicas? (False, why) if not.
-        A plain GET of the object (status included), so RBAC needs no status subresource."""
+        A plain GET of the object (status included), so RBAC needs no status subresource.
+        Other owners: the general rule of `services/owners.py`, from their pods and `before`."""
         ns, name = owner.namespace, owner.name
+        ref = f"{owner.kind} {ns}/{name}"
+        if owner.kind not in STATUS_KINDS:
+            job_done = False
+            if owner.kind == "Job":
+                done = self.job_done(ns, name)
+                if done is None:
+                    return True, f"{ref} no longer exists"
+                job_done = done
+            return recovered(ref, owner.kind, before, self.owner_pods(owner), job_done)
         obj: Any
         try:
             with kube_errors(f"get {owner.kind} {ns}/{name}"):
@@ -319,10 +364,8 @@ class KubeOps:
                     obj = self.apps.read_namespaced_deployment(name, ns, _request_timeout=self.timeout)
                 elif owner.kind == "StatefulSet":
                     obj = self.apps.read_namespaced_stateful_set(name, ns, _request_timeout=self.timeout)
-                elif owner.kind == "ReplicaSet":
-                    obj = self.apps.read_namespaced_replica_set(name, ns, _request_timeout=self.timeout)
                 else:
-                    return True, f"{owner.kind} {ns}/{name} not tracked"
+                    obj = self.apps.read_namespaced_replica_set(name, ns, _request_timeout=self.timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return True, f"{owner.kind} {ns}/{name} no longer exists"

@@ -91,11 +91,18 @@ def discover_groups(statefulsets: Iterable[Mapping[str, Any]]) -> list[RedisGrou
         anns = [s["metadata"].get("annotations") or {} for s in stss]
         kinds = {a.get(REDIS_KIND) for a in anns}
         problems: list[str] = []
+        for s, a in zip(stss, anns, strict=True):
+            if a.get(REDIS_KIND) not in ("sentinel", "cluster"):
+                problems.append(
+                    f"StatefulSet {ns}/{s['metadata']['name']} has {REDIS_KIND}={a.get(REDIS_KIND)!r}: "
+                    "expected sentinel or cluster"
+                )
         kind = next(iter(kinds)) if len(kinds) == 1 else None
         if kind not in ("sentinel", "cluster"):
-            problems.append(
-                f"StatefulSets of Redis group {ns}/{name} disagree on or lack {REDIS_KIND} (got {sorted(str(k) for k in kinds)})"
-            )
+            if not problems:
+                problems.append(
+                    f"StatefulSets of Redis group {ns}/{name} disagree on {REDIS_KIND} (got {sorted(str(k) for k in kinds)})"
+                )
             kind = "sentinel"
         roles: dict[str, str] = {}
         for s, a in zip(stss, anns, strict=True):

@@ -13,11 +13,12 @@ from typing import Any
 from ..aws.asg import AsgOps
 from ..aws.clients import aws_client
 from ..aws.eks_auth import kube_connection
+from ..aws.executions import Executions
 from ..aws.lock import AsgLock
 from ..aws.notify import Notifier, notifier
 from ..k8s import KubeOps
 from ..k8s.ops import api_client
-from ..settings import Settings
+from ..settings import Settings, load_settings
 
 
 def utcnow() -> datetime:
@@ -32,15 +33,23 @@ class Deps:
 
     @classmethod
     def from_env(cls) -> Deps:
-        return cls(Settings())
+        return cls(load_settings())
 
     @cached_property
     def asg(self) -> AsgOps:
-        return AsgOps(aws_client("autoscaling", self.settings), aws_client("ec2", self.settings))
+        return AsgOps(
+            aws_client("autoscaling", self.settings),
+            aws_client("ec2", self.settings),
+            aws_client("ssm", self.settings),
+        )
 
     @cached_property
     def notifier(self) -> Notifier:
         return notifier(self.settings)
+
+    @cached_property
+    def executions(self) -> Executions:
+        return Executions(aws_client("stepfunctions", self.settings))
 
     @cached_property
     def lock(self) -> AsgLock:

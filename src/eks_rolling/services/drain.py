@@ -18,6 +18,7 @@ from ..models import (
     WaitOwnersReadyInput,
     WaitOwnersReadyOutput,
 )
+from ..planning.owners import SKIPPED_KINDS, STATUS_KINDS, counted_before
 from ..planning.plan import is_evictable
 from ..planning.snapshot import OwnerRef, PodView
 from ..settings import Settings
@@ -70,6 +71,7 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     # Our mark must stay while we drain, or evicted pods could land here again.
     kube.add_taint(node.metadata.name, s.taint_key, ctx.taint_value)
     remaining, blocked = [], []
+    before: dict[OwnerRef, int] = {}
     for raw in kube.pods_on_node(node.metadata.name):
         pod = kube.pod_view(raw)
         if not is_evictable(pod):
@@ -80,6 +82,13 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
         why = _refuse(pod, s)
         if why:
             raise EvictionRejectedError(f"cannot drain {node.metadata.name}: {why}")
+        if (
+            pod.owner is not None
+            and pod.owner.kind not in STATUS_KINDS | SKIPPED_KINDS
+            and pod.owner not in before
+        ):
+            # Nothing in this owner's status says how many pods it wants: count them now.
+            before[pod.owner] = counted_before(pod.owner.kind, kube.owner_pods(pod.owner))
         outcome = kube.evict(raw)
         if outcome.status == "evicted":
             owner = (
@@ -87,7 +96,14 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
                 if pod.owner
                 else None
             )
-            evicted.append(EvictedPod(namespace=pod.namespace, name=pod.name, owner=owner))
+            evicted.append(
+                EvictedPod(
+                    namespace=pod.namespace,
+                    name=pod.name,
+                    owner=owner,
+                    before=before.get(pod.owner) if pod.owner else None,
+                )
+            )
             remaining.append(f"pod {pod.ref} evicted, terminating")
             log.info("evicted %s from %s", pod.ref, node.metadata.name)
         elif outcome.status == "blocked":
@@ -113,11 +129,15 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     )
 
 
-def _owners(evicted: list[EvictedPod]) -> list[OwnerRefModel]:
-    seen: dict[str, OwnerRefModel] = {}
+def _owners(evicted: list[EvictedPod]) -> list[tuple[OwnerRefModel, int | None]]:
+    """Each owner once, with the highest count seen before its pods were evicted (a later
+    round's count misses the pods an earlier round already evicted)."""
+    seen: dict[str, tuple[OwnerRefModel, int | None]] = {}
     for e in evicted:
-        if e.owner and e.owner.kind != "DaemonSet":
-            seen.setdefault(e.owner.ref, e.owner)
+        if e.owner and e.owner.kind not in SKIPPED_KINDS:
+            _, prev = seen.get(e.owner.ref, (e.owner, None))
+            counts = [c for c in (prev, e.before) if c is not None]
+            seen[e.owner.ref] = (e.owner, max(counts) if counts else None)
     return list(seen.values())
 
 
@@ -128,8 +148,8 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
     kube: KubeOps = deps.kube(ctx.cluster_name)
     owners = _owners(inp.evicted)
     pending = []
-    for o in owners:
-        ok, detail = kube.workload_ready(OwnerRef(o.kind, o.namespace, o.name))
+    for o, before in owners:
+        ok, detail = kube.workload_ready(OwnerRef(o.kind, o.namespace, o.name), before)
         if not ok:
             pending.append(detail)
     done = not pending
@@ -144,6 +164,6 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
         attempt=attempt,
         done=done,
         next_wait_s=0 if done else max(1, min(s.poll_interval_s, 5)),
-        owners=[o.ref for o in owners],
+        owners=[o.ref for o, _ in owners],
         detail=pending,
     )

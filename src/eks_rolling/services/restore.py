@@ -38,6 +38,25 @@ def release_lock(inp: ReleaseLockInput, deps: Deps) -> ReleaseLockOutput:
     return ReleaseLockOutput(released=deps.lock.release(inp.ctx.asg_name, inp.ctx.execution_id))
 
 
+def restore_dead_run(ctx: RollContext, dead: RollContext, deps: Deps) -> RestoreReport:
+    """What a dead run left (its taint, cluster-autoscaler at 0, suspended processes, idle surge,
+    Redis temp pods and group locks), restored from the record it saved on the ASG, as its own
+    Rollback would have. Called by the run that took its lock over, before it plans."""
+    report = _restore(dead, deps, None, None, rollback=True)
+    log.warning("restored what dead run %s left on %s: %s", dead.execution_id, ctx.asg_name, report)
+    deps.notifier.publish(
+        "taken_over",
+        f"eks-rolling: roll of {ctx.asg_name} by a dead run taken over",
+        {
+            "asg": ctx.asg_name,
+            "execution": ctx.execution_id,
+            "dead_execution": dead.execution_id,
+            "restored": report.model_dump(mode="json"),
+        },
+    )
+    return report
+
+
 def restore_cluster(inp: RestoreClusterInput, deps: Deps) -> RestoreClusterOutput:
     report = _restore(inp.ctx, deps, inp.autoscaler, inp.asg, rollback=False)
     return RestoreClusterOutput(**report.model_dump())

@@ -30,6 +30,7 @@ from ..models import (
     WaitNewNodesOutput,
 )
 from ..planning import RedisGroupView, build_plan
+from ..settings import check_environment
 from .deps import Deps
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
     ctx = inp.ctx
+    check_environment()  # before anything changes: a misspelt setting would silently be ignored
     state = deps.asg.describe(ctx.asg_name)
     snap = gather(
         state,

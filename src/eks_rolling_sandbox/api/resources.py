@@ -62,6 +62,8 @@ RESOURCES: tuple[Resource, ...] = (
     _r("statefulsets", "StatefulSet", "apps", "v1", True, ("sts",), ("status", "scale"), True, True),
     _r("daemonsets", "DaemonSet", "apps", "v1", True, ("ds",), ("status",), True, True),
     _r("controllerrevisions", "ControllerRevision", "apps", "v1", True),
+    # Stored only (no Job controller): tests set a Job's status themselves.
+    _r("jobs", "Job", "batch", "v1", True, (), ("status",), True, True),
     _r(
         "poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, ("pdb",), ("status",), True, True
     ),
@@ -77,6 +79,7 @@ BY_PLURAL: dict[str, Resource] = {r.plural: r for r in RESOURCES}
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
     ("apps", "v1"),
     ("policy", "v1"),
+    ("batch", "v1"),
     ("discovery.k8s.io", "v1"),
     ("coordination.k8s.io", "v1"),
 )

@@ -228,3 +228,21 @@ def test_events_module_does_not_import_boto3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# --- the drift check: EventBridge's Scheduled Event -------------------------------------------
+SCHEDULED: dict[str, Any] = load("scheduled")
+
+
+def test_a_scheduled_event_is_a_drift_check() -> None:
+    assert parse_trigger(SCHEDULED) == TriggerRequest(kind="scheduled", event_id=SCHEDULED["id"])
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [({"source": "aws.autoscaling"}, "source"), ({"id": ""}, "id"), ({"version": None}, "version")],
+    ids=["foreign-source", "empty-id", "no-version"],
+)
+def test_a_malformed_scheduled_event_is_invalid_input(change: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        parse_trigger({**SCHEDULED, **change})

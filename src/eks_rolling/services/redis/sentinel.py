@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,7 +243,7 @@ class SentinelProcedure:
             snap.close()
 
     def _health(self, snap: Snapshot) -> GroupHealth:
-        problems: list[str] = []
+        problems: list[str] = annotation_problems(snap.env.group.namespace, snap.pods.values())
         for p in snap.pods.values():
             if not p.up:
                 problems.append(f"pod {p.name} is not Running and Ready")
@@ -800,11 +800,28 @@ def _leg(move: RedisMove, snap: Snapshot) -> tuple[Pod, Pod]:
     return (target, pod) if back else (pod, target)
 
 
+def annotation_problems(namespace: str, pods: Iterable[Pod]) -> list[str]:
+    """Annotations the procedure parses, checked at plan time so that a bad value is a named
+    blocker, never a ValueError in the middle of a switchover."""
+    out = []
+    for p in pods:
+        value = p.annotations.get(PRIORITY_ANNOTATION)
+        if value is not None and not value.strip().isdigit():
+            out.append(
+                f"pod {namespace}/{p.name} has {PRIORITY_ANNOTATION}={value!r}: not a non-negative integer"
+            )
+    return out
+
+
 def _restore_priority(env: RedisEnv, snap: Snapshot, pod: Pod) -> list[str]:
     """Put back the replica-priority recorded on `pod`, then drop the record."""
     original = pod.annotations.get(PRIORITY_ANNOTATION)
     if original is None:
         return []
+    if not original.strip().isdigit():
+        return [
+            f"{PRIORITY_ANNOTATION}={original!r} on {pod.name} is not an integer: replica-priority left as is"
+        ]
     try:
         if pod.up:
             snap.data(pod).set_priority(int(original))

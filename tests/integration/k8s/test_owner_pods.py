@@ -1,0 +1,125 @@
+"""Owners of kinds we do not know (an Argo Rollout's ReplicaSet, a Job), against the sandbox API:
+after an eviction they count as recovered only when their pods are back, never at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from eks_rolling.aws.eks_auth import KubeConnection
+from eks_rolling.k8s.ops import KubeOps, api_client
+from eks_rolling.planning.owners import counted_before
+from eks_rolling.planning.snapshot import OwnerRef
+from eks_rolling.settings import Settings
+from eks_rolling_sandbox import manifests as m
+from eks_rolling_sandbox.api.objects import node_object, pod_is_ready
+from eks_rolling_sandbox.sandbox import Sandbox
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        for k, az in ((1, "us-east-1a"), (2, "us-east-1b")):
+            node = node_object(
+                f"node-{k}",
+                instance_id=f"i-{k:04d}",
+                az=az,
+                region="us-east-1",
+                instance_type="m5.large",
+                index=200 + k,
+            )
+            sandbox.store.create("nodes", node)
+
+            def ready(cur: dict[str, Any]) -> dict[str, Any]:
+                for c in cur["status"]["conditions"]:
+                    if c["type"] == "Ready":
+                        c["status"] = "True"
+                return cur
+
+            sandbox.store.mutate("nodes", None, f"node-{k}", ready)
+        sandbox.wait_for(
+            lambda: all(not n["spec"].get("taints") for n in sandbox.store.all("nodes")), what="nodes ready"
+        )
+        yield sandbox
+
+
+@pytest.fixture
+def kube(sb: Sandbox) -> KubeOps:
+    settings = Settings()
+    return KubeOps(api_client(KubeConnection(sb.url, "unused", None), settings), settings)
+
+
+def _controller(kind: str, api_version: str, name: str, uid: str) -> list[dict[str, Any]]:
+    return [{"apiVersion": api_version, "kind": kind, "name": name, "uid": uid, "controller": True}]
+
+
+def test_a_rollouts_pods_count_as_recovered_only_once_back_and_ready(sb: Sandbox, kube: KubeOps) -> None:
+    # Given an Argo Rollout's ReplicaSet (the Rollout itself is a custom resource) with 2 Ready pods
+    rs = m.deployment("web", "default", 2)
+    rs["kind"] = "ReplicaSet"
+    rs["metadata"]["ownerReferences"] = _controller("Rollout", "argoproj.io/v1alpha1", "web", "rollout-uid")
+    sb.apply(rs)
+    sb.wait_for(
+        lambda: len([p for p in sb.pods("default", "app=web") if pod_is_ready(p)]) == 2, what="web ready"
+    )
+    owner = OwnerRef("Rollout", "default", "web")
+    pod = kube.get_pod("default", sb.pods("default", "app=web")[0]["metadata"]["name"])
+    assert kube.owner_of(pod) == owner
+    before = counted_before(owner.kind, kube.owner_pods(owner))
+    assert before == 2
+    # When one pod is evicted
+    assert kube.evict(pod).status == "evicted"
+    # Then the Rollout is not recovered at once
+    ok, why = kube.workload_ready(owner, before)
+    assert not ok, why
+    assert "/2 pods ready" in why
+    # ... and is once its ReplicaSet has a replacement Ready
+    sb.wait_for(lambda: kube.workload_ready(owner, before)[0], what="rollout recovered")
+
+
+def test_a_job_recovers_when_it_completes(sb: Sandbox, kube: KubeOps) -> None:
+    # Given a Job (no controller runs it here) with one running pod
+    job = sb.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "report", "namespace": "default"},
+            "spec": {"template": m.pod_template({"job": "report"}, restartPolicy="Never")},
+        }
+    )
+    sb.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "report-1",
+                "namespace": "default",
+                "labels": {"job": "report"},
+                "ownerReferences": _controller("Job", "batch/v1", "report", job["metadata"]["uid"]),
+            },
+            "spec": {"containers": [{"name": "main", "image": "busybox"}], "restartPolicy": "Never"},
+        }
+    )
+    sb.wait_for(lambda: pod_is_ready(sb.store.get("pods", "default", "report-1")), what="job pod running")
+    owner = OwnerRef("Job", "default", "report")
+    before = counted_before("Job", kube.owner_pods(owner))
+    assert before == 1
+    # When its pod is evicted, Then the Job is not recovered: nothing runs it and it is not complete
+    assert kube.evict(kube.get_pod("default", "report-1")).status == "evicted"
+    ok, why = kube.workload_ready(owner, before)
+    assert not ok and why == "Job default/report: 0/1 pods running (Job not complete)"
+
+    # When the Job completes, Then it is recovered
+    def complete(cur: dict[str, Any]) -> dict[str, Any]:
+        cur.setdefault("status", {})["conditions"] = [{"type": "Complete", "status": "True"}]
+        return cur
+
+    sb.store.mutate("jobs", "default", "report", complete)
+    assert kube.workload_ready(owner, before) == (True, "Job default/report: complete")
+    # ... and a Job deleted meanwhile has nothing left to wait for
+    sb.registry.delete("jobs", "default", "report", {})
+    assert kube.workload_ready(owner, before) == (True, "Job default/report no longer exists")

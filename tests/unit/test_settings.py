@@ -1,0 +1,34 @@
+"""Settings errors are named at plan time: a misspelt EKS_ROLLING_* variable or a value of the
+wrong type, never silently ignored and never pydantic's ValidationError mid-roll."""
+
+from __future__ import annotations
+
+import pytest
+
+from eks_rolling.errors import SettingsError
+from eks_rolling.services.deps import Deps
+from eks_rolling.settings import check_environment, known_variables
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_real_one() -> None:
+    env = {"EKS_ROLLING_BATCH_SIZE": "2", "EKS_ROLLING_DRAIN_TIMEOUT": "60", "PATH": "/bin"}
+    with pytest.raises(SettingsError) as caught:
+        check_environment(env)
+    assert str(caught.value) == (
+        "unknown eks-rolling setting(s): EKS_ROLLING_DRAIN_TIMEOUT (did you mean EKS_ROLLING_DRAIN_TIMEOUT_S?)"
+    )
+
+
+def test_real_settings_and_the_sandboxs_own_variables_pass() -> None:
+    env = {k: "1" for k in known_variables()} | {"EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX": "7", "OTHER": "x"}
+    check_environment(env)
+
+
+def test_a_value_of_the_wrong_type_is_a_settings_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EKS_ROLLING_BATCH_SIZE", "two")
+    with pytest.raises(SettingsError, match="EKS_ROLLING_BATCH_SIZE: Input should be a valid integer"):
+        Deps.from_env()
