@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.conftest import Field, states_entered
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def test_a_misspelt_setting_fails_the_plan_naming_it_and_changes_nothing(field: Field) -> None:

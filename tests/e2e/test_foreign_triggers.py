@@ -11,7 +11,7 @@ import pytest
 from eks_rolling_sandbox.scenarios import cloudtrail_update_asg_event
 from tests.e2e.conftest import Field, states_entered
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,11 @@ import time
 
 import pytest
 
+from eks_rolling.labels import TAINT_RETIRING
 from tests.e2e.conftest import Field, states_entered
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-TAINT = "eks-rolling.io/retiring"
+pytestmark = pytest.mark.slow
+TAINT = TAINT_RETIRING
 
 
 def _tainted(field: Field) -> list[str]:

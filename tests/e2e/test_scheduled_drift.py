@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import Field
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 SCHEDULED = json.loads((Path(__file__).resolve().parents[1] / "events" / "scheduled.json").read_text())
 
 

@@ -9,8 +9,6 @@ from eks_rolling.errors import SettingsError
 from eks_rolling.services.deps import Deps
 from eks_rolling.settings import check_environment, known_variables
 
-pytestmark = pytest.mark.unit
-
 
 def test_a_misspelt_variable_is_named_with_the_closest_real_one() -> None:
     env = {"EKS_ROLLING_BATCH_SIZE": "2", "EKS_ROLLING_DRAIN_TIMEOUT": "60", "PATH": "/bin"}

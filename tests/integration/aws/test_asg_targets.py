@@ -9,9 +9,8 @@ import pytest
 
 from eks_rolling.aws.asg import AsgOps, LaunchTarget, LaunchTemplateRef
 from eks_rolling.errors import AmiAliasError
+from eks_rolling.labels import TAG_OPT_IN
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
-
-pytestmark = pytest.mark.integration
 
 AMI_X86, AMI_ARM, AMI_ARM_NEW = "ami-1e749f67", "ami-03cf127a", "ami-1812c061"
 AZ = "us-east-1a"
@@ -145,8 +144,6 @@ def test_opted_in_groups_are_listed_by_tag(ops: AsgOps, aws: dict[str, Any]) -> 
             aws["autoscaling"],
             name,
             LaunchTemplate={"LaunchTemplateId": lt},
-            Tags=[
-                {"Key": "eks-rolling/enabled", "Value": "true" if opted else "no", "PropagateAtLaunch": False}
-            ],
+            Tags=[{"Key": TAG_OPT_IN, "Value": "true" if opted else "no", "PropagateAtLaunch": False}],
         )
-    assert ops.opted_in("eks-rolling/enabled", "true") == ["in-a", "in-b"]
+    assert ops.opted_in(TAG_OPT_IN, "true") == ["in-a", "in-b"]

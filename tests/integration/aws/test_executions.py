@@ -19,8 +19,6 @@ from eks_rolling.services.deps import Deps
 from eks_rolling.services.resolve import acquire_lock
 from eks_rolling.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 TABLE = "eks-rolling-locks"
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 WAITING = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 600, "End": True}}}

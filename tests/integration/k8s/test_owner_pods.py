@@ -17,8 +17,6 @@ from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.api.objects import node_object, pod_is_ready
 from eks_rolling_sandbox.sandbox import Sandbox
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def sb() -> Iterator[Sandbox]:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from eks_rolling.models import EvictedPod, OwnerRefModel
 from eks_rolling.planning.owners import OwnerPods, counted_before, recovered
 from eks_rolling.services.drain import _owners
-
-pytestmark = pytest.mark.unit
 
 
 def test_an_unknown_owner_is_not_recovered_until_its_ready_pods_are_back() -> None:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
+from eks_rolling.labels import REDIS_GROUP, REDIS_KIND, REDIS_PORT, REDIS_ROLE
 from eks_rolling.redis.discovery import discover_groups
 from eks_rolling.services.redis.sentinel import PRIORITY_ANNOTATION, Pod, annotation_problems
 
-pytestmark = pytest.mark.unit
-
 
 def _sts(name: str, **ann: str) -> dict[str, Any]:
-    annotations = {"eks-rolling.io/redis-group": "cache", **{k.replace("_", "-"): v for k, v in ann.items()}}
+    annotations = {REDIS_GROUP: "cache", **{k.replace("_", "-"): v for k, v in ann.items()}}
     return {"metadata": {"name": name, "namespace": "redis", "annotations": annotations}}
 
 
 def _pod(name: str, **annotations: str) -> Pod:
-    return Pod(name, "replica", "uid", "127.1.0.5", 6379, "node-1", True, False, False, annotations)
+    return Pod(name, "replica", "uid", "127.1.0.5", REDIS_PORT, "node-1", True, False, False, annotations)
 
 
 def test_an_unknown_redis_kind_names_the_statefulset() -> None:
@@ -26,11 +23,11 @@ def test_an_unknown_redis_kind_names_the_statefulset() -> None:
         [
             _sts(
                 "cache-master",
-                **{"eks-rolling.io/redis-kind": "sentinal", "eks-rolling.io/redis-role": "master"},
+                **{REDIS_KIND: "sentinal", REDIS_ROLE: "master"},
             ),
             _sts(
                 "cache-sentinel",
-                **{"eks-rolling.io/redis-kind": "sentinel", "eks-rolling.io/redis-role": "sentinel"},
+                **{REDIS_KIND: "sentinel", REDIS_ROLE: "sentinel"},
             ),
         ]
     )
