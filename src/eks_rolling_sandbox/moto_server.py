@@ -66,8 +66,8 @@ class _QuerySignedRouting:
 
 
 # Action-name prefixes that only read (or, for Invoke, run our own Lambda code, whose own AWS
-# calls are recorded separately). Anything else changes state in the account.
-_READ_PREFIXES = ("Describe", "Get", "List", "Query", "Scan", "BatchGet", "Invoke", "Lookup")
+# calls are recorded separately), and REST reads by method. Anything else changes the account.
+_READ_PREFIXES = ("Describe", "Get", "List", "Query", "Scan", "BatchGet", "Invoke", "Lookup", "GET ", "HEAD ")
 
 
 @dataclass(frozen=True)
@@ -113,17 +113,17 @@ def _action(environ: dict[str, Any]) -> str:
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return str(target).rsplit(".", 1)[-1]
-    action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
-    if action:
-        return action[0]
+    query: dict[str, list[str]] = parse_qs(str(environ.get("QUERY_STRING", "")))
+    if query.get("Action"):
+        return query["Action"][0]
     ctype = str(environ.get("CONTENT_TYPE", ""))
     if ctype.startswith("application/x-www-form-urlencoded"):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)  # put it back for moto
-        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
-        if action:
-            return action[0]
+        form: dict[str, list[str]] = parse_qs(body.decode("utf-8", "replace"))
+        if form.get("Action"):
+            return form["Action"][0]
     method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
     if method == "POST" and path.endswith("/invocations"):
         return "Invoke"

@@ -55,11 +55,11 @@ class Home:
 
 
 def _asg_name_chars(value: str) -> str:
-    # Auto Scaling's own constraint on names: no control characters but tab, CR and LF, no lone
-    # surrogates. AWS answers such a name with a generic ValidationError; refuse it here, named.
+    # Auto Scaling's own constraint on names: no control characters but tab, CR and LF (pydantic
+    # already refuses lone surrogates). AWS answers such a name with a generic ValidationError.
     for i, ch in enumerate(value):
         code = ord(ch)
-        if (code < 0x20 and ch not in "\t\r\n") or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+        if (code < 0x20 and ch not in "\t\r\n") or code in (0xFFFE, 0xFFFF):
             raise ValueError(
                 f"character U+{code:04X} at position {i} is not allowed in an Auto Scaling group name"
             )
