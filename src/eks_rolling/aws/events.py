@@ -336,7 +336,8 @@ def _manual(raw: Mapping[str, Any], home: Home) -> TriggerRequest:
     try:
         _NAME.validate_python(name)
     except ValidationError as exc:
-        raise InvalidInputError(f"invalid manual request (asgName: {_summary(exc)}); {_EXPECTED}") from exc
+        reasons = "; ".join(err["msg"] for err in exc.errors())
+        raise InvalidInputError(f"invalid manual request (asgName: {reasons}); {_EXPECTED}") from exc
     return TriggerRequest(kind="manual", asg_names=(name,), dry_run=manual.dry_run)
 
 
