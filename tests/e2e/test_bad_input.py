@@ -29,7 +29,7 @@ import pytest
 from eks_rolling.errors import EksRollingError, error_names
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.runner import LocalRunner
-from eks_rolling_sandbox.scenarios import Scenario, cloudtrail_update_asg_event, field_report
+from eks_rolling_sandbox.scenarios import OPT_IN_TAG, Scenario, cloudtrail_update_asg_event, field_report
 from tests.e2e.conftest import FAST, states_entered
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("bad-input")]
@@ -38,6 +38,7 @@ SKIPPED = "SKIPPED"
 STATE_LIMIT = 256 * 1024  # bytes of UTF-8: Step Functions' limit on any state's input or output
 ACCOUNT, OTHER_ACCOUNT = "123456789012", "210987654321"
 NOT_OPTED_IN = "eks-system"  # the field-report's system node group has no opt-in tag
+ORPHAN = "eks-orphan"  # opted in, but someone deleted its launch template
 
 EXPECTED: dict[str, str] = {
     # events from AWS's own schemas for other API calls and other event types
@@ -67,6 +68,8 @@ EXPECTED: dict[str, str] = {
     "manual-group-that-does-not-exist": "AsgNotFoundError",
     "event-group-not-opted-in": SKIPPED,
     "manual-group-not-opted-in": "AsgNotOptedInError",
+    "manual-group-whose-launch-template-was-deleted": "LaunchTemplateNotFoundError",
+    "event-group-whose-launch-template-was-deleted": "LaunchTemplateNotFoundError",
     # other accounts and regions
     "manual-arn-of-another-account": "InvalidInputError",
     "event-from-another-account-naming-our-group": "InvalidInputError",
@@ -301,6 +304,8 @@ ROWS: dict[str, Build] = {
     "manual-group-that-does-not-exist": lambda s: {"asgName": "no-such-group"},
     "event-group-not-opted-in": lambda s: _update_asg(s, NOT_OPTED_IN),
     "manual-group-not-opted-in": lambda s: {"asgName": NOT_OPTED_IN},
+    "manual-group-whose-launch-template-was-deleted": lambda s: {"asgName": ORPHAN},
+    "event-group-whose-launch-template-was-deleted": lambda s: _update_asg(s, ORPHAN),
     "manual-arn-of-another-account": lambda s: {
         "asgName": f"arn:aws:autoscaling:{s.env.region}:{OTHER_ACCOUNT}:autoScalingGroup:"
         f"{uuid.uuid4()}:autoScalingGroupName/{s.asg_name}"
@@ -324,8 +329,38 @@ class Bench:
 def bench() -> Iterator[Bench]:
     with SandboxEnv() as env:
         scenario = field_report(env, redis=False)
+        _orphan_group(env, scenario)
         with LocalRunner(env, time_scale=0.05, settings=FAST) as runner:
             yield Bench(env, scenario, runner)
+
+
+def _orphan_group(env: SandboxEnv, scenario: Scenario) -> None:
+    """An empty, opted-in group whose launch template was deleted after the group was made."""
+    ec2, asg = env.aws("ec2"), env.aws("autoscaling")
+    lt = ec2.create_launch_template(
+        LaunchTemplateName=ORPHAN,
+        LaunchTemplateData={"ImageId": scenario.old_ami, "InstanceType": "m5.large"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    tags = {OPT_IN_TAG: "true", f"kubernetes.io/cluster/{env.cluster_name}": "owned"}
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=ORPHAN,
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
+        AvailabilityZones=list(scenario.azs),
+        Tags=[
+            {
+                "Key": k,
+                "Value": v,
+                "PropagateAtLaunch": False,
+                "ResourceId": ORPHAN,
+                "ResourceType": "auto-scaling-group",
+            }
+            for k, v in tags.items()
+        ],
+    )
+    ec2.delete_launch_template(LaunchTemplateId=lt)
 
 
 @dataclass
