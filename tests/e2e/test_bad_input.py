@@ -375,11 +375,16 @@ class Outcome:
     invoked: list[str]
 
 
-def _run(bench: Bench, payload: Any) -> Outcome:
+def _run(bench: Bench, payload: Any, *, stop_when: Callable[[float], bool] | None = None) -> Outcome:
+    """Run `payload` to its end (or, with `stop_when(since)`, until that holds, then stop it) and
+    collect what it did."""
     env, runner = bench.env, bench.runner
     since = time.time()
     invocations_before = len(runner.stats.invocations)
     arn = runner.start(payload)
+    if stop_when is not None:
+        env.sandbox.wait_for(lambda: stop_when(since), timeout=60, what="the condition to stop at")
+        env.aws("stepfunctions").stop_execution(executionArn=arn, error="BadInputTest")
     try:
         result = runner.wait(arn, timeout=60)
     except TimeoutError:
@@ -458,3 +463,15 @@ def _ended(o: Outcome, expected: str) -> bool:
     if expected == SKIPPED:
         return _is_skip(o)
     return (o.status, o.error) == ("FAILED", expected)
+
+
+# Last in the file (it leaves a roll stopped half-way): the checks above can fail.
+def test_the_write_checks_see_the_writes_of_a_real_roll(bench: Bench) -> None:
+    # Given a real trigger: the group moved to a new launch template version
+    event = bench.scenario.bump_launch_template()
+    # When it runs until its first write to Kubernetes, then is stopped
+    o = _run(bench, event, stop_when=lambda since: bool(bench.env.sandbox.request_log.writes(since)))
+    # Then the same checks that found no write for every bad input see this run's writes
+    assert o.kube_writes, o.kube_writes
+    assert "dynamodb:PutItem" in o.aws_writes, o.aws_writes  # the lock
+    assert "RollEachAsg" in [name for name, _ in states_entered(o.history)]
