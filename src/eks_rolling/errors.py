@@ -47,6 +47,10 @@ class AsgNotFoundError(PermanentError):
     """The named Auto Scaling group does not exist."""
 
 
+class LaunchTemplateNotFoundError(PermanentError):
+    """The launch template an Auto Scaling group is configured with no longer exists."""
+
+
 class AsgNotOptedInError(PermanentError):
     """The Auto Scaling group lacks the opt-in tag."""
 

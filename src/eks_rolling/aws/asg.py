@@ -26,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_rolling.aws.clients import aws_errors, error_code
-from eks_rolling.errors import AmiAliasError, AsgNotFoundError, CapacityError
+from eks_rolling.errors import AmiAliasError, AsgNotFoundError, CapacityError, LaunchTemplateNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -369,8 +369,18 @@ class AsgOps:
     def _resolve(self, spec: Mapping[str, Any]) -> tuple[LaunchTemplateRef, str]:
         lt_id, lt_name = spec.get("LaunchTemplateId"), spec.get("LaunchTemplateName")
         query = {"LaunchTemplateIds": [lt_id]} if lt_id else {"LaunchTemplateNames": [lt_name]}
-        with aws_errors():
-            lt = self._ec2.describe_launch_templates(**query)["LaunchTemplates"][0]
+        try:
+            with aws_errors():
+                found = self._ec2.describe_launch_templates(**query)["LaunchTemplates"]
+        except ClientError as exc:
+            # AWS: InvalidLaunchTemplateId.NotFound / InvalidLaunchTemplateName.NotFoundException;
+            # moto answers an empty list.
+            if not error_code(exc).startswith("InvalidLaunchTemplate"):
+                raise
+            found = []
+        if not found:
+            raise LaunchTemplateNotFoundError(f"launch template {lt_id or lt_name} does not exist (deleted?)")
+        lt = found[0]
         version_spec = _version_spec(spec)
         if version_spec == LATEST:
             target = str(lt["LatestVersionNumber"])

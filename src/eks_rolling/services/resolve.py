@@ -8,7 +8,7 @@ import logging
 import re
 
 from ..aws.asg import AsgOps, AsgState
-from ..aws.events import TriggerRequest, parse_trigger
+from ..aws.events import Home, TriggerRequest, parse_trigger
 from ..aws.lock import lock_key
 from ..errors import (
     AsgNotFoundError,
@@ -66,7 +66,7 @@ def resolve_target(inp: ResolveTargetInput, deps: Deps) -> ResolveTargetOutput:
     belongs to another cluster is an error. An event fires for every group in the account (a
     CloudFormation update of someone else's group included): those end as skipped, with the
     reason in the output, and never as a failed execution that pages someone."""
-    req: TriggerRequest = parse_trigger(inp.event)
+    req: TriggerRequest = parse_trigger(inp.event, Home.of(inp.execution_id, deps.settings.region))
     manual = req.kind == "manual"
     names = list(req.asg_names)
     if req.kind == "scheduled":

@@ -9,12 +9,15 @@ Upstream: moto's server mode (moto/server.py, ThreadedMotoServer).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
@@ -64,6 +67,91 @@ class _QuerySignedRouting:
         return self._app(environ, start_response)
 
 
+# Action-name prefixes that only read (or, for Invoke, run our own Lambda code, whose own AWS
+# calls are recorded separately), and REST reads by method. Anything else changes the account.
+_READ_PREFIXES = ("Describe", "Get", "List", "Query", "Scan", "BatchGet", "Invoke", "Lookup", "GET ", "HEAD ")
+
+
+@dataclass(frozen=True)
+class AwsCall:
+    """One request moto served: the signing service, the API action, the caller's User-Agent."""
+
+    at: float
+    service: str
+    action: str
+    user_agent: str
+
+    @property
+    def is_write(self) -> bool:
+        return not self.action.startswith(_READ_PREFIXES)
+
+
+class AwsCallLog:
+    """Every AWS API call served, as the sandbox's `RequestLog` is for the Kubernetes API: tests
+    assert from it which writes a run made (moto keeps no such record in server mode)."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[AwsCall] = []
+        self._limit = limit
+
+    def record(self, call: AwsCall) -> None:
+        with self._lock:
+            self._calls.append(call)
+            if len(self._calls) > self._limit:
+                del self._calls[: self._limit // 10]
+
+    def calls(self, since: float = 0.0) -> list[AwsCall]:
+        with self._lock:
+            return [c for c in self._calls if c.at >= since]
+
+    def writes(self, since: float = 0.0) -> list[AwsCall]:
+        return [c for c in self.calls(since) if c.is_write]
+
+
+def _action(environ: dict[str, Any]) -> str:
+    """The API action across AWS's wire protocols: JSON (X-Amz-Target), query (Action=, in the
+    query string or a form body) and REST (method and path; Lambda's Invoke by its path)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return str(target).rsplit(".", 1)[-1]
+    query: dict[str, list[str]] = parse_qs(str(environ.get("QUERY_STRING", "")))
+    if query.get("Action"):
+        return query["Action"][0]
+    ctype = str(environ.get("CONTENT_TYPE", ""))
+    if ctype.startswith("application/x-www-form-urlencoded"):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # put it back for moto
+        form: dict[str, list[str]] = parse_qs(body.decode("utf-8", "replace"))
+        if form.get("Action"):
+            return form["Action"][0]
+    method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
+    if method == "POST" and path.endswith("/invocations"):
+        return "Invoke"
+    return f"{method} {path}"
+
+
+def _service(environ: dict[str, Any]) -> str:
+    # SigV4: "Credential=<key>/<date>/<region>/<service>/aws4_request"
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+    scope = auth.partition("Credential=")[2].split(",")[0].split("/")
+    return scope[3] if len(scope) == 5 else ""
+
+
+class _CallRecorder:
+    def __init__(self, app: WsgiApp, log: AwsCallLog) -> None:
+        self._app, self._log = app, log
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+            call = AwsCall(
+                time.time(), _service(environ), _action(environ), environ.get("HTTP_USER_AGENT", "")
+            )
+            self._log.record(call)
+        return self._app(environ, start_response)
+
+
 class MotoServer:
     """One moto server thread on an ephemeral port; start/stop as often as needed.
 
@@ -85,6 +173,7 @@ class MotoServer:
         # One session keeps botocore's parsed service models; sessions are not thread-safe.
         self._session: Any = None
         self._session_lock = threading.Lock()
+        self.calls = AwsCallLog()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> MotoServer:
@@ -95,7 +184,7 @@ class MotoServer:
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
-        self._wrap_app(server)
+        self._wrap_app(server, self.calls)
         self._server = server
         self._port = server.get_host_and_port()[1]
         self._apply_globals(self._port)
@@ -172,11 +261,11 @@ class MotoServer:
                 raise RuntimeError(f"moto {path} answered HTTP {resp.status}")
 
     @staticmethod
-    def _wrap_app(server: ThreadedMotoServer) -> None:
+    def _wrap_app(server: ThreadedMotoServer, calls: AwsCallLog) -> None:
         # No client knows the port before start() returns, so swapping the app is race-free.
         inner = getattr(server, "_server", None)
         if inner is not None:
-            inner.app = _QuerySignedRouting(inner.app)
+            inner.app = _QuerySignedRouting(_CallRecorder(inner.app, calls))
 
     @classmethod
     def _apply_globals(cls, port: int) -> None:

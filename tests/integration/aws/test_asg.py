@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from eks_rolling.aws.asg import AsgInstance, AsgOps, AsgState, LaunchTemplateRef
-from eks_rolling.errors import AsgNotFoundError, CapacityError
+from eks_rolling.errors import AsgNotFoundError, CapacityError, LaunchTemplateNotFoundError
 from eks_rolling.labels import TAG_OPT_IN
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
@@ -321,6 +321,25 @@ def test_unknown_group_is_asg_not_found_everywhere(ops: AsgOps) -> None:
     ):
         with pytest.raises(AsgNotFoundError, match="ghost"):
             call()
+
+
+@pytest.mark.parametrize("by", ["LaunchTemplateId", "LaunchTemplateName"])
+def test_a_group_whose_launch_template_was_deleted_is_named_not_an_index_error(
+    ops: AsgOps, asg: Any, ec2: Any, by: str
+) -> None:
+    # Given a group whose launch template someone deleted (moto answers an empty list, AWS
+    # InvalidLaunchTemplateId.NotFound)
+    lt_id = create_lt(ec2, "doomed-lt")
+    create_asg(
+        asg,
+        "orphan",
+        {by: lt_id if by == "LaunchTemplateId" else "doomed-lt", "Version": "$Latest"},
+        desired=0,
+    )
+    ec2.delete_launch_template(LaunchTemplateId=lt_id)
+    # Then describing it says which template is missing
+    with pytest.raises(LaunchTemplateNotFoundError, match="does not exist"):
+        ops.describe("orphan")
 
 
 def test_suspend_and_resume_are_recorded(ops: AsgOps, rolled_lt: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from eks_rolling.aws.events import TriggerRequest, parse_trigger
+from eks_rolling.aws.events import Home, TriggerRequest, parse_trigger
 from eks_rolling.errors import InvalidInputError, PermanentError
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -212,6 +212,91 @@ def test_invalid_input_is_a_permanent_error_and_does_not_echo_the_input() -> Non
         parse_trigger({"asgName": "a", "dryRun": secret})
     assert isinstance(info.value, PermanentError)
     assert secret not in str(info.value)
+
+
+# --- whose group: account, region and the name itself ----------------------------------------
+HOME = Home(account="123456789012", region="eu-west-1")  # where the fixture events were recorded
+ASG_ARN = "arn:aws:autoscaling:{region}:{account}:autoScalingGroup:6d0b6c1e-2c4f-4e4a-9e0b-3f1b2c3d4e5f:autoScalingGroupName/{name}"
+
+
+def test_home_is_read_from_the_execution_arn() -> None:
+    arn = "arn:aws:states:eu-west-1:123456789012:execution:eks-rolling:run-1"
+    assert Home.of(arn, "eu-west-1") == HOME
+    assert Home.of("cli-plan-1a2b3c4d", "eu-west-1") == Home(account=None, region="eu-west-1")
+
+
+@pytest.mark.parametrize(
+    "name", ["update_asg_launch_template", "modify_launch_template", "create_launch_template_version"]
+)
+def test_events_of_this_account_and_region_are_accepted(name: str) -> None:
+    assert parse_trigger(load(name), HOME) == parse_trigger(load(name))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (("account",), "210987654321", "account 210987654321"),
+        (("detail", "recipientAccountId"), "210987654321", "account 210987654321"),
+        (("region",), "us-east-1", "region us-east-1"),
+        (("detail", "awsRegion"), "us-east-1", "region us-east-1"),
+    ],
+)
+def test_events_of_another_account_or_region_are_refused(
+    path: tuple[str, ...], value: str, fragment: str
+) -> None:
+    # A same-named group here must never be rolled for a change made elsewhere.
+    event = _mutated("update_asg_launch_template", path, value)
+    with pytest.raises(InvalidInputError, match=fragment):
+        parse_trigger(event, HOME)
+    assert parse_trigger(event).asg_names == ("prod-eks-workers-a",)  # where home is unknown
+
+
+def test_manual_arn_of_this_account_and_region_is_the_group_name() -> None:
+    arn = ASG_ARN.format(region="eu-west-1", account="123456789012", name="prod-eks-workers-a")
+    assert parse_trigger({"asgName": arn}, HOME).asg_names == ("prod-eks-workers-a",)
+
+
+@pytest.mark.parametrize(
+    ("arn", "fragment"),
+    [
+        (ASG_ARN.format(region="eu-west-1", account="210987654321", name="w"), "account 210987654321"),
+        (ASG_ARN.format(region="us-east-1", account="123456789012", name="w"), "region us-east-1"),
+        ("arn:aws:eks:eu-west-1:123456789012:nodegroup/c/w/1", "not an Auto Scaling group ARN"),
+        (ASG_ARN.format(region="eu-west-1", account="123456789012", name="w" * 256), "255 characters"),
+    ],
+)
+def test_manual_arn_elsewhere_or_malformed_is_refused(arn: str, fragment: str) -> None:
+    with pytest.raises(InvalidInputError, match=fragment):
+        parse_trigger({"asgName": arn}, HOME)
+
+
+@pytest.mark.parametrize("name", ["prod-wörker-節点-🚀", "a" * 255, "with space inside"])
+def test_names_auto_scaling_accepts_are_accepted(name: str) -> None:
+    assert parse_trigger({"asgName": name}).asg_names == (name,)
+    event = _mutated(
+        "update_asg_launch_template", ("detail", "requestParameters", "autoScalingGroupName"), name
+    )
+    assert parse_trigger(event).asg_names == (name,)
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("workers\u0000", "U\\+0000"),
+        ("work\u001fers", "U\\+001F"),
+        ("workers\ud800", "unicode string"),  # a lone surrogate, as JSON can carry
+        ("w" * 256, "255 characters"),
+    ],
+)
+def test_names_auto_scaling_refuses_are_refused_by_name(name: str, fragment: str) -> None:
+    # AWS would answer these with a generic ValidationError; on moto they are just "not found".
+    with pytest.raises(InvalidInputError, match=fragment):
+        parse_trigger({"asgName": name})
+    event = _mutated(
+        "update_asg_launch_template", ("detail", "requestParameters", "autoScalingGroupName"), name
+    )
+    with pytest.raises(InvalidInputError, match=fragment):
+        parse_trigger(event)
 
 
 def test_trigger_request_round_trips_as_a_step_payload() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import urllib.request
 
 import pytest
@@ -86,3 +87,31 @@ def test_unsigned_requests_still_reach_s3(moto: MotoServer) -> None:
     moto.client("s3").create_bucket(Bucket="sandbox-bucket")
     with urllib.request.urlopen(moto.endpoint_url + "/", timeout=10) as resp:
         assert b"<Name>sandbox-bucket</Name>" in resp.read()
+
+
+def test_the_call_log_names_every_protocols_action_and_tells_writes_from_reads(moto: MotoServer) -> None:
+    # Given calls over the query (Auto Scaling, EC2), JSON (DynamoDB) and REST (Lambda) protocols
+    since = time.time()
+    asg = moto.client("autoscaling")
+    asg.create_launch_configuration(
+        LaunchConfigurationName="log-lc", ImageId="ami-12345678", InstanceType="t3.small"
+    )
+    asg.describe_launch_configurations()
+    moto.client("ec2").describe_instances()
+    moto.client("dynamodb").list_tables()
+    moto.client("lambda").list_functions()
+    # Then each is logged with its service and action, and only the create is a write
+    calls = [(c.service, c.action, c.is_write) for c in moto.calls.calls(since)]
+    assert calls == [
+        ("autoscaling", "CreateLaunchConfiguration", True),
+        ("autoscaling", "DescribeLaunchConfigurations", False),
+        ("ec2", "DescribeInstances", False),
+        ("dynamodb", "ListTables", False),
+        ("lambda", "GET /2015-03-31/functions", False),
+    ]
+    assert [c.action for c in moto.calls.writes(since)] == ["CreateLaunchConfiguration"]
+    # ... and the form body moto reads after the log read it is intact (the create took effect)
+    names = [
+        lc["LaunchConfigurationName"] for lc in asg.describe_launch_configurations()["LaunchConfigurations"]
+    ]
+    assert "log-lc" in names
