@@ -23,7 +23,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from eks_rolling.steps import Step
+from eks_rolling.steps import LAMBDA_TIMEOUT_S, Step
 
 from . import nag
 from .packaging import ROOT, LambdaPackage
@@ -33,7 +33,7 @@ PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE: Final = lambda_.Architecture.X86_64
-TIMEOUT: Final = Duration.minutes(5)
+TIMEOUT: Final = Duration.seconds(LAMBDA_TIMEOUT_S)
 MEMORY_MB: Final = 512
 
 
