@@ -19,6 +19,7 @@ from .monitoring import Monitoring
 from .notifications import Notifications
 from .packaging import LambdaPackage
 from .steps import Need, check_registry, steps_needing
+from .trail import Trail
 from .trigger import Trigger
 from .workflow import ASL_PATH, LambdaNetwork, Workflow, load_definition
 
@@ -141,7 +142,13 @@ class EksRollingStack(Stack):
             workflow.log_groups[step.id].grant_write(access.roles[step.id])
 
         notifications.notify_on_status_changes(workflow.state_machine)
-        trigger = Trigger(self, "Trigger", state_machine=workflow.state_machine)
+        trigger = Trigger(
+            self,
+            "Trigger",
+            state_machine=workflow.state_machine,
+            drift_check_schedule=config.drift_check_schedule,
+        )
+        self.trail = Trail(self, "Trail") if config.create_trail else None
         Monitoring(
             self,
             "Monitoring",

@@ -30,6 +30,8 @@ VARIANT_CONTEXT: Mapping[str, Any] = {
     "opt_in_tag_key": "example.com/eks-rolling",
     "opt_in_tag_value": "prod-eks",
     "batch_size": "3",
+    "create_trail": "true",
+    "drift_check_schedule": "rate(1 day)",
 }
 
 
