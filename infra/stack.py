@@ -108,6 +108,7 @@ class EksRollingStack(Stack):
                 subnet_ids=config.subnet_ids,
                 security_group_ids=config.security_group_ids,
                 kubernetes_group=config.kubernetes_group,
+                state_machine_name=name,
             ),
         )
 
