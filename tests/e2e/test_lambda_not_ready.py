@@ -4,6 +4,7 @@ must wait them out through the ASL's Retry and still replace every old node."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -46,6 +47,15 @@ def test_every_function_refusing_its_first_invokes_still_rolls_every_node(field:
     after = field.state()
     assert not old_ids & {i.instance_id for i in after.instances}
     assert field.autoscaler_replicas() > 0
+    # ... and each replaced node reports a count of evicted pods, not the list (state size)
+    replaced = [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in history
+        if e["type"] == "PassStateExited" and e["stateExitedEventDetails"]["name"] == "NodeReplaced"
+    ]
+    assert len(replaced) == len(old_ids)
+    assert all(isinstance(r["evicted_pods"], int) and "evicted" not in r for r in replaced)
+    assert sum(r["evicted_pods"] for r in replaced) > 0
 
 
 def test_a_function_that_never_comes_back_fails_the_step_with_the_lambda_error(field: Field) -> None:
