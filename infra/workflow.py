@@ -26,7 +26,7 @@ from constructs import Construct
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, Step
 
 from . import nag
-from .packaging import ROOT, LambdaPackage
+from .packaging import MEASURED_COLD_IMPORT_CPU_S, ROOT, LambdaPackage, memory_for
 
 ASL_PATH: Final = ROOT / "statemachine" / "rolling_upgrade.asl.json"
 PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -34,7 +34,8 @@ PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE: Final = lambda_.Architecture.X86_64
 TIMEOUT: Final = Duration.seconds(LAMBDA_TIMEOUT_S)
-MEMORY_MB: Final = 512
+# Sized from the measured cold import (infra/packaging.py, bench/lambda_cold_start.py): 1024 MB.
+MEMORY_MB: Final = memory_for(MEASURED_COLD_IMPORT_CPU_S)
 
 
 class DefinitionError(ValueError):
@@ -165,7 +166,7 @@ class Workflow(Construct):
                 fn,
                 "AwsSolutions-L1",
                 "pinned to python3.12 on purpose: the dependency layer carries compiled cp312 wheels "
-                "(pydantic-core) built for exactly this runtime; move both together",
+                "(pydantic-core) and CPython 3.12 bytecode built for exactly this runtime; move both together",
             )
             self.functions[step.id] = fn
             self.log_groups[step.id] = log_group
