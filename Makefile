@@ -59,10 +59,11 @@ contract: deps
 infra: deps
 	$(BIN)/pytest tests/infra $(PYTEST_ARGS)
 
-# Offline: builds build/lambda-layer (pip, Lambda's platform) and writes cdk.out/. No Docker,
-# no cdk CLI, no AWS credentials. Context overrides: make synth SYNTH_ARGS='-c batch_size=2'
+# Builds build/lambda-layer (pip, Lambda's platform; compiled by a CPython 3.12: LAYER_PYTHON, else
+# python3.12 on PATH, else pyenv's) and writes cdk.out/. No Docker, no cdk CLI, no AWS credentials.
+# Context overrides: make synth SYNTH_ARGS='-c batch_size=2'
 synth: deps
-	$(BIN)/python -m infra.synth $(SYNTH_ARGS)
+	$(if $(LAYER_PYTHON),LAYER_PYTHON=$(LAYER_PYTHON) )$(BIN)/python -m infra.synth $(SYNTH_ARGS)
 
 bench: deps-sandbox redis
 	$(BIN)/python bench/run_all.py

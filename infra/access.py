@@ -40,6 +40,8 @@ DESCRIBE_ASG_ACTIONS: Final = (
     "ec2:DescribeLaunchTemplates",
     "ec2:DescribeLaunchTemplateVersions",
 )
+# `resolve:ssm:` AMI aliases in launch templates name AWS's public parameters (EKS optimized AMIs).
+SSM_ALIAS_ACTIONS: Final = ("ssm:GetParameter", "ssm:GetParameters")
 # Need -> Auto Scaling actions on tagged groups.
 ASG_MUTATIONS: Final[Mapping[Need, tuple[str, ...]]] = {
     Need.RECORD_ORIGINALS: ("autoscaling:CreateOrUpdateTags",),
@@ -67,6 +69,14 @@ WHY_ENI = (
     "Lambda creates and deletes the VPC network interfaces of the function; their ids are unknown until "
     "then. CreateNetworkInterface is limited to the configured subnets and security groups"
 )
+WHY_PUBLIC_PARAMETERS = (
+    "read-only GetParameter(s) on AWS's public parameters (/aws/service/*, e.g. the EKS optimized AMI "
+    "ids) that launch templates name as resolve:ssm: aliases; they live in AWS's account, any region"
+)
+WHY_EXECUTIONS = (
+    "DescribeExecution on this state machine's executions only (their names are generated per run): "
+    "is a lock's holder execution still running?"
+)
 WHY_NO_RESOURCE_LEVEL = (
     "only actions without resource-level permissions use *: ec2:DescribeNetworkInterfaces/DescribeSubnets "
     "(VPC attachment), xray:PutTraceSegments/PutTelemetryRecords (active tracing) and, for steps that "
@@ -89,6 +99,7 @@ class AccessScope:
     subnet_ids: Sequence[str]
     security_group_ids: Sequence[str]
     kubernetes_group: str
+    state_machine_name: str
 
 
 def asg_arn(scope: Construct) -> str:
@@ -96,6 +107,19 @@ def asg_arn(scope: Construct) -> str:
         service="autoscaling",
         resource="autoScalingGroup",
         resource_name="*:autoScalingGroupName/*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def public_parameters_arn(scope: Construct) -> str:
+    return f"arn:{Stack.of(scope).partition}:ssm:*::parameter/aws/service/*"
+
+
+def executions_arn(scope: Construct, state_machine_name: str) -> str:
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{state_machine_name}:*",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
 
@@ -117,6 +141,21 @@ def step_statements(
         out.append(
             iam.PolicyStatement(
                 sid="DescribeAutoScaling", actions=list(DESCRIBE_ASG_ACTIONS), resources=["*"]
+            )
+        )
+        out.append(
+            iam.PolicyStatement(
+                sid="ResolveAmiAliases",
+                actions=list(SSM_ALIAS_ACTIONS),
+                resources=[public_parameters_arn(scope)],
+            )
+        )
+    if Need.DESCRIBE_EXECUTIONS in needs:
+        out.append(
+            iam.PolicyStatement(
+                sid="IsTheLockHolderRunning",
+                actions=["states:DescribeExecution"],
+                resources=[executions_arn(scope, access.state_machine_name)],
             )
         )
     mutations = sorted(a for n in needs - TAG_WRITES for a in ASG_MUTATIONS.get(n, ()))
@@ -239,7 +278,7 @@ class StepAccess(Construct):
                 },
             )
             self.roles[step.id] = role
-            self._acknowledge(role, needs)
+            self._acknowledge(role, needs, access)
             if Need.KUBERNETES in needs:
                 self.access_entries[step.id] = eks.CfnAccessEntry(
                     self,
@@ -251,8 +290,12 @@ class StepAccess(Construct):
                     username=f"eks-rolling:{step.id}",
                 )
 
-    def _acknowledge(self, role: iam.Role, needs: frozenset[Need]) -> None:
+    def _acknowledge(self, role: iam.Role, needs: frozenset[Need], access: AccessScope) -> None:
         nag.wildcard(role, "*", WHY_NO_RESOURCE_LEVEL)
+        if Need.DESCRIBE_ASG in needs:
+            nag.wildcard(role, public_parameters_arn(self), WHY_PUBLIC_PARAMETERS)
+        if Need.DESCRIBE_EXECUTIONS in needs:
+            nag.wildcard(role, executions_arn(self, access.state_machine_name), WHY_EXECUTIONS)
         nag.wildcard(role, _ec2_arn(self, "network-interface", "*"), WHY_ENI)
         if needs & set(ASG_MUTATIONS):
             nag.wildcard(role, asg_arn(self), WHY_ASG_ARN)

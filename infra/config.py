@@ -94,6 +94,14 @@ QualifiedName = Annotated[
         TAINT_RETIRING,
     ),
 ]
+# EventBridge schedule expressions: rate(1 day), rate(6 hours), cron(0 6 * * ? *).
+ScheduleExpression = Annotated[
+    str,
+    _pattern(
+        r"rate\((?:1 (?:minute|hour|day)|(?:[2-9]|[1-9][0-9]+) (?:minutes|hours|days))\)|cron\(\S+(?: \S+){5}\)",
+        "rate(1 day) or cron(0 6 * * ? *)",
+    ),
+]
 # Kubernetes RBAC group of the access entry; EKS reserves the `system:`/`eks:`/`aws:` prefixes.
 KubeGroup = Annotated[
     str, _pattern(r"(?!system:|eks:|aws:|amazon:|iam:)[A-Za-z0-9][A-Za-z0-9:._-]{0,99}", "eks-rolling")
@@ -184,6 +192,19 @@ class StackConfig(BaseModel):
     kubernetes_group: KubeGroup = Field("eks-rolling", description="Group bound by deploy/rbac.yaml")
     redis_secret_arns: Annotated[tuple[SecretArn, ...], Listed] = Field(
         (), description="Secrets Manager secrets holding Redis credentials (read-only)"
+    )
+
+    # --- triggers ------------------------------------------------------------------------------
+    create_trail: bool = Field(
+        False,
+        description="Create a CloudTrail trail of this region's write management events: EventBridge "
+        "sees the API calls that start a roll only when one exists. Leave off if the account or "
+        "organisation already has one",
+    )
+    drift_check_schedule: Annotated[ScheduleExpression | None, Blankable] = Field(
+        None,
+        description="EventBridge schedule that starts the state machine with the Scheduled Event, "
+        "to catch AMI changes no event announces (resolve:ssm aliases); off by default",
     )
 
     # --- Lambda runtime --------------------------------------------------------------------------

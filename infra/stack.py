@@ -19,6 +19,7 @@ from .monitoring import Monitoring
 from .notifications import Notifications
 from .packaging import LambdaPackage
 from .steps import Need, check_registry, steps_needing
+from .trail import Trail
 from .trigger import Trigger
 from .workflow import ASL_PATH, LambdaNetwork, Workflow, load_definition
 
@@ -107,6 +108,7 @@ class EksRollingStack(Stack):
                 subnet_ids=config.subnet_ids,
                 security_group_ids=config.security_group_ids,
                 kubernetes_group=config.kubernetes_group,
+                state_machine_name=name,
             ),
         )
 
@@ -141,7 +143,13 @@ class EksRollingStack(Stack):
             workflow.log_groups[step.id].grant_write(access.roles[step.id])
 
         notifications.notify_on_status_changes(workflow.state_machine)
-        trigger = Trigger(self, "Trigger", state_machine=workflow.state_machine)
+        trigger = Trigger(
+            self,
+            "Trigger",
+            state_machine=workflow.state_machine,
+            drift_check_schedule=config.drift_check_schedule,
+        )
+        self.trail = Trail(self, "Trail") if config.create_trail else None
         Monitoring(
             self,
             "Monitoring",

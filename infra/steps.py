@@ -15,6 +15,11 @@ follows what the step's service calls (`src/eks_rolling/services/`):
   `RELEASE_REDIS_LOCKS`: the per-Redis-group lock items (`redis#<group>`) in the same table.
 - `READ_REDIS_SECRETS`: `services.redis.env_for` reads a group's password from Secrets Manager
   (or from a Kubernetes Secret, which is RBAC's business).
+- `DESCRIBE_EXECUTIONS`: `aws.executions` asks Step Functions whether a lock's holder execution
+  (of this state machine) is still running, before taking a dead run's lock over.
+
+`DESCRIBE_ASG` includes reading AWS's public SSM parameters (`/aws/service/*`): a launch template
+whose ImageId is `resolve:ssm:<parameter>` is compared with each instance's AMI by resolving it.
 """
 
 from __future__ import annotations
@@ -41,15 +46,34 @@ class Need(StrEnum):
     TERMINATE_INSTANCE = "terminate-instance"
     NOTIFY = "notify"
     READ_REDIS_SECRETS = "read-redis-secrets"
+    DESCRIBE_EXECUTIONS = "describe-executions"
 
 
 N = Need
 
+# Undo what a run left: untaint, restore MaxSize and processes, cluster-autoscaler, Redis cleanup
+# (and the run's Redis group locks), shed idle surge instances, clear the record, tell people.
+ROLLBACK: Final = frozenset(
+    {
+        N.DESCRIBE_ASG,
+        N.KUBERNETES,
+        N.SET_CAPACITY,
+        N.RESUME_PROCESSES,
+        N.CLEAR_ORIGINALS,
+        N.TERMINATE_INSTANCE,
+        N.NOTIFY,
+        N.READ_REDIS_SECRETS,
+        N.RELEASE_REDIS_LOCKS,
+    }
+)
+
 STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     # parse the trigger, find the ASGs (by name or by launch template), check the opt-in tag
     "resolve_target": frozenset({N.DESCRIBE_ASG}),
-    # AsgLock.acquire: conditional PutItem, GetItem to name the holder
-    "acquire_lock": frozenset({N.TAKE_LOCK}),
+    # AsgLock.acquire: conditional PutItem, GetItem to name the holder; a holder execution that is
+    # no longer running has its lock taken over (conditional PutItem) and what it left restored,
+    # as its Rollback would have (ROLLBACK above)
+    "acquire_lock": ROLLBACK | {N.TAKE_LOCK, N.DESCRIBE_EXECUTIONS},
     # snapshot of ASG + nodes/pods/PDBs, and the health of each Redis group; publishes "blocked"
     "plan_roll": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.NOTIFY, N.READ_REDIS_SECRETS}),
     # scale cluster-autoscaler to 0 after recording its replicas on the ASG
@@ -87,19 +111,7 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     # AsgLock.release: conditional DeleteItem
     "release_lock": frozenset({N.RELEASE_LOCK}),
     # as restore_cluster, plus shedding idle surge instances; publishes "failed"
-    "rollback": frozenset(
-        {
-            N.DESCRIBE_ASG,
-            N.KUBERNETES,
-            N.SET_CAPACITY,
-            N.RESUME_PROCESSES,
-            N.CLEAR_ORIGINALS,
-            N.TERMINATE_INSTANCE,
-            N.NOTIFY,
-            N.READ_REDIS_SECRETS,
-            N.RELEASE_REDIS_LOCKS,
-        }
-    ),
+    "rollback": ROLLBACK,
 }
 
 

@@ -7,6 +7,12 @@ do not touch the launch template (capacity only) never start an execution.
 
 EventBridge `exists` only matches leaves, so the patterns test the launch template's id/name,
 not the `launchTemplate` object.
+
+EventBridge sees these API calls only if a CloudTrail trail with logging enabled records this
+region's write management events (`infra/trail.py` makes one on request). Some changes emit no
+event at all: a template whose ImageId is `resolve:ssm:...` gets a new AMI when AWS updates the
+public parameter, in AWS's account. The optional drift check (`drift_check_schedule`) starts the
+state machine on a schedule with the Scheduled Event itself as input.
 """
 
 from __future__ import annotations
@@ -78,7 +84,14 @@ MAX_EVENT_AGE: Final = Duration.hours(2)
 
 
 class Trigger(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, state_machine: sfn.IStateMachine) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine: sfn.IStateMachine,
+        drift_check_schedule: str | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         # Events EventBridge could not deliver (StartExecution refused, retries exhausted).
         self.dead_letter_queue = sqs.Queue(
@@ -111,3 +124,21 @@ class Trigger(Construct):
                 )
             )
             self.rules[name] = rule
+        self.drift_check: events.Rule | None = None
+        if drift_check_schedule:
+            # The Scheduled Event is the input, unchanged: ResolveTarget recognises it by its
+            # `source` / `detail-type` and checks every opted-in group for drift.
+            self.drift_check = events.Rule(
+                self,
+                "DriftCheck",
+                description="eks-rolling: scheduled drift check of every opted-in Auto Scaling group",
+                schedule=events.Schedule.expression(drift_check_schedule),
+            )
+            self.drift_check.add_target(
+                targets.SfnStateMachine(
+                    state_machine,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=RETRY_ATTEMPTS,
+                    max_event_age=MAX_EVENT_AGE,
+                )
+            )

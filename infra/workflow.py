@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from aws_cdk import Duration, Fn
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -23,18 +23,19 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from eks_rolling.steps import Step
+from eks_rolling.steps import LAMBDA_TIMEOUT_S, Step
 
 from . import nag
-from .packaging import ROOT, LambdaPackage
+from .packaging import MEASURED_COLD_IMPORT_CPU_S, ROOT, LambdaPackage, memory_for
 
 ASL_PATH: Final = ROOT / "statemachine" / "rolling_upgrade.asl.json"
 PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE: Final = lambda_.Architecture.X86_64
-TIMEOUT: Final = Duration.minutes(5)
-MEMORY_MB: Final = 512
+TIMEOUT: Final = Duration.seconds(LAMBDA_TIMEOUT_S)
+# Sized from the measured cold import (infra/packaging.py, bench/lambda_cold_start.py): 1024 MB.
+MEMORY_MB: Final = memory_for(MEASURED_COLD_IMPORT_CPU_S)
 
 
 class DefinitionError(ValueError):
@@ -68,6 +69,19 @@ def load_definition(path: Path, steps: Sequence[Step]) -> Definition:
     if problems:
         raise DefinitionError(f"{path.name}: " + "; ".join(problems))
     return Definition(text=text, timeout_s=int(timeout))
+
+
+# Logs are the audit trail: they outlive the stack (Retain on delete and on replacement), yet a
+# retained group must never block the next create ("already exists" after a destroy + redeploy or
+# a failed first create). So each name carries the first block of the stack's own id, new for every
+# stack created, and a failed create deletes what it made (RetainExceptOnCreate).
+LOG_REMOVAL: Final = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+
+
+def stack_instance_suffix() -> str:
+    """`1a2b3c4d` of arn:aws:cloudformation:<region>:<account>:stack/<name>/1a2b3c4d-...: unique per
+    stack creation, stable across updates."""
+    return Fn.select(0, Fn.split("-", Fn.select(2, Fn.split("/", Aws.STACK_ID))))
 
 
 @dataclass(frozen=True)
@@ -119,9 +133,14 @@ class Workflow(Construct):
         code = lambda_.Code.from_asset(str(package.code_dir))
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
+        suffix = stack_instance_suffix()
         for step in steps:
             log_group = logs.LogGroup(
-                self, f"{step.state}Logs", log_group_name=f"/{name}/lambda/{step.id}", retention=log_retention
+                self,
+                f"{step.state}Logs",
+                log_group_name=f"/{name}/{suffix}/lambda/{step.id}",
+                retention=log_retention,
+                removal_policy=LOG_REMOVAL,
             )
             fn = lambda_.Function(
                 self,
@@ -147,7 +166,7 @@ class Workflow(Construct):
                 fn,
                 "AwsSolutions-L1",
                 "pinned to python3.12 on purpose: the dependency layer carries compiled cp312 wheels "
-                "(pydantic-core) built for exactly this runtime; move both together",
+                "(pydantic-core) and CPython 3.12 bytecode built for exactly this runtime; move both together",
             )
             self.functions[step.id] = fn
             self.log_groups[step.id] = log_group
@@ -155,8 +174,9 @@ class Workflow(Construct):
         self.log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{name}",
+            log_group_name=f"/aws/vendedlogs/states/{name}-{suffix}",
             retention=log_retention,
+            removal_policy=LOG_REMOVAL,
         )
         self.state_machine = sfn.StateMachine(
             self,

@@ -9,6 +9,11 @@ A contract test checks that the ASL, `lambdas/`, the models and the CDK stack ag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+# Every step's Lambda timeout. The ASL's Task TimeoutSeconds are a little longer (330 s), so that a
+# States.Timeout retry never starts while the first invocation may still be running.
+LAMBDA_TIMEOUT_S: Final = 300
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,13 @@
 statemachine/rolling_upgrade.asl.json, each Task's Lambda is dispatched in-process to the handler
 named in that function's configuration, and Wait states and retry back-offs are time-scaled.
 
-Two moto internals are patched here, and only here (reference/local-sfn-cdk.md §1.3, §1.5):
-`LambdaSimpleBackend.invoke` (moto never runs Python handlers by itself) and the interpreter's
-Wait / retry sleeps.
+Three moto internals are patched here, and only here (reference/local-sfn-cdk.md §1.3, §1.5):
+`LambdaSimpleBackend.invoke` (moto never runs Python handlers by itself), the interpreter's
+Wait / retry sleeps, and the name the interpreter gives a Lambda service error (moto says
+`Exception`; Step Functions says `Lambda.<error code>`, which is what the ASL's Retry matches).
+
+`LambdaFaults` makes Lambda itself refuse invokes before any handler runs, as an Inactive VPC
+function does on AWS (502 `ResourceNotReadyException` while its network interfaces come back).
 
 Upstream: AWS Step Functions running the ASL with Lambda Task states.
 """
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from eks_rolling.steps import STEPS
+from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
 
 from .env import SandboxEnv
 
@@ -42,7 +46,7 @@ STATE_MACHINE = "eks-rolling"
 class FakeContext:
     """The parts of the Lambda context Powertools reads."""
 
-    def __init__(self, fn_name: str, arn: str, timeout_s: int = 300) -> None:
+    def __init__(self, fn_name: str, arn: str, timeout_s: int = LAMBDA_TIMEOUT_S) -> None:
         self.function_name, self.invoked_function_arn = fn_name, arn
         self.aws_request_id = str(uuid.uuid4())
         self.memory_limit_in_mb = 512
@@ -64,6 +68,40 @@ class Invocation:
 
 
 @dataclass
+class InjectedLambdaError:
+    step: str
+    code: str
+    status: int
+
+
+@dataclass
+class LambdaFaults:
+    """Invokes that Lambda refuses before running the handler, queued per step id."""
+
+    pending: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    injected: list[InjectedLambdaError] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refuse(
+        self, *steps: str, times: int = 1, code: str = "ResourceNotReadyException", status: int = 502
+    ) -> None:
+        """The next `times` invokes of each of `steps` (every step if none is named) fail with
+        Lambda error `code` and HTTP `status`."""
+        with self.lock:
+            for step in steps or [s.id for s in STEPS]:
+                self.pending.setdefault(step, []).extend([(code, status)] * times)
+
+    def take(self, step: str) -> tuple[str, int] | None:
+        with self.lock:
+            queue = self.pending.get(step)
+            if not queue:
+                return None
+            code, status = queue.pop(0)
+            self.injected.append(InjectedLambdaError(step, code, status))
+            return code, status
+
+
+@dataclass
 class RunnerStats:
     invocations: list[Invocation] = field(default_factory=list)
     waits: list[tuple[float, float]] = field(default_factory=list)  # (asked, slept)
@@ -77,13 +115,20 @@ def _load_handler(path: str) -> Callable[[dict[str, Any], Any], Any]:
 
 
 @contextmanager
-def inprocess_lambdas(stats: RunnerStats) -> Iterator[None]:
+def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) -> Iterator[None]:
     from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core.exceptions import JsonRESTError
 
     def invoke(
         self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
     ) -> bytes:
         fn = self.get_function(function_name, qualifier)  # unknown functions still 404, as in moto
+        refused = faults.take(fn.handler.split(".")[1]) if faults is not None else None
+        if refused is not None:
+            code, status = refused
+            refusal = JsonRESTError(code, f"injected: {fn.function_name} is not ready (Lambda {code})")
+            refusal.code = status
+            raise refusal
         event = json.loads(body) if body else {}
         started = time.monotonic()
         error = None
@@ -102,6 +147,36 @@ def inprocess_lambdas(stats: RunnerStats) -> Iterator[None]:
         return json.dumps(result).encode()
 
     with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+        yield
+
+
+@contextmanager
+def lambda_error_names() -> Iterator[None]:
+    """A Lambda API error (botocore ClientError) reaches Retry/Catch as `Lambda.<code>`, as on AWS."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (
+        StateTaskLambda,
+    )
+
+    moto_from_error = StateTaskLambda._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, ClientError):
+            return moto_from_error(self, env, ex)
+        name = f"Lambda.{ex.response['Error']['Code']}"
+        details = LambdaFunctionFailedEventDetails(error=name, cause=ex.response["Error"].get("Message", ""))
+        event_details: Any = {"lambdaFunctionFailedEventDetails": details}  # moto's EventDetails
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName(name),
+            event_type=moto_from_error(self, env, ex).event_type,
+            event_details=event_details,
+        )
+
+    with mock.patch.object(StateTaskLambda, "_from_error", from_error):
         yield
 
 
@@ -147,6 +222,7 @@ class LocalRunner:
         self.time_scale = time_scale
         self.settings = settings or {}
         self.stats = RunnerStats()
+        self.lambda_faults = LambdaFaults()
         self.state_machine_arn: str | None = None
         self.function_arns: dict[str, str] = {}
         self._stack: ExitStack | None = None
@@ -155,7 +231,8 @@ class LocalRunner:
     def __enter__(self) -> LocalRunner:
         self._stack = ExitStack()
         self._stack.enter_context(self.env.applied(**self.settings))
-        self._stack.enter_context(inprocess_lambdas(self.stats))
+        self._stack.enter_context(inprocess_lambdas(self.stats, self.lambda_faults))
+        self._stack.enter_context(lambda_error_names())
         self._stack.enter_context(scaled_time(self.time_scale, self.stats))
         self.deploy()
         return self
@@ -183,7 +260,7 @@ class LocalRunner:
                 Role=role,
                 Handler=step.handler,
                 Code={"ZipFile": buf.getvalue()},
-                Timeout=300,
+                Timeout=LAMBDA_TIMEOUT_S,
             )
             self.function_arns[step.placeholder] = fn["FunctionArn"]
         text = self.asl_path.read_text()

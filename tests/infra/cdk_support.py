@@ -30,6 +30,8 @@ VARIANT_CONTEXT: Mapping[str, Any] = {
     "opt_in_tag_key": "example.com/eks-rolling",
     "opt_in_tag_value": "prod-eks",
     "batch_size": "3",
+    "create_trail": "true",
+    "drift_check_schedule": "rate(1 day)",
 }
 
 
@@ -84,7 +86,12 @@ def load_event(name: str) -> dict[str, Any]:
 
 
 # --- resolving CloudFormation intrinsics the way the tests need them -----------------------------
+FAKE_STACK_ID = (
+    f"arn:aws:cloudformation:{FAKE_REGION}:{FAKE_ACCOUNT}:stack/eks-rolling-prod-eks/"
+    "1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d"
+)
 PSEUDO = {
+    "AWS::StackId": FAKE_STACK_ID,
     "AWS::Partition": FAKE_PARTITION,
     "AWS::Region": FAKE_REGION,
     "AWS::AccountId": FAKE_ACCOUNT,
@@ -100,23 +107,29 @@ def fake_arn(logical_id: str, resource: Mapping[str, Any]) -> str:
     return f"<{logical_id}>"
 
 
-def resolve(node: Any, template: Mapping[str, Any]) -> Any:
-    """Fn::Join / Fn::GetAtt / Ref / Fn::Sub (no-variable form) to strings; recursive elsewhere."""
+def resolve(node: Any, template: Mapping[str, Any], pseudo: Mapping[str, str] = PSEUDO) -> Any:
+    """Fn::Join / Fn::Select / Fn::Split / Fn::GetAtt / Ref to values; recursive elsewhere."""
     resources = template["Resources"]
     if isinstance(node, list):
-        return [resolve(n, template) for n in node]
+        return [resolve(n, template, pseudo) for n in node]
     if isinstance(node, dict):
         if len(node) == 1:
             ((key, value),) = node.items()
             if key == "Fn::Join":
                 sep, parts = value
-                return sep.join(str(resolve(p, template)) for p in parts)
+                return sep.join(str(resolve(p, template, pseudo)) for p in parts)
+            if key == "Fn::Split":
+                sep, text = value
+                return str(resolve(text, template, pseudo)).split(sep)
+            if key == "Fn::Select":
+                index, items = value
+                return resolve(items, template, pseudo)[int(index)]
             if key == "Fn::GetAtt":
                 logical_id = value[0] if isinstance(value, list) else value.split(".", 1)[0]
                 return fake_arn(logical_id, resources[logical_id])
             if key == "Ref":
-                return PSEUDO[value] if value in PSEUDO else fake_arn(value, resources[value])
-        return {k: resolve(v, template) for k, v in node.items()}
+                return pseudo[value] if value in pseudo else fake_arn(value, resources[value])
+        return {k: resolve(v, template, pseudo) for k, v in node.items()}
     return node
 
 

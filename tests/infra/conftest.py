@@ -43,3 +43,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         if key.startswith("EKS_ROLLING_"):
             monkeypatch.delenv(key)
     yield monkeypatch
+
+
+@pytest.fixture(scope="session")
+def python312() -> str:
+    """A CPython 3.12 (the functions' runtime), as `make synth` finds it to compile the layer."""
+    from infra.packaging import PackagingError, find_layer_python
+
+    try:
+        return find_layer_python()
+    except PackagingError as exc:
+        pytest.skip(f"no CPython 3.12 on this machine: {exc}")

@@ -38,13 +38,14 @@ def _grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 def test_cluster_role_is_exactly_what_the_runtime_calls(docs: list[dict[str, Any]]) -> None:
     grants = _grants(_rules(docs, "ClusterRole", "eks-rolling"))
     expected = {
-        *(("", "nodes", v) for v in ("get", "list", "watch", "patch")),
+        *(("", "nodes", v) for v in ("get", "list", "patch")),  # no watch: nothing watches
         ("", "pods", "get"),
         ("", "pods", "list"),
         ("", "pods/eviction", "create"),
         ("policy", "poddisruptionbudgets", "get"),
         ("policy", "poddisruptionbudgets", "list"),
         *(("apps", r, v) for r in ("statefulsets", "deployments", "replicasets") for v in ("get", "list")),
+        ("batch", "jobs", "get"),  # a Job-owned pod has recovered once its Job completes
     }
     assert grants == expected
 
@@ -89,7 +90,7 @@ def test_every_binding_binds_the_access_entry_group(docs: list[dict[str, Any]]) 
 
 # --- every Kubernetes call of the runtime is allowed -----------------------------------------------
 OPS = REPO / "src" / "eks_rolling" / "k8s" / "ops.py"
-API_GROUPS = {"core": "", "apps": "apps", "policy": "policy"}
+API_GROUPS = {"core": "", "apps": "apps", "policy": "policy", "batch": "batch"}
 VERBS = {
     "list": "list",
     "read": "get",
@@ -106,6 +107,7 @@ KINDS = {
     "deployment": "deployments",
     "replica_set": "replicasets",
     "pod_disruption_budget": "poddisruptionbudgets",
+    "job": "jobs",
 }
 SUBRESOURCES = ("scale", "status", "eviction")
 
@@ -123,9 +125,16 @@ def required_permission(api: str, method: str) -> tuple[str, str, str]:
 
 def test_every_kubernetes_call_of_the_runtime_is_allowed(docs: list[dict[str, Any]]) -> None:
     # Given every client call in the Kubernetes adapter
-    calls = set(re.findall(r"self\.(core|apps|policy)\.([a-z_]+)\(", OPS.read_text()))
+    calls = set(re.findall(r"self\.(core|apps|policy|batch)\.([a-z_]+)\(", OPS.read_text()))
     assert len(calls) > 10
     # Then some Role or ClusterRole of deploy/rbac.yaml grants it
     granted = set().union(*(_grants(d["rules"]) for d in docs if "rules" in d))
     missing = sorted({required_permission(api, m) for api, m in calls} - granted)
     assert missing == []
+
+
+def test_no_configmaps_so_the_admission_parameters_stay_the_operators(docs: list[dict[str, Any]]) -> None:
+    # deploy/admission.yaml reads what the group may create from ConfigMap eks-rolling-redis-pods
+    for doc in docs:
+        for rule in doc.get("rules", []):
+            assert "configmaps" not in rule["resources"], doc["metadata"]["name"]

@@ -71,7 +71,7 @@ def test_logs_everything_to_a_vended_log_group(synth: Synth) -> None:
     assert logging["IncludeExecutionData"] is True
     group_id = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     group = synth.template["Resources"][group_id]["Properties"]
-    assert group["LogGroupName"].startswith("/aws/vendedlogs/states/eks-rolling-")
+    assert resolve(group["LogGroupName"], synth.template).startswith("/aws/vendedlogs/states/eks-rolling-")
     assert group["RetentionInDays"] == synth.context["log_retention_days"]
 
 

@@ -3,7 +3,7 @@ and what will block the roll before anything moves."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from ..labels import LABEL_HOSTNAME
@@ -30,6 +30,10 @@ ASSUMED_POLL_ROUNDS_PER_NODE = 6  # drain and owner rounds beyond the first, per
 # 178 rounds for 13 pods, at most 77 on the node with the Sentinel master (two switchovers, the
 # move, the sentinel resets). Budgeted with headroom.
 ASSUMED_REDIS_ROUNDS_PER_POD = 25
+# The plan is a state of the state machine (256 KiB at most) and its blockers go into an error
+# cause and an SNS message: findings that repeat per pod are kept to this many per kind, then
+# counted, so the plan never grows with pods x nodes (tests/contract/test_state_size.py).
+MAX_FINDINGS_PER_KIND = 10
 ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER = 100
 
 
@@ -157,17 +161,40 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
                 message=f"{len(ordered)} nodes need about {events} history events, over the {policy.max_history_events} limit of one execution; raise the batch size or roll in parts",
             )
         )
+    findings = bounded(findings)
     return Plan(
         asg_name=asg.name,
         target_version=asg.target_version,
         outdated=len(outdated),
-        batches=batches,
+        # A plan over the history limit never runs: its order would only make the state huge.
+        batches=[] if any(f.kind == "history-limit" for f in findings) else batches,
         findings=findings,
         surge=surge,
         estimated_history_events=events,
         has_work=bool(outdated),
         blocked=any(f.severity == "blocker" for f in findings),
     )
+
+
+def bounded(findings: list[Finding], per_kind: int | None = None) -> list[Finding]:
+    """The first `per_kind` findings of each (severity, kind), then one that counts the rest."""
+    per_kind = MAX_FINDINGS_PER_KIND if per_kind is None else per_kind
+    seen: Counter[tuple[str, str]] = Counter()
+    out = []
+    for f in findings:
+        seen[(f.severity, f.kind)] += 1
+        if seen[(f.severity, f.kind)] <= per_kind:
+            out.append(f)
+    for (severity, kind), n in seen.items():
+        if n > per_kind:
+            out.append(
+                Finding(
+                    severity=severity,  # type: ignore[arg-type]
+                    kind=kind,
+                    message=f"... and {n - per_kind} more {kind} findings like the {per_kind} above",
+                )
+            )
+    return out
 
 
 def is_evictable(p: PodView) -> bool:

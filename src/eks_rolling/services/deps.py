@@ -61,10 +61,13 @@ class Deps:
         return self._kube[cluster_name]
 
 
-# A warm Lambda reuses its Kubernetes connection (pool, CA, token) while the token is fresh:
-# EKS accepts a token for 15 minutes, so 10 leaves a margin. KubeOps itself (and its
+# A warm Lambda reuses its Kubernetes connection (pool, CA, token) while the token is fresh. EKS
+# accepts a token for 15 minutes after signing, whatever X-Amz-Expires says (aws-iam-authenticator),
+# and a step may use the connection for its whole Lambda timeout after taking it from the cache:
+# 5 minutes of reuse + a 5-minute step leaves 5 minutes for clock skew. KubeOps itself (and its
 # per-invocation caches of owners and StatefulSets) is built anew for every invocation.
-TOKEN_REUSE_S = 600.0
+EKS_TOKEN_VALID_S = 900
+TOKEN_REUSE_S = 300.0
 _api_clients: dict[tuple[Any, ...], tuple[float, Any]] = {}
 _api_lock = threading.Lock()
 

@@ -1,0 +1,76 @@
+"""No state of the roll grows with pods x nodes, and at batch size 50 with 100 pods per node every
+one stays far below Step Functions' 256 KiB (`States.DataLimitExceeded` is terminal: no Catch, no
+Rollback). Sizes come from the step models, the real planner and the ASL's own Parameters
+(bench/state_size.py prints the same table)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from bench import state_size
+from eks_rolling.models import Finding
+from eks_rolling.planning import plan as planner
+
+FAR_BELOW = 64 * 1024  # a quarter of the limit
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict[str, object]:
+    return json.loads(state_size.ASL.read_text())  # type: ignore[no-any-return]
+
+
+def test_every_state_stays_far_below_the_limit_at_batch_50_and_100_pods_per_node(
+    definition: dict[str, object],
+) -> None:
+    sizes = state_size.sizes(50, 100, definition)
+    assert len(sizes) == 4
+    assert all(n < FAR_BELOW for n in sizes.values()), sizes
+
+
+def test_a_batchs_result_does_not_grow_with_pods(definition: dict[str, object]) -> None:
+    few, many = (state_size.size(state_size.batch_iteration(definition, 50, p)) for p in (10, 250))
+    assert many - few < 1024  # only the digits of the counts differ
+
+
+def test_the_plan_does_not_grow_with_pods_even_when_every_pod_blocks() -> None:
+    few, many = (state_size.size(state_size.plan_output(50, p).model_dump(mode="json")) for p in (10, 250))
+    assert many - few < 1024
+
+
+def test_positive_control_the_evicted_lists_in_nodereplaced_would_exceed_the_limit(
+    definition: dict[str, object],
+) -> None:
+    # Given the ASL as it was: NodeReplaced passing on the node's whole evicted list
+    old = copy.deepcopy(definition)
+    node_replaced = state_size._states(old, "RollEachAsg", "ReplaceBatches", "ReplaceNodes")["NodeReplaced"]
+    node_replaced["Parameters"] = {**node_replaced["Parameters"], "evicted.$": "$.drain.evicted"}
+    # Then one batch of 50 nodes is over 256 KiB: the measurement can fail
+    assert state_size.size(state_size.batch_iteration(old, 50, 100)) > state_size.LIMIT
+
+
+def test_positive_control_unbounded_findings_would_exceed_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(planner, "MAX_FINDINGS_PER_KIND", 10**9)
+    assert state_size.size(state_size.plan_output(50, 100).model_dump(mode="json")) > state_size.LIMIT
+
+
+def test_findings_beyond_the_cap_are_counted_and_still_block() -> None:
+    blockers = [
+        Finding(severity="blocker", kind="emptydir", message=f"pod p{i} uses emptyDir") for i in range(25)
+    ]
+    warning = Finding(severity="warning", kind="no-autoscaler", message="cluster-autoscaler not found")
+    out = planner.bounded([*blockers, warning])
+    assert out[: planner.MAX_FINDINGS_PER_KIND] == blockers[: planner.MAX_FINDINGS_PER_KIND]
+    assert warning in out
+    (summary,) = [f for f in out if f.message.startswith("...")]
+    assert summary.severity == "blocker" and summary.kind == "emptydir"
+    assert "15 more emptydir" in summary.message
+
+
+def test_a_plan_over_the_history_limit_carries_no_batches() -> None:
+    plan = state_size.plan_output(1, 10, nodes=400)
+    assert plan.outdated == 400 and plan.blocked
+    assert any(f.kind == "history-limit" for f in plan.findings)
+    assert plan.batches == []
