@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-Obj = dict[str, Any]
+# Plain dicts, spelled out: this module sits beside api/ in the sandbox's layers, so it cannot
+# import api/store's Obj alias.
 
 
-def namespace(name: str) -> Obj:
+def namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
 def pod_template(
     labels: dict[str, str], *, image: str = "public.ecr.aws/nginx/nginx:1.27", **spec: Any
-) -> Obj:
+) -> dict[str, Any]:
     return {
         "metadata": {"labels": dict(labels)},
         "spec": {"containers": [{"name": "main", "image": image}], **spec},
@@ -31,7 +32,7 @@ def deployment(
     labels: dict[str, str] | None = None,
     image: str = "public.ecr.aws/nginx/nginx:1.27",
     **spec: Any,
-) -> Obj:
+) -> dict[str, Any]:
     labels = labels or {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -52,8 +53,8 @@ def pdb(
     selector: dict[str, str],
     min_available: int | str | None = None,
     max_unavailable: int | str | None = None,
-) -> Obj:
-    spec: Obj = {"selector": {"matchLabels": dict(selector)}}
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"selector": {"matchLabels": dict(selector)}}
     if min_available is not None:
         spec["minAvailable"] = min_available
     if max_unavailable is not None:
@@ -66,9 +67,11 @@ def pdb(
     }
 
 
-def daemonset(name: str, ns: str, *, tolerate_all: bool = True, labels: dict[str, str] | None = None) -> Obj:
+def daemonset(
+    name: str, ns: str, *, tolerate_all: bool = True, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     labels = labels or {"k8s-app": name}
-    spec: Obj = {"tolerations": [{"operator": "Exists"}]} if tolerate_all else {}
+    spec: dict[str, Any] = {"tolerations": [{"operator": "Exists"}]} if tolerate_all else {}
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -88,8 +91,8 @@ def service(
     port: int = 80,
     type_: str = "ClusterIP",
     headless: bool = False,
-) -> Obj:
-    spec: Obj = {
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
         "selector": dict(selector),
         "ports": [{"name": "http", "port": port, "targetPort": port}],
         "type": type_,

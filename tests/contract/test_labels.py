@@ -1,5 +1,6 @@
 """One spelling for every well-known key and port: src/eks_rolling/labels.py defines each once, and
-no other module (runtime, sandbox, tests, benchmarks, infra) repeats its string or number."""
+no other module (runtime, sandbox, tests, benchmarks, infra) repeats its string or number; and the
+sandbox's object alias `Obj` is defined once too."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def test_no_module_repeats_a_well_known_key_or_port() -> None:
     ]
     assert len(files) > 100
     assert [r for p in files for r in _repeats(p)] == []
+
+
+def test_the_sandbox_defines_its_object_alias_once() -> None:
+    # STYLE.md §2: `Obj = dict[str, Any]` lives in api/store.py; every other module imports it.
+    defining = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "src/eks_rolling_sandbox").rglob("*.py")
+        if any(line.startswith("Obj = ") for line in p.read_text().splitlines())
+    )
+    assert defining == ["src/eks_rolling_sandbox/api/store.py"]

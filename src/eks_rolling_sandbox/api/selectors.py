@@ -11,8 +11,9 @@ from typing import Any
 
 from .errors import bad_request
 
-Obj = dict[str, Any]
-Matcher = Callable[[Obj], bool]
+# Selectors only read objects: a read-only view, so any store object (api/store.Obj) matches.
+ObjView = Mapping[str, Any]
+Matcher = Callable[[ObjView], bool]
 
 _REQ = re.compile(
     r"""^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9._/-]+)\s*
@@ -124,7 +125,7 @@ def selector_to_string(selector: Mapping[str, Any] | None) -> str:
 
 
 # Field selectors: what each resource supports (pkg/registry/*/strategy.go ToSelectableFields).
-_POD_FIELDS: dict[str, Callable[[Obj], str]] = {
+_POD_FIELDS: dict[str, Callable[[ObjView], str]] = {
     "metadata.name": lambda o: o["metadata"]["name"],
     "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
     "spec.nodeName": lambda o: o["spec"].get("nodeName") or "",
@@ -136,11 +137,11 @@ _POD_FIELDS: dict[str, Callable[[Obj], str]] = {
     "status.podIP": lambda o: o.get("status", {}).get("podIP", ""),
     "status.nominatedNodeName": lambda o: o.get("status", {}).get("nominatedNodeName", ""),
 }
-_NODE_FIELDS: dict[str, Callable[[Obj], str]] = {
+_NODE_FIELDS: dict[str, Callable[[ObjView], str]] = {
     "metadata.name": lambda o: o["metadata"]["name"],
     "spec.unschedulable": lambda o: str(bool(o["spec"].get("unschedulable", False))).lower(),
 }
-_EVENT_FIELDS: dict[str, Callable[[Obj], str]] = {
+_EVENT_FIELDS: dict[str, Callable[[ObjView], str]] = {
     "involvedObject.kind": lambda o: o.get("involvedObject", {}).get("kind", ""),
     "involvedObject.name": lambda o: o.get("involvedObject", {}).get("name", ""),
     "involvedObject.namespace": lambda o: o.get("involvedObject", {}).get("namespace", ""),
@@ -148,18 +149,18 @@ _EVENT_FIELDS: dict[str, Callable[[Obj], str]] = {
     "reason": lambda o: o.get("reason", ""),
     "type": lambda o: o.get("type", ""),
 }
-_DEFAULT_FIELDS: dict[str, Callable[[Obj], str]] = {
+_DEFAULT_FIELDS: dict[str, Callable[[ObjView], str]] = {
     "metadata.name": lambda o: o["metadata"]["name"],
     "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
 }
-FIELDS: dict[str, dict[str, Callable[[Obj], str]]] = {
+FIELDS: dict[str, dict[str, Callable[[ObjView], str]]] = {
     "pods": _POD_FIELDS,
     "nodes": _NODE_FIELDS,
     "events": {**_DEFAULT_FIELDS, **_EVENT_FIELDS},
 }
 
 
-def _field_test(getter: Callable[[Obj], str], value: str, equal: bool) -> Matcher:
+def _field_test(getter: Callable[[ObjView], str], value: str, equal: bool) -> Matcher:
     if equal:
         return lambda o: getter(o) == value
     return lambda o: getter(o) != value

@@ -42,8 +42,9 @@ from eks_rolling.labels import (
     SENTINEL_PORT,
 )
 
+from ..api.store import Obj
 from .procs import cluster_create, cluster_info, cluster_nodes
-from .runtime import PROCESS_ANNOTATION, Obj, read_secret
+from .runtime import PROCESS_ANNOTATION, read_secret
 
 ObjList = list[Obj]
 

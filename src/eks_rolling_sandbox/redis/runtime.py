@@ -87,11 +87,10 @@ from redis.retry import Retry
 
 from eks_rolling.labels import REDIS_PORT, SENTINEL_PORT
 
+from ..api.store import Obj
 from .procs import Address, RedisConfig, RedisProcess, SentinelMonitor
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class StoreView(Protocol):

@@ -41,12 +41,12 @@ from eks_rolling.labels import (
     SENTINEL_PORT,
 )
 
+from ..api.store import Obj
 from ..env import SandboxEnv
 from ..redis.manifests import group_password
 from ..redis.runtime import endpoint_ips
 from .writers import Address, SentinelWriter, WriterReport
 
-Obj = dict[str, Any]
 # A write gap belongs to a switchover if it starts this close before the pause, or during it.
 _BEFORE_S, _AFTER_S = 1.0, 3.0
 
