@@ -9,9 +9,15 @@ import pytest
 
 from eks_rolling.errors import DrainTimeoutError
 from tests.integration.redis_cluster.conftest import NS, ClusterField, requires
-from tests.integration.redis_sentinel.support import wait_for
+from tests.integration.redis_sentinel.support import private_node_indices, wait_for
 
 pytestmark = [*requires, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(autouse=True)
+def _private_ips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the `cluster` fixture: node IPs no other session's cluster could gossip with."""
+    private_node_indices(monkeypatch)
 
 
 def _set_max_unavailable(f: ClusterField, pdb: str, value: int) -> None:
