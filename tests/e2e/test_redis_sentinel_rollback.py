@@ -55,18 +55,18 @@ def test_rollback_after_replicas_moved_leaves_every_sentinel_listing_exactly_the
     assert "EvictionRejectedError" in json.dumps(result, default=str), result
     moved = [p for p in REPLICAS if group.pod(p)["metadata"]["uid"] != uids[p]]
     assert moved, "no replica moved before the failure"
+    # ... and every sentinel lists exactly the live replicas and the other sentinels, with quorum
+    state = sentinel_state(env, NS, "redis")
+    assert state["stale_replicas"] == [] and state["quorum_ok"], state
+    assert state["converged"], (state, group.describe())
     notes = [
         n
         for ev in history
         if ev["type"] == "LambdaFunctionSucceeded"
         for n in json.loads(ev["lambdaFunctionSucceededEventDetails"]["output"]).get("notes") or []
     ]
-    # ... Rollback cleared the stale entries, one sentinel at a time
+    # ... because Rollback cleared the stale entries, one sentinel at a time
     assert any("SENTINEL RESET mymaster on" in n for n in notes), notes
-    # ... and every sentinel lists exactly the live replicas and the other sentinels, with quorum
-    state = sentinel_state(env, NS, "redis")
-    assert state["stale_replicas"] == [] and state["quorum_ok"], state
-    assert state["converged"], (state, group.describe())
     # ... with no replica-priority left steered and the master taking writes (a paused one
     # would hold this SET past the client's 2 s timeout)
     for p in (MASTER, *REPLICAS):

@@ -802,20 +802,20 @@ class SentinelProcedure:
                     s.name: entries
                     for s in snap.sentinel_pods
                     if master is not None
-                    and not down
                     and isinstance(v := snap.view(s), SentinelView)
                     and (entries := snap.stale_entries(v, master))
                 }
             finally:
                 snap.close()
+            if master is not None and not stale:
+                return []
             if master is not None and not down:
                 break
+            # A pod the failed roll had just evicted is coming back: reset once it is there.
             if time.monotonic() > deadline:
-                why = f"pods {down} are not up" if down else "no single master"
+                why = f"pods {down} are not up" if master is not None else "no single master"
                 return [f"WARNING: Redis group {g.ref}: sentinel entries left as they are: {why}"]
             time.sleep(CLEANUP_POLL_S)
-        if not stale:
-            return []
         notes = [f"Redis group {g.ref}: stale sentinel entries to clear, one sentinel at a time: {stale}"]
         move = RedisMove(
             namespace=g.namespace,
