@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from eks_rolling.errors import DrainTimeoutError
+from eks_rolling.models import PlanRollInput
+from eks_rolling.services.roll import plan_roll
 from tests.integration.redis_sentinel.support import (
     MASTER,
     NS,
@@ -58,6 +60,12 @@ def test_a_replica_waits_for_its_pdb_then_fails_naming_it_and_moves_once_it_allo
     assert pdb is not None and pdb["spec"]["maxUnavailable"] == 1  # the scenario's PDB
     # Given the replicas' PDB allows no disruption (maxUnavailable 0) and a 5 s phase deadline
     _set_max_unavailable(sentinel, "redis-replica", 0)
+    # Then a plan (a dry run, the launch template bumped) names that PDB as a blocker
+    sentinel.scenario.bump_launch_template()
+    with sentinel.env.applied(**sentinel.settings):
+        dry = sentinel.ctx.model_copy(update={"dry_run": True})
+        plan = plan_roll(PlanRollInput(ctx=dry), sentinel.deps())
+    assert ("pdb-no-headroom", "redis/redis-replica") in [(b.kind, b.ref) for b in plan.blockers], plan
     sentinel.settings["redis_phase_timeout_s"] = "5"
     node = sentinel.retire(victim)
     mark = sentinel.env.sandbox.request_log.mark()
