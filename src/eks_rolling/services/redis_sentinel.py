@@ -547,7 +547,7 @@ class SentinelProcedure:
             if isinstance(repl, Exception):
                 return _wait(move, env, f"{pod.name} does not answer: {repl}", WAIT_POD_S)
             if repl.is_master:
-                raise RedisSwitchoverError(f"{move.ref}: refusing to delete {pod.label()}: it is a master")
+                raise RedisSwitchoverError(f"{move.ref}: refusing to evict {pod.label()}: it is a master")
         if blocked := env.evict(pod.name, uid):
             return _wait(move, env, blocked, WAIT_POD_S, error=DrainTimeoutError)
         return _go(

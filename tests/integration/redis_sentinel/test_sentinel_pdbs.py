@@ -5,6 +5,7 @@ the field-report scenario puts a maxUnavailable 1 PDB on each of the group's Sta
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -124,7 +125,9 @@ def test_cleanup_after_a_roll_that_stopped_after_a_replica_moved_leaves_only_liv
     assert stale, sentinel.describe()
 
     # When the roll fails there and Rollback runs the Redis cleanup (it knows only the run)
+    t0 = time.monotonic()
     notes = sentinel.cleanup()
+    print(f"cleanup took {time.monotonic() - t0:.1f}s:", *notes, sep="\n  ")
 
     # Then every sentinel lists exactly the live replicas (as after a successful roll), knows its
     # 2 peers and has quorum, the master unchanged
