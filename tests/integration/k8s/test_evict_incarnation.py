@@ -17,10 +17,14 @@ def test_eviction_with_a_stale_uid_is_gone_and_leaves_the_replacement_alone(
     kube: KubeOps,  # noqa: F811
 ) -> None:
     # Given a pod whose uid the caller remembers, then replaced under the same name (a bare
-    # copy of a Deployment's pod: no controller to race with)
+    # copy of a Deployment's pod, labels and owner dropped: no controller adopts or races it)
     (raw,) = _deploy(sb, "db", 1)
-    md = {k: v for k, v in raw["metadata"].items() if k not in ("ownerReferences", "uid", "resourceVersion")}
-    body = {**raw, "metadata": {**md, "name": "db-solo"}}
+    md = {
+        k: v
+        for k, v in raw["metadata"].items()
+        if k not in ("ownerReferences", "uid", "resourceVersion", "labels", "generateName")
+    }
+    body = {**raw, "metadata": {**md, "name": "db-solo", "labels": {"app": "db-solo"}}}
     old_uid = sb.store.create("pods", body)["metadata"]["uid"]
     pod = kube.get_pod("default", "db-solo")
     sb.store.delete("pods", "default", "db-solo")
