@@ -24,6 +24,7 @@ from ..redis.connection import RedisAuth, connect, resolve_auth
 from ..redis.discovery import RedisGroup, discover_groups
 from ..settings import Settings
 from .deps import Deps
+from .drain import backoff_s
 from .roll import start_poll
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,12 @@ class RedisEnv:
             return None
         out = self.kube.evict(pod, uid=uid)
         return out.detail if out.status == "blocked" else None
+
+    def refused(self, move: RedisMove) -> tuple[RedisMove, int]:
+        """A PDB refused `move`'s eviction again: count it and back off as the drain does
+        (exponential, with jitter), so that a long refusal costs few rounds of history."""
+        n = int(move.data.get("throttled", 0)) + 1
+        return move.model_copy(update={"data": {**move.data, "throttled": n}}), backoff_s(n, self.settings)
 
 
 @dataclass

@@ -316,6 +316,7 @@ class _Step:
     actions: list[str] = field(default_factory=list)
     pending: str | None = None  # what is still awaited; None once the phase moved on
     on_timeout: type[PermanentError] = RedisMoveTimeoutError
+    wait_s: int = 1
 
 
 class RedisClusterProcedure:
@@ -411,12 +412,20 @@ class RedisClusterProcedure:
             # What this phase waits for, in the execution history (for people, bounded).
             waiting = None if step.pending is None else step.pending[:300]
             out = out.model_copy(update={"data": {**out.data, "waiting": waiting}})
-        return Advance(out, step.actions, wait_s=1)
+        return Advance(out, step.actions, wait_s=step.wait_s)
 
     @staticmethod
     def _to(move: RedisMove, env: RedisEnv, phase: str, **data: Any) -> RedisMove:
-        data = {**move.data, "announced": [], "waiting": None, **data}
+        kept = {k: v for k, v in move.data.items() if k != "throttled"}  # 429s counted per phase
+        data = {**kept, "announced": [], "waiting": None, **data}
         return move.model_copy(update={"phase": phase, "phase_deadline": env.deadline(), "data": data})
+
+    @staticmethod
+    def _refused(move: RedisMove, env: RedisEnv, blocked: str) -> _Step:
+        """A PDB refused the eviction: wait with the drain's backoff; past the phase's deadline
+        DrainTimeoutError names the PDB."""
+        move, wait_s = env.refused(move)
+        return _Step(move, pending=blocked, on_timeout=DrainTimeoutError, wait_s=wait_s)
 
     @staticmethod
     def _done(move: RedisMove, **data: Any) -> RedisMove:
@@ -451,7 +460,7 @@ class RedisClusterProcedure:
         if not (me.is_master and me.slots):
             # A replica (or an empty master): nothing is served from it, evict and await it.
             if blocked := env.evict(move.pod, d["uid"]):
-                return _Step(move, pending=blocked, on_timeout=DrainTimeoutError)
+                return self._refused(move, env, blocked)
             kind = "replica" if me.is_replica else "empty-master"
             return _Step(
                 self._to(move, env, "restart", kind=kind, node_id=me.id, started=env.now.isoformat()),
@@ -766,7 +775,7 @@ class RedisClusterProcedure:
         took = time.time() - float(d["failover_at"])
         if blocked := env.evict(move.pod, d["uid"]):
             # The temporary node serves A's slots meanwhile; past the deadline the abort fails back.
-            return _Step(move, pending=blocked, on_timeout=DrainTimeoutError)
+            return self._refused(move, env, blocked)
         return _Step(
             self._to(move, env, "a_restart", failover_to_temp_s=round(took, 3)),
             [
@@ -781,12 +790,9 @@ class RedisClusterProcedure:
         pod = env.kube.get_pod(ns, move.pod)
         if pod is not None and pod.metadata.uid == d["uid"]:
             # The eviction was lost (or refused meanwhile): again.
-            blocked = env.evict(move.pod, d["uid"])
-            return _Step(
-                move,
-                pending=blocked or f"{move.pod} is still the old pod ({_pod_state(pod)})",
-                on_timeout=DrainTimeoutError if blocked else RedisMoveTimeoutError,
-            )
+            if blocked := env.evict(move.pod, d["uid"]):
+                return self._refused(move, env, blocked)
+            return _Step(move, pending=f"{move.pod} is still the old pod ({_pod_state(pod)})")
         a_addr = _addr(pod)
         if pod is None or a_addr is None:
             return _Step(move, pending=f"{move.pod} is {_pod_state(pod)}")
@@ -957,12 +963,9 @@ class RedisClusterProcedure:
         ns, d = env.group.namespace, move.data
         pod = env.kube.get_pod(ns, move.pod)
         if pod is not None and pod.metadata.uid == d["uid"]:
-            blocked = env.evict(move.pod, d["uid"])
-            return _Step(
-                move,
-                pending=blocked or f"{move.pod} is still the old pod ({_pod_state(pod)})",
-                on_timeout=DrainTimeoutError if blocked else RedisMoveTimeoutError,
-            )
+            if blocked := env.evict(move.pod, d["uid"]):
+                return self._refused(move, env, blocked)
+            return _Step(move, pending=f"{move.pod} is still the old pod ({_pod_state(pod)})")
         addr = _addr(pod)
         if pod is None or addr is None:
             return _Step(move, pending=f"{move.pod} is {_pod_state(pod)}")

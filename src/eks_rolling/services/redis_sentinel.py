@@ -549,7 +549,8 @@ class SentinelProcedure:
             if repl.is_master:
                 raise RedisSwitchoverError(f"{move.ref}: refusing to evict {pod.label()}: it is a master")
         if blocked := env.evict(pod.name, uid):
-            return _wait(move, env, blocked, WAIT_POD_S, error=DrainTimeoutError)
+            move, wait_s = env.refused(move)
+            return _wait(move, env, blocked, wait_s, error=DrainTimeoutError)
         return _go(
             move,
             env,
@@ -558,6 +559,7 @@ class SentinelProcedure:
                 f"evicted pod {pod.label()} on {pod.node} (uid {uid}); its StatefulSet recreates it on a new node"
             ],
             wait_s=1,
+            throttled=None,
         )
 
     def _rejoin(self, move: RedisMove, env: RedisEnv, snap: Snapshot) -> Advance:

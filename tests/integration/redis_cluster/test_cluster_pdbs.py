@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 
 from eks_rolling.errors import DrainTimeoutError
+from eks_rolling.models import MoveRedisPodsInput
+from eks_rolling.services.redis import move_redis_pods
 from tests.integration.redis_cluster.conftest import NS, ClusterField, requires
 from tests.integration.redis_sentinel.support import private_node_indices, wait_for
 
@@ -76,9 +78,18 @@ def test_a_replica_waits_for_its_pdb_then_fails_naming_it_and_moves_once_it_allo
     _set_max_unavailable(cluster, sts, 0)
     cluster.settings["redis_phase_timeout_s"] = "5"
     mark = cluster.env.sandbox.request_log.mark()
-    # When MoveRedisPods runs for its node
+    # When MoveRedisPods runs for its node: each refusal backs off as the drain does
+    out = None
+    waits = []
+    with cluster.env.applied(**cluster.settings):
+        for _ in range(2):
+            inp = MoveRedisPodsInput(ctx=cluster.ctx, node=cluster.target(replica), redis=out)
+            out = move_redis_pods(inp, cluster.deps())
+            waits.append(out.next_wait_s)
+    assert out is not None and out.moves[0].data["throttled"] == 2, out
+    assert 3 <= waits[0] <= 5 and 5 <= waits[1] <= 10, waits
     with pytest.raises(DrainTimeoutError) as failed:
-        cluster.drive(cluster.target(replica), timeout=60)
+        cluster.drive(cluster.target(replica), timeout=60, start=out)
     # Then it waited on the 429s and, past the deadline, stopped naming the pod and the PDB
     assert f"Redis Cluster pod {NS}/{replica}: phase start did not complete" in str(failed.value)
     assert f"PodDisruptionBudget {NS}/{sts}" in str(failed.value)

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from eks_rolling.errors import DrainTimeoutError
-from eks_rolling.models import PlanRollInput
+from eks_rolling.models import MoveRedisPodsInput, PlanRollInput
+from eks_rolling.services.redis import move_redis_pods
 from eks_rolling.services.roll import plan_roll
 from tests.integration.redis_sentinel.support import (
     MASTER,
@@ -71,9 +72,18 @@ def test_a_replica_waits_for_its_pdb_then_fails_naming_it_and_moves_once_it_allo
     node = sentinel.retire(victim)
     mark = sentinel.env.sandbox.request_log.mark()
 
-    # When MoveRedisPods runs for the replica's node
+    # When MoveRedisPods runs for the replica's node: each refusal backs off as the drain does
+    # (5 s base, doubling, jitter 0.5-1), so a long refusal costs few rounds of history
+    out = None
+    waits = []
+    with sentinel.env.applied(**sentinel.settings):
+        for _ in range(3):
+            out = move_redis_pods(MoveRedisPodsInput(ctx=sentinel.ctx, node=node, redis=out), sentinel.deps())
+            waits.append(out.next_wait_s)
+    assert out is not None and out.moves[0].data["throttled"] == 2, out
+    assert waits[0] == 0 and 3 <= waits[1] <= 5 and 5 <= waits[2] <= 10, waits
     with pytest.raises(DrainTimeoutError) as failed:
-        sentinel.drive(node, timeout=60)
+        sentinel.drive(node, timeout=60, out=out)
 
     # Then it waited on the 429s and, past the phase's deadline, stopped naming the pod and PDB
     assert "redis/redis-replica-1: phase move timed out" in str(failed.value)
