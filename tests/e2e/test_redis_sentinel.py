@@ -1,7 +1,8 @@
 """The field report's Sentinel procedure, made safe, end to end: the launch template changes and
 the real state machine replaces every old node while a client writes through Sentinel. Redis
-pods are moved by MoveRedisPods (replicas deleted and resynced, the master switched over with
-CLIENT PAUSE and failed back, sentinels one at a time), never evicted by the generic drain."""
+pods are moved by MoveRedisPods (replicas evicted and resynced, the master switched over with
+CLIENT PAUSE and failed back, sentinels one at a time) through the Eviction API within their PDBs,
+never by the generic drain."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def test_a_roll_moves_redis_under_sentinel_with_no_acknowledged_write_lost(
 
     # ... the history records each pod's move, each switchover and each sentinel reset
     for p in (*REPLICAS, MASTER):
-        assert re.search(rf"redis/{p}: deleted pod {p} ", actions), (p, actions)
+        assert re.search(rf"redis/{p}: evicted pod {p} ", actions), (p, actions)
         assert re.search(rf"redis/{p}: {p} back on \S+ at \S+ \(uid [^)]+\), in sync with master", actions), p
     for s in SENTINELS:
         assert re.search(rf"redis/{s}: sentinel {s} back on .* quorum OK on every sentinel", actions), s
@@ -125,13 +126,16 @@ def test_a_roll_moves_redis_under_sentinel_with_no_acknowledged_write_lost(
     captured = capfd.readouterr()
     assert group.password not in json.dumps(history, default=str)
     assert group.password not in captured.out + captured.err
-    # ... and the generic drain never evicted a Redis pod; the tool deleted them one by one
+    # ... and the tool moved the Redis pods one by one, each through one accepted eviction
+    # (the scenario's PDBs held), never by DELETE
     log = env.sandbox.request_log.entries(mark)
-    assert not [e for e in log if e.path.endswith("/eviction") and f"/namespaces/{NS}/" in e.path]
-    deletes = [
-        e.path.rsplit("/", 1)[-1] for e in log if e.method == "DELETE" and f"/namespaces/{NS}/pods/" in e.path
+    assert not [e for e in log if e.method == "DELETE" and f"/namespaces/{NS}/pods/" in e.path]
+    evictions = [
+        e.path.split("/pods/")[1].split("/")[0]
+        for e in log
+        if e.path.endswith("/eviction") and f"/namespaces/{NS}/" in e.path and e.status == 201
     ]
-    assert sorted(deletes) == sorted(redis_pods), deletes
+    assert sorted(evictions) == sorted(redis_pods), evictions
 
 
 def _timed_actions(history: list[dict[str, Any]], wall0: float) -> list[tuple[float, str]]:

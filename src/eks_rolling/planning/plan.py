@@ -210,8 +210,10 @@ def _pod_findings(
     for p in pods:
         if p.redis_group:
             # Redis pods move through the Redis steps (or block until those are enabled), never
-            # through the generic drain: the generic checks below do not apply to them.
-            if not policy.redis_supported:
+            # through the generic drain: only the PDB checks apply (those steps evict too).
+            if policy.redis_supported:
+                out += _pdb_findings(node, p, pdbs)
+            else:
                 out.append(
                     Finding(
                         severity="blocker",
@@ -262,39 +264,47 @@ def _pod_findings(
                     message=f"pod {p.ref} is pinned to {node.name} by nodeSelector and cannot move",
                 )
             )
-        matching = [b for b in pdbs if b.namespace == p.namespace and selector_matches(b.selector, p.labels)]
-        if len(matching) > 1:
-            names = ", ".join(b.ref for b in matching)
-            out.append(
-                Finding(
-                    severity="blocker",
-                    kind="multiple-pdbs",
-                    node=node.name,
-                    ref=p.ref,
-                    message=f"pod {p.ref} is matched by several PodDisruptionBudgets ({names}); the eviction API refuses it",
-                )
-            )
-        elif matching:
-            b = matching[0]
-            if b.expected_pods > 0 and b.desired_healthy >= b.expected_pods:
-                out.append(
-                    Finding(
-                        severity="blocker",
-                        kind="_pdb",
-                        ref=b.ref,
-                        message=f"PodDisruptionBudget {b.ref} needs {b.desired_healthy} of {b.expected_pods} pods healthy: it never allows an eviction (pod {p.ref} on {node.name})",
-                    )
-                )
-            elif b.disruptions_allowed == 0:
-                out.append(
-                    Finding(
-                        severity="warning",
-                        kind="_pdb",
-                        ref=b.ref,
-                        message=f"PodDisruptionBudget {b.ref} allows no disruption right now ({b.current_healthy} healthy, {b.desired_healthy} needed); evictions will wait",
-                    )
-                )
+        out += _pdb_findings(node, p, pdbs)
     return out
+
+
+def _pdb_findings(node: NodeView, p: PodView, pdbs: tuple[PdbView, ...]) -> list[Finding]:
+    """The eviction of `p` as its PDBs will answer it (Redis pods are evicted by the Redis steps)."""
+    what = f"Redis pod {p.ref} of group {p.redis_group}" if p.redis_group else f"pod {p.ref}"
+    matching = [b for b in pdbs if b.namespace == p.namespace and selector_matches(b.selector, p.labels)]
+    if len(matching) > 1:
+        names = ", ".join(b.ref for b in matching)
+        return [
+            Finding(
+                severity="blocker",
+                kind="multiple-pdbs",
+                node=node.name,
+                ref=p.ref,
+                message=f"{what} is matched by several PodDisruptionBudgets ({names}); the eviction API refuses it",
+            )
+        ]
+    if not matching:
+        return []
+    b = matching[0]
+    if b.expected_pods > 0 and b.desired_healthy >= b.expected_pods:
+        return [
+            Finding(
+                severity="blocker",
+                kind="_pdb",
+                ref=b.ref,
+                message=f"PodDisruptionBudget {b.ref} needs {b.desired_healthy} of {b.expected_pods} pods healthy: it never allows an eviction ({what} on {node.name})",
+            )
+        ]
+    if b.disruptions_allowed == 0:
+        return [
+            Finding(
+                severity="warning",
+                kind="_pdb",
+                ref=b.ref,
+                message=f"PodDisruptionBudget {b.ref} allows no disruption right now ({b.current_healthy} healthy, {b.desired_healthy} needed); evictions will wait",
+            )
+        ]
+    return []
 
 
 def _dedupe_pdb_findings(findings: list[Finding]) -> list[Finding]:

@@ -9,7 +9,7 @@ A master A is therefore moved through a temporary node T built from A's Stateful
   temp_start        T Ready -> `CLUSTER MEET` A from T
   temp_join         every node knows T (no handshake) -> `CLUSTER REPLICATE <A>` on T
   temp_sync         T synced and listed as A's replica by every master -> `CLUSTER FAILOVER` on T
-  failover_to_temp  every node: T master of A's slots, A replica of T -> delete pod A
+  failover_to_temp  every node: T master of A's slots, A replica of T -> evict pod A
   a_restart         A back (same node id from its volume, new IP, announced right everywhere; its
                     own stale `myself` fixed by a MEET from a peer) and synced from T
                     -> `CLUSTER FAILOVER` on A
@@ -17,10 +17,13 @@ A master A is therefore moved through a temporary node T built from A's Stateful
                     other node in one go (the 60 s ban must not expire anywhere first) -> delete T
   temp_remove       T's pod gone, no node knows T, `cluster_state:ok` and 16384 slots everywhere
 
-A replica (or a master without slots) is simply deleted (`start`) and awaited (`restart`: back
-with its node id, announced everywhere, synced). `OK` from `CLUSTER FAILOVER` is never taken as
-success: the roles are read back from every node. Every phase re-reads the cluster before it
-acts and each act is safe to repeat, because Step Functions may run a phase twice.
+A replica (or a master without slots) is simply evicted (`start`) and awaited (`restart`: back
+with its node id, announced everywhere, synced). Pods of the group leave through the Eviction
+API, so a PodDisruptionBudget on the StatefulSets holds (a 429 waits, within the phase, then
+DrainTimeoutError naming the PDB); only the temporary pod (ours, no user's labels) is deleted.
+`OK` from `CLUSTER FAILOVER` is never taken as success: the roles are read back from every node.
+Every phase re-reads the cluster before it acts and each act is safe to repeat, because Step
+Functions may run a phase twice.
 
 Consistency argument (cleanup and aborts, `remove_temp`):
   * Both failovers are default manual failovers: the master stops its clients and the replica
@@ -50,6 +53,7 @@ from typing import Any
 
 from ...errors import (
     ConflictError,
+    DrainTimeoutError,
     PermanentError,
     RedisGroupUnhealthyError,
     RedisMoveTimeoutError,
@@ -323,6 +327,7 @@ class _Step:
     actions: list[str] = field(default_factory=list)
     pending: str | None = None  # what is still awaited; None once the phase moved on
     on_timeout: type[PermanentError] = RedisMoveTimeoutError
+    wait_s: int = 1
 
 
 class RedisClusterProcedure:
@@ -403,6 +408,7 @@ class RedisClusterProcedure:
                     f"{move.phase_deadline.isoformat()}: {step.pending}"
                 )
         except (
+            DrainTimeoutError,
             RedisMoveTimeoutError,
             RedisSwitchoverError,
             RedisGroupUnhealthyError,
@@ -417,12 +423,20 @@ class RedisClusterProcedure:
             # What this phase waits for, in the execution history (for people, bounded).
             waiting = None if step.pending is None else step.pending[:300]
             out = out.model_copy(update={"data": {**out.data, "waiting": waiting}})
-        return Advance(out, step.actions, wait_s=1)
+        return Advance(out, step.actions, wait_s=step.wait_s)
 
     @staticmethod
     def _to(move: RedisMove, env: RedisEnv, phase: str, **data: Any) -> RedisMove:
-        data = {**move.data, "announced": [], "waiting": None, **data}
+        kept = {k: v for k, v in move.data.items() if k != "throttled"}  # 429s counted per phase
+        data = {**kept, "announced": [], "waiting": None, **data}
         return move.model_copy(update={"phase": phase, "phase_deadline": env.deadline(), "data": data})
+
+    @staticmethod
+    def _refused(move: RedisMove, env: RedisEnv, blocked: str) -> _Step:
+        """A PDB refused the eviction: wait with the drain's backoff; past the phase's deadline
+        DrainTimeoutError names the PDB."""
+        move, wait_s = env.refused(move)
+        return _Step(move, pending=blocked, on_timeout=DrainTimeoutError, wait_s=wait_s)
 
     @staticmethod
     def _done(move: RedisMove, **data: Any) -> RedisMove:
@@ -455,15 +469,16 @@ class RedisClusterProcedure:
         if me is None:
             return _Step(move, pending=f"{move.pod} has no myself entry", on_timeout=RedisGroupUnhealthyError)
         if not (me.is_master and me.slots):
-            # A replica (or an empty master): nothing is served from it, delete and await it.
-            env.kube.delete_pod(ns, move.pod, uid=d["uid"])
+            # A replica (or an empty master): nothing is served from it, evict and await it.
+            if blocked := env.evict(move.pod, d["uid"]):
+                return self._refused(move, env, blocked)
             kind = "replica" if me.is_replica else "empty-master"
             return _Step(
                 self._to(move, env, "restart", kind=kind, node_id=me.id, started=env.now.isoformat()),
                 [
                     f"{move.pod} ({_short(me.id)}) is a {kind}"
                     + (f" of {_short(me.master_id)}" if me.master_id else "")
-                    + f"; deleted the pod (uid {d['uid']}) so it is rescheduled on a new node in its zone"
+                    + f"; evicted the pod (uid {d['uid']}) so it is rescheduled on a new node in its zone"
                 ],
             )
         node = env.kube.get_node(pod.spec.node_name)
@@ -769,15 +784,15 @@ class RedisClusterProcedure:
             move = _nudge(env, move, addrs, views)
             return self._retry_failover(move, env, addrs[d["temp"]], "the temporary node", why)
         took = time.time() - float(d["failover_at"])
-        pod = env.kube.get_pod(ns, move.pod)
-        if pod is not None and pod.metadata.uid == d["uid"] and pod.metadata.deletion_timestamp is None:
-            env.kube.delete_pod(ns, move.pod, uid=d["uid"])
+        if blocked := env.evict(move.pod, d["uid"]):
+            # The temporary node serves A's slots meanwhile; past the deadline the abort fails back.
+            return self._refused(move, env, blocked)
         return _Step(
             self._to(move, env, "a_restart", failover_to_temp_s=round(took, 3)),
             [
                 f"failover verified on all {len(views)} nodes {took:.2f}s after the command: "
                 f"{_short(d['temp_id'])} master of {ranges_text(slots)}, {move.pod} its replica; "
-                f"deleted pod {move.pod} (uid {d['uid']})"
+                f"evicted pod {move.pod} (uid {d['uid']})"
             ],
         )
 
@@ -785,8 +800,9 @@ class RedisClusterProcedure:
         ns, d = env.group.namespace, move.data
         pod = env.kube.get_pod(ns, move.pod)
         if pod is not None and pod.metadata.uid == d["uid"]:
-            if pod.metadata.deletion_timestamp is None:  # the delete was lost: again
-                env.kube.delete_pod(ns, move.pod, uid=d["uid"])
+            # The eviction was lost (or refused meanwhile): again.
+            if blocked := env.evict(move.pod, d["uid"]):
+                return self._refused(move, env, blocked)
             return _Step(move, pending=f"{move.pod} is still the old pod ({_pod_state(pod)})")
         a_addr = _addr(pod)
         if pod is None or a_addr is None:
@@ -958,8 +974,8 @@ class RedisClusterProcedure:
         ns, d = env.group.namespace, move.data
         pod = env.kube.get_pod(ns, move.pod)
         if pod is not None and pod.metadata.uid == d["uid"]:
-            if pod.metadata.deletion_timestamp is None:
-                env.kube.delete_pod(ns, move.pod, uid=d["uid"])
+            if blocked := env.evict(move.pod, d["uid"]):
+                return self._refused(move, env, blocked)
             return _Step(move, pending=f"{move.pod} is still the old pod ({_pod_state(pod)})")
         addr = _addr(pod)
         if pod is None or addr is None:

@@ -15,6 +15,7 @@ from ...redis.connection import RedisAuth, connect
 from ...redis.discovery import RedisGroup
 from ...settings import Settings
 from ..deps import Deps
+from ..drain import backoff_s
 
 
 @dataclass
@@ -34,6 +35,22 @@ class RedisEnv:
 
     def deadline(self, seconds: int | None = None) -> datetime:
         return self.now + timedelta(seconds=seconds or self.settings.redis_phase_timeout_s)
+
+    def evict(self, name: str, uid: str) -> str | None:
+        """Move one of the group's pods through the Eviction API, so that the user's
+        PodDisruptionBudgets hold for Redis pods as for any pod. None once evicted (or already
+        replaced); else what blocks it now (a 429: wait and try again, within the phase)."""
+        pod = self.kube.get_pod(self.group.namespace, name)
+        if pod is None or pod.metadata.uid != uid or pod.metadata.deletion_timestamp is not None:
+            return None
+        out = self.kube.evict(pod, uid=uid)
+        return out.detail if out.status == "blocked" else None
+
+    def refused(self, move: RedisMove) -> tuple[RedisMove, int]:
+        """A PDB refused `move`'s eviction again: count it and back off as the drain does
+        (exponential, with jitter), so that a long refusal costs few rounds of history."""
+        n = int(move.data.get("throttled", 0)) + 1
+        return move.model_copy(update={"data": {**move.data, "throttled": n}}), backoff_s(n, self.settings)
 
 
 @dataclass

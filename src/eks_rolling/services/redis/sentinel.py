@@ -16,9 +16,14 @@ last move of the roll (no pod left on a retiring node): a stale `s_down` entry i
 by a failover, while every reset opens a window in which that sentinel is blind (the fewer,
 the safer and faster).
 
+Pods leave their node through the Eviction API (`move`), so a PodDisruptionBudget the user put
+on a StatefulSet holds: a 429 waits, within the phase's deadline, then DrainTimeoutError names
+the PDB, as for any pod.
+
 What a crash must not lose lives outside the Map iteration: the replica-priority a switchover
 changes is recorded on that pod (annotation, removed once restored), so `cleanup` (RestoreCluster
-and Rollback) restores it; cleanup also unpauses every data node and demotes a second master.
+and Rollback) restores it; cleanup also unpauses every data node, demotes a second master, and
+runs the `reset` a failed roll never reached, so every sentinel lists exactly the live pods.
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ from typing import Any
 
 from ...aws.clients import aws_client
 from ...aws.lock import AsgLock
-from ...errors import RedisGroupUnhealthyError, RedisMoveTimeoutError, RedisSwitchoverError
+from ...errors import (
+    DrainTimeoutError,
+    PermanentError,
+    RedisGroupUnhealthyError,
+    RedisMoveTimeoutError,
+    RedisSwitchoverError,
+)
 from ...labels import REDIS_ORIGINAL_REPLICA_PRIORITY, REDIS_PORT, SENTINEL_PORT
 from ...models import RedisMove
 from ...redis.connection import RedisError
@@ -68,6 +79,12 @@ ALIGN_SLEEP_MAX_MS = 1000
 ALIGN_GIVE_UP_S = 30
 WAIT_POD_S = 2  # pods coming back, replication catching up
 WAIT_SENTINEL_S = 2  # sentinels noticing changes (INFO every 10 s, hello every 2 s)
+# Cleanup's reset, in one invocation: per sentinel, up to one INFO period to reach its reset
+# window and re-learn the replicas, plus a few hello periods (2 s) to re-learn its peers.
+CLEANUP_RESET_BUDGET_S = SENTINEL_INFO_PERIOD_MS // 1000 + 3 * 2
+# Cleanup first lets a pod the failed roll had just evicted come back (a restart, a resync).
+CLEANUP_SETTLE_S = 30
+CLEANUP_POLL_S = 0.5
 
 
 # --- the group as seen in one round ------------------------------------------------------------
@@ -299,9 +316,7 @@ class SentinelProcedure:
         if pod is None or pod.uid != move.data.get("uid"):
             return self._finish(move, env, snap, [f"{move.pod} was already replaced; nothing to move"])
         if move.role == "sentinel":
-            return _go(
-                move, env, "move", ["sentinel: delete it once the others keep quorum"], flow="sentinel"
-            )
+            return _go(move, env, "move", ["sentinel: evict it once the others keep quorum"], flow="sentinel")
         repl = snap.replication(pod)
         if isinstance(repl, Exception):
             return _wait(move, env, f"{pod.name} does not answer: {repl}", WAIT_POD_S)
@@ -312,7 +327,7 @@ class SentinelProcedure:
                 env,
                 "move",
                 [
-                    f"replica of {master.label() if master else repl.master}: delete it, wait until it is back in sync"
+                    f"replica of {master.label() if master else repl.master}: evict it, wait until it is back in sync"
                 ],
                 flow="replica",
             )
@@ -534,16 +549,19 @@ class SentinelProcedure:
             if isinstance(repl, Exception):
                 return _wait(move, env, f"{pod.name} does not answer: {repl}", WAIT_POD_S)
             if repl.is_master:
-                raise RedisSwitchoverError(f"{move.ref}: refusing to delete {pod.label()}: it is a master")
-        env.kube.delete_pod(env.group.namespace, pod.name, uid=uid)
+                raise RedisSwitchoverError(f"{move.ref}: refusing to evict {pod.label()}: it is a master")
+        if blocked := env.evict(pod.name, uid):
+            move, wait_s = env.refused(move)
+            return _wait(move, env, blocked, wait_s, error=DrainTimeoutError)
         return _go(
             move,
             env,
             "rejoin",
             [
-                f"deleted pod {pod.label()} on {pod.node} (uid {uid}); its StatefulSet recreates it on a new node"
+                f"evicted pod {pod.label()} on {pod.node} (uid {uid}); its StatefulSet recreates it on a new node"
             ],
             wait_s=1,
+            throttled=None,
         )
 
     def _rejoin(self, move: RedisMove, env: RedisEnv, snap: Snapshot) -> Advance:
@@ -772,7 +790,66 @@ class SentinelProcedure:
             notes += _restore_priority(env, snap, p)
         if unpaused:
             notes.append(f"Redis group {g.ref}: CLIENT UNPAUSE on {unpaused} data pods")
-        return notes
+        return notes + self._clear_stale(env)
+
+    def _clear_stale(self, env: RedisEnv) -> list[str]:
+        """A roll that stopped before the group's last move never ran the `reset` phase: every
+        sentinel still lists the moved pods' old addresses. Clear them as that phase does (one
+        sentinel at a time, each converged before the next), here in one bounded invocation."""
+        g = env.group
+        deadline = time.monotonic() + CLEANUP_SETTLE_S
+        while True:
+            snap = Snapshot(env)
+            try:
+                master, down = snap.master(), sorted(p.name for p in snap.pods.values() if not p.up)
+                stale = {
+                    s.name: entries
+                    for s in snap.sentinel_pods
+                    if master is not None
+                    and isinstance(v := snap.view(s), SentinelView)
+                    and (entries := snap.stale_entries(v, master))
+                }
+            finally:
+                snap.close()
+            if master is not None and not stale:
+                return []
+            if master is not None and not down:
+                break
+            # A pod the failed roll had just evicted is coming back: reset once it is there.
+            if time.monotonic() > deadline:
+                why = f"pods {down} are not up" if master is not None else "no single master"
+                return [f"WARNING: Redis group {g.ref}: sentinel entries left as they are: {why}"]
+            time.sleep(CLEANUP_POLL_S)
+        notes = [f"Redis group {g.ref}: stale sentinel entries to clear, one sentinel at a time: {stale}"]
+        move = RedisMove(
+            namespace=g.namespace,
+            group=g.name,
+            kind="sentinel",
+            pod=f"{g.name}-sentinels",
+            role="sentinel",
+            statefulset="",
+            phase="reset",
+            data={"reset_todo": sorted(stale)},
+        )
+        deadline = time.monotonic() + CLEANUP_RESET_BUDGET_S * len(stale)
+        while True:
+            snap = Snapshot(env)
+            try:
+                adv = self._reset(move, env, snap)
+            except (RedisError, OSError, LookupError) as exc:
+                adv = Advance(_waiting(move, f"{type(exc).__name__}: {exc}"), [], 1)
+            finally:
+                snap.close()
+            notes += [f"Redis group {g.ref}: {a}" for a in adv.actions]
+            move = adv.move
+            if move.done:
+                return notes
+            if time.monotonic() > deadline:
+                return [
+                    *notes,
+                    f"WARNING: Redis group {g.ref}: sentinels not converged: {move.data.get('waiting')}",
+                ]
+            time.sleep(CLEANUP_POLL_S)
 
 
 def _window_delay_ms(view: SentinelView, target: Pod) -> int:
@@ -835,12 +912,20 @@ def _waiting(move: RedisMove, why: str) -> RedisMove:
     return move.model_copy(update={"data": {**move.data, "waiting": why}})
 
 
-def _wait(move: RedisMove, env: RedisEnv, why: str, wait_s: int) -> Advance:
-    """Not yet: poll again in `wait_s` (a Wait state), or stop once the phase's deadline passed."""
+def _wait(
+    move: RedisMove,
+    env: RedisEnv,
+    why: str,
+    wait_s: int,
+    *,
+    error: type[PermanentError] = RedisMoveTimeoutError,
+) -> Advance:
+    """Not yet: poll again in `wait_s` (a Wait state), or stop once the phase's deadline passed
+    (`error`: DrainTimeoutError when a PDB kept refusing the eviction, as for any pod)."""
     if move.phase_deadline is None:  # the first phase starts its clock on its first round
         move = move.model_copy(update={"phase_deadline": env.deadline()})
     elif env.now > move.phase_deadline:
-        raise RedisMoveTimeoutError(f"{move.ref}: phase {move.phase} timed out: {why}")
+        raise error(f"{move.ref}: phase {move.phase} timed out: {why}")
     return Advance(_waiting(move, why), [], wait_s)
 
 
