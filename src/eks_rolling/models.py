@@ -157,7 +157,7 @@ class StepError(Model):
 
 # --- step inputs and outputs ------------------------------------------------------------------------
 class ResolveTargetInput(Model):
-    event: dict[str, Any]
+    event: Any  # the execution input, any JSON value: parse_trigger says what is wrong with it
     execution_id: str
 
 

@@ -42,7 +42,11 @@ def test_demo_rolls_the_field_report_and_writes_its_report(
     assert restored["processes"] and all(restored["processes"].values())
     for d in report["min_ready"]:
         assert d["min_ready"] >= d["pdb_min_available"], d
-    assert {d["deployment"] for d in report["min_ready"]} >= {"shop/api", "shop/web", "shop/worker"}
+    assert {d["workload"] for d in report["min_ready"] if d["kind"] == "Deployment"} >= {
+        "shop/api",
+        "shop/web",
+        "shop/worker",
+    }
     history = json.loads(Path(report["execution"]["history_path"]).read_text())
     assert len(history) == report["execution"]["history_events"] > 100
     assert "redis" not in report
