@@ -196,7 +196,14 @@ def main() -> None:
         },
         "messages": _reachable(messages),  # type: ignore[arg-type]
     }
-    args.out.write_text(json.dumps(table, indent=0, sort_keys=False, separators=(",", ":")) + "\n")
+    # One message per line: a regenerated table diffs by message.
+    lines = [
+        f"    {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in table["messages"].items()
+    ]
+    source = json.dumps(table["_source"], indent=2).replace("\n", "\n  ")
+    args.out.write_text(
+        '{\n  "_source": ' + source + ',\n  "messages": {\n' + ",\n".join(lines) + "\n  }\n}\n"
+    )
     print(f"{args.out}: {len(table['messages'])} messages")
 
 

@@ -174,3 +174,15 @@ def test_watch_in_protobuf_is_length_framed_watch_events(sb: Sandbox) -> None:
 
 def _cm() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}
+
+
+def test_the_field_table_covers_every_served_kind() -> None:
+    """A resource added to resources.py without regenerating the table would answer protobuf
+    clients in JSON and refuse their bodies: tools/gen_k8s_proto_fields.py ROOTS must list it."""
+    from eks_rolling_sandbox.resources import RESOURCES
+
+    for r in RESOURCES:
+        assert k8s_proto.message_for(r.api_version, r.kind), r.kind
+        assert k8s_proto.message_for(r.api_version, r.list_kind), r.list_kind
+    for api_version, kind in (("policy/v1", "Eviction"), ("autoscaling/v1", "Scale"), ("v1", "Status")):
+        assert k8s_proto.message_for(api_version, kind), kind
