@@ -101,17 +101,16 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
         v: int | bytes
         if wire == 0:
             v, i = _read_varint(data, i)
-        elif wire == 1:
-            v, i = data[i : i + 8], i + 8
+        elif wire in (1, 5):
+            n = 8 if wire == 1 else 4
+            v, i = data[i : i + n], i + n
         elif wire == 2:
             n, i = _read_varint(data, i)
             v, i = data[i : i + n], i + n
-            if i > len(data):
-                raise ProtoError("truncated length-delimited field")
-        elif wire == 5:
-            v, i = data[i : i + 4], i + 4
         else:
             raise ProtoError(f"unsupported wire type {wire}")
+        if i > len(data):
+            raise ProtoError(f"truncated field {num}")
         out.append((num, wire, v))
     return out
 

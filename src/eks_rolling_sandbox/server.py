@@ -333,10 +333,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()
             media = (ctype or "").split(";")[0].strip().lower()
-            if method in ("POST", "PUT") and media == k8s_proto.MEDIA_TYPE:
+            if method in ("POST", "PUT", "DELETE") and media == k8s_proto.MEDIA_TYPE and raw:
+                # DELETE too: a typed client's DeleteOptions (`kubectl drain --disable-eviction`)
                 try:
                     body = k8s_proto.decode(raw)
-                except (k8s_proto.ProtoError, KeyError, UnicodeDecodeError, ValueError) as exc:
+                except (k8s_proto.ProtoError, UnicodeDecodeError, ValueError) as exc:
                     raise bad_request(f"the object provided is unrecognized: {exc}") from exc
             elif method in ("POST", "PUT") and media not in BODY_TYPES:
                 raise unsupported_media(ctype or "", accepted=("application/json", k8s_proto.MEDIA_TYPE))

@@ -154,3 +154,19 @@ def test_a_bad_protobuf_body_is_refused_and_nothing_is_created(sb: Sandbox) -> N
     status = json.loads(err.value.read())
     assert status["reason"] == "BadRequest" and "unrecognized" in status["message"], status
     assert len(sb.store.all("configmaps")) == before
+
+
+def test_drain_with_disable_eviction_deletes_with_protobuf_delete_options(
+    sb: Sandbox, kubectl: Kubectl
+) -> None:
+    """`--disable-eviction` deletes pods through the typed client: DeleteOptions in protobuf."""
+    old = b.make_ready_node(sb, 1)
+    kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2")
+    b.wait_ready(sb, 2)
+    b.make_ready_node(sb, 2)
+    mark = sb.request_log.mark()
+    out = kubectl("drain", old, "--disable-eviction", "--grace-period=1", "--timeout=60s", timeout=90)
+    assert f"node/{old} drained" in out.stdout and out.stdout.count(" deleted") == 2, out.stdout + out.stderr
+    deletes = [e for e in sb.request_log.entries(mark) if e.method == "DELETE"]
+    assert [(e.content_type, e.status) for e in deletes] == [(PROTO, 200)] * 2
+    assert {p["spec"]["nodeName"] for p in b.wait_ready(sb, 2)} != {old}
