@@ -430,6 +430,7 @@ def cluster_report(
         "masters_in_place": now.masters == monitor.start_masters,
         "acked_writes": writer_report.acked,
         "write_errors": writer_report.errors,
+        "write_error_types": writer_report.error_types,
         "max_write_gap_ms": writer_report.max_gap_ms,
         "checks": monitor.checks,
         "masters_away_max": monitor.masters_away_max,

@@ -142,12 +142,20 @@ def report_failures(report: dict[str, Any]) -> list[str]:
     if redis is not None:
         s, c = redis["sentinel"], redis["cluster"]
         check(s["acked_writes_lost"] == 0, "redis.sentinel.acked_writes_lost", s["acked_writes_lost"])
-        check(s["write_errors"] == 0, "redis.sentinel.write_errors", s["write_errors"])
+        check(
+            s["write_errors"] == 0,
+            "redis.sentinel.write_errors",
+            f"{s['write_errors']} {s.get('write_error_types')}",
+        )
         check(not s["stale_replicas"], "redis.sentinel.stale_replicas", s["stale_replicas"])
         check(s["quorum_ok"] is True, "redis.sentinel.quorum_ok", s["quorum_ok"])
         check(s["master_pod"] is not None, "redis.sentinel.master_pod", s["master_pod"])
         check(c["acked_writes_lost"] == 0, "redis.cluster.acked_writes_lost", c["acked_writes_lost"])
-        check(c["write_errors"] == 0, "redis.cluster.write_errors", c["write_errors"])
+        check(
+            c["write_errors"] == 0,
+            "redis.cluster.write_errors",
+            f"{c['write_errors']} {c.get('write_error_types')}",
+        )
         check(c["uncovered_slots_max"] == 0, "redis.cluster.uncovered_slots_max", c["uncovered_slots_max"])
         check(c["leftover_temp_nodes"] == 0, "redis.cluster.leftover_temp_nodes", c["leftover_temp_nodes"])
         check(c["node_ids_kept"] is True, "redis.cluster.node_ids_kept", c["node_ids_kept"])
