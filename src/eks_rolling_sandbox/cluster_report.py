@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,13 +43,23 @@ TEMP_LABEL = "eks-rolling.io/redis-temp-for"
 _UNSERVED = {"fail", "fail?", "noaddr"}
 
 
-def uncovered(view: list[ClusterNodeInfo]) -> int:
-    """Slots no master outside fail/fail?/noaddr serves, in one node's view."""
+def uncovered(
+    view: list[ClusterNodeInfo], probed: Set[str] = frozenset(), answered: Set[str] = frozenset()
+) -> int:
+    """Slots no live master serves, in one node's view. A master serves nothing when it is flagged
+    fail/fail?/noaddr, or when this node's cluster-bus link to it is down: a master that just died
+    keeps its plain `master` flag until cluster-node-timeout passes (PFAIL) and a majority agrees
+    (FAIL), while every request for its slots already fails. A link is also down for a moment
+    while it is re-established to a live node, so for the nodes the caller probes itself
+    (`probed`), a down link counts only if the node did not answer that probe (`answered`)."""
     covered = bytearray(CLUSTER_SLOTS)
     for n in view:
-        if "master" in n["flags"] and not n["flags"] & _UNSERVED:
-            for a, b in n["slots"]:
-                covered[a : b + 1] = b"\x01" * (b - a + 1)
+        if "master" not in n["flags"] or n["flags"] & _UNSERVED:
+            continue
+        if n["link_state"] != "connected" and (n["id"] not in probed or n["id"] not in answered):
+            continue
+        for a, b in n["slots"]:
+            covered[a : b + 1] = b"\x01" * (b - a + 1)
     return CLUSTER_SLOTS - sum(covered)
 
 
@@ -184,8 +194,9 @@ class SlotCoverageMonitor:
                 self.checks += 1
             away = [m for m, slots in self.start_masters.items() if s.masters.get(m) != slots]
             self.masters_away_max = max(self.masters_away_max, len(away))
+            probed, answered = set(self.start_ids.values()), set(s.ids.values())
             for name, view in views.items():
-                missing = uncovered(view)
+                missing = uncovered(view, probed, answered)
                 if missing:
                     self.uncovered_max = max(self.uncovered_max, missing)
                     if len(self.uncovered_seen) < 20:
