@@ -157,7 +157,7 @@ class StepError(Model):
 
 # --- step inputs and outputs ------------------------------------------------------------------------
 class ResolveTargetInput(Model):
-    event: Any  # the execution input, any JSON value: parse_trigger says what is wrong with it
+    event: dict[str, Any]
     execution_id: str
 
 

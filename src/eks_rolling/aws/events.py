@@ -9,21 +9,10 @@ Pure pydantic: no boto3 here, so the parser can be tested and reused anywhere.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    TypeAdapter,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from eks_rolling.errors import InvalidInputError
 
@@ -36,65 +25,6 @@ _EXPECTED = (
     '"AWS API Call via CloudTrail" event for UpdateAutoScalingGroup with a launch template, '
     "ModifyLaunchTemplate or CreateLaunchTemplateVersion"
 )
-
-
-@dataclass(frozen=True)
-class Home:
-    """The account and region whose groups this tool rolls; None where unknown (not checked)."""
-
-    account: str | None = None
-    region: str | None = None
-
-    @classmethod
-    def of(cls, execution_arn: str, region: str | None) -> Home:
-        """The account from this execution's ARN (arn:aws:states:<region>:<account>:execution:..),
-        the region the tool's clients act in."""
-        parts = execution_arn.split(":")
-        account = parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4].isdigit() else None
-        return cls(account=account, region=region)
-
-
-def _asg_name_chars(value: str) -> str:
-    # Auto Scaling's own constraint on names: no control characters but tab, CR and LF, no lone
-    # surrogates. AWS answers such a name with a generic ValidationError; refuse it here, named.
-    for i, ch in enumerate(value):
-        code = ord(ch)
-        if (code < 0x20 and ch not in "\t\r\n") or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
-            raise ValueError(
-                f"character U+{code:04X} at position {i} is not allowed in an Auto Scaling group name"
-            )
-    return value
-
-
-# What Auto Scaling accepts as a group name (1-255 characters, the characters above).
-AsgName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_asg_name_chars)]
-_NAME: TypeAdapter[str] = TypeAdapter(AsgName)
-
-_ASG_ARN = re.compile(
-    r"^arn:(?P<partition>[\w-]+):autoscaling:(?P<region>[\w-]+):(?P<account>\d{12}):"
-    r"autoScalingGroup:[^:]*:autoScalingGroupName/(?P<name>.+)$",
-    re.DOTALL,
-)
-
-
-def _asg_name_from_arn(value: str, home: Home) -> str:
-    """A group given by ARN: its name, once the ARN is known to be of this account and region."""
-    m = _ASG_ARN.match(value)
-    if m is None:
-        raise InvalidInputError(
-            "asgName looks like an ARN but is not an Auto Scaling group ARN "
-            "(arn:aws:autoscaling:<region>:<account>:autoScalingGroup:<id>:autoScalingGroupName/<name>)"
-        )
-    _same_home(home, account=m["account"], region=m["region"], what=f"Auto Scaling group {m['name']!r}")
-    return m["name"]
-
-
-def _same_home(home: Home, *, account: str | None, region: str | None, what: str) -> None:
-    # Never act on a same-named group here for a change made in another account or region.
-    if home.account and account and account != home.account:
-        raise InvalidInputError(f"{what} is in account {account}; this roller runs in account {home.account}")
-    if home.region and region and region != home.region:
-        raise InvalidInputError(f"{what} is in region {region}; this roller runs in region {home.region}")
 
 
 class TriggerRequest(BaseModel):
@@ -114,8 +44,7 @@ class TriggerRequest(BaseModel):
 class ManualRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # An ARN is longer than a name may be: it is checked and reduced to the name in parse_trigger.
-    asg_name: str = Field(alias="asgName", min_length=1, max_length=1600, pattern=r"^\S(.*\S)?$")
+    asg_name: str = Field(alias="asgName", min_length=1, max_length=255, pattern=r"^\S(.*\S)?$")
     dry_run: StrictBool = Field(False, alias="dryRun")
 
 
@@ -153,7 +82,7 @@ class MixedInstancesPolicy(_Lenient):
 
 
 class UpdateAutoScalingGroupParams(_Lenient):
-    auto_scaling_group_name: AsgName = Field(alias="autoScalingGroupName")
+    auto_scaling_group_name: str = Field(alias="autoScalingGroupName", min_length=1)
     launch_template: AsgLaunchTemplateSpec | None = Field(None, alias="launchTemplate")
     mixed_instances_policy: MixedInstancesPolicy | None = Field(None, alias="mixedInstancesPolicy")
 
@@ -192,8 +121,6 @@ class CloudTrailDetail(_Lenient):
     event_source: str = Field(alias="eventSource")
     event_name: str = Field(alias="eventName")
     event_id: str | None = Field(None, alias="eventID")
-    aws_region: str | None = Field(None, alias="awsRegion")
-    recipient_account_id: str | None = Field(None, alias="recipientAccountId")
     error_code: str | None = Field(None, alias="errorCode")
     request_parameters: dict[str, Any] | None = Field(None, alias="requestParameters")
     response_elements: dict[str, Any] | None = Field(None, alias="responseElements")
@@ -206,8 +133,6 @@ class CloudTrailEvent(_Lenient):
     id: str = Field(min_length=1)
     detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
     source: Literal["aws.autoscaling", "aws.ec2"]
-    account: str | None = None
-    region: str | None = None
     detail: CloudTrailDetail
 
 
@@ -306,13 +231,9 @@ _HANDLERS: dict[str, tuple[str, str, Callable[[CloudTrailEvent], TriggerRequest]
 }
 
 
-def _parse_event(raw: Mapping[str, Any], home: Home) -> TriggerRequest:
+def _parse_event(raw: Mapping[str, Any]) -> TriggerRequest:
     event = _validate(CloudTrailEvent, raw, "EventBridge event")
     detail = event.detail
-    # The envelope says where the event was emitted, the record where the call was made (a
-    # cross-account or cross-region event bus delivers both); either elsewhere is not ours.
-    for account, region in ((event.account, event.region), (detail.recipient_account_id, detail.aws_region)):
-        _same_home(home, account=account, region=region, what=f"the {detail.event_name} event")
     handler = _HANDLERS.get(detail.event_name)
     if handler is None:
         raise InvalidInputError(f"unsupported CloudTrail event {detail.event_name!r}; {_EXPECTED}")
@@ -328,27 +249,13 @@ def _parse_event(raw: Mapping[str, Any], home: Home) -> TriggerRequest:
     return parse(event)
 
 
-def _manual(raw: Mapping[str, Any], home: Home) -> TriggerRequest:
-    manual = _validate(ManualRequest, raw, "manual request")
-    name = manual.asg_name
-    if name.startswith("arn:"):
-        name = _asg_name_from_arn(name, home)
-    try:
-        _NAME.validate_python(name)
-    except ValidationError as exc:
-        raise InvalidInputError(f"invalid manual request (asgName: {_summary(exc)}); {_EXPECTED}") from exc
-    return TriggerRequest(kind="manual", asg_names=(name,), dry_run=manual.dry_run)
-
-
-def parse_trigger(raw: Any, home: Home | None = None) -> TriggerRequest:
-    """Normalise a manual request or a CloudTrail EventBridge event; InvalidInputError otherwise.
-    With `home`, an event or ARN of another account or region is refused too."""
-    home = home or Home()
+def parse_trigger(raw: Any) -> TriggerRequest:
+    """Normalise a manual request or a CloudTrail EventBridge event; InvalidInputError otherwise."""
     if not isinstance(raw, Mapping):
-        kind = "null" if raw is None else type(raw).__name__
-        raise InvalidInputError(f"input is a {kind}, not an object; {_EXPECTED}")
+        raise InvalidInputError(f"input is a {type(raw).__name__}, not an object; {_EXPECTED}")
     if "detail" in raw or "detail-type" in raw:
-        return _parse_event(raw, home)
+        return _parse_event(raw)
     if "asgName" in raw:
-        return _manual(raw, home)
+        manual = _validate(ManualRequest, raw, "manual request")
+        return TriggerRequest(kind="manual", asg_names=(manual.asg_name,), dry_run=manual.dry_run)
     raise InvalidInputError(_EXPECTED)

@@ -8,7 +8,7 @@ import logging
 import re
 
 from ..aws.asg import AsgState
-from ..aws.events import Home, TriggerRequest, parse_trigger
+from ..aws.events import TriggerRequest, parse_trigger
 from ..aws.lock import lock_key
 from ..errors import AsgNotOptedInError, InvalidInputError
 from ..models import (
@@ -55,8 +55,8 @@ def cluster_of(state: AsgState, configured: str | None) -> str:
 
 
 def resolve_target(inp: ResolveTargetInput, deps: Deps) -> ResolveTargetOutput:
+    req: TriggerRequest = parse_trigger(inp.event)
     s = deps.settings
-    req: TriggerRequest = parse_trigger(inp.event, Home.of(inp.execution_id, s.region))
     explicit = bool(req.asg_names)
     names = list(req.asg_names)
     if not explicit:
