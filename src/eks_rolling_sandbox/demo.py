@@ -167,7 +167,7 @@ def run_demo(
     *,
     out_dir: Path = Path("build"),
     redis: bool = True,
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
     timeout_s: float = 360.0,
     settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -175,7 +175,8 @@ def run_demo(
     t0 = time.monotonic()
 
     def say(msg: str) -> None:
-        print(msg, file=stream, flush=True)
+        # sys.stdout read at call time: a default bound at import would miss a later redirection
+        print(msg, file=stream or sys.stdout, flush=True)
 
     with SandboxEnv(redis=redis) as env:
         say(
