@@ -398,6 +398,7 @@ def sentinel_report(
         "acked_writes": writer_report.acked,
         "acked_writes_lost": writer_report.lost,
         "write_errors": writer_report.errors,
+        "write_error_types": writer_report.error_types,
         "max_write_gap_ms": writer_report.max_gap_ms,
         "switchover_gaps_ms": gaps,
         "switchovers": [
