@@ -148,7 +148,8 @@ def report_failures(report: dict[str, Any]) -> list[str]:
         check(
             s["write_errors"] == 0,
             "redis.sentinel.write_errors",
-            f"{s['write_errors']} {s.get('write_error_types')}",
+            f"{s['write_errors']} {s.get('write_error_types')} after the client's one retry "
+            f"({s.get('write_retries')} retried: {s.get('write_retry_types')})",
         )
         check(not s["stale_replicas"], "redis.sentinel.stale_replicas", s["stale_replicas"])
         check(s["quorum_ok"] is True, "redis.sentinel.quorum_ok", s["quorum_ok"])
