@@ -24,7 +24,17 @@ EVENTS_PER_WAIT_ROUND = 9  # Task + Choice + Wait
 EVENTS_PER_NODE = (
     39  # map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, pass
 )
-ASSUMED_POLL_ROUNDS_PER_NODE = 6  # drain and owner rounds beyond the first, per node, typical
+# Polling rounds (Task + Choice + Wait each), calibrated on a roll in the REALISTIC timing profile
+# (eks_rolling_sandbox/timing.py: 60-120 s EC2 boot, probes, preStop and grace periods, the
+# tool's default 10 s polls and deadlines, all scaled by one factor, so the rounds are the real
+# ones): tests/e2e/test_realistic_roll.py, the field-report cluster, 6 nodes in 3 batches,
+# measured 2026-12-06: 20 drain/owner rounds (3.3 per node), 18 new-nodes rounds (6.0 per
+# batch), 82 Lambda invocations, 682 history events (114 per node). Re-measure with
+# `.venv/bin/pytest tests/e2e/test_realistic_roll.py -s -n 0` (it prints the counts and fails
+# when a real roll needs more rounds than budgeted here).
+ASSUMED_POLL_ROUNDS_PER_NODE = 6  # measured 3.3 per node; headroom for nodes with more pods/PDBs
+# The batch waits for its slowest new node: the profile's 120 s worst boot / the 10 s poll.
+ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s)
 # MoveRedisPods rounds (Task + Choice + Wait each) per managed Redis pod on an old node. Measured
 # on the sandbox's field-report demo (time-scaled Waits, so more rounds than real time gives):
 # 178 rounds for 13 pods, at most 77 on the node with the Sentinel master (two switchovers, the
@@ -42,7 +52,7 @@ def estimate_history_events(
     batches: int,
     *,
     poll_rounds_per_node: int = ASSUMED_POLL_ROUNDS_PER_NODE,
-    wait_rounds_per_batch: int = 4,
+    wait_rounds_per_batch: int = ASSUMED_WAIT_ROUNDS_PER_BATCH,
     redis_pods: int = 0,
     sentinel_masters: int = 0,
 ) -> int:
