@@ -89,3 +89,18 @@ def test_fast_profile_ignores_prestop(make_sandbox: Callable[..., Sandbox]) -> N
     b.make_ready_node(sb, 1)
     _running(sb, "web", containers=_container(lifecycle={"preStop": {"sleep": {"seconds": 20}}}))
     assert _gone_after(sb, "web") < 0.8
+
+
+def test_endpoints_follow_a_pod_change_after_the_profiles_lag(make_sandbox: Callable[..., Sandbox]) -> None:
+    sb = make_sandbox(endpoint_lag_s=0.6)
+    b.make_ready_node(sb, 1)
+    sb.apply(b.service("web"))
+    _running(sb, "web")
+    t_ready = time.monotonic()
+
+    def addresses() -> list[str]:
+        ep = sb.store.get("endpoints", "default", "web")
+        return [a["ip"] for s in (ep or {}).get("subsets") or [] for a in s.get("addresses") or []]
+
+    sb.wait_for(lambda: bool(addresses()), timeout=5, what="web endpoint")
+    assert time.monotonic() - t_ready >= 0.3  # at most the lag minus the pod's Ready transition
