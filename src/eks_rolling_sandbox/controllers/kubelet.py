@@ -280,13 +280,13 @@ class Kubelet(Controller[NamespacedKey]):
     def _terminate(self, pod: Obj, state: _PodState, uses_process: bool) -> float | None:
         now = time.monotonic()
         t = self.timings
-        grace = t.spec_seconds(
-            float(
-                pod["metadata"].get(
-                    "deletionGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30)
-                )
+        stated = float(
+            pod["metadata"].get(
+                "deletionGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30)
             )
         )
+        # A real process (redis-server) shuts down in real time: its grace period is not scaled.
+        grace = stated if uses_process else t.spec_seconds(stated)
         # The fast profile skips preStop; the realistic one runs it, bounded by the grace period.
         prestop = min(t.spec_seconds(prestop_seconds(pod)), grace) if t.spec_scale is not None else 0.0
         if state.term_at is None:
