@@ -36,9 +36,11 @@ ASSUMED_POLL_ROUNDS_PER_NODE = 6  # measured 3.3 per node; headroom for nodes wi
 # The batch waits for its slowest new node: the profile's 120 s worst boot / the 10 s poll.
 ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s)
 # MoveRedisPods rounds (Task + Choice + Wait each) per managed Redis pod on an old node. Measured
-# on the sandbox's field-report demo (time-scaled Waits, so more rounds than real time gives):
-# 178 rounds for 13 pods, at most 77 on the node with the Sentinel master (two switchovers, the
-# move, the sentinel resets). Budgeted with headroom.
+# on the field-report demo (`make demo`, realistic profile, factor 0.05; execution.counts in
+# build/demo-report.json): 173 rounds for 13 pods, 2,212 history events for 6 nodes (compressed
+# time gave 178 rounds, at most 77 on the node with the Sentinel master: two switchovers, the
+# move, the sentinel resets). The redis-server processes run in real time while the Waits are
+# scaled, so a real roll polls a Redis move fewer times than this. Budgeted with headroom.
 ASSUMED_REDIS_ROUNDS_PER_POD = 25
 # The plan is a state of the state machine (256 KiB at most) and its blockers go into an error
 # cause and an SNS message: findings that repeat per pod are kept to this many per kind, then
