@@ -116,7 +116,10 @@ def _status(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from eks_rolling_sandbox.demo.run import run_demo
 
-    report = run_demo(out_dir=Path(args.out), redis=not args.no_redis)
+    timing = {"timing_profile": args.timing_profile, "time_factor": args.time_factor}
+    report = run_demo(
+        out_dir=Path(args.out), redis=not args.no_redis, **{k: v for k, v in timing.items() if v is not None}
+    )
     # Any report field that shows a failure (run_demo lists them in report["failures"] and the
     # summary prints them) makes the exit code non-zero.
     return 1 if report["failures"] else 0
@@ -132,6 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", default="build", help="where the report and history go")
     demo.add_argument(
         "--no-redis", action="store_true", help="leave the Redis groups (real redis-server processes) out"
+    )
+    demo.add_argument(
+        "--timing-profile",
+        choices=("realistic", "fast"),
+        help="real-world durations (EC2 boot, probes, grace periods; the default) or the tests' fast ones",
+    )
+    demo.add_argument(
+        "--time-factor",
+        type=float,
+        help="fraction of real time the sandbox, the Waits and the steps' clock run at (default 0.05)",
     )
     demo.set_defaults(fn=_demo)
     plan = sub.add_parser("plan", help="print the dry-run plan of an ASG (exit 2 when blocked)")

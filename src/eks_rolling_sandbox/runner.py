@@ -34,6 +34,7 @@ from unittest import mock
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
 
 from .env import SandboxEnv
+from .timing import StepClock
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,12 @@ def lambda_error_names() -> Iterator[None]:
 
 
 @contextmanager
-def scaled_time(scale: float, stats: RunnerStats, min_s: float = 0.05) -> Iterator[None]:
+def scaled_time(
+    scale: float, stats: RunnerStats, min_s: float = 0.05, *, step_clock: bool = False
+) -> Iterator[None]:
+    """Waits and retry back-offs sleep `scale` x their seconds; with `step_clock` the handlers'
+    clock (Deps.now) runs 1/scale times faster too, so their deadlines keep the real ratio to
+    the Waits (timing.StepClock). Without it (the fast profile) handlers see the real clock."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
@@ -201,9 +207,13 @@ def scaled_time(scale: float, stats: RunnerStats, min_s: float = 0.05) -> Iterat
         time = staticmethod(real_time)
         monotonic = staticmethod(real_monotonic)
 
+    from eks_rolling.services import deps
+
+    clock = StepClock(scale) if step_clock else deps.step_clock
     with (
         mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
         mock.patch.object(retrier_decl, "time", _ScaledTime),
+        mock.patch.object(deps, "step_clock", clock),
     ):
         yield
 
@@ -214,12 +224,18 @@ class LocalRunner:
         env: SandboxEnv,
         *,
         asl_path: Path = ASL_PATH,
-        time_scale: float = 0.05,
+        time_scale: float | None = None,
         settings: dict[str, str] | None = None,
     ) -> None:
         self.env = env
         self.asl_path = asl_path
-        self.time_scale = time_scale
+        # One factor for the sandbox's durations and the state machine's time: the env's.
+        self.time_scale = env.time_factor if time_scale is None else time_scale
+        self.scales_clock = env.timing_profile.scales_clock
+        if self.scales_clock and self.time_scale != env.time_factor:
+            raise ValueError(
+                f"time_scale {self.time_scale} differs from the {env.timing_profile.name} profile's time factor {env.time_factor}: one factor scales both"
+            )
         self.settings = settings or {}
         self.stats = RunnerStats()
         self.lambda_faults = LambdaFaults()
@@ -233,7 +249,7 @@ class LocalRunner:
         self._stack.enter_context(self.env.applied(**self.settings))
         self._stack.enter_context(inprocess_lambdas(self.stats, self.lambda_faults))
         self._stack.enter_context(lambda_error_names())
-        self._stack.enter_context(scaled_time(self.time_scale, self.stats))
+        self._stack.enter_context(scaled_time(self.time_scale, self.stats, step_clock=self.scales_clock))
         self.deploy()
         return self
 

@@ -38,10 +38,14 @@ def test_demo_rolls_the_field_report_and_writes_its_report(
         report["old_instances_before"] == report["nodes_replaced"] == 6 and report["old_instances_left"] == 0
     )
     assert report["failures"] == [] and report["availability"] == {"errors": 0, "error_samples": []}
-    # ...and says which timings it ran with: the fast profile, Waits scaled by the runner's factor
-    assert report["timing"]["profile"] == "fast" and report["timing"]["time_factor"] == 0.05
-    assert report["timing"]["sandbox_timings_s"]["node_boot_s"] > 0
-    assert "fast timings, Waits x0.05" in out
+    # ...and says which timings it ran with: the realistic profile, all scaled by one factor (a
+    # 60 s registration x 0.05), and what the roll cost per replaced node
+    assert report["timing"]["profile"] == "realistic" and report["timing"]["time_factor"] == 0.05
+    assert report["timing"]["sandbox_timings_s"]["node_boot_s"] == pytest.approx(60 * 0.05)
+    assert "realistic timings, time factor 0.05" in out
+    counts = report["execution"]["counts"]
+    assert counts["nodes"] == 6 and counts["history_events"] == report["execution"]["history_events"]
+    assert counts["per_node"]["polling_rounds"] > 0 and "polling rounds" in out
     assert report["pdb_violations"] == 0 and report["duration_s"] > 0
     assert report["execution"]["status"] == "SUCCEEDED"
     restored = report["restored"]

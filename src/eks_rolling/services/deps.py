@@ -25,6 +25,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The clock every step's deadlines are measured on, read when a step starts. Always the real
+# clock on AWS; a sandbox that runs the state machine's Waits at a fraction of real time swaps in
+# a clock running faster by the same factor (eks_rolling_sandbox.timing.StepClock, installed by
+# the local runner), so a deadline in seconds keeps its real ratio to the Waits between polls.
+step_clock: Callable[[], datetime] = utcnow
+
+
 @dataclass
 class Deps:
     settings: Settings
@@ -33,7 +40,7 @@ class Deps:
 
     @classmethod
     def from_env(cls) -> Deps:
-        return cls(load_settings())
+        return cls(load_settings(), now=step_clock)
 
     @cached_property
     def asg(self) -> AsgOps:

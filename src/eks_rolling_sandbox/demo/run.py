@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from eks_rolling.aws.asg import AsgOps
 
 from ..env import SandboxEnv
+from ..roll_counts import count_roll
 from ..runner import LocalRunner
 from ..scenarios import Scenario, field_report
 from ..traffic.availability import AvailabilityMonitor
@@ -28,15 +29,14 @@ log = logging.getLogger(__name__)
 
 DEMO_SETTINGS = {
     "batch_size": "2",
-    "deregistration_delay_s": "10",
-    "poll_interval_s": "5",
     "delete_emptydir_data": "false",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
-# The sandbox's timings in the demo: today the fast profile (controllers.base.Timings defaults),
-# with the state machine's Waits scaled by the runner's time factor. Reported with every run so a
-# number is never read as if it came from real-world durations.
-TIMING_PROFILE = "fast"
+# The demo runs the realistic timing profile (timing.py: real EC2 boot, probes, preStop and grace
+# periods) with the tool's default polling and deadlines, everything scaled by one time factor,
+# so its polling rounds and history events are a real roll's. Reported with every run.
+DEMO_TIMING_PROFILE = "realistic"
+DEMO_TIME_FACTOR = 0.05
 # EC2 states of an instance the roll terminated (AWS forgets terminated instances after ~1 h).
 _GONE = {"shutting-down", "terminated"}
 
@@ -174,6 +174,8 @@ def run_demo(
     stream: TextIO | None = None,
     timeout_s: float = 360.0,
     settings: dict[str, str] | None = None,
+    timing_profile: str = DEMO_TIMING_PROFILE,
+    time_factor: float = DEMO_TIME_FACTOR,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -182,7 +184,7 @@ def run_demo(
         # sys.stdout read at call time: a default bound at import would miss a later redirection
         print(msg, file=stream or sys.stdout, flush=True)
 
-    with SandboxEnv(redis=redis) as env:
+    with SandboxEnv(redis=redis, timing_profile=timing_profile, time_factor=time_factor) as env:
         say(
             "eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge"
             + (", Redis pods as redis-server processes)" if redis else ")")
@@ -254,8 +256,10 @@ def _roll(
     report: dict[str, Any] = {
         "scenario": "field-report",
         "timing": {
-            "profile": TIMING_PROFILE,
-            "time_factor": time_factor,  # the state machine's Waits run at this fraction of real time
+            "profile": env.timing_profile.name,
+            # the sandbox's durations, the state machine's Waits and (realistic) the steps' clock
+            # run at this fraction of real time
+            "time_factor": time_factor,
             "sandbox_timings_s": asdict(env.sandbox.timings),
         },
         "old_instances_before": len(old_ids),
@@ -285,6 +289,8 @@ def _roll(
             "error": result.get("error"),
             "history_events": len(history),
             "history_path": str(history_path),
+            # polling rounds, Lambda invocations and history events, in all and per replaced node
+            "counts": count_roll(history).report(),
         },
         "evictions": dict(
             Counter(
@@ -301,8 +307,18 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
     ex = report["execution"]
     say("")
     t = report["timing"]
+    # Only the realistic profile's durations are real ones: only then is the roll's real length known.
+    real = (
+        f": {report['duration_s'] / t['time_factor'] / 60:.0f} min of real time"
+        if t["profile"] != "fast"
+        else ""
+    )
     say(
-        f"execution {ex['status']} in {report['duration_s']:.1f}s ({t['profile']} timings, Waits x{t['time_factor']}): {report['nodes_replaced']} of {report['old_instances_before']} old instances replaced, {report['old_instances_left']} left, {report['pdb_violations']} PDB violations"
+        f"execution {ex['status']} in {report['duration_s']:.1f}s ({t['profile']} timings, time factor {t['time_factor']}{real}): {report['nodes_replaced']} of {report['old_instances_before']} old instances replaced, {report['old_instances_left']} left, {report['pdb_violations']} PDB violations"
+    )
+    per = ex["counts"]["per_node"]
+    say(
+        f"  per replaced node: {per['polling_rounds']} polling rounds, {per['lambda_invocations']} Lambda invocations, {per['history_events']} history events"
     )
     for d in report["min_ready"]:
         say(

@@ -960,7 +960,7 @@ class RedisClusterProcedure:
             return _Step(
                 _nudge(env, move, addrs, views), pending="; ".join(problems + ([why] if why else []))
             )
-        total = time.time() - datetime.fromisoformat(d["started"]).timestamp()
+        total = (env.now - datetime.fromisoformat(d["started"])).total_seconds()  # on the step clock
         return _Step(
             self._done(move, total_s=round(total, 1)),
             [
@@ -1043,7 +1043,7 @@ class RedisClusterProcedure:
         if problems:
             return _Step(_nudge(env, move, addrs, views), pending="; ".join(problems))
         started = d.get("started")
-        total = time.time() - datetime.fromisoformat(started).timestamp() if started else 0.0
+        total = (env.now - datetime.fromisoformat(started)).total_seconds() if started else 0.0
         return _Step(
             self._done(move, new_ip=addr[0], new_node=pod.spec.node_name, total_s=round(total, 1)),
             [
