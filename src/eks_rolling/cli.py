@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import Plan, PlanRollInput, ResolveTargetInput
+from .settings import STATE_MACHINE_ARN_VARIABLE
 
 # Each command imports what it needs inside its function: `--help` and `status` stay quick (no
 # kubernetes client), and `demo` needs the optional sandbox extra, which the Lambda layer lacks.
@@ -94,14 +95,15 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
-STATE_MACHINE_ENV = "EKS_ROLLING_STATE_MACHINE_ARN"
 FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
 def _state_machine(args: argparse.Namespace) -> str:
-    arn: str | None = args.state_machine_arn or os.environ.get(STATE_MACHINE_ENV)
+    arn: str | None = args.state_machine_arn or os.environ.get(STATE_MACHINE_ARN_VARIABLE)
     if not arn:
-        raise SystemExit(f"eks-rolling {args.command}: give --state-machine-arn or set {STATE_MACHINE_ENV}")
+        raise SystemExit(
+            f"eks-rolling {args.command}: give --state-machine-arn or set {STATE_MACHINE_ARN_VARIABLE}"
+        )
     return arn
 
 
@@ -192,13 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     plan.set_defaults(fn=_plan)
     start = sub.add_parser("start", help="start an execution of the deployed state machine")
     start.add_argument("--asg", required=True)
-    start.add_argument("--state-machine-arn", help=f"default: ${STATE_MACHINE_ENV}")
+    start.add_argument("--state-machine-arn", help=f"default: ${STATE_MACHINE_ARN_VARIABLE}")
     start.add_argument("--dry-run", action="store_true")
     start.add_argument("--name")
     start.set_defaults(fn=_start)
     status = sub.add_parser("status", help="an execution's status and each node's latest step")
     status.add_argument("execution_arn", nargs="?", help="default: the newest execution of the state machine")
-    status.add_argument("--state-machine-arn", help=f"default: ${STATE_MACHINE_ENV}")
+    status.add_argument("--state-machine-arn", help=f"default: ${STATE_MACHINE_ARN_VARIABLE}")
     status.add_argument(
         "--wait", action="store_true", help="follow the execution until it ends (exit 1 unless SUCCEEDED)"
     )

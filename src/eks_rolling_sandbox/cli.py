@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from eks_rolling.settings import STATE_MACHINE_ARN_VARIABLE
+
 from .env import SandboxEnv
 from .runner import LocalRunner
 from .scenarios import SCENARIOS
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             runner = LocalRunner(env, time_scale=args.time_scale, settings=dict(args.setting), trigger=True)
             runner.__enter__()
             assert runner.state_machine_arn
-            settings["EKS_ROLLING_STATE_MACHINE_ARN"] = runner.state_machine_arn
+            settings[STATE_MACHINE_ARN_VARIABLE] = runner.state_machine_arn
         env_file.write_text("".join(f"export {k}={v}\n" for k, v in sorted(settings.items())))
         nodes, pods = len(env.sandbox.store.all("nodes")), len(env.sandbox.pods())
         print(

@@ -21,6 +21,7 @@ import boto3
 import pytest
 
 from eks_rolling.aws.asg import AsgOps
+from eks_rolling.settings import STATE_MACHINE_ARN_VARIABLE
 from eks_rolling_sandbox.scenarios import NEW_AMI
 from tests.e2e.conftest import FAST
 
@@ -62,7 +63,7 @@ class Running:
     def executions(self) -> list[dict[str, Any]]:
         sfn = self.aws("stepfunctions")
         runs: list[dict[str, Any]] = sfn.list_executions(
-            stateMachineArn=self.env["EKS_ROLLING_STATE_MACHINE_ARN"], maxResults=100
+            stateMachineArn=self.env[STATE_MACHINE_ARN_VARIABLE], maxResults=100
         )["executions"]
         return runs
 
@@ -187,6 +188,9 @@ def test_a_launch_template_change_rolls_the_group(running: Running) -> None:
         ]
     }
     before = {r["executionArn"] for r in running.executions()}
+    # and `eks-rolling plan` (with the env file's settings) sees nothing to do yet
+    plan = running.eks_rolling("plan", f"--asg={ASG}", timeout=60)
+    assert plan.returncode == 0 and "nothing to do" in plan.stdout, plan.stdout + plan.stderr
     # When an operator creates a version and points the group at it, with boto3
     version = ec2.create_launch_template_version(
         LaunchTemplateId=lt_id, SourceVersion=pinned, LaunchTemplateData={"ImageId": NEW_AMI}
