@@ -30,6 +30,10 @@ from .env import SandboxEnv
 from .runner import LocalRunner
 from .scenarios import SCENARIOS
 
+# kube-apiserver's --min-request-timeout default: a watch lasts 30-60 min there, so
+# `kubectl get nodes -w` (which ends with its watch) follows a whole roll.
+WATCH_MAX_S = 1800.0
+
 
 def _setting(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
@@ -93,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     t0 = time.monotonic()
-    env = SandboxEnv(cluster_name=args.cluster_name, redis=args.scenario is not None and not args.no_redis)
+    env = SandboxEnv(
+        cluster_name=args.cluster_name,
+        redis=args.scenario is not None and not args.no_redis,
+        watch_max_s=WATCH_MAX_S,
+    )
     runner: LocalRunner | None = None
     try:
         env.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.slow
 
 ASG = "eks-workers"  # the field-report scenario's opted-in group
 UP_TIMEOUT_S = 120.0
+KUBECTL = shutil.which("kubectl") or "kubectl"  # the e2e environment has kubectl 1.32
 
 
 def _command(name: str, module: str) -> list[str]:
@@ -40,6 +42,7 @@ def _command(name: str, module: str) -> list[str]:
 class Running:
     env: dict[str, str]  # the env file, as `source` would set it
     log: Path
+    kubeconfig: Path
 
     def aws(self, service: str) -> Any:
         # Only what the env file says: AWS_ENDPOINT_URL, region and credentials.
@@ -111,7 +114,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         for line in (tmp / "kubeconfig.env").read_text().splitlines():
             key, _, value = line.removeprefix("export ").partition("=")
             env[key] = value
-        yield Running(env, log)
+        yield Running(env, log, kubeconfig)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -191,6 +194,13 @@ def test_a_launch_template_change_rolls_the_group(running: Running) -> None:
     # and `eks-rolling plan` (with the env file's settings) sees nothing to do yet
     plan = running.eks_rolling("plan", f"--asg={ASG}", timeout=60)
     assert plan.returncode == 0 and "nothing to do" in plan.stdout, plan.stdout + plan.stderr
+    # and `kubectl get nodes -w` watching
+    watch = subprocess.Popen(
+        [KUBECTL, f"--kubeconfig={running.kubeconfig}", "get", "nodes", "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     # When an operator creates a version and points the group at it, with boto3
     version = ec2.create_launch_template_version(
         LaunchTemplateId=lt_id, SourceVersion=pinned, LaunchTemplateData={"ImageId": NEW_AMI}
@@ -210,6 +220,12 @@ def test_a_launch_template_change_rolls_the_group(running: Running) -> None:
     statuses = [line.split()[0] for line in done.stdout.splitlines() if line and not line[0].isspace()]
     assert statuses[0] == "RUNNING" and statuses[-1] == "SUCCEEDED", done.stdout
     print(f"roll followed to SUCCEEDED in {time.monotonic() - t0:.1f}s")
+    # and kubectl's watch, still running, showed the new nodes join and the old ones leave
+    still_watching = watch.poll() is None
+    watch.kill()
+    rows = [line.split() for line in watch.communicate()[0].splitlines()]
+    assert still_watching, rows
+    assert rows[0][:2] == ["NAME", "STATUS"] and all(r[0] != "NAME" for r in rows[1:]), rows
     # and every instance of the group now runs the new version, none of the old ones is left
     group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[ASG])["AutoScalingGroups"][0]
     assert group["Instances"] and not old & {i["InstanceId"] for i in group["Instances"]}
@@ -217,6 +233,12 @@ def test_a_launch_template_change_rolls_the_group(running: Running) -> None:
     assert state.target_version == str(version)
     assert not [i.instance_id for i in state.instances if AsgOps.is_outdated(i, state)]
     ids = [i["InstanceId"] for i in group["Instances"]]
+    nodes = {
+        n["PrivateDnsName"]
+        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        for n in r["Instances"]
+    }
+    assert nodes <= {r[0] for r in rows}, rows
     images = {
         i["ImageId"] for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]
     }
