@@ -47,6 +47,7 @@ class SandboxEnv:
         redis: bool = False,
         data_dir: str | Path | None = None,
         authenticate: bool = True,
+        watch_max_s: float = 30.0,
     ) -> None:
         self.cluster_name, self.region = cluster_name, region
         # ONE time factor: the profile's durations here, and the runner's Waits, back-offs and
@@ -63,7 +64,7 @@ class SandboxEnv:
         self.runtime = runtime
         # Like an EKS endpoint: HTTPS with the cluster's own CA, and EKS bearer tokens.
         self.tls = make_tls(self.data_dir / "pki") if authenticate else None
-        self.sandbox = Sandbox(timings=timings, runtime=runtime, tls=self.tls)
+        self.sandbox = Sandbox(timings=timings, runtime=runtime, tls=self.tls, watch_max_s=watch_max_s)
         if runtime is not None:
             runtime.attach(self.sandbox.store)  # Redis pods read PVCs, Secrets and Endpoints
         if authenticate:

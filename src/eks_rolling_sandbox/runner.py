@@ -32,7 +32,9 @@ from typing import Any
 from unittest import mock
 
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
+from eks_rolling.triggers import TRIGGER_PATTERNS, event_pattern
 
+from .cloud.eventbridge import EventBus
 from .env import SandboxEnv
 from .timing import StepClock
 
@@ -226,8 +228,12 @@ class LocalRunner:
         asl_path: Path = ASL_PATH,
         time_scale: float | None = None,
         settings: dict[str, str] | None = None,
+        trigger: bool = False,
     ) -> None:
         self.env = env
+        self.trigger = trigger
+        self.bus: EventBus | None = None
+        self.rules: list[str] = []
         self.asl_path = asl_path
         # One factor for the sandbox's durations and the state machine's time: the env's.
         self.time_scale = env.time_factor if time_scale is None else time_scale
@@ -251,6 +257,10 @@ class LocalRunner:
         self._stack.enter_context(lambda_error_names())
         self._stack.enter_context(scaled_time(self.time_scale, self.stats, step_clock=self.scales_clock))
         self.deploy()
+        if self.trigger:
+            self.deploy_trigger()
+            self.bus = EventBus(self.env.moto, region=self.env.region).start()
+            self._stack.callback(self.bus.stop)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -260,11 +270,8 @@ class LocalRunner:
     def deploy(self) -> str:
         """One Lambda per step (handler `lambdas.<step>.handler`) and the state machine, with the
         ASL's `${<State>FunctionArn}` placeholders substituted, as CDK does."""
-        iam, lam, sfn = self.env.aws("iam"), self.env.aws("lambda"), self.env.aws("stepfunctions")
-        role = iam.create_role(
-            RoleName=f"eks-rolling-{uuid.uuid4().hex[:8]}",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
+        lam, sfn = self.env.aws("lambda"), self.env.aws("stepfunctions")
+        role = self._role()
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("lambdas/__init__.py", "")
@@ -288,6 +295,32 @@ class LocalRunner:
             "stateMachineArn"
         ]
         return self.state_machine_arn
+
+    def deploy_trigger(self) -> list[str]:
+        """The CDK app's trigger rules (`infra/trigger.py`), from the same patterns, on the default
+        bus of moto's EventBridge, each targeting the state machine; the `EventBus` delivers."""
+        assert self.state_machine_arn, "deploy() first"
+        events, role = self.env.aws("events"), self._role()
+        for name in TRIGGER_PATTERNS:
+            rule = f"{STATE_MACHINE}-{name}"
+            events.put_rule(
+                Name=rule,
+                EventPattern=json.dumps(event_pattern(name)),
+                State="ENABLED",
+                Description=f"eks-rolling: start a roll on {TRIGGER_PATTERNS[name][1]['eventName'][0]}",
+            )
+            events.put_targets(
+                Rule=rule, Targets=[{"Id": "StateMachine", "Arn": self.state_machine_arn, "RoleArn": role}]
+            )
+            self.rules.append(rule)
+        return self.rules
+
+    def _role(self) -> str:
+        arn: str = self.env.aws("iam").create_role(
+            RoleName=f"eks-rolling-{uuid.uuid4().hex[:8]}",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        return arn
 
     # --- executions ----------------------------------------------------------------------------
     def start(self, payload: dict[str, Any], *, name: str | None = None) -> str:

@@ -454,7 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
         include = _one(query, "includeObject") or "Metadata"
         if r.name is None:
             if _flag(query, "watch"):
-                self._watch(res, r.namespace, query)
+                self._watch(res, r.namespace, query, include if self._wants_table() else None)
                 return 200
             items, rv = reg.store.list(
                 res.plural, r.namespace, _one(query, "labelSelector"), _one(query, "fieldSelector")
@@ -557,7 +557,12 @@ class _Handler(BaseHTTPRequestHandler):
         if res.namespaced and ns is None:
             raise not_found(res.qualified, "")
 
-    def _watch(self, res: Resource, ns: str | None, query: dict[str, list[str]]) -> None:
+    def _watch(
+        self, res: Resource, ns: str | None, query: dict[str, list[str]], table: str | None = None
+    ) -> None:
+        """Stream events; with `table` (the includeObject of an `as=Table` request, as `kubectl get
+        -w` sends) each event's object is a one-row Table, as the apiserver's watch transforms it
+        (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/watch.go)."""
         rv_s = _one(query, "resourceVersion")
         since = int(rv_s) if rv_s and rv_s.isdigit() else None
         timeout = float(_one(query, "timeoutSeconds") or self.api.watch_max_s)
@@ -602,7 +607,10 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 if ev is None:
                     break
-                self._chunk({"type": ev.type, "object": ev.obj})
+                obj = ev.obj
+                if table is not None:
+                    obj = to_table(res, [obj], obj["metadata"].get("resourceVersion"), table)
+                self._chunk({"type": ev.type, "object": obj})
             self._chunk_end()
         except (BrokenPipeError, ConnectionResetError):
             pass
