@@ -10,6 +10,7 @@ from typing import Any
 from ....models import RedisMove
 from ....redis.cluster import RedisError
 from ..procedure import RedisEnv
+from . import decide
 from .act import announce, forget_everywhere
 from .survey import (
     FAILOVER_RETRY_S,
@@ -131,9 +132,7 @@ def remove_temp(env: RedisEnv, tp: Any, *, wait_s: float | None = None) -> list[
             announced.add(lagging)
         holding = temp_holds_slots(views, name, temp_id)
         if not holding:
-            followers = sorted(
-                n for n, es in views.items() for e in es if e.master_id == temp_id and not e.myself
-            )
+            followers = decide.followers_of(views, temp_id)
             if not followers:
                 break
             why = f"{', '.join(followers)} still follow it"

@@ -19,11 +19,11 @@ from ....errors import (
 from ....models import RedisMove
 from ....redis.cluster import RedisError, ranges_text
 from ..procedure import Advance, GroupHealth, RedisEnv
+from . import decide
 from .act import announce, ensure_temp, forget_everywhere, nudge
 from .cleanup import abort, cleanup_temps
 from .survey import (
     FAILOVER_ATTEMPTS,
-    FAILOVER_RETRY_S,
     FOR_POD_ANNOTATION,
     GROUP_LABEL,
     RUN_LABEL,
@@ -34,7 +34,6 @@ from .survey import (
     addr_of,
     admin,
     cluster_problems,
-    entry_of,
     label_safe,
     look,
     members_of,
@@ -200,11 +199,11 @@ class RedisClusterProcedure:
             me = myself(a.nodes())
         if me is None:
             return _Step(move, pending=f"{move.pod} has no myself entry", on_timeout=RedisGroupUnhealthyError)
-        if not (me.is_master and me.slots):
+        path, kind = decide.start_path(me)
+        if path == "restart":
             # A replica (or an empty master): nothing is served from it, evict and await it.
             if blocked := env.evict(move.pod, d["uid"]):
                 return self._refused(move, env, blocked)
-            kind = "replica" if me.is_replica else "empty-master"
             return _Step(
                 self._to(move, env, "restart", kind=kind, node_id=me.id, started=env.now.isoformat()),
                 [
@@ -270,10 +269,7 @@ class RedisClusterProcedure:
             known = {(e.ip, e.port) for e in t.nodes() if not e.myself}
             # One MEET would do, but gossip then takes seconds to reach every node; a MEET to
             # each running group pod converges in a few hundred milliseconds.
-            peers = [
-                a_addr,
-                *sorted({ad for p in members_of(env).values() if (ad := addr_of(p)) and ad != a_addr}),
-            ]
+            peers = decide.peers_to_meet(a_addr, [ad for p in members_of(env).values() if (ad := addr_of(p))])
             for peer in peers:
                 if peer not in known:
                     t.meet(*peer)
@@ -326,12 +322,8 @@ class RedisClusterProcedure:
         if pending:
             return _Step(move, pending=pending)
         self._check_a_master(views, move)
-        unaware = [n for n, es in views.items() if (e := entry_of(es, d["temp_id"])) is None or e.unsettled]
-        if unaware:
-            return _Step(
-                move,
-                pending=f"{len(unaware)} of {len(views)} nodes do not know the temporary node yet ({', '.join(sorted(unaware))})",
-            )
+        if unaware := decide.unaware_of(views, d["temp_id"]):
+            return _Step(move, pending=unaware)
         with admin(env, addrs[d["temp"]]) as t:
             me = myself(t.nodes())
             if me is None or me.master_id != d["node_id"]:
@@ -349,8 +341,7 @@ class RedisClusterProcedure:
         addrs, views, pending = self._survey(env, move)
         if pending:
             return _Step(move, pending=pending)
-        t_own = myself(views[d["temp"]])
-        if t_own is not None and t_own.is_master and norm(t_own.slots) == move_slots(d):
+        if decide.took_over(views, d["temp"], move_slots(d)):
             # An earlier attempt of this phase sent the failover and it took effect: verify it.
             return _Step(
                 self._to(
@@ -371,15 +362,7 @@ class RedisClusterProcedure:
         masters = [
             n for n, es in views.items() if (me := myself(es)) is not None and me.is_master and me.slots
         ]
-        unlisted = [
-            n
-            for n in masters
-            if (e := entry_of(views[n], d["temp_id"])) is None
-            or not e.is_replica
-            or e.master_id != d["node_id"]
-            or e.unsettled
-        ]
-        if unlisted:
+        if unlisted := decide.not_listed(views, d["temp_id"], d["node_id"]):
             return _Step(
                 nudge(env, move, addrs, views),
                 pending=f"masters {', '.join(unlisted)} do not list the temporary node as replica of {move.pod} yet",
@@ -398,12 +381,13 @@ class RedisClusterProcedure:
     def _retry_failover(self, move: RedisMove, env: RedisEnv, addr: Addr, who: str, why: str) -> _Step:
         """The roles do not agree yet: re-issue a failover that gave up, or keep waiting."""
         d = move.data
-        if env.deps.now().timestamp() - float(d["failover_at"]) < FAILOVER_RETRY_S:
+        verdict = decide.retry(env.deps.now().timestamp(), float(d["failover_at"]), int(d["failover_tries"]))
+        if verdict == "wait":
             return _Step(move, pending=why)
         with admin(env, addr) as n:
             if n.role() == "master":
                 return _Step(move, pending=why)  # it did take over: the others will agree shortly
-            if int(d["failover_tries"]) >= FAILOVER_ATTEMPTS:
+            if verdict == "give-up":
                 raise RedisSwitchoverError(
                     f"CLUSTER FAILOVER on {who} did not take effect after {FAILOVER_ATTEMPTS} attempts: {why}"
                 )
@@ -483,11 +467,7 @@ class RedisClusterProcedure:
         views, errors = look(env, addrs)
         if errors:
             return _Step(move, pending="; ".join(f"{n}: {e}" for n, e in errors.items()))
-        stale = [
-            n
-            for n, es in views.items()
-            if (e := entry_of(es, node_id)) is None or e.ip != a_addr[0] or e.unsettled
-        ]
+        stale = decide.not_announced(views, node_id, a_addr[0])
         if stale:
             return _Step(
                 move, pending=f"{', '.join(sorted(stale))} do not show {move.pod} at {a_addr[0]} yet"
@@ -547,14 +527,7 @@ class RedisClusterProcedure:
         if pending:
             return _Step(move, pending=pending)
         # T may already be forgotten by some nodes if an earlier attempt of this phase got that far.
-        why = roles_agree(views, d["node_id"], d["temp_id"], slots, replica_may_be_gone=True)
-        if why is None:
-            t_me = myself(views[d["temp"]])
-            if t_me is None or t_me.master_id != d["node_id"]:
-                why = "the temporary node does not see itself as replica of A yet"
-            followers = sorted(n for n, es in views.items() for e in es if e.master_id == d["temp_id"])
-            if followers:
-                why = f"nodes still follow the temporary node in {', '.join(followers)}"
+        why = decide.failback_pending(views, d["node_id"], d["temp_id"], d["temp"], slots)
         if why is not None:
             move = nudge(env, move, addrs, views)
             return self._retry_failover(move, env, addrs[move.pod], move.pod, why)
@@ -581,8 +554,7 @@ class RedisClusterProcedure:
         if pending:
             return _Step(move, pending=pending)
         actions: list[str] = []
-        remembering = sorted(n for n, es in views.items() if entry_of(es, d["temp_id"]) is not None)
-        if remembering:
+        if remembering := decide.remembering(views, d["temp_id"]):
             # Within the ban window only a node that missed the FORGET can still list it.
             forget_everywhere(env, {n: addrs[n] for n in remembering}, d["temp_id"])
             actions.append(f"{', '.join(remembering)} still listed the temporary node: CLUSTER FORGET again")
@@ -640,11 +612,7 @@ class RedisClusterProcedure:
                 pending=f"{move.pod}'s own view to show {addr[0]}",
             )
         views, errors = look(env, addrs)
-        stale = [
-            n
-            for n, es in views.items()
-            if (e := entry_of(es, node_id)) is None or e.ip != addr[0] or e.unsettled
-        ]
+        stale = decide.not_announced(views, node_id, addr[0])
         if errors or stale:
             return _Step(
                 move,
