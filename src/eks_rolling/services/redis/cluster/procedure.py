@@ -22,6 +22,7 @@ from ..procedure import Advance, GroupHealth, RedisEnv
 from . import decide
 from .act import announce, ensure_temp, forget_everywhere, nudge
 from .cleanup import abort, cleanup_temps
+from .model import ClusterMoveState
 from .survey import (
     FAILOVER_ATTEMPTS,
     FOR_POD_ANNOTATION,
@@ -126,6 +127,7 @@ class RedisClusterProcedure:
             "failover_to_a": self._failover_to_a,
             "temp_remove": self._temp_remove,
         }
+        ClusterMoveState.model_validate(move.data)  # a bad state stops here, named
         try:
             try:
                 step = phases[move.phase](move, env)
