@@ -42,7 +42,7 @@ The package: survey.py reads the group and checks its views (pure), act.py holds
 writes and the temporary pod, procedure.py the phases, cleanup.py the way back.
 """
 
-from .procedure import RedisClusterProcedure
+from .procedure import ClusterProcedure
 from .survey import RUN_LABEL, TEMP_FOR_LABEL, TEMP_SUFFIX, temp_name
 
-__all__ = ["RUN_LABEL", "TEMP_FOR_LABEL", "TEMP_SUFFIX", "RedisClusterProcedure", "temp_name"]
+__all__ = ["RUN_LABEL", "TEMP_FOR_LABEL", "TEMP_SUFFIX", "ClusterProcedure", "temp_name"]

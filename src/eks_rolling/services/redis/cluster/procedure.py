@@ -1,4 +1,4 @@
-"""RedisClusterProcedure: one phase of one move per round (the phases are in the package
+"""ClusterProcedure: one phase of one move per round (the phases are in the package
 docstring); every phase re-reads the cluster before it acts and each act is safe to repeat."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class _Step:
     wait_s: int = 1
 
 
-class RedisClusterProcedure:
+class ClusterProcedure:
     kind = "cluster"
 
     def order(self, move: RedisMove) -> int:
