@@ -36,6 +36,9 @@ step_clock: Callable[[], datetime] = utcnow
 class Deps:
     settings: Settings
     now: Callable[[], datetime] = utcnow
+    # Within one invocation: deadlines and pauses of a bounded in-call wait (cleanup, alignment).
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
     _kube: dict[str, KubeOps] = field(default_factory=dict)
 
     @classmethod
