@@ -31,6 +31,7 @@ PACKAGES = {
         ("autoscaling/v1", "k8s.io.api.autoscaling.v1"),
         ("discovery/v1", "k8s.io.api.discovery.v1"),
         ("coordination/v1", "k8s.io.api.coordination.v1"),
+        ("batch/v1", "k8s.io.api.batch.v1"),
     ],
     "apimachinery": [
         ("pkg/apis/meta/v1", "k8s.io.apimachinery.pkg.apis.meta.v1"),
@@ -69,6 +70,7 @@ ROOTS = [
     "k8s.io.api.autoscaling.v1.Scale",
     "k8s.io.api.discovery.v1.EndpointSlice",
     "k8s.io.api.coordination.v1.Lease",
+    "k8s.io.api.batch.v1.Job",
     "k8s.io.apimachinery.pkg.apis.meta.v1.Status",
     "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
     "k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent",

@@ -43,6 +43,7 @@ _PACKAGES = {
     "autoscaling/v1": "k8s.io.api.autoscaling.v1",
     "discovery.k8s.io/v1": "k8s.io.api.discovery.v1",
     "coordination.k8s.io/v1": "k8s.io.api.coordination.v1",
+    "batch/v1": "k8s.io.api.batch.v1",
     "meta.k8s.io/v1": _META,
 }
 _VARINT_TYPES = {"int32", "int64", "bool"}
