@@ -1,0 +1,296 @@
+"""A load balancer per `type: LoadBalancer` Service, as AWS's load balancers behave.
+
+One HTTP listener on loopback; one target group, in either mode:
+- instance (the default for Services): targets are the cluster's nodes on the NodePort, and a
+  node forwards like kube-proxy to a ready endpoint of the Service (anywhere in the cluster).
+  A node labelled `node.kubernetes.io/exclude-from-external-load-balancers` is deregistered, as
+  the cloud provider's service controller does. A node whose instance is gone does not answer.
+- ip (`service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: ip`): targets are the ready
+  pod IPs of the Service's Endpoints, as the AWS Load Balancer Controller registers them.
+
+Target states follow the ELB target group: `initial` until `healthy_threshold` consecutive health
+checks pass, `unhealthy` after `unhealthy_threshold` consecutive failures, `draining` for the
+deregistration delay after deregistration (no new requests; in-flight ones finish; completes at
+once when nothing is in flight). With no healthy target the LB fails open to every registered
+one. A target that refuses or resets gives the client 502; one that does not answer within the
+connect timeout, 504. Sources (AWS docs, Elastic Load Balancing):
+- docs.aws.amazon.com/elasticloadbalancing/latest/application/modify-target-group-health-settings.html
+  (deregistration delay: default 300 s, `draining`, immediate when no in-flight requests; a target
+  that closes connections while draining gives clients 5xx)
+- docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html
+  (HealthCheckIntervalSeconds default 30, HealthCheckTimeoutSeconds 5, HealthyThresholdCount 5,
+  UnhealthyThresholdCount 2 for HTTP target groups)
+- docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_DeregisterTargets.html
+  (deregistering targets get no new requests; connection draining for in-flight traffic)
+- docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-troubleshooting.html
+  (502: the target reset or refused the connection; 504: no connection within the timeout)
+Settings come from the Service's annotations (the AWS Load Balancer Controller's names).
+Every duration is in real-world seconds and runs at `scale` of the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+from eks_rolling.labels import EXCLUDE_FROM_EXTERNAL_LB
+
+from ..api.objects import node_is_ready
+from ..api.store import Obj, Store
+from .http_pods import DEFAULT_SCALE, TrafficLoop, read_request, response
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
+TARGET_TYPE = ANNOTATION_PREFIX + "nlb-target-type"
+HC_INTERVAL = ANNOTATION_PREFIX + "healthcheck-interval"
+HC_TIMEOUT = ANNOTATION_PREFIX + "healthcheck-timeout"
+HC_HEALTHY = ANNOTATION_PREFIX + "healthcheck-healthy-threshold"
+HC_UNHEALTHY = ANNOTATION_PREFIX + "healthcheck-unhealthy-threshold"
+TG_ATTRIBUTES = ANNOTATION_PREFIX + "target-group-attributes"
+
+
+class TargetDown(Exception):
+    """The target did not answer within the connect timeout (504)."""
+
+
+@dataclass(frozen=True)
+class TargetGroupSettings:
+    mode: str = "instance"
+    interval_s: float = 30.0
+    timeout_s: float = 5.0
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+    deregistration_delay_s: float = 300.0
+    connect_timeout_s: float = 10.0  # ALB's connection timeout to a target
+    sync_s: float = 1.0  # how soon the controller sees a node or endpoint change
+
+    @classmethod
+    def from_service(cls, svc: Obj) -> TargetGroupSettings:
+        ann = svc["metadata"].get("annotations") or {}
+        attrs = dict(
+            kv.split("=", 1) for kv in (ann.get(TG_ATTRIBUTES) or "").split(",") if "=" in kv
+        )
+        base = cls()
+        return cls(
+            mode=ann.get(TARGET_TYPE, base.mode),
+            interval_s=float(ann.get(HC_INTERVAL, base.interval_s)),
+            timeout_s=float(ann.get(HC_TIMEOUT, base.timeout_s)),
+            healthy_threshold=int(ann.get(HC_HEALTHY, base.healthy_threshold)),
+            unhealthy_threshold=int(ann.get(HC_UNHEALTHY, base.unhealthy_threshold)),
+            deregistration_delay_s=float(
+                attrs.get("deregistration_delay.timeout_seconds", base.deregistration_delay_s)
+            ),
+        )
+
+
+@dataclass
+class Target:
+    id: str  # node name (instance mode) or pod IP (ip mode)
+    state: str = "initial"  # initial | healthy | unhealthy | draining
+    passes: int = 0
+    fails: int = 0
+    in_flight: int = 0
+    draining_until: float = 0.0
+    history: list[str] = field(default_factory=list)
+
+    def set(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.history.append(state)
+
+
+class LoadBalancer:
+    """The LB of one Service; `start()` listens on 127.0.0.1 and returns its URL."""
+
+    def __init__(
+        self,
+        store: Store,
+        loop: TrafficLoop,
+        namespace: str,
+        name: str,
+        *,
+        scale: float = DEFAULT_SCALE,
+        settings: TargetGroupSettings | None = None,
+    ) -> None:
+        self.store, self.loop, self.namespace, self.name, self.scale = store, loop, namespace, name, scale
+        svc = store.require("services", namespace, name)
+        self.settings = settings or TargetGroupSettings.from_service(svc)
+        self.port = int(svc["spec"]["ports"][0].get("targetPort") or svc["spec"]["ports"][0]["port"])
+        self.targets: dict[str, Target] = {}
+        self._rr = itertools.count()
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.url = ""
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> LoadBalancer:
+        async def go() -> None:
+            self._sync()
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            port = self._server.sockets[0].getsockname()[1]
+            self.url = f"http://127.0.0.1:{port}/"
+            self._tasks = [asyncio.create_task(self._sync_loop()), asyncio.create_task(self._health_loop())]
+
+        self.loop.run(go())
+        return self
+
+    def stop(self) -> None:
+        async def go() -> None:
+            for t in self._tasks:
+                t.cancel()
+            if self._server is not None:
+                self._server.close()
+
+        if not self.loop.loop.is_closed():
+            self.loop.run(go())
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    def states(self) -> dict[str, str]:
+        return {t.id: t.state for t in self.targets.values()}
+
+    # --- registration (the service controller / AWS Load Balancer Controller) -----------------
+    def desired(self) -> set[str]:
+        if self.settings.mode == "ip":
+            ep = self.store.get("endpoints", self.namespace, self.name)
+            return {a["ip"] for s in (ep or {}).get("subsets") or [] for a in s.get("addresses") or []}
+        return {
+            n["metadata"]["name"]
+            for n in self.store.all("nodes")
+            if EXCLUDE_FROM_EXTERNAL_LB not in (n["metadata"].get("labels") or {})
+        }
+
+    def _sync(self) -> None:
+        now = asyncio.get_running_loop().time()
+        want = self.desired()
+        for tid in want:
+            t = self.targets.get(tid)
+            if t is None:
+                self.targets[tid] = Target(tid)
+            elif t.state == "draining":  # registered again before the delay ran out
+                t.set("initial")
+                t.passes = t.fails = 0
+        for t in list(self.targets.values()):
+            if t.id not in want and t.state != "draining":
+                t.set("draining")
+                t.draining_until = now + self.settings.deregistration_delay_s * self.scale
+            if t.state == "draining" and (t.in_flight == 0 or now >= t.draining_until):
+                del self.targets[t.id]  # complete: nothing in flight, or the delay ran out
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sync_s * self.scale)
+            self._sync()
+
+    # --- health checks -------------------------------------------------------------------------
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.gather(
+                *(self._check(t) for t in list(self.targets.values()) if t.state != "draining")
+            )
+            await asyncio.sleep(self.settings.interval_s * self.scale)
+
+    async def _check(self, t: Target) -> None:
+        ok = False
+        try:
+            status = await asyncio.wait_for(self._request(t), self.settings.timeout_s * self.scale)
+            ok = status == 200
+        except (OSError, asyncio.TimeoutError, TargetDown, asyncio.IncompleteReadError, ValueError):
+            ok = False
+        if t.state == "draining":
+            return
+        if ok:
+            t.passes, t.fails = t.passes + 1, 0
+            if t.state != "healthy" and t.passes >= self.settings.healthy_threshold:
+                t.set("healthy")
+        else:
+            t.fails, t.passes = t.fails + 1, 0
+            if t.state != "unhealthy" and (t.state == "healthy" or t.state == "initial"):
+                if t.fails >= self.settings.unhealthy_threshold:
+                    t.set("unhealthy")
+
+    async def _request(self, t: Target) -> int:
+        reader, writer = await self._connect(t.id)
+        try:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+            await writer.drain()
+            line = await reader.readline()
+            return int(line.split()[1])
+        finally:
+            writer.close()
+
+    # --- forwarding ----------------------------------------------------------------------------
+    async def _connect(self, target_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the target: the pod itself (ip mode) or through the node's kube-proxy
+        to a ready endpoint (instance mode). A node that is gone never answers: a timeout."""
+        if self.settings.mode == "ip":
+            return await asyncio.open_connection(target_id, self.port)
+        node = self.store.get("nodes", None, target_id)
+        if node is None or not node_is_ready(node):
+            await asyncio.sleep(self.settings.connect_timeout_s * self.scale)
+            raise TargetDown(target_id)
+        ips = sorted(self.desired_endpoints())
+        if not ips:
+            raise ConnectionRefusedError(f"{target_id}: no endpoints")  # kube-proxy rejects
+        ip = ips[next(self._rr) % len(ips)]
+        return await asyncio.open_connection(ip, self.port)
+
+    def desired_endpoints(self) -> set[str]:
+        ep = self.store.get("endpoints", self.namespace, self.name)
+        return {a["ip"] for s in (ep or {}).get("subsets") or [] for a in s.get("addresses") or []}
+
+    def _pick(self) -> Target | None:
+        live = [t for t in self.targets.values() if t.state != "draining"]
+        healthy = [t for t in live if t.state == "healthy"] or live  # fail open
+        if not healthy:
+            return None
+        return healthy[next(self._rr) % len(healthy)]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await read_request(reader)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            writer.close()
+            return
+        t = self._pick()
+        if t is None:
+            writer.write(response(503, "no registered targets"))
+        else:
+            t.in_flight += 1
+            try:
+                writer.write(await self._forward(t, request))
+            finally:
+                t.in_flight -= 1
+        try:
+            await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    async def _forward(self, t: Target, request: bytes) -> bytes:
+        try:
+            up_r, up_w = await asyncio.wait_for(
+                self._connect(t.id), self.settings.connect_timeout_s * self.scale * 1.5
+            )
+        except (TargetDown, asyncio.TimeoutError):
+            return response(504, f"target {t.id} did not answer")
+        except OSError as exc:
+            return response(502, f"target {t.id}: {exc}")
+        try:
+            up_w.write(request)
+            await up_w.drain()
+            data = await up_r.read()
+            if not data:
+                return response(502, f"target {t.id} closed the connection")
+            return data
+        except OSError as exc:
+            return response(502, f"target {t.id}: {exc}")
+        finally:
+            up_w.close()
