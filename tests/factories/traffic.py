@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from eks_rolling.labels import (
+    AWS_LB_DEREGISTRATION_DELAY,
+    AWS_LB_HC_HEALTHY,
+    AWS_LB_HC_INTERVAL,
+    AWS_LB_HC_UNHEALTHY,
+    AWS_LB_TARGET_TYPE,
+    AWS_LB_TG_ATTRIBUTES,
+    HTTP_PORT,
+)
 from eks_rolling_sandbox.api.store import Obj
-from eks_rolling_sandbox.traffic import lb
 
 from . import k8s as b
 
@@ -21,14 +29,14 @@ def lb_service(
     deregistration_delay_s: int = 10,
     namespace: str = "default",
 ) -> Obj:
-    svc = b.service(name, namespace=namespace)
+    svc = b.service(name, namespace=namespace, port=HTTP_PORT)
     svc["spec"]["type"] = "LoadBalancer"
     svc["metadata"]["annotations"] = {
-        lb.TARGET_TYPE: mode,
-        lb.HC_INTERVAL: str(interval_s),
-        lb.HC_HEALTHY: str(healthy),
-        lb.HC_UNHEALTHY: str(unhealthy),
-        lb.TG_ATTRIBUTES: f"deregistration_delay.timeout_seconds={deregistration_delay_s}",
+        AWS_LB_TARGET_TYPE: mode,
+        AWS_LB_HC_INTERVAL: str(interval_s),
+        AWS_LB_HC_HEALTHY: str(healthy),
+        AWS_LB_HC_UNHEALTHY: str(unhealthy),
+        AWS_LB_TG_ATTRIBUTES: f"{AWS_LB_DEREGISTRATION_DELAY}={deregistration_delay_s}",
     }
     return svc
 

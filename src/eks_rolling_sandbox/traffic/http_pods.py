@@ -15,6 +15,7 @@ preStop, then StopContainer with the remaining grace) and a web server's gracefu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Coroutine
@@ -75,10 +76,8 @@ def pre_stop_seconds(pod: Obj) -> float:
         words = " ".join(cmd).replace(";", " ").replace("&&", " ").split()
         for i, w in enumerate(words[:-1]):
             if w == "sleep":
-                try:
+                with contextlib.suppress(ValueError):
                     total = max(total, float(words[i + 1]))
-                except ValueError:
-                    pass
     return total
 
 
@@ -165,10 +164,13 @@ class HttpRuntime:
         labels = pod["metadata"].get("labels") or {}
         for svc in self.store.list("services", pod["metadata"]["namespace"])[0]:
             spec = svc["spec"]
-            if spec.get("type") == "LoadBalancer" and spec.get("selector"):
-                if label_selector_matches({"matchLabels": spec["selector"]}, labels):
-                    port = spec["ports"][0]
-                    return int(port.get("targetPort") or port["port"])
+            if (
+                spec.get("type") == "LoadBalancer"
+                and spec.get("selector")
+                and label_selector_matches({"matchLabels": spec["selector"]}, labels)
+            ):
+                port = spec["ports"][0]
+                return int(port.get("targetPort") or port["port"])
         return None
 
     def wants(self, pod: Obj) -> bool:

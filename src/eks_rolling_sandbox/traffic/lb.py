@@ -31,25 +31,27 @@ Every duration is in real-world seconds and runs at `scale` of the wall clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from dataclasses import dataclass, field
 
-from eks_rolling.labels import EXCLUDE_FROM_EXTERNAL_LB
+from eks_rolling.labels import (
+    AWS_LB_DEREGISTRATION_DELAY,
+    AWS_LB_HC_HEALTHY,
+    AWS_LB_HC_INTERVAL,
+    AWS_LB_HC_TIMEOUT,
+    AWS_LB_HC_UNHEALTHY,
+    AWS_LB_TARGET_TYPE,
+    AWS_LB_TG_ATTRIBUTES,
+    EXCLUDE_FROM_EXTERNAL_LB,
+)
 
 from ..api.objects import node_is_ready
 from ..api.store import Obj, Store
 from .http_pods import DEFAULT_SCALE, TrafficLoop, read_request, response
 
 log = logging.getLogger(__name__)
-
-ANNOTATION_PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
-TARGET_TYPE = ANNOTATION_PREFIX + "nlb-target-type"
-HC_INTERVAL = ANNOTATION_PREFIX + "healthcheck-interval"
-HC_TIMEOUT = ANNOTATION_PREFIX + "healthcheck-timeout"
-HC_HEALTHY = ANNOTATION_PREFIX + "healthcheck-healthy-threshold"
-HC_UNHEALTHY = ANNOTATION_PREFIX + "healthcheck-unhealthy-threshold"
-TG_ATTRIBUTES = ANNOTATION_PREFIX + "target-group-attributes"
 
 
 class TargetDown(Exception):
@@ -70,19 +72,15 @@ class TargetGroupSettings:
     @classmethod
     def from_service(cls, svc: Obj) -> TargetGroupSettings:
         ann = svc["metadata"].get("annotations") or {}
-        attrs = dict(
-            kv.split("=", 1) for kv in (ann.get(TG_ATTRIBUTES) or "").split(",") if "=" in kv
-        )
+        attrs = dict(kv.split("=", 1) for kv in (ann.get(AWS_LB_TG_ATTRIBUTES) or "").split(",") if "=" in kv)
         base = cls()
         return cls(
-            mode=ann.get(TARGET_TYPE, base.mode),
-            interval_s=float(ann.get(HC_INTERVAL, base.interval_s)),
-            timeout_s=float(ann.get(HC_TIMEOUT, base.timeout_s)),
-            healthy_threshold=int(ann.get(HC_HEALTHY, base.healthy_threshold)),
-            unhealthy_threshold=int(ann.get(HC_UNHEALTHY, base.unhealthy_threshold)),
-            deregistration_delay_s=float(
-                attrs.get("deregistration_delay.timeout_seconds", base.deregistration_delay_s)
-            ),
+            mode=ann.get(AWS_LB_TARGET_TYPE, base.mode),
+            interval_s=float(ann.get(AWS_LB_HC_INTERVAL, base.interval_s)),
+            timeout_s=float(ann.get(AWS_LB_HC_TIMEOUT, base.timeout_s)),
+            healthy_threshold=int(ann.get(AWS_LB_HC_HEALTHY, base.healthy_threshold)),
+            unhealthy_threshold=int(ann.get(AWS_LB_HC_UNHEALTHY, base.unhealthy_threshold)),
+            deregistration_delay_s=float(attrs.get(AWS_LB_DEREGISTRATION_DELAY, base.deregistration_delay_s)),
         )
 
 
@@ -202,7 +200,7 @@ class LoadBalancer:
         try:
             status = await asyncio.wait_for(self._request(t), self.settings.timeout_s * self.scale)
             ok = status == 200
-        except (OSError, asyncio.TimeoutError, TargetDown, asyncio.IncompleteReadError, ValueError):
+        except (TimeoutError, OSError, TargetDown, asyncio.IncompleteReadError, ValueError):
             ok = False
         if t.state == "draining":
             return
@@ -212,9 +210,8 @@ class LoadBalancer:
                 t.set("healthy")
         else:
             t.fails, t.passes = t.fails + 1, 0
-            if t.state != "unhealthy" and (t.state == "healthy" or t.state == "initial"):
-                if t.fails >= self.settings.unhealthy_threshold:
-                    t.set("unhealthy")
+            if t.state != "unhealthy" and t.fails >= self.settings.unhealthy_threshold:
+                t.set("unhealthy")
 
     async def _request(self, t: Target) -> int:
         reader, writer = await self._connect(t.id)
@@ -268,10 +265,8 @@ class LoadBalancer:
                 writer.write(await self._forward(t, request))
             finally:
                 t.in_flight -= 1
-        try:
+        with contextlib.suppress(ConnectionError):
             await writer.drain()
-        except ConnectionError:
-            pass
         writer.close()
 
     async def _forward(self, t: Target, request: bytes) -> bytes:
@@ -279,7 +274,7 @@ class LoadBalancer:
             up_r, up_w = await asyncio.wait_for(
                 self._connect(t.id), self.settings.connect_timeout_s * self.scale * 1.5
             )
-        except (TargetDown, asyncio.TimeoutError):
+        except (TimeoutError, TargetDown):
             return response(504, f"target {t.id} did not answer")
         except OSError as exc:
             return response(502, f"target {t.id}: {exc}")
