@@ -203,7 +203,7 @@ def run_demo(
             traffic = web.finish_roll()
             if load is not None:
                 report["redis"] = load.finish(say)
-            traffic["baseline"] = web.baseline(scenario.asg_name, say)
+            traffic["baseline"] = web.baseline(say)
             report["traffic"] = traffic
         finally:
             if load is not None:

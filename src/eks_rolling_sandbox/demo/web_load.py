@@ -16,8 +16,6 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from eks_rolling.aws.asg import AsgOps
-
 from ..env import SandboxEnv
 from ..traffic.client import LoadClient
 from ..traffic.http_pods import DEFAULT_SCALE, HttpRuntime, TrafficLoop
@@ -62,22 +60,26 @@ class WebLoad:
         self.client = None
         return {**counts, "load_balancer": asdict(self.lb.settings), "time_factor": self.scale}
 
-    def baseline(self, asg_name: str, say: Callable[[str], None], timeout_s: float = 60.0) -> dict[str, Any]:
+    def baseline(self, say: Callable[[str], None], timeout_s: float = 60.0) -> dict[str, Any]:
         """Drain one node and terminate it at once, without exclusion or deregistration wait,
         while the same client runs: what the tool's exclude + wait steps avoid."""
         assert self.lb is not None
         lb, sb = self.lb, self.env.sandbox
-        asg = AsgOps(self.env.aws("autoscaling"), self.env.aws("ec2"))
         # A node serving traffic with no ingress pod (only the node's own exclusion, not the pods'
         # endpoints, keeps traffic away from it) and no Redis pod (the Redis checks are done).
         busy = {p["spec"].get("nodeName") for ns in (SERVICE[0], "redis") for p in sb.pods(ns)}
-        state = asg.describe(asg_name)
-        node_of = {i.instance_id: self.env.cloud.node_for(i.instance_id) for i in state.instances}
-        iid, node = next(
-            (i, n)
-            for i, n in sorted(node_of.items())
-            if n and n not in busy and lb.states().get(n) == "healthy"
+        node = next(
+            (
+                n
+                for n in sorted(lb.states())
+                if n not in busy and lb.states().get(n) == "healthy" and sb.store.get("nodes", None, n)
+            ),
+            None,
         )
+        if node is None:  # reported, and traffic.baseline.failed then fails the demo
+            return {"requests": 0, "failed": 0, "error": f"no node without {SERVICE[0]} or redis pods"}
+        # providerID aws:///<az>/<instance id>, as the AWS cloud provider sets it
+        iid = sb.store.require("nodes", None, node)["spec"]["providerID"].rsplit("/", 1)[-1]
         say(f"  baseline: drain {node} and terminate {iid} without exclude label or deregistration wait")
         self.client = LoadClient(self.loop, lb.address, rate=RATE_PER_S, concurrency=CONCURRENCY).start()
         t0 = time.monotonic()

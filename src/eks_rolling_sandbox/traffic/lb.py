@@ -34,6 +34,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from eks_rolling.labels import (
@@ -48,7 +51,7 @@ from eks_rolling.labels import (
 )
 
 from ..api.objects import node_is_ready
-from ..api.store import Obj, Store
+from ..api.store import Obj, Store, WatchEvent
 from .http_pods import DEFAULT_SCALE, TrafficLoop, read_request, response
 
 log = logging.getLogger(__name__)
@@ -87,11 +90,11 @@ class TargetGroupSettings:
 @dataclass
 class Target:
     id: str  # node name (instance mode) or pod IP (ip mode)
-    state: str = "initial"  # initial | healthy | unhealthy | draining
+    state: str = "initial"  # initial | healthy | unhealthy (health), see `routable` for draining
     passes: int = 0
     fails: int = 0
     in_flight: int = 0
-    draining_until: float = 0.0
+    leave_at: float | None = None  # monotonic time the LB stops sending new requests to it
     history: list[str] = field(default_factory=list)
 
     def set(self, state: str) -> None:
@@ -99,9 +102,17 @@ class Target:
             self.state = state
             self.history.append(state)
 
+    def draining(self, now: float) -> bool:
+        return self.leave_at is not None and now >= self.leave_at
+
 
 class LoadBalancer:
-    """The LB of one Service; `start()` listens on 127.0.0.1 and returns its URL."""
+    """The LB of one Service; `start()` listens on 127.0.0.1 (see `address`).
+
+    Registration is driven by the store's events and takes effect `sync_s` (scaled) after the
+    change, by the clock, not by when the event loop gets to it: on a loaded machine the loop
+    lags, and a lag the real controller does not have must not decide whether requests fail.
+    """
 
     def __init__(
         self,
@@ -118,24 +129,31 @@ class LoadBalancer:
         self.settings = settings or TargetGroupSettings.from_service(svc)
         self.port = int(svc["spec"]["ports"][0].get("targetPort") or svc["spec"]["ports"][0]["port"])
         self.targets: dict[str, Target] = {}
+        self._lock = threading.Lock()
         self._rr = itertools.count()
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.url = ""
+        self._unsubscribe: Callable[[], None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> LoadBalancer:
         async def go() -> None:
-            self._sync()
             self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            port = self._server.sockets[0].getsockname()[1]
-            self.url = f"http://127.0.0.1:{port}/"
-            self._tasks = [asyncio.create_task(self._sync_loop()), asyncio.create_task(self._health_loop())]
+            self._tasks = [
+                asyncio.create_task(self._cleanup_loop()),
+                asyncio.create_task(self._health_loop()),
+            ]
 
+        with self.store.lock:
+            self._register(time.monotonic() - self.settings.sync_s * self.scale)
+            self._unsubscribe = self.store.subscribe(self._on_event)
         self.loop.run(go())
         return self
 
     def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
         async def go() -> None:
             for t in self._tasks:
                 t.cancel()
@@ -152,103 +170,128 @@ class LoadBalancer:
         return host, port
 
     def states(self) -> dict[str, str]:
-        return {t.id: t.state for t in self.targets.values()}
+        now = time.monotonic()
+        with self._lock:
+            return {t.id: "draining" if t.draining(now) else t.state for t in self.targets.values()}
 
     # --- registration (the service controller / AWS Load Balancer Controller) -----------------
     def desired(self) -> set[str]:
         if self.settings.mode == "ip":
-            ep = self.store.get("endpoints", self.namespace, self.name)
-            return {a["ip"] for s in (ep or {}).get("subsets") or [] for a in s.get("addresses") or []}
+            return self.ready_endpoints()
         return {
             n["metadata"]["name"]
             for n in self.store.all("nodes")
             if EXCLUDE_FROM_EXTERNAL_LB not in (n["metadata"].get("labels") or {})
         }
 
-    def _sync(self) -> None:
-        now = asyncio.get_running_loop().time()
-        want = self.desired()
-        for tid in want:
-            t = self.targets.get(tid)
-            if t is None:
-                self.targets[tid] = Target(tid)
-            elif t.state == "draining":  # registered again before the delay ran out
-                t.set("initial")
-                t.passes = t.fails = 0
-        for t in list(self.targets.values()):
-            if t.id not in want and t.state != "draining":
-                t.set("draining")
-                t.draining_until = now + self.settings.deregistration_delay_s * self.scale
-            if t.state == "draining" and (t.in_flight == 0 or now >= t.draining_until):
-                del self.targets[t.id]  # complete: nothing in flight, or the delay ran out
+    def ready_endpoints(self) -> set[str]:
+        ep = self.store.get("endpoints", self.namespace, self.name)
+        return {a["ip"] for s in (ep or {}).get("subsets") or [] for a in s.get("addresses") or []}
 
-    async def _sync_loop(self) -> None:
+    def _on_event(self, ev: WatchEvent) -> None:
+        """Store listener (under the store lock): a node or our endpoints changed."""
+        plural = ev.resource.plural
+        if plural == "nodes" or (
+            plural == "endpoints"
+            and ev.obj["metadata"].get("namespace") == self.namespace
+            and ev.obj["metadata"]["name"] == self.name
+        ):
+            self._register(time.monotonic())
+
+    def _register(self, changed_at: float) -> None:
+        effective = changed_at + self.settings.sync_s * self.scale
+        want = self.desired()
+        with self._lock:
+            for tid in want:
+                t = self.targets.get(tid)
+                if t is None:
+                    self.targets[tid] = Target(tid)
+                elif t.leave_at is not None:  # registered again before deregistration completed
+                    t.leave_at = None
+                    t.set("initial")
+                    t.passes = t.fails = 0
+            for t in self.targets.values():
+                if t.id not in want and t.leave_at is None:
+                    t.leave_at = effective
+
+    async def _cleanup_loop(self) -> None:
+        """Deregistration completes when nothing is in flight, or at the delay's end."""
         while True:
             await asyncio.sleep(self.settings.sync_s * self.scale)
-            self._sync()
+            now = time.monotonic()
+            with self._lock:
+                for t in list(self.targets.values()):
+                    if t.draining(now) and (
+                        t.in_flight == 0
+                        or now >= (t.leave_at or now) + self.settings.deregistration_delay_s * self.scale
+                    ):
+                        del self.targets[t.id]
 
     # --- health checks -------------------------------------------------------------------------
     async def _health_loop(self) -> None:
         while True:
-            await asyncio.gather(
-                *(self._check(t) for t in list(self.targets.values()) if t.state != "draining")
-            )
+            now = time.monotonic()
+            with self._lock:
+                due = [t for t in self.targets.values() if not t.draining(now)]
+            await asyncio.gather(*(self._check(t) for t in due))
             await asyncio.sleep(self.settings.interval_s * self.scale)
 
     async def _check(self, t: Target) -> None:
-        ok = False
         try:
-            status = await asyncio.wait_for(self._request(t), self.settings.timeout_s * self.scale)
-            ok = status == 200
-        except (TimeoutError, OSError, TargetDown, asyncio.IncompleteReadError, ValueError):
+            status = await asyncio.wait_for(
+                self._exchange(self._route(t.id), b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n"),
+                self.settings.timeout_s * self.scale,
+            )
+            ok = status.startswith(b"HTTP/1.1 200")
+        except (TimeoutError, OSError, TargetDown, asyncio.IncompleteReadError):
             ok = False
-        if t.state == "draining":
-            return
-        if ok:
-            t.passes, t.fails = t.passes + 1, 0
-            if t.state != "healthy" and t.passes >= self.settings.healthy_threshold:
-                t.set("healthy")
-        else:
-            t.fails, t.passes = t.fails + 1, 0
-            if t.state != "unhealthy" and t.fails >= self.settings.unhealthy_threshold:
-                t.set("unhealthy")
+        with self._lock:
+            if ok:
+                t.passes, t.fails = t.passes + 1, 0
+                if t.state != "healthy" and t.passes >= self.settings.healthy_threshold:
+                    t.set("healthy")
+            else:
+                t.fails, t.passes = t.fails + 1, 0
+                if t.state != "unhealthy" and t.fails >= self.settings.unhealthy_threshold:
+                    t.set("unhealthy")
 
-    async def _request(self, t: Target) -> int:
-        reader, writer = await self._connect(t.id)
+    # --- forwarding ----------------------------------------------------------------------------
+    def _route(self, target_id: str) -> str | None:
+        """Where a connection to the target lands, decided when it is opened: the pod IP (ip
+        mode), a ready endpoint chosen by the node's kube-proxy (instance mode), or None when the
+        node is gone (nothing answers)."""
+        if self.settings.mode == "ip":
+            return target_id
+        node = self.store.get("nodes", None, target_id)
+        if node is None or not node_is_ready(node):
+            return None
+        ips = sorted(self.ready_endpoints())
+        return ips[next(self._rr) % len(ips)] if ips else ""  # "": kube-proxy rejects
+
+    async def _exchange(self, route: str | None, request: bytes) -> bytes:
+        if route is None:
+            await asyncio.sleep(self.settings.connect_timeout_s * self.scale)
+            raise TargetDown("no answer within the connect timeout")
+        if route == "":
+            raise ConnectionRefusedError("kube-proxy: no ready endpoints")
+        reader, writer = await asyncio.open_connection(route, self.port)
         try:
-            writer.write(b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+            writer.write(request)
             await writer.drain()
-            line = await reader.readline()
-            return int(line.split()[1])
+            return await reader.read()
         finally:
             writer.close()
 
-    # --- forwarding ----------------------------------------------------------------------------
-    async def _connect(self, target_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A connection to the target: the pod itself (ip mode) or through the node's kube-proxy
-        to a ready endpoint (instance mode). A node that is gone never answers: a timeout."""
-        if self.settings.mode == "ip":
-            return await asyncio.open_connection(target_id, self.port)
-        node = self.store.get("nodes", None, target_id)
-        if node is None or not node_is_ready(node):
-            await asyncio.sleep(self.settings.connect_timeout_s * self.scale)
-            raise TargetDown(target_id)
-        ips = sorted(self.desired_endpoints())
-        if not ips:
-            raise ConnectionRefusedError(f"{target_id}: no endpoints")  # kube-proxy rejects
-        ip = ips[next(self._rr) % len(ips)]
-        return await asyncio.open_connection(ip, self.port)
-
-    def desired_endpoints(self) -> set[str]:
-        ep = self.store.get("endpoints", self.namespace, self.name)
-        return {a["ip"] for s in (ep or {}).get("subsets") or [] for a in s.get("addresses") or []}
-
     def _pick(self) -> Target | None:
-        live = [t for t in self.targets.values() if t.state != "draining"]
-        healthy = [t for t in live if t.state == "healthy"] or live  # fail open
-        if not healthy:
-            return None
-        return healthy[next(self._rr) % len(healthy)]
+        now = time.monotonic()
+        with self._lock:
+            live = [t for t in self.targets.values() if not t.draining(now)]
+            healthy = [t for t in live if t.state == "healthy"] or live  # fail open
+            if not healthy:
+                return None
+            t = healthy[next(self._rr) % len(healthy)]
+            t.in_flight += 1
+            return t
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -260,32 +303,23 @@ class LoadBalancer:
         if t is None:
             writer.write(response(503, "no registered targets"))
         else:
-            t.in_flight += 1
+            route = self._route(t.id)
             try:
-                writer.write(await self._forward(t, request))
+                writer.write(await self._forward(t.id, route, request))
             finally:
-                t.in_flight -= 1
+                with self._lock:
+                    t.in_flight -= 1
         with contextlib.suppress(ConnectionError):
             await writer.drain()
         writer.close()
 
-    async def _forward(self, t: Target, request: bytes) -> bytes:
+    async def _forward(self, target_id: str, route: str | None, request: bytes) -> bytes:
         try:
-            up_r, up_w = await asyncio.wait_for(
-                self._connect(t.id), self.settings.connect_timeout_s * self.scale * 1.5
-            )
-        except (TimeoutError, TargetDown):
-            return response(504, f"target {t.id} did not answer")
+            data = await self._exchange(route, request)
+        except TargetDown:
+            return response(504, f"target {target_id}: instance gone, no answer in the connect timeout")
         except OSError as exc:
-            return response(502, f"target {t.id}: {exc}")
-        try:
-            up_w.write(request)
-            await up_w.drain()
-            data = await up_r.read()
-            if not data:
-                return response(502, f"target {t.id} closed the connection")
-            return data
-        except OSError as exc:
-            return response(502, f"target {t.id}: {exc}")
-        finally:
-            up_w.close()
+            return response(502, f"target {target_id} ({route}): {exc!r}")
+        if not data:
+            return response(502, f"target {target_id} ({route}) closed the connection")
+        return data

@@ -87,7 +87,7 @@ def test_instance_mode_an_excluded_node_is_drained_before_it_goes(sb: Sandbox, l
     time.sleep(0.5)
     # When the front node is labelled, and only after the deregistration delay its instance goes
     _label(sb, front)
-    sb.wait_for(lambda: lb.targets.get(front) is None or lb.targets[front].state == "draining", timeout=2)
+    sb.wait_for(lambda: lb.states().get(front) in (None, "draining"), timeout=2, what="target draining")
     time.sleep(10 * SCALE)
     b.set_node_ready(sb, front, "Unknown")
     time.sleep(1.5)
