@@ -15,6 +15,7 @@ preStop, then StopContainer with the remaining grace) and a web server's gracefu
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -159,6 +160,7 @@ class HttpRuntime:
     ) -> None:
         self.store, self.loop, self.scale, self.work_s = store, loop, scale, work_s
         self.servers: dict[str, PodServer] = {}
+        self.closed = False
 
     def _port(self, pod: Obj) -> int | None:
         labels = pod["metadata"].get("labels") or {}
@@ -186,9 +188,11 @@ class HttpRuntime:
         if old is not None:
             self.loop.loop.call_soon_threadsafe(old.kill_now)
         srv = PodServer(pod["metadata"]["name"], ip, port, self.work_s)
+        if self.closed:  # the sandbox is shutting down: the kubelet may still start pods
+            return
         try:
             self.loop.run(srv.open())
-        except OSError as exc:
+        except (OSError, RuntimeError, concurrent.futures.CancelledError) as exc:
             log.warning("pod %s: cannot listen on %s:%s: %s", srv.name, ip, port, exc)
             srv.state = "exited"
         self.servers[uid] = srv
@@ -203,7 +207,7 @@ class HttpRuntime:
 
     def begin_stop(self, pod: Obj, grace_s: float) -> None:
         srv = self.servers.get(pod["metadata"]["uid"])
-        if srv is None or srv.state != "running":
+        if srv is None or srv.state != "running" or self.closed:
             return
         if grace_s <= 0:  # deleted without grace: no preStop, no SIGTERM handling
             self.loop.loop.call_soon_threadsafe(srv.kill_now)
@@ -216,12 +220,13 @@ class HttpRuntime:
 
     def kill(self, uid: str) -> None:
         srv = self.servers.pop(uid, None)
-        if srv is not None and srv.state not in ("exited", "killed"):
+        if srv is not None and srv.state not in ("exited", "killed") and not self.loop.loop.is_closed():
             self.loop.loop.call_soon_threadsafe(srv.kill_now)
 
     def running_uids(self) -> set[str]:
         return {uid for uid, s in self.servers.items() if s.state not in ("exited", "killed")}
 
     def close(self) -> None:
+        self.closed = True
         for uid in list(self.servers):
             self.kill(uid)
