@@ -70,4 +70,3 @@ REDIS_TEMP_SLOTS = REDIS_PREFIX + "temp-slots"
 REDIS_PORT = 6379
 REDIS_CLUSTER_BUS_PORT = REDIS_PORT + 10000  # Redis Cluster's bus: always the data port + 10000
 SENTINEL_PORT = 26379
-HTTP_PORT = 80  # the sandbox's web pods behind LoadBalancer Services

@@ -24,7 +24,6 @@ from eks_rolling.labels import (
     AWS_LB_HC_UNHEALTHY,
     AWS_LB_TARGET_TYPE,
     AWS_LB_TG_ATTRIBUTES,
-    HTTP_PORT,
     TAG_OPT_IN,
 )
 
@@ -336,7 +335,6 @@ def field_report(
         "ingress-nginx-controller",
         "ingress-nginx",
         selector={"app.kubernetes.io/name": "ingress-nginx"},
-        port=HTTP_PORT,
         type_="LoadBalancer",
     )
     ingress_svc["metadata"]["annotations"] = {

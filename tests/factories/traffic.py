@@ -12,7 +12,6 @@ from eks_rolling.labels import (
     AWS_LB_HC_UNHEALTHY,
     AWS_LB_TARGET_TYPE,
     AWS_LB_TG_ATTRIBUTES,
-    HTTP_PORT,
 )
 from eks_rolling_sandbox.api.store import Obj
 
@@ -29,7 +28,7 @@ def lb_service(
     deregistration_delay_s: int = 10,
     namespace: str = "default",
 ) -> Obj:
-    svc = b.service(name, namespace=namespace, port=HTTP_PORT)
+    svc = b.service(name, namespace=namespace)
     svc["spec"]["type"] = "LoadBalancer"
     svc["metadata"]["annotations"] = {
         AWS_LB_TARGET_TYPE: mode,
@@ -39,6 +38,12 @@ def lb_service(
         AWS_LB_TG_ATTRIBUTES: f"{AWS_LB_DEREGISTRATION_DELAY}={deregistration_delay_s}",
     }
     return svc
+
+
+def lb_port(svc: Obj | None = None) -> int:
+    """The port the web pods serve on (the Service's target port)."""
+    port = (svc or lb_service())["spec"]["ports"][0]
+    return int(port.get("targetPort") or port["port"])
 
 
 def web_deployment(

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from eks_rolling.labels import HTTP_PORT
 from eks_rolling_sandbox.api.store import Obj
 from eks_rolling_sandbox.sandbox import Sandbox
 from eks_rolling_sandbox.traffic.client import one_request
@@ -21,6 +20,7 @@ from tests.factories import traffic as tf
 # Node indices of this module's nodes (pod IPs 127.<k>.x.y): away from other tests' nodes.
 NODE = 231
 SCALE = 0.1  # preStop 5 s runs as 0.5 s
+PORT = tf.lb_port()
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def _ready_pod(sb: Sandbox) -> Obj:
 
 
 def _get(loop: TrafficLoop, ip: str, timeout_s: float = 3.0) -> tuple[str | None, str]:
-    return loop.run(one_request(ip, HTTP_PORT, timeout_s), timeout_s + 2)
+    return loop.run(one_request(ip, PORT, timeout_s), timeout_s + 2)
 
 
 def test_pre_stop_then_sigterm_refuses_new_connections_and_finishes_in_flight(
@@ -53,7 +53,7 @@ def test_pre_stop_then_sigterm_refuses_new_connections_and_finishes_in_flight(
     ip = pod["status"]["podIP"]
     assert _get(loop, ip) == (None, "")
     # When a request is in flight as the pod is deleted with its grace period
-    in_flight = asyncio.run_coroutine_threadsafe(one_request(ip, HTTP_PORT, 5.0), loop.loop)
+    in_flight = asyncio.run_coroutine_threadsafe(one_request(ip, PORT, 5.0), loop.loop)
     time.sleep(0.1)
     sb.registry.delete("pods", "default", pod["metadata"]["name"], {})
     t0 = time.monotonic()
@@ -79,7 +79,7 @@ def test_a_pod_deleted_without_grace_resets_its_connections(
     sb.apply(tf.web_deployment(replicas=1, pre_stop_s=5))
     pod = _ready_pod(sb)
     ip = pod["status"]["podIP"]
-    in_flight = asyncio.run_coroutine_threadsafe(one_request(ip, HTTP_PORT, 5.0), loop.loop)
+    in_flight = asyncio.run_coroutine_threadsafe(one_request(ip, PORT, 5.0), loop.loop)
     time.sleep(0.1)
     # When the pod is force-deleted (grace 0): no preStop, no graceful shutdown
     sb.registry.delete("pods", "default", pod["metadata"]["name"], {"gracePeriodSeconds": 0})
