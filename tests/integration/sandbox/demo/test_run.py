@@ -65,6 +65,7 @@ def _good_report() -> dict[str, Any]:
         },
         "traffic": {
             "requests": 9000,
+            "min_requests": 4000,
             "failed": 0,
             "failed_by_kind": {"refused": 0, "reset": 0, "5xx": 0, "timeout": 0, "other": 0},
             "baseline": {"requests": 600, "failed": 12},
@@ -96,7 +97,7 @@ def _good_report() -> dict[str, Any]:
         (("redis", "cluster", "node_ids_kept"), False, "redis.cluster.node_ids_kept"),
         (("redis", "cluster", "masters_in_place"), False, "redis.cluster.masters_in_place"),
         (("traffic", "failed"), 3, "traffic.failed"),
-        (("traffic", "requests"), 4999, "traffic.requests"),
+        (("traffic", "requests"), 3999, "traffic.requests"),
         (("traffic", "baseline", "failed"), 0, "traffic.baseline.failed"),
     ],
 )
