@@ -29,6 +29,16 @@ TAINT_NODE_PID_PRESSURE = "node.kubernetes.io/pid-pressure"
 # aws-ebs-csi-driver: the zone key in the node affinity of the volumes it provisions.
 LABEL_EBS_CSI_ZONE = "topology.ebs.csi.aws.com/zone"
 
+# AWS Load Balancer Controller's Service annotations (the sandbox's load balancers read them).
+AWS_LB_PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
+AWS_LB_TARGET_TYPE = AWS_LB_PREFIX + "nlb-target-type"  # "instance" or "ip"
+AWS_LB_HC_INTERVAL = AWS_LB_PREFIX + "healthcheck-interval"
+AWS_LB_HC_TIMEOUT = AWS_LB_PREFIX + "healthcheck-timeout"
+AWS_LB_HC_HEALTHY = AWS_LB_PREFIX + "healthcheck-healthy-threshold"
+AWS_LB_HC_UNHEALTHY = AWS_LB_PREFIX + "healthcheck-unhealthy-threshold"
+AWS_LB_TG_ATTRIBUTES = AWS_LB_PREFIX + "target-group-attributes"  # "k=v,k=v"
+AWS_LB_DEREGISTRATION_DELAY = "deregistration_delay.timeout_seconds"  # a target group attribute
+
 # --- eks-rolling: what users set, and what the tool writes ------------------------------------
 TAG_OPT_IN = "eks-rolling/enabled"  # an ASG tag (value "true"), not a Kubernetes label
 TAINT_RETIRING = "eks-rolling.io/retiring"  # the default taint key on old nodes

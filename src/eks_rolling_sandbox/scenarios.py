@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from eks_rolling.labels import TAG_OPT_IN
+from eks_rolling.labels import (
+    AWS_LB_DEREGISTRATION_DELAY,
+    AWS_LB_HC_HEALTHY,
+    AWS_LB_HC_INTERVAL,
+    AWS_LB_HC_UNHEALTHY,
+    AWS_LB_TARGET_TYPE,
+    AWS_LB_TG_ATTRIBUTES,
+    TAG_OPT_IN,
+)
 
 from . import manifests as m
 from .api.objects import node_is_ready, pod_is_ready
@@ -320,29 +328,40 @@ def field_report(
     sb.apply(m.deployment("web", "shop", 2, **workers))
     sb.apply(m.pdb("web", "shop", selector={"app": "web"}, min_available=1))
     sb.apply(m.service("web", "shop", selector={"app": "web"}))
-    sb.apply(
-        m.deployment(
-            "ingress-nginx-controller",
-            "ingress-nginx",
-            2,
-            labels={"app.kubernetes.io/name": "ingress-nginx"},
-            **workers,
-        )
+    # The Service first: a process runtime (traffic.http_pods) serves the pods it selects. Its
+    # load balancer's settings are the AWS Load Balancer Controller's annotations, with the
+    # deregistration delay the tool waits (DEMO_SETTINGS) and 10 s / 2 / 2 health checks.
+    ingress_svc = m.service(
+        "ingress-nginx-controller",
+        "ingress-nginx",
+        selector={"app.kubernetes.io/name": "ingress-nginx"},
+        type_="LoadBalancer",
     )
+    ingress_svc["metadata"]["annotations"] = {
+        AWS_LB_TARGET_TYPE: "instance",
+        AWS_LB_HC_INTERVAL: "10",
+        AWS_LB_HC_HEALTHY: "2",
+        AWS_LB_HC_UNHEALTHY: "2",
+        AWS_LB_TG_ATTRIBUTES: f"{AWS_LB_DEREGISTRATION_DELAY}=10",
+    }
+    sb.apply(ingress_svc)
+    ingress = m.deployment(
+        "ingress-nginx-controller",
+        "ingress-nginx",
+        2,
+        labels={"app.kubernetes.io/name": "ingress-nginx"},
+        terminationGracePeriodSeconds=30,
+        **workers,
+    )
+    # preStop sleep: the pod keeps serving while endpoints and load balancers stop sending to it
+    ingress["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 5}}}
+    sb.apply(ingress)
     sb.apply(
         m.pdb(
             "ingress-nginx-controller",
             "ingress-nginx",
             selector={"app.kubernetes.io/name": "ingress-nginx"},
             min_available=1,
-        )
-    )
-    sb.apply(
-        m.service(
-            "ingress-nginx-controller",
-            "ingress-nginx",
-            selector={"app.kubernetes.io/name": "ingress-nginx"},
-            type_="LoadBalancer",
         )
     )
     scenario = Scenario(

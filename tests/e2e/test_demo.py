@@ -61,4 +61,10 @@ def test_demo_rolls_the_field_report_and_writes_its_report(
     history = json.loads(Path(report["execution"]["history_path"]).read_text())
     assert len(history) == report["execution"]["history_events"] > 100
     assert "redis" not in report
+    # ... and traffic through the ingress load balancer: none failed during the roll, while the
+    # baseline drain (no exclude label, no deregistration wait) in the same run lost requests
+    traffic = report["traffic"]
+    assert traffic["failed"] == 0 and traffic["requests"] >= traffic["min_requests"] > 0, traffic
+    assert traffic["baseline"]["failed"] > 0, traffic["baseline"]
+    assert "traffic through the load balancer" in out and "baseline (" in out
     assert "demo-report.json" in out and "audit trail" in out

@@ -49,6 +49,54 @@ class ProcessRuntime(Protocol):
     def running_uids(self) -> set[str]: ...
 
 
+class Runtimes:
+    """Several process runtimes behind one: each pod goes to the first that wants it (Redis pods
+    to redis-server processes, pods behind a LoadBalancer Service to HTTP servers). The hook the
+    kubelet calls when a pod starts, terminates (preStop, then SIGTERM) or is killed."""
+
+    def __init__(self, runtimes: Iterable[ProcessRuntime] = ()) -> None:
+        self._all: list[ProcessRuntime] = list(runtimes)
+
+    def add(self, runtime: ProcessRuntime) -> None:
+        self._all.append(runtime)
+
+    def __bool__(self) -> bool:
+        return bool(self._all)
+
+    def _for(self, pod: Obj) -> ProcessRuntime | None:
+        return next((r for r in self._all if r.wants(pod)), None)
+
+    def wants(self, pod: Obj) -> bool:
+        return self._for(pod) is not None
+
+    def start(self, pod: Obj, ip: str) -> None:
+        if (r := self._for(pod)) is not None:
+            r.start(pod, ip)
+
+    def probe(self, pod: Obj) -> bool:
+        r = self._for(pod)
+        return r is not None and r.probe(pod)
+
+    def alive(self, pod: Obj) -> bool:
+        r = self._for(pod)
+        return r is not None and r.alive(pod)
+
+    def begin_stop(self, pod: Obj, grace_s: float) -> None:
+        if (r := self._for(pod)) is not None:
+            r.begin_stop(pod, grace_s)
+
+    def stopped(self, pod: Obj) -> bool:
+        r = self._for(pod)
+        return r is None or r.stopped(pod)
+
+    def kill(self, uid: str) -> None:
+        for r in self._all:
+            r.kill(uid)
+
+    def running_uids(self) -> set[str]:
+        return set().union(*(r.running_uids() for r in self._all)) if self._all else set()
+
+
 @dataclass
 class _PodState:
     uid: str
@@ -69,11 +117,15 @@ class Kubelet(Controller[NamespacedKey]):
 
     def __init__(self, manager: Manager, runtime: ProcessRuntime | None = None) -> None:
         super().__init__(manager)
-        self.runtime = runtime
+        self.runtime = Runtimes([runtime] if runtime is not None else [])
         self._state: dict[NamespacedKey, _PodState] = {}
         self._ip_counters: dict[int, int] = {}
         self.on_terminating: Callable[[Obj], Any] | None = None
         self.on_prestop_done: Callable[[Obj], Any] | None = None
+
+    def add_runtime(self, runtime: ProcessRuntime) -> None:
+        """Back more pods with real processes (before those pods start)."""
+        self.runtime.add(runtime)
 
     def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "pods":

@@ -24,6 +24,7 @@ from ..runner import LocalRunner
 from ..scenarios import Scenario, field_report
 from ..traffic.availability import AvailabilityMonitor
 from .redis_load import RedisLoad, summary_lines
+from .web_load import WebLoad, traffic_failures
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,10 @@ def report_failures(report: dict[str, Any]) -> list[str]:
         check(c["leftover_temp_nodes"] == 0, "redis.cluster.leftover_temp_nodes", c["leftover_temp_nodes"])
         check(c["node_ids_kept"] is True, "redis.cluster.node_ids_kept", c["node_ids_kept"])
         check(c["masters_in_place"] is True, "redis.cluster.masters_in_place", c["masters_in_place"])
+    traffic = report.get("traffic")
+    if traffic is not None:
+        for ok, name, value in traffic_failures(traffic):
+            check(ok, name, value)
     return out
 
 
@@ -185,6 +190,7 @@ def run_demo(
         print(msg, file=stream or sys.stdout, flush=True)
 
     with SandboxEnv(redis=redis, timing_profile=timing_profile, time_factor=time_factor) as env:
+        web = WebLoad(env)  # its HTTP runtime serves the scenario's LoadBalancer pods
         say(
             "eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge"
             + (", Redis pods as redis-server processes)" if redis else ")")
@@ -195,12 +201,17 @@ def run_demo(
         )
         load = RedisLoad(env, scenario, max_seconds=timeout_s + 60).start(say) if redis else None
         try:
+            web.start(say)
             report = _roll(env, scenario, out_dir, say, timeout_s, settings)
+            traffic = web.finish_roll()
             if load is not None:
                 report["redis"] = load.finish(say)
+            traffic["baseline"] = web.baseline(say)
+            report["traffic"] = traffic
         finally:
             if load is not None:
                 load.stop()
+            web.stop()
         report["failures"] = report_failures(report)
         (out_dir / "demo-report.json").write_text(json.dumps(report, indent=2, default=str))
         _summary(report, out_dir, say)
@@ -303,6 +314,11 @@ def _roll(
     return report
 
 
+def _kinds(counts: dict[str, Any]) -> str:
+    kinds = {k: v for k, v in counts["failed_by_kind"].items() if v}
+    return f"({', '.join(f'{k} {v}' for k, v in kinds.items())})" if kinds else ""
+
+
 def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) -> None:
     ex = report["execution"]
     say("")
@@ -331,6 +347,14 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
     if "redis" in report:
         for line in summary_lines(report["redis"]):
             say(line)
+    if "traffic" in report:
+        tr, base = report["traffic"], report["traffic"]["baseline"]
+        say(
+            f"  traffic through the load balancer: {tr['requests']} requests during the roll, {tr['failed']} failed {_kinds(tr)}, max latency {tr['max_latency_ms']:.0f} ms"
+        )
+        say(
+            f"  baseline (drain + terminate without exclusion or deregistration wait): {base['requests']} requests, {base['failed']} failed {_kinds(base)}, max latency {base['max_latency_ms']:.0f} ms"
+        )
     for failure in report.get("failures") or []:
         say(f"  FAILED {failure}")
     say(

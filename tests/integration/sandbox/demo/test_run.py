@@ -63,6 +63,13 @@ def _good_report() -> dict[str, Any]:
                 "masters_in_place": True,
             },
         },
+        "traffic": {
+            "requests": 9000,
+            "min_requests": 4000,
+            "failed": 0,
+            "failed_by_kind": {"refused": 0, "reset": 0, "5xx": 0, "timeout": 0, "other": 0},
+            "baseline": {"requests": 600, "failed": 12},
+        },
     }
 
 
@@ -89,6 +96,9 @@ def _good_report() -> dict[str, Any]:
         (("redis", "cluster", "leftover_temp_nodes"), 1, "redis.cluster.leftover_temp_nodes"),
         (("redis", "cluster", "node_ids_kept"), False, "redis.cluster.node_ids_kept"),
         (("redis", "cluster", "masters_in_place"), False, "redis.cluster.masters_in_place"),
+        (("traffic", "failed"), 3, "traffic.failed"),
+        (("traffic", "requests"), 3999, "traffic.requests"),
+        (("traffic", "baseline", "failed"), 0, "traffic.baseline.failed"),
     ],
 )
 def test_every_failing_report_field_fails_the_demo(path: tuple[str, ...], bad: Any, named: str) -> None:
