@@ -15,13 +15,24 @@ def namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
+# Modest requests, as a small web service declares them: the scheduler fits pods by requests, so
+# every built-in workload declares some (a pod without requests would fit anywhere).
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
+
+
 def pod_template(
-    labels: dict[str, str], *, image: str = "public.ecr.aws/nginx/nginx:1.27", **spec: Any
+    labels: dict[str, str],
+    *,
+    image: str = "public.ecr.aws/nginx/nginx:1.27",
+    requests: dict[str, str] | None = None,
+    **spec: Any,
 ) -> dict[str, Any]:
-    return {
-        "metadata": {"labels": dict(labels)},
-        "spec": {"containers": [{"name": "main", "image": image}], **spec},
+    container = {
+        "name": "main",
+        "image": image,
+        "resources": {"requests": dict(DEFAULT_REQUESTS if requests is None else requests)},
     }
+    return {"metadata": {"labels": dict(labels)}, "spec": {"containers": [container], **spec}}
 
 
 def deployment(
@@ -31,6 +42,7 @@ def deployment(
     *,
     labels: dict[str, str] | None = None,
     image: str = "public.ecr.aws/nginx/nginx:1.27",
+    requests: dict[str, str] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
     labels = labels or {"app": name}
@@ -41,7 +53,7 @@ def deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(labels)},
-            "template": pod_template(labels, image=image, **spec),
+            "template": pod_template(labels, image=image, requests=requests, **spec),
         },
     }
 
@@ -68,7 +80,12 @@ def pdb(
 
 
 def daemonset(
-    name: str, ns: str, *, tolerate_all: bool = True, labels: dict[str, str] | None = None
+    name: str,
+    ns: str,
+    *,
+    tolerate_all: bool = True,
+    labels: dict[str, str] | None = None,
+    requests: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     labels = labels or {"k8s-app": name}
     spec: dict[str, Any] = {"tolerations": [{"operator": "Exists"}]} if tolerate_all else {}
@@ -78,7 +95,13 @@ def daemonset(
         "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
         "spec": {
             "selector": {"matchLabels": dict(labels)},
-            "template": pod_template(labels, image=f"public.ecr.aws/eks/{name}:v1", **spec),
+            "template": pod_template(
+                labels,
+                image=f"public.ecr.aws/eks/{name}:v1",
+                # EKS add-ons' own requests: aws-node 25m, kube-proxy 100m (their manifests).
+                requests=requests or {"cpu": "25m", "memory": "64Mi"},
+                **spec,
+            ),
         },
     }
 
