@@ -70,10 +70,13 @@ class Fit:
 
 def new_node_room(
     target_type: str | None, fallback: Resources | None, overhead: Resources, max_pods: int, ds_pods: int
-) -> tuple[Resources, int]:
+) -> tuple[Resources, int] | None:
     """The room a freshly launched node offers the batch's pods: its allocatable less the
-    requests of the DaemonSet pods it will run."""
+    requests of the DaemonSet pods it will run. None when neither the launch template's type
+    nor the replaced node's allocatable is known: then nothing can be predicted."""
     cap = instance_capacity(target_type) if target_type else None
+    if cap is None and fallback is None:
+        return None
     alloc = cap.allocatable if cap else (fallback or Resources())
     pods = cap.max_pods if cap else max_pods
     return alloc - overhead, pods - ds_pods
@@ -182,10 +185,15 @@ def plan_capacity(
             max((n.max_pods for n in nodes if n), default=110),
             -(-ds_pods // per_node),
         )
+        floor = original + len(batch) - desired  # never less than the batch back, as always
+        if room is None:
+            surges.append(max(floor, 0))
+            desired += max(floor, 0) - len(batch)
+            peak = max(peak, desired + len(batch))
+            continue
         bins += [Bin(az, room[0], room[1]) for az in booting]
         booting = []
         demands = demands_of(on_old)
-        floor = original + len(batch) - desired  # never less than the batch back, as always
         fit = fit_batch(
             demands, bins, counts, zones, room, at_least=floor, at_most=len(batch) * MAX_SURGE_PER_OLD_NODE
         )
