@@ -85,8 +85,11 @@ def new_node_room(
 def place(demands: Iterable[Demand], bins: list[Bin]) -> list[Demand]:
     """Largest first, each on the first bin with room in its zone; returns what did not fit."""
     left = []
+    # Newest bins first: the surge's own nodes have the room, earlier ones are mostly full, so
+    # a large group's plan stays about linear in pods.
+    order = bins[::-1]
     for d in sorted(demands, key=lambda d: (d.zone is None, -d.requests.cpu_m, -d.requests.memory, d.ref)):
-        if not any(b.take(d.requests) for b in bins if d.zone is None or b.az == d.zone):
+        if not any(b.take(d.requests) for b in order if d.zone is None or b.az == d.zone):
             left.append(d)
     return left
 
@@ -217,7 +220,7 @@ def _first_allocatable(nodes: Sequence[NodeView | None]) -> Resources | None:
 def _after(bins: list[Bin], fit: Fit, room: tuple[Resources, int], demands: Sequence[Demand]) -> list[Bin]:
     out = bins + [Bin(az, room[0], room[1]) for az in fit.new_azs]
     place(demands, out)
-    return out
+    return [b for b in out if b.slots > 0 and (b.free.cpu_m > 0 or b.free.memory > 0)]
 
 
 def shortfall_findings(k: int, batch: Sequence[NodeTarget], fit: Fit, room: Resources) -> list[Finding]:
