@@ -121,6 +121,9 @@ def test_with_room_the_roll_surges_enough_and_no_pod_waits_longer_than_a_boot(fi
         time.sleep(boot_s + 1.0)
         control, control_who = pending.longest()
     monitor.stop()
+    print(
+        f"longest Pending {waited:.2f}s ({who}); boot {boot_s:.1f}s; control {control:.2f}s ({control_who})"
+    )
     # Then it succeeded, every surge gave each old node two c5.large, and no evicted pod waited
     # unscheduled longer than an instance takes to boot
     assert result["status"] == "SUCCEEDED", result.get("cause")
