@@ -25,16 +25,24 @@ READINESS_PROBE = {
     "failureThreshold": 3,
 }
 PRESTOP_SLEEP_S = 10
+# Modest requests, as a small web service declares them: the scheduler fits pods by requests, so
+# every built-in workload declares some (a pod without requests would fit anywhere).
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 
 
 def pod_template(
-    labels: dict[str, str], *, image: str = "public.ecr.aws/nginx/nginx:1.27", **spec: Any
+    labels: dict[str, str],
+    *,
+    image: str = "public.ecr.aws/nginx/nginx:1.27",
+    requests: dict[str, str] | None = None,
+    **spec: Any,
 ) -> dict[str, Any]:
     container = {
         "name": "main",
         "image": image,
         "readinessProbe": dict(READINESS_PROBE),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
+        "resources": {"requests": dict(DEFAULT_REQUESTS if requests is None else requests)},
     }
     return {"metadata": {"labels": dict(labels)}, "spec": {"containers": [container], **spec}}
 
@@ -46,6 +54,7 @@ def deployment(
     *,
     labels: dict[str, str] | None = None,
     image: str = "public.ecr.aws/nginx/nginx:1.27",
+    requests: dict[str, str] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
     labels = labels or {"app": name}
@@ -56,7 +65,7 @@ def deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(labels)},
-            "template": pod_template(labels, image=image, **spec),
+            "template": pod_template(labels, image=image, requests=requests, **spec),
         },
     }
 
@@ -83,7 +92,12 @@ def pdb(
 
 
 def daemonset(
-    name: str, ns: str, *, tolerate_all: bool = True, labels: dict[str, str] | None = None
+    name: str,
+    ns: str,
+    *,
+    tolerate_all: bool = True,
+    labels: dict[str, str] | None = None,
+    requests: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     labels = labels or {"k8s-app": name}
     spec: dict[str, Any] = {"tolerations": [{"operator": "Exists"}]} if tolerate_all else {}
@@ -93,7 +107,13 @@ def daemonset(
         "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
         "spec": {
             "selector": {"matchLabels": dict(labels)},
-            "template": pod_template(labels, image=f"public.ecr.aws/eks/{name}:v1", **spec),
+            "template": pod_template(
+                labels,
+                image=f"public.ecr.aws/eks/{name}:v1",
+                # EKS add-ons' own requests: aws-node 25m, kube-proxy 100m (their manifests).
+                requests=requests or {"cpu": "25m", "memory": "64Mi"},
+                **spec,
+            ),
         },
     }
 

@@ -63,7 +63,7 @@ class Scenario:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def bump_launch_template(
-        self, *, image_id: str | None = None, user: str = "platform-engineer"
+        self, *, image_id: str | None = None, user: str = "platform-engineer", instance_type: str = "m5.large"
     ) -> dict[str, Any]:
         """Create a new launch template version and point the ASG at it, as an operator would;
         return the EventBridge event the CloudTrail rule would deliver."""
@@ -71,7 +71,7 @@ class Scenario:
         lt = ec2.create_launch_template_version(
             LaunchTemplateId=self.launch_template_id,
             SourceVersion="1",
-            LaunchTemplateData={"ImageId": image_id or self.new_ami, "InstanceType": "m5.large"},
+            LaunchTemplateData={"ImageId": image_id or self.new_ami, "InstanceType": instance_type},
         )["LaunchTemplateVersion"]
         version = str(lt["VersionNumber"])
         asg.update_auto_scaling_group(

@@ -45,6 +45,7 @@ def add_node(
     taints: list[Obj] | None = None,
     ready: bool = True,
     name: str | None = None,
+    instance_type: str = "m5.large",
 ) -> str:
     """Register a node as the kubelet would (NotReady, not-ready taint), optionally flip it Ready."""
     name = name or node_name(k)
@@ -55,7 +56,7 @@ def add_node(
             instance_id=f"i-{k:017x}",
             az=az,
             region=REGION,
-            instance_type="m5.large",
+            instance_type=instance_type,
             index=k,
             labels=labels,
             taints=taints,
@@ -75,9 +76,12 @@ def make_ready_node(
     taints: list[Obj] | None = None,
     name: str | None = None,
     timeout: float = 5.0,
+    instance_type: str = "m5.large",
 ) -> str:
     """A Ready node whose not-ready taint the node lifecycle controller has already removed."""
-    name = add_node(sb, k, az, labels=labels, taints=taints, ready=True, name=name)
+    name = add_node(
+        sb, k, az, labels=labels, taints=taints, ready=True, name=name, instance_type=instance_type
+    )
     sb.wait_for(
         lambda: (
             not any(
@@ -118,6 +122,17 @@ def pod_spec(**overrides: Any) -> Obj:
         "terminationGracePeriodSeconds": 30,
     }
     return _deep_update(spec, overrides)
+
+
+def sized_spec(cpu: str, memory: str = "64Mi", **overrides: Any) -> Obj:
+    """pod_spec whose container requests `cpu` and `memory` (what the scheduler fits by)."""
+    container = {
+        "name": "app",
+        "image": IMAGE,
+        "ports": [{"containerPort": 80}],
+        "resources": {"requests": {"cpu": cpu, "memory": memory}},
+    }
+    return pod_spec(containers=[container], **overrides)
 
 
 def pod(

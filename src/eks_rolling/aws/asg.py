@@ -67,6 +67,7 @@ class LaunchTarget:
     version: str | None  # version_spec resolved to a number
     image_id: str | None  # the AMI, an SSM alias resolved
     image_alias: str | None = None  # "resolve:ssm:<parameter>" when the template names one
+    instance_type: str | None = None  # the template's InstanceType, if it names one
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class AsgState:
     availability_zones: tuple[str, ...]
     image_alias: str | None = None  # the top-level template's `resolve:ssm:` alias, if any
     overrides: tuple[tuple[str, LaunchTarget], ...] = ()  # instance type -> its override's target
+    target_instance_type: str | None = None  # what new instances launch as, when one type is named
 
     def target_for(self, instance_type: str | None) -> LaunchTarget:
         """The target of an instance type: its MixedInstancesPolicy override's own launch
@@ -171,6 +173,7 @@ class AsgOps:
             availability_zones=tuple(group.get("AvailabilityZones") or ()),
             image_alias=top.image_alias,
             overrides=overrides,
+            target_instance_type=None if overrides else top.instance_type,
         )
 
     def asgs_using_launch_template(
@@ -395,21 +398,20 @@ class AsgOps:
 
     def _target(self, spec: Mapping[str, Any]) -> LaunchTarget:
         ref, version = self._resolve(spec)
-        image = self._image_of(ref.id, version)
+        data = self._template_data(ref.id, version)
+        image: str | None = data.get("ImageId")
+        itype: str | None = data.get("InstanceType")
         if image is not None and image.startswith(SSM_ALIAS):
-            return LaunchTarget(ref, version, self._resolve_alias(image, ref), image)
-        return LaunchTarget(ref, version, image)
+            return LaunchTarget(ref, version, self._resolve_alias(image, ref), image, itype)
+        return LaunchTarget(ref, version, image, instance_type=itype)
 
-    def _image_of(self, lt_id: str, version: str) -> str | None:
+    def _template_data(self, lt_id: str, version: str) -> dict[str, Any]:
         # As written in the template: a `resolve:ssm:` alias stays visible (ResolveAlias would hide it).
         with aws_errors():
             versions = self._ec2.describe_launch_template_versions(
                 LaunchTemplateId=lt_id, Versions=[version]
             )["LaunchTemplateVersions"]
-        if not versions:
-            return None
-        image: str | None = (versions[0].get("LaunchTemplateData") or {}).get("ImageId")
-        return image
+        return dict(versions[0].get("LaunchTemplateData") or {}) if versions else {}
 
     def _resolve_alias(self, alias: str, ref: LaunchTemplateRef) -> str:
         """The AMI a `resolve:ssm:<name>[:version|:label]` alias names now; GetParameter takes

@@ -15,8 +15,9 @@ from kubernetes.client.exceptions import ApiException
 
 from ..aws.eks_auth import KubeConnection
 from ..errors import ConflictError, EvictionRejectedError, KubeApiUnavailableError, MultiplePdbError
-from ..labels import CONFIG_MIRROR_ANNOTATION, LABEL_TOPOLOGY_ZONE, REDIS_GROUP
+from ..labels import CONFIG_MIRROR_ANNOTATION, LABEL_INSTANCE_TYPE_STABLE, LABEL_TOPOLOGY_ZONE, REDIS_GROUP
 from ..planning.owners import STATUS_KINDS, OwnerPods, recovered
+from ..planning.resources import Resources, cpu_millis, memory_bytes
 from ..planning.selectors import selector_matches
 from ..planning.snapshot import NodeView, OwnerRef, PdbView, PodView, Taint, Toleration
 from ..settings import Settings
@@ -415,6 +416,7 @@ class KubeOps:
     def node_view(self, node: Any) -> NodeView:
         labels = node.metadata.labels or {}
         ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        alloc = node.status.allocatable or {}
         return NodeView(
             name=node.metadata.name,
             instance_id=instance_id_of(node.spec.provider_id),
@@ -422,9 +424,16 @@ class KubeOps:
             ready=ready,
             taints=tuple(Taint(t.key, t.effect, t.value or "") for t in node.spec.taints or []),
             unschedulable=bool(node.spec.unschedulable),
+            instance_type=labels.get(LABEL_INSTANCE_TYPE_STABLE),
+            allocatable=Resources(cpu_millis(alloc["cpu"]), memory_bytes(alloc.get("memory")))
+            if "cpu" in alloc
+            else None,
+            max_pods=int(alloc.get("pods", 110)),
         )
 
-    def pod_view(self, pod: Any) -> PodView:
+    def pod_view(self, pod: Any, node_zone: str | None = None) -> PodView:
+        """`node_zone`: the zone of the pod's node. A pod with a claim is taken to be bound to it
+        (an EBS volume is zonal and its pod runs in its zone; listing PVs needs no more RBAC)."""
         spec, md = pod.spec, pod.metadata
         owner = self.owner_of(pod)
         ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
@@ -445,6 +454,8 @@ class KubeOps:
             ),
             node_selector=dict(spec.node_selector or {}),
             redis_group=self.redis_group_of(owner),
+            requests=pod_requests(pod),
+            zone=node_zone if any(v.persistent_volume_claim for v in spec.volumes or []) else None,
         )
 
     # --- Redis Cluster temporary pods ----------------------------------------------------------
@@ -471,6 +482,18 @@ class KubeOps:
             if exc.status == 404:
                 return False
             raise
+
+
+def pod_requests(pod: Any) -> Resources:
+    """Sum of the containers' requests (what the scheduler's NodeResourcesFit counts)."""
+    total = Resources()
+    for c in pod.spec.containers or []:
+        req = (c.resources.requests if c.resources else None) or {}
+        lim = (c.resources.limits if c.resources else None) or {}
+        total += Resources(
+            cpu_millis(req.get("cpu", lim.get("cpu"))), memory_bytes(req.get("memory", lim.get("memory")))
+        )
+    return total
 
 
 def _taint_body(t: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from ..labels import LABEL_HOSTNAME
 from ..models import Finding, NodeTarget, Plan, SurgePlan
+from .capacity import plan_capacity, with_capacity_peak
 from .selectors import selector_matches
 from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView, Policy, Taint
 
@@ -157,6 +158,9 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
     # Sentinel masters' nodes go last: their switchovers then see the group's replicas moved.
     ordered = order_targets(targets, last={p.node for p in snap.pods if p.ref in masters})
     batches = [ordered[i : i + policy.batch_size] for i in range(0, len(ordered), policy.batch_size)]
+    capacity = plan_capacity(snap, batches)
+    surge, peak_findings = with_capacity_peak(surge, capacity, policy.raise_max_size)
+    findings += capacity.findings + peak_findings
     on_old = {t.node_name for t in ordered if t.node_name}
     redis_pods = [p for p in snap.pods if p.node in on_old and p.redis_group]
     events = estimate_history_events(
@@ -211,7 +215,7 @@ def bounded(findings: list[Finding], per_kind: int | None = None) -> list[Findin
 
 def is_evictable(p: PodView) -> bool:
     """kubectl drain's filters: DaemonSet and mirror pods stay, finished pods don't matter."""
-    return not (p.daemonset or p.mirror or p.finished)
+    return p.evictable
 
 
 def _pod_findings(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..labels import TAINT_RETIRING
+from .resources import Resources
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class PodView:
     tolerations: tuple[Toleration, ...] = ()
     node_selector: Mapping[str, str] = field(default_factory=dict)
     redis_group: str | None = None  # namespace/name of the managed Redis group the pod belongs to
+    requests: Resources = field(default_factory=Resources)  # what the scheduler fits it by
+    zone: str | None = None  # the zone its volumes pin it to (an EBS volume stays in its zone)
 
     @property
     def daemonset(self) -> bool:
@@ -65,6 +68,11 @@ class PodView:
     @property
     def finished(self) -> bool:
         return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def evictable(self) -> bool:
+        """kubectl drain's filters: DaemonSet and mirror pods stay, finished pods don't matter."""
+        return not (self.daemonset or self.mirror or self.finished)
 
     @property
     def ref(self) -> str:
@@ -102,6 +110,11 @@ class NodeView:
     ready: bool
     taints: tuple[Taint, ...] = ()
     unschedulable: bool = False
+    instance_type: str | None = None
+    allocatable: Resources | None = None
+    max_pods: int = 110
+    used: Resources = field(default_factory=Resources)  # requests of its unfinished pods (up-to-date nodes)
+    pod_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,8 @@ class AsgView:
     max_size: int
     instances: tuple[InstanceView, ...]
     target_version: str | None = None
+    target_instance_type: str | None = None  # what new instances launch as (launch template)
+    availability_zones: tuple[str, ...] = ()  # in the group's order: the ASG's tie-break
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,12 @@ from ..models import (
     WaitNewNodesOutput,
 )
 from ..planning import RedisGroupView, build_plan
+from ..planning.capacity import plan_capacity
 from ..settings import check_environment
 from .deps import Deps
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
-from .snapshot import gather, policy
+from .snapshot import gather, gather_batch, policy
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,20 @@ def taint_old_nodes(inp: TaintOldNodesInput, deps: Deps) -> TaintOldNodesOutput:
 
 
 def surge_capacity(inp: SurgeCapacityInput, deps: Deps) -> SurgeCapacityOutput:
-    """Absolute, so a retry is harmless: desired = original + this batch (each finished batch
-    gave its capacity back when its old instances were terminated with decrement)."""
+    """Enough new instances for what the batch's drain evicts: at least original + this batch
+    (each finished batch gave its capacity back when its old instances were terminated with
+    decrement), more when the pods' requests need them (planning.capacity, on live data).
+    A retry is harmless: instances already launched count as room, so it asks for no more."""
     ctx = inp.ctx
-    desired = inp.asg.desired + len(inp.batch)
     state = deps.asg.describe(ctx.asg_name)
+    fit = plan_capacity(
+        gather_batch(state, deps.kube(ctx.cluster_name), inp.batch), [inp.batch], inp.asg.desired
+    )
+    if fit.findings:
+        # The plan found room; something changed since. Surge the most a batch may and let the
+        # owner wait report what stays Pending, rather than stop halfway through the roll.
+        log.warning("surge %s: %s", ctx.asg_name, "; ".join(f.message for f in fit.findings))
+    desired = max(inp.asg.desired + len(inp.batch), state.desired + fit.surges[0])
     max_size = state.max_size
     raised = False
     if desired > max_size:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from ..aws.asg import AsgOps, AsgState
 from ..k8s import KubeOps
-from ..planning import AsgView, ClusterSnapshot, InstanceView, PodView, Policy, RedisGroupView
+from ..k8s.ops import pod_requests
+from ..models import NodeTarget
+from ..planning import AsgView, ClusterSnapshot, InstanceView, NodeView, PodView, Policy, RedisGroupView
+from ..planning.resources import Resources
 from ..settings import Settings
 
 
@@ -17,6 +22,8 @@ def asg_view(state: AsgState) -> AsgView:
         min_size=state.min_size,
         max_size=state.max_size,
         target_version=state.target_version,
+        target_instance_type=state.target_instance_type,
+        availability_zones=state.availability_zones,
         instances=tuple(
             InstanceView(i.instance_id, i.az, i.lifecycle_state, AsgOps.is_outdated(i, state))
             for i in state.instances
@@ -32,12 +39,15 @@ def gather(
 ) -> ClusterSnapshot:
     view = asg_view(state)
     nodes = kube.list_nodes()
-    node_views = tuple(kube.node_view(n) for n in nodes)
+    node_views = [kube.node_view(n) for n in nodes]
     old_ids = {i.instance_id for i in view.instances if i.outdated}
+    new_ids = {i.instance_id for i in view.instances if not i.outdated}
     pods: list[PodView] = []
-    for nv in node_views:
+    for k, nv in enumerate(node_views):
         if nv.instance_id in old_ids:
-            pods.extend(kube.pod_view(p) for p in kube.pods_on_node(nv.name))
+            pods.extend(kube.pod_view(p, nv.az) for p in kube.pods_on_node(nv.name))
+        elif nv.instance_id in new_ids:
+            node_views[k] = _with_usage(nv, kube.pods_on_node(nv.name))
     found = (
         kube.deployment_replicas(settings.autoscaler_namespace, settings.autoscaler_deployment) is not None
     )
@@ -46,12 +56,38 @@ def gather(
     redis_groups = redis_views(refs) if redis_views is not None and refs else ()
     return ClusterSnapshot(
         asg=view,
-        nodes=node_views,
+        nodes=tuple(node_views),
         pods=tuple(pods),
         pdbs=tuple(kube.list_pdbs()),
         autoscaler_found=found,
         redis_groups=redis_groups,
     )
+
+
+def gather_batch(state: AsgState, kube: KubeOps, batch: list[NodeTarget]) -> ClusterSnapshot:
+    """The live view SurgeCapacity sizes a surge with: the batch's old nodes with their pods,
+    and the group's up-to-date nodes with the room they have left."""
+    view = asg_view(state)
+    names = {t.node_name for t in batch if t.node_name}
+    new_ids = {i.instance_id for i in view.instances if not i.outdated}
+    nodes: list[NodeView] = []
+    pods: list[PodView] = []
+    for n in kube.list_nodes():
+        nv = kube.node_view(n)
+        if nv.name in names:
+            pods.extend(kube.pod_view(p, nv.az) for p in kube.pods_on_node(nv.name))
+        elif nv.instance_id in new_ids:
+            nv = _with_usage(nv, kube.pods_on_node(nv.name))
+        nodes.append(nv)
+    return ClusterSnapshot(asg=view, nodes=tuple(nodes), pods=tuple(pods), pdbs=())
+
+
+def _with_usage(node: NodeView, pods: list[Any]) -> NodeView:
+    """An up-to-date node's room in use: requests of its pods that have not finished (the
+    capacity plan counts what is left for the pods it will move there)."""
+    live = [p for p in pods if (p.status.phase or "Pending") not in ("Succeeded", "Failed")]
+    used = sum((pod_requests(p) for p in live), Resources())
+    return replace(node, used=used, pod_count=len(live))
 
 
 def policy(settings: Settings) -> Policy:

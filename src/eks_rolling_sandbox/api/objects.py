@@ -26,6 +26,7 @@ from eks_rolling.labels import (
     TAINT_NODE_NOT_READY,
     TAINT_NODE_UNREACHABLE,
 )
+from eks_rolling.planning.resources import instance_capacity
 
 from .errors import ApiError, invalid
 from .selectors import label_selector_matches
@@ -77,6 +78,27 @@ def set_condition(conditions: list[Obj], new: Obj) -> list[Obj]:
 
 
 # --- nodes -----------------------------------------------------------------------------------------
+def node_resources(instance_type: str) -> Obj:
+    """status.capacity and .allocatable as the kubelet of an EKS AMI reports them for the type
+    (eks_rolling.planning.resources cites the reservation formula); m5.large for unknown types."""
+    cap = instance_capacity(instance_type) or instance_capacity("m5.large")
+    assert cap is not None
+    return {
+        "capacity": {
+            "cpu": str(cap.capacity.cpu_m // 1000),
+            "memory": f"{cap.capacity.memory // 1024}Ki",
+            "pods": str(cap.max_pods),
+            "ephemeral-storage": "83873772Ki",
+        },
+        "allocatable": {
+            "cpu": f"{cap.allocatable.cpu_m}m",
+            "memory": f"{cap.allocatable.memory // 1024}Ki",
+            "pods": str(cap.max_pods),
+            "ephemeral-storage": "76224326324",
+        },
+    }
+
+
 def node_object(
     name: str,
     *,
@@ -122,18 +144,7 @@ def node_object(
             ],
         },
         "status": {
-            "capacity": {
-                "cpu": "4",
-                "memory": "16071532Ki",
-                "pods": "110",
-                "ephemeral-storage": "83873772Ki",
-            },
-            "allocatable": {
-                "cpu": "3920m",
-                "memory": "15054956Ki",
-                "pods": "110",
-                "ephemeral-storage": "76224326324",
-            },
+            **node_resources(instance_type),
             "conditions": [
                 _node_condition(
                     "MemoryPressure",

@@ -1,6 +1,8 @@
 """kube-scheduler, reduced to the plugins eks-rolling depends on: NodeUnschedulable, TaintToleration,
-NodeAffinity, VolumeBinding (zone pinning, WaitForFirstConsumer provisioning), required pod
-anti-affinity, and a spreading score. Not-ready nodes are excluded by their not-ready taint."""
+NodeAffinity, NodeResourcesFit (requests against allocatable, and the pod count), VolumeBinding
+(zone pinning, WaitForFirstConsumer provisioning), required pod anti-affinity, and a spreading
+score. Not-ready nodes are excluded by their not-ready taint. Filters run in the upstream
+order and stop at a node's first failing plugin (framework.RunFilterPlugins)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from eks_rolling.labels import LABEL_HOSTNAME, LABEL_TOPOLOGY_ZONE, TAINT_NODE_UNSCHEDULABLE
+from eks_rolling.planning.resources import Resources, cpu_millis, memory_bytes, requests_of
 
 from ..api.errors import ApiError
 from ..api.events import record_event
@@ -17,7 +20,19 @@ from ..api.store import Obj, WatchEvent
 from .base import Controller, Manager, NamespacedKey
 from .scheduling import node_affinity_matches, node_zone, pv_zones, untolerated_taint
 
-MAX_PODS = 110
+MAX_PODS = 110  # kubelet default, for a node that reports no allocatable pods
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def pod_requests(pod: Obj) -> Resources:
+    """What NodeResourcesFit counts for a pod: the sum of its containers' requests."""
+    return requests_of(pod["spec"].get("containers"))
+
+
+def node_allocatable(node: Obj) -> tuple[Resources, int]:
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+    pods = int(alloc.get("pods", MAX_PODS))
+    return Resources(cpu_millis(alloc.get("cpu", 0)), memory_bytes(alloc.get("memory", 0))), pods
 
 
 def _is_pending(pod: Obj | None) -> bool:
@@ -41,8 +56,16 @@ class Scheduler(Controller[NamespacedKey]):
                 self.pending.add(key)
                 return (key,)
             self.pending.discard(key)
-            # A pod leaving a node frees room (max pods, anti-affinity): retry the pending ones.
+            # A pod leaving a node, or finishing on it, frees room (requests, max pods,
+            # anti-affinity): retry the pending ones.
             if ev.type == "DELETED" and ev.old and ev.old["spec"].get("nodeName"):
+                return tuple(self.pending)
+            if (
+                ev.old is not None
+                and ev.obj["spec"].get("nodeName")
+                and ev.obj.get("status", {}).get("phase") in TERMINAL_PHASES
+                and ev.old.get("status", {}).get("phase") not in TERMINAL_PHASES
+            ):
                 return tuple(self.pending)
             return ()
         if (
@@ -74,7 +97,7 @@ class Scheduler(Controller[NamespacedKey]):
         for node in nodes:
             why = self._filter(pod, node)
             if why:
-                reasons[why] += 1
+                reasons.update(why)
             else:
                 feasible.append(node)
         if not feasible:
@@ -85,23 +108,47 @@ class Scheduler(Controller[NamespacedKey]):
         return None
 
     # --- filters -------------------------------------------------------------------------------
-    def _filter(self, pod: Obj, node: Obj) -> str | None:
+    def _filter(self, pod: Obj, node: Obj) -> list[str] | None:
+        """The reasons the first failing plugin gives for this node, or None if the pod fits."""
         spec = pod["spec"]
         taint = untolerated_taint(spec, node)
         if taint is not None:
             if taint["key"] == TAINT_NODE_UNSCHEDULABLE and node["spec"].get("unschedulable"):
-                return "node(s) were unschedulable"
-            return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
+                return ["node(s) were unschedulable"]
+            return [f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"]
         if not node_affinity_matches(spec, node):
-            return "node(s) didn't match Pod's node affinity/selector"
+            return ["node(s) didn't match Pod's node affinity/selector"]
+        insufficient = self._resources_fit(pod, node)
+        if insufficient:
+            return insufficient
         why = self._volume_filter(pod, node)
         if why:
-            return why
+            return [why]
         if self._anti_affinity_violated(pod, node):
-            return "node(s) didn't match pod anti-affinity rules"
-        if len(self.store.by_index("pods", "node", node["metadata"]["name"])) >= MAX_PODS:
-            return "Too many pods"
+            return ["node(s) didn't match pod anti-affinity rules"]
         return None
+
+    def _resources_fit(self, pod: Obj, node: Obj) -> list[str]:
+        """NodeResourcesFit (pkg/scheduler/framework/plugins/noderesources/fit.go): the requests
+        of the pods bound to the node that have not finished (terminating ones still hold their
+        room until they are gone) plus this pod's must fit in allocatable; every resource
+        short is a reason ("Insufficient cpu", "Insufficient memory", "Too many pods")."""
+        alloc, max_pods = node_allocatable(node)
+        used, count = Resources(), 0
+        for p in self.store.by_index("pods", "node", node["metadata"]["name"]):
+            if p.get("status", {}).get("phase") in TERMINAL_PHASES:
+                continue
+            used += pod_requests(p)
+            count += 1
+        out = []
+        if count + 1 > max_pods:
+            out.append("Too many pods")
+        want = pod_requests(pod)
+        if want.cpu_m and used.cpu_m + want.cpu_m > alloc.cpu_m:
+            out.append("Insufficient cpu")
+        if want.memory and used.memory + want.memory > alloc.memory:
+            out.append("Insufficient memory")
+        return out
 
     def _volume_filter(self, pod: Obj, node: Obj) -> str | None:
         ns = pod["metadata"]["namespace"]

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..env import SandboxEnv
 from ..traffic.client import LoadClient
-from ..traffic.http_pods import DEFAULT_SCALE, HttpRuntime, TrafficLoop
+from ..traffic.http_pods import HttpRuntime, TrafficLoop
 from ..traffic.lb import LoadBalancer
 
 SERVICE = ("ingress-nginx", "ingress-nginx-controller")
@@ -39,7 +39,9 @@ class WebLoad:
         self.loop = TrafficLoop()
         # A profile whose kubelet runs preStop (realistic) owns it; else the server sleeps it.
         in_kubelet = env.sandbox.timings.spec_scale is not None
-        self.runtime = HttpRuntime(env.sandbox.store, self.loop, scale=self.scale, prestop_in_kubelet=in_kubelet)
+        self.runtime = HttpRuntime(
+            env.sandbox.store, self.loop, scale=self.scale, prestop_in_kubelet=in_kubelet
+        )
         env.sandbox.kubelet.add_runtime(self.runtime)  # before the scenario's pods start
         self.lb: LoadBalancer | None = None
         self.client: LoadClient | None = None

@@ -206,6 +206,7 @@ def _container(name: str, port: int, port_name: str, env: list[Obj], mounts: lis
         "image": IMAGE,
         "ports": [{"name": port_name, "containerPort": port}],
         "env": env,
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
         # Documentation only: the sandbox kubelet's readiness is the runtime's real PING.
         "readinessProbe": {
             "exec": {"command": ["redis-cli", "-p", str(port), "ping"]},

@@ -84,8 +84,15 @@ def test_an_override_with_its_own_template_is_the_target_for_its_instance_type(
     # When the group is described, Then each instance is compared with its own type's template
     state = ops.describe("mixed")
     assert state.overrides == (
-        ("m6g.large", LaunchTarget(LaunchTemplateRef(arm, "workers-arm", "$Latest"), "1", AMI_ARM)),
+        (
+            "m6g.large",
+            LaunchTarget(
+                LaunchTemplateRef(arm, "workers-arm", "$Latest"), "1", AMI_ARM, instance_type="m6g.large"
+            ),
+        ),
     )
+    # ...and with several types, new instances have no one type (capacity uses the old nodes')
+    assert state.target_instance_type is None
     by_id = {i.instance_id: i for i in state.instances}
     assert not ops.is_outdated(by_id[on_arm], state)
     assert not ops.is_outdated(by_id[on_x86], state)
