@@ -119,6 +119,10 @@ class KubeOps:
                 return True
             except ConflictError:
                 log.info("%s: node changed under us, retrying", what)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                return False  # deleted between our read and write (a terminated old node)
         raise ConflictError(f"{what}: node {name} kept changing")
 
     def add_taint(self, name: str, key: str, value: str, effect: str = "NoSchedule") -> bool:
@@ -151,8 +155,13 @@ class KubeOps:
         node = self.get_node(name)
         if node is None or (node.metadata.labels or {}).get(key) == value:
             return False
-        with kube_errors(f"label node {name}"):
-            self.core.patch_node(name, {"metadata": {"labels": {key: value}}}, _request_timeout=self.timeout)
+        try:
+            with kube_errors(f"label node {name}"):
+                self.core.patch_node(name, {"metadata": {"labels": {key: value}}}, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return False  # deleted between our read and write
         return True
 
     # --- pods ----------------------------------------------------------------------------------

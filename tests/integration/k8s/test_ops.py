@@ -102,6 +102,25 @@ def test_a_taint_added_between_read_and_write_is_not_lost(sb: Sandbox, kube: Kub
     assert len(conflicts) == 1
 
 
+def test_a_node_deleted_between_read_and_write_is_gone_not_an_error(sb: Sandbox, kube: KubeOps) -> None:
+    # Given a tainted node that is deleted right after we read it (its instance terminated: the
+    # node lifecycle controller removes it while Rollback or RestoreCluster untaints)
+    assert kube.add_taint("node-1", TAINT_RETIRING, "run-1")
+    real_get = kube.get_node
+
+    def racing_get(name: str):  # type: ignore[no-untyped-def]
+        node = real_get(name)
+        sb.store.delete("nodes", None, name)
+        return node
+
+    kube.get_node = racing_get  # type: ignore[method-assign]
+    # When we untaint and label it, Then the 404 of the write means "gone", not a failure
+    assert kube.remove_taint("node-1", TAINT_RETIRING) is False
+    assert [e.status for e in sb.request_log.entries() if e.method == "PATCH"][-1] == 404
+    assert kube.set_label("node-2", "example.com/test", "x") is False
+    assert [e.status for e in sb.request_log.entries() if e.method == "PATCH"][-1] == 404
+
+
 def _deploy(sb: Sandbox, name: str, replicas: int, **pdb: object) -> list[dict]:  # type: ignore[type-arg]
     sb.apply(m.deployment(name, "default", replicas))
     if pdb:
