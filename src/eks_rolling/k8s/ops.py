@@ -157,7 +157,9 @@ class KubeOps:
             return False
         try:
             with kube_errors(f"label node {name}"):
-                self.core.patch_node(name, {"metadata": {"labels": {key: value}}}, _request_timeout=self.timeout)
+                self.core.patch_node(
+                    name, {"metadata": {"labels": {key: value}}}, _request_timeout=self.timeout
+                )
         except ApiException as exc:
             if exc.status != 404:
                 raise
