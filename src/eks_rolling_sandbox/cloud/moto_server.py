@@ -27,6 +27,8 @@ from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
+from .aws_faults import AwsFaults, FaultInjector
+
 log = logging.getLogger(__name__)
 
 DUMMY_ACCESS_KEY = "testing"
@@ -174,6 +176,7 @@ class MotoServer:
         self._session: Any = None
         self._session_lock = threading.Lock()
         self.calls = AwsCallLog()
+        self.faults = AwsFaults()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> MotoServer:
@@ -184,7 +187,7 @@ class MotoServer:
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
-        self._wrap_app(server, self.calls)
+        self._wrap_app(server, self.calls, self.faults)
         self._server = server
         self._port = server.get_host_and_port()[1]
         self._apply_globals(self._port)
@@ -246,7 +249,8 @@ class MotoServer:
             )
 
     def reset(self) -> None:
-        """Forget every resource in every backend (moto's /moto-api/reset)."""
+        """Forget every resource in every backend (moto's /moto-api/reset), and every fault."""
+        self.faults.clear()
         self._moto_api("/moto-api/reset")
 
     def set_config(self, config: dict[str, Any]) -> None:
@@ -261,11 +265,13 @@ class MotoServer:
                 raise RuntimeError(f"moto {path} answered HTTP {resp.status}")
 
     @staticmethod
-    def _wrap_app(server: ThreadedMotoServer, calls: AwsCallLog) -> None:
+    def _wrap_app(server: ThreadedMotoServer, calls: AwsCallLog, faults: AwsFaults) -> None:
         # No client knows the port before start() returns, so swapping the app is race-free.
+        # A call answered by an injected fault is still logged, as AWS would have seen it.
         inner = getattr(server, "_server", None)
         if inner is not None:
-            inner.app = _QuerySignedRouting(_CallRecorder(inner.app, calls))
+            injector = FaultInjector(inner.app, faults, _action, _service)
+            inner.app = _QuerySignedRouting(_CallRecorder(injector, calls))
 
     @classmethod
     def _apply_globals(cls, port: int) -> None:
