@@ -158,7 +158,7 @@ def format_table(report: dict[str, Any]) -> str:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     path = config.getoption(REPORT_OPTION)
-    if path is None or hasattr(config, "workerinput"):
+    if path is None or hasattr(config, "workerinput") or config.option.collectonly:
         return
     command = "make faults  # " + shlex.join(["pytest", *sys.argv[1:]])
     report = build_report(_RESULTS, command)

@@ -156,7 +156,7 @@ def test_f5_scaling_activity_in_progress_and_an_az_out_of_capacity_during_surge(
     assert {i.az for i in field.state().instances} == set(field.scenario.azs)
 
 
-@pytest.mark.fault("F12")
+@pytest.mark.fault("F12", matrix_only=True)  # slower: make faults only
 def test_f12_an_old_instance_terminated_by_someone_else_mid_roll(field: Field, fault_row: FaultRow) -> None:
     # Given an old instance that is not in the first batch
     victim: list[str] = []
@@ -195,7 +195,7 @@ def test_f12_an_old_instance_terminated_by_someone_else_mid_roll(field: Field, f
     fault_row.numbers["terminated_by_someone_else"] = victim[0]
 
 
-@pytest.mark.fault("F14")
+@pytest.mark.fault("F14", matrix_only=True)  # slower: make faults only
 def test_f14_a_run_killed_past_its_deadline_has_its_expired_lock_taken_over(
     field: Field, fault_row: FaultRow
 ) -> None:
@@ -235,7 +235,7 @@ def test_f14_a_run_killed_past_its_deadline_has_its_expired_lock_taken_over(
     assert not [i for i in state.instances if field.asg.is_outdated(i, state)]
 
 
-@pytest.mark.fault("F15")
+@pytest.mark.fault("F15", matrix_only=True)  # slower: make faults only
 def test_f15_the_autoscaler_deployment_edited_during_the_roll(field: Field, fault_row: FaultRow) -> None:
     # Given someone upgrading cluster-autoscaler mid-roll (new image, replicas back to 1)
     sb = field.env.sandbox
