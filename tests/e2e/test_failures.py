@@ -44,12 +44,16 @@ def test_new_node_never_ready_hits_the_deadline_and_everything_is_restored(
     # Given new instances whose kubelet never becomes Ready (a broken AMI)
     field.env.cloud.never_ready = lambda inst: inst.image_id == NEW_AMI
     before, ca_before = field.state(), field.autoscaler_replicas()
+    monitor = field.monitor()
     # When the roll starts with a short deadline for new nodes
     with field.runner(new_nodes_timeout_s="4") as runner:
         result = runner.run(field.scenario.bump_launch_template(), timeout=120)
         history = runner.history(result["executionArn"])
+    monitor.stop()
     record_run(fault_row, result, history, "new instances' kubelet never Ready (broken AMI)")
     fault_row.restored = not leftovers(field, before, ca_before)
+    fault_row.pdb_violations = monitor.violations
+    assert monitor.violations == 0, monitor.report()
     # Then it fails with the named error, naming the instance that never became Ready
     assert result["status"] == "FAILED"
     assert result["error"] == "NewNodesTimeoutError"
@@ -129,6 +133,7 @@ def test_pdb_that_never_allows_eviction_fails_naming_the_pdb_and_pod(
     _assert_nothing_left_paused(field, before, ca_before)
     # ... the warm replica was never evicted (the PDB held)
     assert pod_is_ready(sb.store.get("pods", "shop", warm))
+    fault_row.pdb_violations = 0
 
 
 def test_plan_blockers_stop_the_roll_before_any_change(field: Field) -> None:
@@ -237,6 +242,7 @@ def test_bad_input_fails_in_resolve_and_changes_nothing(field: Field, payload: d
 def test_concurrent_triggers_for_one_asg_never_run_two_rolls(field: Field, fault_row: FaultRow) -> None:
     # Given the same change announced twice (UpdateAutoScalingGroup and a manual start)
     event = field.scenario.bump_launch_template()
+    monitor = field.monitor()
     with field.runner() as runner:
         arns: list[str] = []
         starters = [
@@ -248,6 +254,9 @@ def test_concurrent_triggers_for_one_asg_never_run_two_rolls(field: Field, fault
         for t in starters:
             t.join()
         results = [runner.wait(a, timeout=240) for a in arns]
+    monitor.stop()
+    fault_row.pdb_violations = monitor.violations
+    assert monitor.violations == 0, monitor.report()
     # Then both executions succeed, exactly one rolled and the other changed nothing
     assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"]
     statuses = sorted(json.loads(r["output"])["results"][0]["status"] for r in results)

@@ -24,6 +24,7 @@ def test_every_function_refusing_its_first_invokes_still_rolls_every_node(
     # Given every step's function Inactive: its first invoke refused, ResolveTarget's first three
     before, ca_before = field.state(), field.autoscaler_replicas()
     old_ids = {i.instance_id for i in before.instances}
+    monitor = field.monitor()
     with field.runner() as runner:
         runner.lambda_faults.refuse()
         runner.lambda_faults.refuse("resolve_target", times=2)
@@ -32,8 +33,11 @@ def test_every_function_refusing_its_first_invokes_still_rolls_every_node(
         result = runner.run(field.scenario.bump_launch_template(), timeout=300)
         history = runner.history(result["executionArn"])
         injected = list(runner.lambda_faults.injected)
+    monitor.stop()
     record_run(fault_row, result, history, "every function Inactive: ResourceNotReadyException first")
     fault_row.restored = not leftovers(field, before, ca_before)
+    fault_row.pdb_violations = monitor.violations
+    assert monitor.violations == 0, monitor.report()
 
     # Then every injected refusal reached the state machine as Lambda.ResourceNotReadyException ...
     failed = [

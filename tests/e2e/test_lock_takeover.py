@@ -39,6 +39,7 @@ def test_a_dead_runs_lock_is_taken_over_and_what_it_paused_is_restored(
     before, ca_before = field.state(), field.autoscaler_replicas()
     assert ca_before > 0
     event = field.scenario.bump_launch_template()
+    monitor = field.monitor()
     with field.runner() as runner:
         dead = runner.start(event)
         deadline = time.monotonic() + 120
@@ -64,8 +65,11 @@ def test_a_dead_runs_lock_is_taken_over_and_what_it_paused_is_restored(
         result = runner.run({"asgName": field.scenario.asg_name}, timeout=300)
         history = runner.history(result["executionArn"])
         entered = states_entered(history)
+    monitor.stop()
     record_run(fault_row, result, history, "StopExecution mid-drain, then a manual start")
     fault_row.restored = not leftovers(field, before, ca_before)
+    fault_row.pdb_violations = monitor.violations
+    assert monitor.violations == 0, monitor.report()
 
     # Then it took the lock over, restored the dead run's leftovers, and rolled the group
     assert result["status"] == "SUCCEEDED", result.get("cause")
