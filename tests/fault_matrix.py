@@ -144,15 +144,43 @@ def build_report(results: dict[str, dict[str, Any]], command: str) -> dict[str, 
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'id':<4} {'ok':<4} {'outcome':<40} {'error':<26} {'restored':<8} {'lost':<4} {'s':>6}  name"]
+    head = f"{'id':<4} {'ok':<3} {'outcome':<27} {'error':<23} {'restored':<8} {'pdb':<4} {'lost':<4} {'s':>6}  name"
+    lines = [head]
     for r in report["faults"]:
         lines.append(
-            f"{r['id']:<4} {'yes' if r['passed'] else 'NO':<4} {str(r['outcome'])[:40]:<40} "
-            f"{str(r['error'] or '-')[:26]:<26} {r['restored']!s:<8} {r['lost_writes']!s:<4} "
-            f"{r['duration_s']:>6}  {r['name']}"
+            f"{r['id']:<4} {'yes' if r['passed'] else 'NO':<3} {str(r['outcome'])[:27]:<27} "
+            f"{str(r['error'] or '-')[:23]:<23} {r['restored']!s:<8} {r['pdb_violations']!s:<4} "
+            f"{r['lost_writes']!s:<4} {r['duration_s']:>6}  {r['name']}"
         )
     lines.append(f"{report['passed']}/{report['total']} faults passed")
     return "\n".join(lines)
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The README's matrix, from a report."""
+    lines = [
+        "| id | fault | expected | measured outcome | failed attempts | restored | PDB violations | writes lost "
+        "| s | passed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["faults"]:
+        outcome = r["outcome"] + (f" `{r['error']}`" if r["error"] else "")
+        attempts = r["numbers"].get("failed_attempts")
+        tried = ", ".join(f"{k} {v}" for k, v in attempts.items()) or "0" if attempts is not None else "-"
+        lines.append(
+            f"| {r['id']} | {r['name']} | {r['expected']} | {outcome} | {tried} | {_dash(r['restored'])} | "
+            f"{_dash(r['pdb_violations'])} | {_dash(r['lost_writes'])} | {r['duration_s']} | "
+            f"{'yes' if r['passed'] else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def _dash(value: Any) -> str:
+    return "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+if __name__ == "__main__":  # python -m tests.fault_matrix build/fault-report.json
+    print(markdown_table(json.loads(Path(sys.argv[1]).read_text())))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
