@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-# `make faults`: the fault matrix F1-F15 (tests marked `fault`, tests/fault_matrix.py); writes
+# `make faults`: the fault matrix F1-F15 (tests marked `fault`, tests/factories/fault_matrix.py); writes
 # build/fault-report.json and a table, and fails if any fault's row fails. `--fault-report=PATH` in
 # one word: pytest takes a separate existing PATH for a test path and then misses tests/conftest.py.
 FAULT_REPORT ?= build/fault-report.json

@@ -101,7 +101,7 @@ def failed_attempts(history: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def record_run(row: Any, result: dict[str, Any], history: list[dict[str, Any]], injected: str) -> None:
-    """The fault matrix's measured numbers for one execution (see tests/fault_matrix.py)."""
+    """The fault matrix's measured numbers for one execution (see tests/factories/fault_matrix.py)."""
     row.injected = injected
     row.outcome = result["status"]
     row.error = result.get("error")

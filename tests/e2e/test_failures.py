@@ -14,7 +14,7 @@ from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.scenarios import NEW_AMI
 from tests.e2e.conftest import Field, leftovers, record_run, states_entered
-from tests.fault_matrix import FaultRow
+from tests.factories.fault_matrix import FaultRow
 
 pytestmark = [pytest.mark.slow]
 

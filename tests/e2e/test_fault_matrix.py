@@ -1,6 +1,7 @@
-"""Rows of the fault matrix (`make faults`, tests/fault_matrix.py) that no other test covers: each
-injects its fault into a real roll through the state machine, then checks the roll finished
-(or stopped with a named error), nothing is left paused, no PDB was violated, no lock is held."""
+"""Rows of the fault matrix (`make faults`, tests/factories/fault_matrix.py) that no other test
+covers: each injects its fault into a real roll through the state machine, then checks the roll
+finished (or stopped with a named error), nothing is left paused, no PDB was violated by the
+tool, no lock is held."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from eks_rolling.aws.lock import EXPIRES_ATTR, KEY_ATTR
 from eks_rolling_sandbox.runner import LocalRunner
 from tests.e2e.conftest import Field, leftovers, record_run, states_entered
-from tests.fault_matrix import FaultRow
+from tests.factories.fault_matrix import FaultRow
 
 pytestmark = pytest.mark.slow
 

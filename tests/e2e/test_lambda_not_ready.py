@@ -12,7 +12,7 @@ import pytest
 from eks_rolling.steps import STEPS
 from eks_rolling_sandbox.runner import LocalRunner
 from tests.e2e.conftest import FAST, Field, leftovers, record_run
-from tests.fault_matrix import FaultRow
+from tests.factories.fault_matrix import FaultRow
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 
 from eks_rolling.labels import TAINT_RETIRING
 from tests.e2e.conftest import Field, leftovers, record_run, states_entered
-from tests.fault_matrix import FaultRow
+from tests.factories.fault_matrix import FaultRow
 
 pytestmark = pytest.mark.slow
 TAINT = TAINT_RETIRING

@@ -18,8 +18,8 @@ import redis
 from eks_rolling.errors import RedisMoveTimeoutError
 from eks_rolling.labels import REDIS_PORT
 from eks_rolling_sandbox.redis import procs as redis_procs
+from tests.factories.fault_matrix import FaultRow
 from tests.factories.redis_cluster import NS, ClusterField, requires
-from tests.fault_matrix import FaultRow
 
 pytestmark = [*requires, pytest.mark.timeout(240)]
 

@@ -14,8 +14,8 @@ from eks_rolling.errors import RedisGroupUnhealthyError, RedisMoveTimeoutError, 
 from eks_rolling.labels import REDIS_PORT
 from eks_rolling.redis.sentinel import DataNode, SentinelNode
 from eks_rolling.services.redis.sentinel import PRIORITY_ANNOTATION
+from tests.factories.fault_matrix import FaultRow
 from tests.factories.redis_sentinel import MASTER, SENTINELS, SentinelField, requires, wait_for
-from tests.fault_matrix import FaultRow
 
 pytestmark = [*requires, pytest.mark.slow]
 

@@ -179,7 +179,7 @@ def _dash(value: Any) -> str:
     return "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-if __name__ == "__main__":  # python -m tests.fault_matrix build/fault-report.json
+if __name__ == "__main__":  # python -m tests.factories.fault_matrix build/fault-report.json
     print(markdown_table(json.loads(Path(sys.argv[1]).read_text())))
 
 
