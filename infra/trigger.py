@@ -5,8 +5,7 @@ also accepts the manual `{"asgName": ..., "dryRun": ...}` input), re-deriving ol
 the ASG and EC2, never trusting the event alone. Calls that failed (`errorCode`) and updates that
 do not touch the launch template (capacity only) never start an execution.
 
-EventBridge `exists` only matches leaves, so the patterns test the launch template's id/name,
-not the `launchTemplate` object.
+The patterns themselves live in `eks_rolling.triggers` (the running sandbox deploys the same).
 
 EventBridge sees these API calls only if a CloudTrail trail with logging enabled records this
 region's write management events (`infra/trail.py` makes one on request). Some changes emit no
@@ -17,8 +16,7 @@ state machine on a schedule with the Scheduled Event itself as input.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
@@ -27,57 +25,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from eks_rolling.triggers import CLOUDTRAIL, TRIGGER_PATTERNS
+
 from . import nag
-
-CLOUDTRAIL: Final = "AWS API Call via CloudTrail"
-_EXISTS: Final = [{"exists": True}]
-_SUCCEEDED: Final = {"errorCode": [{"exists": False}]}
-
-
-def _lt_named(*path: str) -> list[dict[str, Any]]:
-    """`$or` alternatives: the launch template under `path` is given by id or by name."""
-    out = []
-    for leaf in ("launchTemplateId", "launchTemplateName"):
-        node: dict[str, Any] = {leaf: _EXISTS}
-        for key in reversed(path):
-            node = {key: node}
-        out.append(node)
-    return out
-
-
-# Rule name -> (source, detail). One rule per API call keeps each pattern readable.
-TRIGGER_PATTERNS: Final[Mapping[str, tuple[str, dict[str, Any]]]] = {
-    # An ASG pointed at a (new version of a) launch template, plain or in a MixedInstancesPolicy.
-    "AsgLaunchTemplateChanged": (
-        "aws.autoscaling",
-        {
-            "eventSource": ["autoscaling.amazonaws.com"],
-            "eventName": ["UpdateAutoScalingGroup"],
-            **_SUCCEEDED,
-            "requestParameters": {
-                "$or": [
-                    *_lt_named("launchTemplate"),
-                    *_lt_named("mixedInstancesPolicy", "launchTemplate", "launchTemplateSpecification"),
-                ]
-            },
-        },
-    ),
-    # A new default version: rolls the ASGs that follow `$Default`.
-    "LaunchTemplateDefaultVersionChanged": (
-        "aws.ec2",
-        {
-            "eventSource": ["ec2.amazonaws.com"],
-            "eventName": ["ModifyLaunchTemplate"],
-            **_SUCCEEDED,
-            "requestParameters": {"ModifyLaunchTemplateRequest": {"SetDefaultVersion": _EXISTS}},
-        },
-    ),
-    # A new version: rolls the ASGs that follow `$Latest`.
-    "LaunchTemplateVersionCreated": (
-        "aws.ec2",
-        {"eventSource": ["ec2.amazonaws.com"], "eventName": ["CreateLaunchTemplateVersion"], **_SUCCEEDED},
-    ),
-}
 
 RETRY_ATTEMPTS: Final = 16
 MAX_EVENT_AGE: Final = Duration.hours(2)

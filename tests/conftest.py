@@ -23,7 +23,7 @@ REDIS_GROUPS = {
     "tests/integration/redis/": "redis",
     "tests/integration/sandbox/redis/": "redis",
     "tests/integration/sandbox/traffic/": "redis",
-    "tests/integration/sandbox/test_cli.py": "redis",
+    "tests/integration/sandbox/test_cli": "redis",
     "tests/integration/services/redis/": "redis",
     "tests/e2e/test_redis_": "redis-e2e",
 }

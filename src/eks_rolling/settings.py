@@ -19,6 +19,9 @@ from .labels import TAG_OPT_IN, TAINT_RETIRING
 PREFIX = "EKS_ROLLING_"
 # The local sandbox's own variables share the prefix; they are not runtime settings.
 SANDBOX_PREFIX = PREFIX + "SANDBOX_"
+# The `eks-rolling start|status` default state machine (a running sandbox's env file sets it):
+# the command's, not a Lambda setting.
+STATE_MACHINE_ARN_VARIABLE = PREFIX + "STATE_MACHINE_ARN"
 
 
 class Settings(BaseSettings):
@@ -76,11 +79,17 @@ def known_variables() -> set[str]:
 
 def check_environment(environ: Mapping[str, str] | None = None) -> None:
     """A misspelt `EKS_ROLLING_*` variable would be silently ignored (and its default used):
-    SettingsError names it, with the closest real name. Sandbox variables are exempt."""
+        SettingsError names it, with the closest real name. Sandbox variables and the command's
+    state machine are exempt."""
     env = os.environ if environ is None else environ
     known = known_variables()
     unknown = sorted(
-        k for k in env if k.startswith(PREFIX) and not k.startswith(SANDBOX_PREFIX) and k not in known
+        k
+        for k in env
+        if k.startswith(PREFIX)
+        and not k.startswith(SANDBOX_PREFIX)
+        and k not in known
+        and k != STATE_MACHINE_ARN_VARIABLE
     )
     if unknown:
         hints = []

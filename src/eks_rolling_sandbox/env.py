@@ -24,6 +24,7 @@ from .cloud.moto_server import MotoServer
 from .controllers.base import Timings
 from .redis.runtime import RedisRuntime
 from .sandbox import Sandbox
+from .timing import DEFAULT_TIME_FACTOR, TimingProfile, profile
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,19 @@ class SandboxEnv:
         cluster_name: str = "sandbox",
         region: str = "us-east-1",
         timings: Timings | None = None,
+        timing_profile: TimingProfile | str = "fast",
+        time_factor: float = DEFAULT_TIME_FACTOR,
         redis: bool = False,
         data_dir: str | Path | None = None,
         authenticate: bool = True,
+        watch_max_s: float = 30.0,
     ) -> None:
         self.cluster_name, self.region = cluster_name, region
+        # ONE time factor: the profile's durations here, and the runner's Waits, back-offs and
+        # step clock (runner.LocalRunner reads these two when it is not told otherwise).
+        self.timing_profile = profile(timing_profile) if isinstance(timing_profile, str) else timing_profile
+        self.time_factor = time_factor
+        timings = timings or self.timing_profile.timings(time_factor)
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="eks-rolling-sandbox-"))
         self.moto = MotoServer(region=region)
@@ -55,7 +64,7 @@ class SandboxEnv:
         self.runtime = runtime
         # Like an EKS endpoint: HTTPS with the cluster's own CA, and EKS bearer tokens.
         self.tls = make_tls(self.data_dir / "pki") if authenticate else None
-        self.sandbox = Sandbox(timings=timings, runtime=runtime, tls=self.tls)
+        self.sandbox = Sandbox(timings=timings, runtime=runtime, tls=self.tls, watch_max_s=watch_max_s)
         if runtime is not None:
             runtime.attach(self.sandbox.store)  # Redis pods read PVCs, Secrets and Endpoints
         if authenticate:

@@ -15,13 +15,28 @@ def namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
+# What a web server behind a load balancer carries on EKS: a readiness probe, and a preStop
+# sleep so the endpoint and the load balancer stop sending before SIGTERM. The realistic timing
+# profile honours both (controllers/kubelet.py); the fast one ignores them.
+READINESS_PROBE = {
+    "httpGet": {"path": "/", "port": 80},
+    "initialDelaySeconds": 5,
+    "periodSeconds": 5,
+    "failureThreshold": 3,
+}
+PRESTOP_SLEEP_S = 10
+
+
 def pod_template(
     labels: dict[str, str], *, image: str = "public.ecr.aws/nginx/nginx:1.27", **spec: Any
 ) -> dict[str, Any]:
-    return {
-        "metadata": {"labels": dict(labels)},
-        "spec": {"containers": [{"name": "main", "image": image}], **spec},
+    container = {
+        "name": "main",
+        "image": image,
+        "readinessProbe": dict(READINESS_PROBE),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
     }
+    return {"metadata": {"labels": dict(labels)}, "spec": {"containers": [container], **spec}}
 
 
 def deployment(

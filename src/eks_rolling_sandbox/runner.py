@@ -34,8 +34,11 @@ from typing import Any
 from unittest import mock
 
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
+from eks_rolling.triggers import TRIGGER_PATTERNS, event_pattern
 
+from .cloud.eventbridge import EventBus
 from .env import SandboxEnv
+from .timing import StepClock
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +207,12 @@ def lambda_error_names() -> Iterator[None]:
 
 
 @contextmanager
-def scaled_time(scale: float, stats: RunnerStats, min_s: float = 0.05) -> Iterator[None]:
+def scaled_time(
+    scale: float, stats: RunnerStats, min_s: float = 0.05, *, step_clock: bool = False
+) -> Iterator[None]:
+    """Waits and retry back-offs sleep `scale` x their seconds; with `step_clock` the handlers'
+    clock (Deps.now) runs 1/scale times faster too, so their deadlines keep the real ratio to
+    the Waits (timing.StepClock). Without it (the fast profile) handlers see the real clock."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
@@ -224,9 +232,13 @@ def scaled_time(scale: float, stats: RunnerStats, min_s: float = 0.05) -> Iterat
         time = staticmethod(real_time)
         monotonic = staticmethod(real_monotonic)
 
+    from eks_rolling.services import deps
+
+    clock = StepClock(scale) if step_clock else deps.step_clock
     with (
         mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
         mock.patch.object(retrier_decl, "time", _ScaledTime),
+        mock.patch.object(deps, "step_clock", clock),
     ):
         yield
 
@@ -237,12 +249,22 @@ class LocalRunner:
         env: SandboxEnv,
         *,
         asl_path: Path = ASL_PATH,
-        time_scale: float = 0.05,
+        time_scale: float | None = None,
         settings: dict[str, str] | None = None,
+        trigger: bool = False,
     ) -> None:
         self.env = env
+        self.trigger = trigger
+        self.bus: EventBus | None = None
+        self.rules: list[str] = []
         self.asl_path = asl_path
-        self.time_scale = time_scale
+        # One factor for the sandbox's durations and the state machine's time: the env's.
+        self.time_scale = env.time_factor if time_scale is None else time_scale
+        self.scales_clock = env.timing_profile.scales_clock
+        if self.scales_clock and self.time_scale != env.time_factor:
+            raise ValueError(
+                f"time_scale {self.time_scale} differs from the {env.timing_profile.name} profile's time factor {env.time_factor}: one factor scales both"
+            )
         self.settings = settings or {}
         self.stats = RunnerStats()
         self.lambda_faults = LambdaFaults()
@@ -256,8 +278,12 @@ class LocalRunner:
         self._stack.enter_context(self.env.applied(**self.settings))
         self._stack.enter_context(inprocess_lambdas(self.stats, self.lambda_faults))
         self._stack.enter_context(lambda_error_names())
-        self._stack.enter_context(scaled_time(self.time_scale, self.stats))
+        self._stack.enter_context(scaled_time(self.time_scale, self.stats, step_clock=self.scales_clock))
         self.deploy()
+        if self.trigger:
+            self.deploy_trigger()
+            self.bus = EventBus(self.env.moto, region=self.env.region).start()
+            self._stack.callback(self.bus.stop)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -267,11 +293,8 @@ class LocalRunner:
     def deploy(self) -> str:
         """One Lambda per step (handler `lambdas.<step>.handler`) and the state machine, with the
         ASL's `${<State>FunctionArn}` placeholders substituted, as CDK does."""
-        iam, lam, sfn = self.env.aws("iam"), self.env.aws("lambda"), self.env.aws("stepfunctions")
-        role = iam.create_role(
-            RoleName=f"eks-rolling-{uuid.uuid4().hex[:8]}",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
+        lam, sfn = self.env.aws("lambda"), self.env.aws("stepfunctions")
+        role = self._role()
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("lambdas/__init__.py", "")
@@ -295,6 +318,32 @@ class LocalRunner:
             "stateMachineArn"
         ]
         return self.state_machine_arn
+
+    def deploy_trigger(self) -> list[str]:
+        """The CDK app's trigger rules (`infra/trigger.py`), from the same patterns, on the default
+        bus of moto's EventBridge, each targeting the state machine; the `EventBus` delivers."""
+        assert self.state_machine_arn, "deploy() first"
+        events, role = self.env.aws("events"), self._role()
+        for name in TRIGGER_PATTERNS:
+            rule = f"{STATE_MACHINE}-{name}"
+            events.put_rule(
+                Name=rule,
+                EventPattern=json.dumps(event_pattern(name)),
+                State="ENABLED",
+                Description=f"eks-rolling: start a roll on {TRIGGER_PATTERNS[name][1]['eventName'][0]}",
+            )
+            events.put_targets(
+                Rule=rule, Targets=[{"Id": "StateMachine", "Arn": self.state_machine_arn, "RoleArn": role}]
+            )
+            self.rules.append(rule)
+        return self.rules
+
+    def _role(self) -> str:
+        arn: str = self.env.aws("iam").create_role(
+            RoleName=f"eks-rolling-{uuid.uuid4().hex[:8]}",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        return arn
 
     # --- executions ----------------------------------------------------------------------------
     def start(self, payload: dict[str, Any], *, name: str | None = None) -> str:

@@ -1,7 +1,8 @@
 """Built-in scenarios. `field-report` is the production situation the field report describes:
 2 AZs, one opted-in ASG whose nodes run an old launch template version, stateless Deployments
 behind PDBs (one with 2 of its 3 pods on one node and maxUnavailable 1), an ingress controller,
-DaemonSets, Redis under Sentinel and a Redis Cluster, and cluster-autoscaler in kube-system.
+DaemonSets, Redis under Sentinel and a Redis Cluster (a maxUnavailable 1 PDB per StatefulSet), and
+cluster-autoscaler in kube-system.
 
 Upstream: none; the field report describes the production cluster it reproduces.
 """
@@ -363,11 +364,15 @@ def field_report(
 def _redis(env: SandboxEnv, scenario: Scenario, kinds: tuple[str, ...]) -> None:
     sb = env.sandbox
     sb.apply(m.namespace("redis"))
+    # maxUnavailable 1 on every Redis StatefulSet, as a careful operator sets them: the Redis
+    # steps evict through them (and wait while one is at its budget) like any drain.
     if "sentinel" in kinds:
-        for obj in sentinel_group(namespace="redis", name="redis"):
+        for obj in sentinel_group(namespace="redis", name="redis", pdb_max_unavailable=1):
             sb.apply(obj)
     if "cluster" in kinds:
-        for obj in redis_cluster(namespace="redis", name="redis-cluster", zones=scenario.azs):
+        for obj in redis_cluster(
+            namespace="redis", name="redis-cluster", zones=scenario.azs, pdb_max_unavailable=1
+        ):
             sb.apply(obj)
         scenario.extras["redis_cluster"] = init_redis_cluster(sb, "redis", "redis-cluster")
 

@@ -34,7 +34,18 @@ def test_demo_rolls_the_field_report_and_writes_its_report(
     assert re.search(r"\[\s*[\d.]+s\] old 6 new 0 ", out) and re.search(r"\] old 0 new 6 ", out), out
     # ... and wrote the report with what the issue asks for
     report = json.loads((tmp_path / "demo-report.json").read_text())
-    assert report["nodes_replaced"] == 6 and report["old_instances_left"] == 0
+    assert (
+        report["old_instances_before"] == report["nodes_replaced"] == 6 and report["old_instances_left"] == 0
+    )
+    assert report["failures"] == [] and report["availability"] == {"errors": 0, "error_samples": []}
+    # ...and says which timings it ran with: the realistic profile, all scaled by one factor (a
+    # 60 s registration x 0.05), and what the roll cost per replaced node
+    assert report["timing"]["profile"] == "realistic" and report["timing"]["time_factor"] == 0.05
+    assert report["timing"]["sandbox_timings_s"]["node_boot_s"] == pytest.approx(60 * 0.05)
+    assert "realistic timings, time factor 0.05" in out
+    counts = report["execution"]["counts"]
+    assert counts["nodes"] == 6 and counts["history_events"] == report["execution"]["history_events"]
+    assert counts["per_node"]["polling_rounds"] > 0 and "polling rounds" in out
     assert report["pdb_violations"] == 0 and report["duration_s"] > 0
     assert report["execution"]["status"] == "SUCCEEDED"
     restored = report["restored"]
@@ -42,7 +53,11 @@ def test_demo_rolls_the_field_report_and_writes_its_report(
     assert restored["processes"] and all(restored["processes"].values())
     for d in report["min_ready"]:
         assert d["min_ready"] >= d["pdb_min_available"], d
-    assert {d["deployment"] for d in report["min_ready"]} >= {"shop/api", "shop/web", "shop/worker"}
+    assert {d["workload"] for d in report["min_ready"] if d["kind"] == "Deployment"} >= {
+        "shop/api",
+        "shop/web",
+        "shop/worker",
+    }
     history = json.loads(Path(report["execution"]["history_path"]).read_text())
     assert len(history) == report["execution"]["history_events"] > 100
     assert "redis" not in report

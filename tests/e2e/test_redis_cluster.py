@@ -141,9 +141,11 @@ def test_a_failure_after_the_first_failover_rolls_back_to_a_consistent_cluster(c
         [(ip, REDIS_PORT) for ip in layout["ips"].values()], interval_s=0.01, max_seconds=300
     )
     writer.start()
-    # Given the API refuses to delete any master pod (after the first failover to a temporary node)
+    # Given the API refuses to evict any master pod (after the first failover to a temporary node)
     masters = "|".join(layout["masters"])
-    fault = env.sandbox.faults.add(method="DELETE", path=rf"/namespaces/{NS}/pods/({masters})$", status=403)
+    fault = env.sandbox.faults.add(
+        method="POST", path=rf"/namespaces/{NS}/pods/({masters})/eviction$", status=403
+    )
     # When the roll runs
     with field.runner(redis_phase_timeout_s="120") as runner:
         result = runner.run(field.scenario.bump_launch_template(), timeout=300)
@@ -156,7 +158,7 @@ def test_a_failure_after_the_first_failover_rolls_back_to_a_consistent_cluster(c
         )
     )
     monitor.stop()
-    # Then the execution failed at that delete and Rollback, which knows only the run, failed the
+    # Then the execution failed at that eviction and Rollback, which knows only the run, failed the
     # slots back to the original master, forgot the temporary node on every node and deleted it
     assert result["status"] == "FAILED" and fault.fired == 1
     rollback = [

@@ -66,7 +66,7 @@ def test_launch_template_change_replaces_every_old_node_with_zero_disruption(fie
     assert not [k for k in after.tags if k.startswith("eks-rolling/saved/")]
     # ... no Deployment ever went below its PDB minimum, and shop/api never lost 2 pods at once
     assert monitor.violations == 0, [a.violations for a in monitor.tracked.values()]
-    api = monitor.tracked[("shop", "api")]
+    api = monitor.tracked[("Deployment", "shop", "api")]
     assert api.min_ready >= 2 and api.per_node_max_lost <= 1
     # ... the custom taint was used, never cordon, and nodes were excluded from LBs before going
     node_patches = [

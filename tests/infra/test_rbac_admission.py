@@ -2,7 +2,7 @@
 
 The policy's CEL is evaluated here with cel-python, the way the API server does: matchConditions,
 then the variables in order, then every validation (all must be true). The allowed pod is the one
-the runtime really builds (`RedisClusterProcedure._temp_body`) from a Redis Cluster StatefulSet's
+the runtime really builds (`cluster.act.temp_body`) from a Redis Cluster StatefulSet's
 template; each refused pod is that pod with one thing an attacker would want.
 """
 
@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from eks_rolling.models import RedisMove
-from eks_rolling.services.redis.cluster import RUN_LABEL, TEMP_FOR_LABEL, TEMP_SUFFIX, RedisClusterProcedure
+from eks_rolling.services.redis.cluster import RUN_LABEL, TEMP_FOR_LABEL, TEMP_SUFFIX
+from eks_rolling.services.redis.cluster.act import temp_body
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox.redis.manifests import redis_cluster
 from infra.app import project_context
@@ -104,9 +105,7 @@ def temp_pod() -> dict[str, Any]:
         statefulset=sts["metadata"]["name"],
         data={"temp": pod + TEMP_SUFFIX, "zone": "us-east-1a", "node_id": "f" * 40, "slots": [[0, 5460]]},
     )
-    body: dict[str, Any] = RedisClusterProcedure()._temp_body(
-        env, move, copy.deepcopy(sts["spec"]["template"]), sts
-    )  # type: ignore[arg-type]
+    body: dict[str, Any] = temp_body(env, move, copy.deepcopy(sts["spec"]["template"]), sts)  # type: ignore[arg-type]
     return body
 
 

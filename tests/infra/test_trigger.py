@@ -7,6 +7,7 @@ Patterns are read from the synthesized template and evaluated with moto's EventP
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -124,3 +125,16 @@ def test_dead_letter_queue_is_encrypted_and_ssl_only(synth: Synth) -> None:
     sends = [s for s in statements if s["Effect"] == "Allow"]
     assert sends and all(s["Principal"] == {"Service": "events.amazonaws.com"} for s in sends)
     assert all("aws:SourceArn" in s["Condition"]["ArnEquals"] for s in sends)
+
+
+def test_the_running_sandbox_deploys_the_synthesized_patterns(synth: Synth) -> None:
+    # `eks-rolling-sandbox up` puts `event_pattern(name)` on its bus: the same JSON CDK synthesizes.
+    from eks_rolling.triggers import TRIGGER_PATTERNS, event_pattern
+
+    synthesized = sorted(
+        json.dumps(props["EventPattern"], sort_keys=True)
+        for props in _trigger_rules(synth).values()
+        if "EventPattern" in props
+    )
+    declared = sorted(json.dumps(event_pattern(name), sort_keys=True) for name in TRIGGER_PATTERNS)
+    assert synthesized == declared

@@ -7,7 +7,7 @@ import pytest
 
 from eks_rolling.errors import SettingsError
 from eks_rolling.services.deps import Deps
-from eks_rolling.settings import check_environment, known_variables
+from eks_rolling.settings import STATE_MACHINE_ARN_VARIABLE, check_environment, known_variables
 
 
 def test_a_misspelt_variable_is_named_with_the_closest_real_one() -> None:
@@ -22,6 +22,11 @@ def test_a_misspelt_variable_is_named_with_the_closest_real_one() -> None:
 def test_real_settings_and_the_sandboxs_own_variables_pass() -> None:
     env = {k: "1" for k in known_variables()} | {"EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX": "7", "OTHER": "x"}
     check_environment(env)
+
+
+def test_the_commands_state_machine_passes() -> None:
+    # A running sandbox's env file sets it for `eks-rolling start|status`; `plan` must still run.
+    check_environment({STATE_MACHINE_ARN_VARIABLE: "arn:aws:states:us-east-1:123456789012:stateMachine:x"})
 
 
 def test_a_value_of_the_wrong_type_is_a_settings_error_naming_the_variable(

@@ -177,13 +177,26 @@ class KubeOps:
                 return None
             raise
 
-    def evict(self, pod: Any) -> EvictionOutcome:
+    def evict(self, pod: Any, *, uid: str | None = None) -> EvictionOutcome:
+        """`uid`: evict only that incarnation (a StatefulSet pod keeps its name when recreated);
+        "gone" if the pod was replaced meanwhile."""
         ns, name = pod.metadata.namespace, pod.metadata.name
-        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=ns))
+        body = client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=name, namespace=ns),
+            delete_options=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+            if uid
+            else None,
+        )
         try:
             with kube_errors(f"evict {ns}/{name}"):
                 self.core.create_namespaced_pod_eviction(name, ns, body, _request_timeout=self.timeout)
             return EvictionOutcome("evicted")
+        except ConflictError:
+            # A failed uid precondition is a 409; so is a race the next attempt resolves.
+            current = self.get_pod(ns, name) if uid else None
+            if uid and (current is None or current.metadata.uid != uid):
+                return EvictionOutcome("gone", f"pod {ns}/{name} (uid {uid}) was already replaced")
+            raise
         except KubeApiUnavailableError as exc:
             cause = exc.__cause__
             if isinstance(cause, ApiException) and cause.status == 429:
@@ -215,7 +228,8 @@ class KubeOps:
     def delete_pod(
         self, namespace: str, name: str, *, uid: str | None = None, grace_s: int | None = None
     ) -> bool:
-        """DELETE (not eviction): the Redis steps move a pod only once it is safe to. False if gone."""
+        """DELETE, for the Redis Cluster temporary pods only (ours, under no user's PDB): every
+        pod of a user's workload leaves through `evict`. False if gone."""
         body = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(uid=uid) if uid else None, grace_period_seconds=grace_s
         )

@@ -24,11 +24,23 @@ EVENTS_PER_WAIT_ROUND = 9  # Task + Choice + Wait
 EVENTS_PER_NODE = (
     39  # map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, pass
 )
-ASSUMED_POLL_ROUNDS_PER_NODE = 6  # drain and owner rounds beyond the first, per node, typical
+# Polling rounds (Task + Choice + Wait each), calibrated on a roll in the REALISTIC timing profile
+# (eks_rolling_sandbox/timing.py: 60-120 s EC2 boot, probes, preStop and grace periods, the
+# tool's default 10 s polls and deadlines, all scaled by one factor, so the rounds are the real
+# ones): tests/e2e/test_realistic_roll.py, the field-report cluster, 6 nodes in 3 batches,
+# measured 2026-12-06: 20 drain/owner rounds (3.3 per node), 18 new-nodes rounds (6.0 per
+# batch), 82 Lambda invocations, 682 history events (114 per node). Re-measure with
+# `.venv/bin/pytest tests/e2e/test_realistic_roll.py -s -n 0` (it prints the counts and fails
+# when a real roll needs more rounds than budgeted here).
+ASSUMED_POLL_ROUNDS_PER_NODE = 6  # measured 3.3 per node; headroom for nodes with more pods/PDBs
+# The batch waits for its slowest new node: the profile's 120 s worst boot / the 10 s poll.
+ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s)
 # MoveRedisPods rounds (Task + Choice + Wait each) per managed Redis pod on an old node. Measured
-# on the sandbox's field-report demo (time-scaled Waits, so more rounds than real time gives):
-# 178 rounds for 13 pods, at most 77 on the node with the Sentinel master (two switchovers, the
-# move, the sentinel resets). Budgeted with headroom.
+# on the field-report demo (`make demo`, realistic profile, factor 0.05; execution.counts in
+# build/demo-report.json): 173 rounds for 13 pods, 2,212 history events for 6 nodes (compressed
+# time gave 178 rounds, at most 77 on the node with the Sentinel master: two switchovers, the
+# move, the sentinel resets). The redis-server processes run in real time while the Waits are
+# scaled, so a real roll polls a Redis move fewer times than this. Budgeted with headroom.
 ASSUMED_REDIS_ROUNDS_PER_POD = 25
 # The plan is a state of the state machine (256 KiB at most) and its blockers go into an error
 # cause and an SNS message: findings that repeat per pod are kept to this many per kind, then
@@ -42,7 +54,7 @@ def estimate_history_events(
     batches: int,
     *,
     poll_rounds_per_node: int = ASSUMED_POLL_ROUNDS_PER_NODE,
-    wait_rounds_per_batch: int = 4,
+    wait_rounds_per_batch: int = ASSUMED_WAIT_ROUNDS_PER_BATCH,
     redis_pods: int = 0,
     sentinel_masters: int = 0,
 ) -> int:
@@ -210,8 +222,10 @@ def _pod_findings(
     for p in pods:
         if p.redis_group:
             # Redis pods move through the Redis steps (or block until those are enabled), never
-            # through the generic drain: the generic checks below do not apply to them.
-            if not policy.redis_supported:
+            # through the generic drain: only the PDB checks apply (those steps evict too).
+            if policy.redis_supported:
+                out += _pdb_findings(node, p, pdbs)
+            else:
                 out.append(
                     Finding(
                         severity="blocker",
@@ -262,39 +276,47 @@ def _pod_findings(
                     message=f"pod {p.ref} is pinned to {node.name} by nodeSelector and cannot move",
                 )
             )
-        matching = [b for b in pdbs if b.namespace == p.namespace and selector_matches(b.selector, p.labels)]
-        if len(matching) > 1:
-            names = ", ".join(b.ref for b in matching)
-            out.append(
-                Finding(
-                    severity="blocker",
-                    kind="multiple-pdbs",
-                    node=node.name,
-                    ref=p.ref,
-                    message=f"pod {p.ref} is matched by several PodDisruptionBudgets ({names}); the eviction API refuses it",
-                )
-            )
-        elif matching:
-            b = matching[0]
-            if b.expected_pods > 0 and b.desired_healthy >= b.expected_pods:
-                out.append(
-                    Finding(
-                        severity="blocker",
-                        kind="_pdb",
-                        ref=b.ref,
-                        message=f"PodDisruptionBudget {b.ref} needs {b.desired_healthy} of {b.expected_pods} pods healthy: it never allows an eviction (pod {p.ref} on {node.name})",
-                    )
-                )
-            elif b.disruptions_allowed == 0:
-                out.append(
-                    Finding(
-                        severity="warning",
-                        kind="_pdb",
-                        ref=b.ref,
-                        message=f"PodDisruptionBudget {b.ref} allows no disruption right now ({b.current_healthy} healthy, {b.desired_healthy} needed); evictions will wait",
-                    )
-                )
+        out += _pdb_findings(node, p, pdbs)
     return out
+
+
+def _pdb_findings(node: NodeView, p: PodView, pdbs: tuple[PdbView, ...]) -> list[Finding]:
+    """The eviction of `p` as its PDBs will answer it (Redis pods are evicted by the Redis steps)."""
+    what = f"Redis pod {p.ref} of group {p.redis_group}" if p.redis_group else f"pod {p.ref}"
+    matching = [b for b in pdbs if b.namespace == p.namespace and selector_matches(b.selector, p.labels)]
+    if len(matching) > 1:
+        names = ", ".join(b.ref for b in matching)
+        return [
+            Finding(
+                severity="blocker",
+                kind="multiple-pdbs",
+                node=node.name,
+                ref=p.ref,
+                message=f"{what} is matched by several PodDisruptionBudgets ({names}); the eviction API refuses it",
+            )
+        ]
+    if not matching:
+        return []
+    b = matching[0]
+    if b.expected_pods > 0 and b.desired_healthy >= b.expected_pods:
+        return [
+            Finding(
+                severity="blocker",
+                kind="_pdb",
+                ref=b.ref,
+                message=f"PodDisruptionBudget {b.ref} needs {b.desired_healthy} of {b.expected_pods} pods healthy: it never allows an eviction ({what} on {node.name})",
+            )
+        ]
+    if b.disruptions_allowed == 0:
+        return [
+            Finding(
+                severity="warning",
+                kind="_pdb",
+                ref=b.ref,
+                message=f"PodDisruptionBudget {b.ref} allows no disruption right now ({b.current_healthy} healthy, {b.desired_healthy} needed); evictions will wait",
+            )
+        ]
+    return []
 
 
 def _dedupe_pdb_findings(findings: list[Finding]) -> list[Finding]:

@@ -25,15 +25,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The clock every step's deadlines are measured on, read when a step starts. Always the real
+# clock on AWS; a sandbox that runs the state machine's Waits at a fraction of real time swaps in
+# a clock running faster by the same factor (eks_rolling_sandbox.timing.StepClock, installed by
+# the local runner), so a deadline in seconds keeps its real ratio to the Waits between polls.
+step_clock: Callable[[], datetime] = utcnow
+
+
 @dataclass
 class Deps:
     settings: Settings
     now: Callable[[], datetime] = utcnow
+    # Within one invocation: deadlines and pauses of a bounded in-call wait (cleanup, alignment).
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
     _kube: dict[str, KubeOps] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Deps:
-        return cls(load_settings())
+        return cls(load_settings(), now=step_clock)
 
     @cached_property
     def asg(self) -> AsgOps:

@@ -84,6 +84,7 @@ class LoggedRequest:
     body: Any
     status: int
     user_agent: str
+    response_type: str = "application/json"  # protobuf when the client asked for it first
 
     @property
     def is_write(self) -> bool:

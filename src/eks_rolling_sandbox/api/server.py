@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import proto as k8s_proto
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media
 from .faults import Faults, LoggedRequest, RequestLog
 from .objects import KUBELET_VERSION
@@ -294,6 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
     # delayed ACK stall every small response by ~40 ms.
     disable_nagle_algorithm = True
     server_version = "eks-rolling-sandbox"
+    _protobuf = False  # negotiated per request from Accept
+    _response_type = "application/json"
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -333,19 +336,27 @@ class _Handler(BaseHTTPRequestHandler):
                 body,
                 code,
                 self.headers.get("User-Agent", ""),
+                self._response_type,
             )
         )
+        # kubectl's typed clients (`kubectl create deployment`, drain's pod reads) send and
+        # prefer protobuf; the answer goes out in the client's first preference it can take.
+        self._protobuf = k8s_proto.wants_protobuf(self.headers.get("Accept"))
+        self._response_type = "application/json"
         try:
             raw = self._read_body()
             media = (ctype or "").split(";")[0].strip().lower()
-            if method in ("POST", "PUT") and media not in BODY_TYPES:
-                # The sandbox decodes JSON only. kubectl's typed clients (`kubectl create <kind>`)
-                # send protobuf; answer 415 as a server without that serializer would, rather than
-                # a misleading 400 "could not be decoded as JSON".
-                raise unsupported_media(ctype or "", accepted=("application/json",))
+            if method in ("POST", "PUT", "DELETE") and media == k8s_proto.MEDIA_TYPE and raw:
+                # DELETE too: a typed client's DeleteOptions (`kubectl drain --disable-eviction`)
+                try:
+                    body = k8s_proto.decode(raw)
+                except (k8s_proto.ProtoError, UnicodeDecodeError, ValueError) as exc:
+                    raise bad_request(f"the object provided is unrecognized: {exc}") from exc
+            elif method in ("POST", "PUT") and media not in BODY_TYPES:
+                raise unsupported_media(ctype or "", accepted=("application/json", k8s_proto.MEDIA_TYPE))
             if method == "PATCH" and media not in PATCH_TYPES:
                 raise unsupported_media(ctype or "")
-            if raw:
+            if raw and body is None:
                 try:
                     body = json.loads(raw)
                 except ValueError as exc:
@@ -396,10 +407,15 @@ class _Handler(BaseHTTPRequestHandler):
             entry(code)
 
     def _send(self, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload, separators=(",", ":")).encode()
+        data, media = None, "application/json"
+        if self._protobuf and isinstance(payload, dict):
+            data, media = k8s_proto.encode(payload), k8s_proto.MEDIA_TYPE
+        if data is None:  # JSON asked for, or a kind without a protobuf form (discovery, Table)
+            data, media = json.dumps(payload, separators=(",", ":")).encode(), "application/json"
+        self._response_type = media
         self._log(code)
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", media)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache, private")
         for k, v in (headers or {}).items():
@@ -438,7 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
         include = _one(query, "includeObject") or "Metadata"
         if r.name is None:
             if _flag(query, "watch"):
-                self._watch(res, r.namespace, query)
+                self._watch(res, r.namespace, query, include if self._wants_table() else None)
                 return 200
             items, rv = reg.store.list(
                 res.plural, r.namespace, _one(query, "labelSelector"), _one(query, "fieldSelector")
@@ -541,16 +557,22 @@ class _Handler(BaseHTTPRequestHandler):
         if res.namespaced and ns is None:
             raise not_found(res.qualified, "")
 
-    def _watch(self, res: Resource, ns: str | None, query: dict[str, list[str]]) -> None:
+    def _watch(
+        self, res: Resource, ns: str | None, query: dict[str, list[str]], table: str | None = None
+    ) -> None:
+        """Stream events; with `table` (the includeObject of an `as=Table` request, as `kubectl get
+        -w` sends) each event's object is a one-row Table, as the apiserver's watch transforms it
+        (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/watch.go)."""
         rv_s = _one(query, "resourceVersion")
         since = int(rv_s) if rv_s and rv_s.isdigit() else None
         timeout = float(_one(query, "timeoutSeconds") or self.api.watch_max_s)
         timeout = min(timeout, self.api.watch_max_s)
         bookmarks = _flag(query, "allowWatchBookmarks")
         store = self.api.registry.store
+        self._response_type = k8s_proto.WATCH_MEDIA_TYPE if self._protobuf else "application/json"
         self._log(200)
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", self._response_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
@@ -585,7 +607,10 @@ class _Handler(BaseHTTPRequestHandler):
                     continue
                 if ev is None:
                     break
-                self._chunk({"type": ev.type, "object": ev.obj})
+                obj = ev.obj
+                if table is not None:
+                    obj = to_table(res, [obj], obj["metadata"].get("resourceVersion"), table)
+                self._chunk({"type": ev.type, "object": obj})
             self._chunk_end()
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -594,7 +619,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _chunk(self, payload: Obj) -> None:
-        data = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+        body = k8s_proto.encode(payload["object"]) if self._protobuf else None
+        if body is not None:
+            data = k8s_proto.watch_frame(payload["type"], body)
+        else:
+            data = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 

@@ -1,7 +1,7 @@
 """The cloud side of the sandbox: moto's ASG/EC2 instances become Kubernetes nodes.
 
 A running instance of an ASG tagged `kubernetes.io/cluster/<name>` registers as a Node after
-`node_boot_s` (NotReady, with the not-ready taint, `spec.providerID aws:///<az>/<id>`, zone and
+`node_boot_s` (per-instance jitter from the timing profile; NotReady, with the not-ready taint, `spec.providerID aws:///<az>/<id>`, zone and
 instance-type labels) and turns Ready after `node_ready_s`. A terminated instance's node goes
 Unknown at once (its processes die with it) and is deleted after `node_delete_s`, as the AWS
 cloud controller does; PodGC then removes its pods.
@@ -235,13 +235,16 @@ class CloudBridge:
                     self.records[iid] = rec
                 if rec.gone_at is not None:
                     continue
-                if rec.registered_at is None and now >= rec.first_seen + self.timings.node_boot_s:
+                if rec.registered_at is None and now >= rec.first_seen + self.timings.jittered(
+                    self.timings.node_boot_s, f"{iid}:boot"
+                ):
                     self._register(rec, inst, group)
                     rec.registered_at = now
                 due = (
                     rec.registered_at is not None
                     and not rec.ready
-                    and now >= rec.registered_at + self.timings.node_ready_s
+                    and now
+                    >= rec.registered_at + self.timings.jittered(self.timings.node_ready_s, f"{iid}:ready")
                 )
                 if due and (self.never_ready is None or not self.never_ready(inst)):
                     self._set_ready(

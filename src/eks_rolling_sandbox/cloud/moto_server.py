@@ -111,6 +111,17 @@ class AwsCallLog:
         return [c for c in self.calls(since) if c.is_write]
 
 
+def _form(environ: dict[str, Any]) -> dict[str, list[str]]:
+    """The query-protocol parameters of a form-encoded request body (EC2, Auto Scaling, STS...)."""
+    if not str(environ.get("CONTENT_TYPE", "")).startswith("application/x-www-form-urlencoded"):
+        return {}
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)  # put it back for moto
+    form: dict[str, list[str]] = parse_qs(body.decode("utf-8", "replace"))
+    return form
+
+
 def _action(environ: dict[str, Any]) -> str:
     """The API action across AWS's wire protocols: JSON (X-Amz-Target), query (Action=, in the
     query string or a form body) and REST (method and path; Lambda's Invoke by its path)."""
@@ -120,14 +131,9 @@ def _action(environ: dict[str, Any]) -> str:
     query: dict[str, list[str]] = parse_qs(str(environ.get("QUERY_STRING", "")))
     if query.get("Action"):
         return query["Action"][0]
-    ctype = str(environ.get("CONTENT_TYPE", ""))
-    if ctype.startswith("application/x-www-form-urlencoded"):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)  # put it back for moto
-        form: dict[str, list[str]] = parse_qs(body.decode("utf-8", "replace"))
-        if form.get("Action"):
-            return form["Action"][0]
+    form = _form(environ)
+    if form.get("Action"):
+        return form["Action"][0]
     method, path = str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", ""))
     if method == "POST" and path.endswith("/invocations"):
         return "Invoke"
@@ -141,17 +147,56 @@ def _service(environ: dict[str, Any]) -> str:
     return scope[3] if len(scope) == 5 else ""
 
 
+@dataclass(frozen=True)
+class ServedCall:
+    """A query-protocol call as served, for an observer (the sandbox's CloudTrail): the call, its
+    parameters, the HTTP status and the response body moto sent."""
+
+    call: AwsCall
+    params: dict[str, str]
+    access_key: str
+    region: str
+    status: int
+    response: bytes
+
+
+CallObserver = Callable[[ServedCall], None]
+
+
 class _CallRecorder:
-    def __init__(self, app: WsgiApp, log: AwsCallLog) -> None:
-        self._app, self._log = app, log
+    def __init__(self, app: WsgiApp, log: AwsCallLog, observers: list[CallObserver]) -> None:
+        self._app, self._log, self._observers = app, log, observers
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
-            call = AwsCall(
-                time.time(), _service(environ), _action(environ), environ.get("HTTP_USER_AGENT", "")
-            )
-            self._log.record(call)
-        return self._app(environ, start_response)
+        if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+            return self._app(environ, start_response)
+        call = AwsCall(time.time(), _service(environ), _action(environ), environ.get("HTTP_USER_AGENT", ""))
+        self._log.record(call)
+        form = _form(environ)
+        if not self._observers or not form:
+            return self._app(environ, start_response)
+        status: list[int] = []
+
+        def capture(code: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(int(code.split()[0]))
+            return start_response(code, headers, exc_info)
+
+        body = b"".join(self._app(environ, capture))
+        # SigV4: "Credential=<key>/<date>/<region>/<service>/aws4_request"
+        scope = (
+            str(environ.get("HTTP_AUTHORIZATION", "")).partition("Credential=")[2].split(",")[0].split("/")
+        )
+        served = ServedCall(
+            call=call,
+            params={k: v[0] for k, v in form.items()},
+            access_key=scope[0],
+            region=scope[2] if len(scope) == 5 else "",
+            status=status[0] if status else 500,
+            response=body,
+        )
+        for observe in list(self._observers):
+            observe(served)  # observers only queue: this runs in the request's thread
+        return [body]
 
 
 class MotoServer:
@@ -177,6 +222,7 @@ class MotoServer:
         self._session_lock = threading.Lock()
         self.calls = AwsCallLog()
         self.faults = AwsFaults()
+        self._observers: list[CallObserver] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> MotoServer:
@@ -187,7 +233,7 @@ class MotoServer:
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
-        self._wrap_app(server, self.calls, self.faults)
+        self._wrap_app(server, self.calls, self._observers, self.faults)
         self._server = server
         self._port = server.get_host_and_port()[1]
         self._apply_globals(self._port)
@@ -248,6 +294,11 @@ class MotoServer:
                 config=Config(retries={"mode": "standard", "max_attempts": 1}),
             )
 
+    def observe(self, observer: CallObserver) -> Callable[[], None]:
+        """Call `observer` after each query-protocol call is served; returns the way to stop."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer) if observer in self._observers else None
+
     def reset(self) -> None:
         """Forget every resource in every backend (moto's /moto-api/reset), and every fault."""
         self.faults.clear()
@@ -265,13 +316,15 @@ class MotoServer:
                 raise RuntimeError(f"moto {path} answered HTTP {resp.status}")
 
     @staticmethod
-    def _wrap_app(server: ThreadedMotoServer, calls: AwsCallLog, faults: AwsFaults) -> None:
+    def _wrap_app(
+        server: ThreadedMotoServer, calls: AwsCallLog, observers: list[CallObserver], faults: AwsFaults
+    ) -> None:
         # No client knows the port before start() returns, so swapping the app is race-free.
         # A call answered by an injected fault is still logged, as AWS would have seen it.
         inner = getattr(server, "_server", None)
         if inner is not None:
             injector = FaultInjector(inner.app, faults, _action, _service)
-            inner.app = _QuerySignedRouting(_CallRecorder(injector, calls))
+            inner.app = _QuerySignedRouting(_CallRecorder(injector, calls, observers))
 
     @classmethod
     def _apply_globals(cls, port: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -45,6 +46,21 @@ class Timings:
     cloud_poll_s: float = 0.2  # how often the cloud bridge looks at moto
     process_probe_s: float = 0.1  # readiness probe period for real processes
     process_liveness_s: float = 1.0  # liveness check period once Ready
+    # Set by the realistic profile (eks_rolling_sandbox.timing); these defaults are the fast profile.
+    spec_scale: float | None = None  # pod-spec seconds (grace, preStop, probes) x this; None: fast caps
+    jitter: float = 0.0  # boot, ready and pod start vary by +- this fraction per instance / pod
+    seed: int = 0  # the jitter is a pure function of (seed, object): runs are reproducible
+    endpoint_lag_s: float = 0.0  # pod change -> Endpoints/EndpointSlice update
+
+    def jittered(self, seconds: float, key: str) -> float:
+        """`seconds` varied by +- `jitter`, the same for the same (seed, key) in every run."""
+        if not self.jitter or seconds <= 0:
+            return seconds
+        return seconds * random.Random(f"{self.seed}:{key}").uniform(1 - self.jitter, 1 + self.jitter)
+
+    def spec_seconds(self, seconds: float) -> float:
+        """A duration a pod spec states, on this sandbox's clock."""
+        return seconds * self.spec_scale if self.spec_scale is not None else seconds
 
 
 class Controller(Generic[K]):
@@ -72,6 +88,11 @@ class Controller(Generic[K]):
 
     def enqueue(self, key: K, delay: float = 0.0) -> None:
         self.manager.enqueue(self, key, delay)
+
+    def event_delay(self) -> float:
+        """How long after a store event this controller reacts (a pending earlier run wins, so
+        changes within the delay are batched, like the EndpointSlice controller's batch period)."""
+        return 0.0
 
 
 class Manager:
@@ -107,7 +128,7 @@ class Manager:
     def _on_event(self, ev: WatchEvent) -> None:
         for c in self.controllers:
             for key in c.keys_for(ev):
-                self.enqueue(c, key)
+                self.enqueue(c, key, c.event_delay())
 
     def start(self) -> None:
         self._unsubscribe.append(self.store.subscribe(self._on_event))

@@ -30,6 +30,9 @@ class EndpointsController(Controller[NamespacedKey]):
             ]
         return ()
 
+    def event_delay(self) -> float:
+        return self.timings.endpoint_lag_s
+
     def initial_keys(self) -> Iterable[NamespacedKey]:
         return [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in self.store.all("services")]
 

@@ -4,7 +4,14 @@ Pods bound to a Ready node start after `pod_start_s` with a fresh IP from the no
 (node k owns 127.k.0.0/16, so every reschedule changes the IP and every IP is bindable on
 loopback), and turn Ready after `pod_ready_s` or, for pods backed by a real process, when the
 process answers its probe. A terminating pod goes away after min(grace, `pod_exit_s`) or when its
-process exits. On a node that is not Ready (instance gone) nothing progresses: terminating pods
+process exits. In the realistic profile (`Timings.spec_scale` set) the pod spec's own numbers rule,
+on the scaled clock: Ready after the readiness probe's initialDelaySeconds plus the probe's phase
+within periodSeconds (the simulated app always passes, so failureThreshold never trips), and on
+delete the preStop hook (lifecycle.preStop.sleep.seconds or an exec `sleep N`) runs first, then
+SIGTERM, then the app takes `pod_exit_s` to exit; terminationGracePeriodSeconds bounds it all.
+
+Hook point (for the traffic model): `on_terminating(pod)` when the kubelet starts a pod's
+termination, `on_prestop_done(pod)` when its preStop has ended (SIGTERM is sent at that moment). On a node that is not Ready (instance gone) nothing progresses: terminating pods
 stay Terminating until the node is deleted, as on a real cluster.
 
 Upstream: kwok's pod stages (kustomize/stage/pod/fast) and the kubelet's pod lifecycle
@@ -14,10 +21,12 @@ Upstream: kwok's pod stages (kustomize/stage/pod/fast) and the kubelet's pod lif
 from __future__ import annotations
 
 import logging
+import random
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..api.errors import ApiError
 from ..api.objects import condition, container_status, node_index, node_is_ready, pod_is_ready, set_condition
@@ -46,6 +55,7 @@ class _PodState:
     bound_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     term_at: float | None = None
+    prestop_done: bool = False
 
 
 def pod_ip(index: int, n: int) -> str:
@@ -62,6 +72,8 @@ class Kubelet(Controller[NamespacedKey]):
         self.runtime = runtime
         self._state: dict[NamespacedKey, _PodState] = {}
         self._ip_counters: dict[int, int] = {}
+        self.on_terminating: Callable[[Obj], Any] | None = None
+        self.on_prestop_done: Callable[[Obj], Any] | None = None
 
     def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         if ev.resource.plural == "pods":
@@ -111,12 +123,14 @@ class Kubelet(Controller[NamespacedKey]):
         phase = pod.get("status", {}).get("phase", "Pending")
         now = time.monotonic()
         if phase == "Pending":
-            wait = state.bound_at + self.timings.pod_start_s - now
+            wait = (
+                state.bound_at + self.timings.jittered(self.timings.pod_start_s, f"{state.uid}:start") - now
+            )
             if wait > 0:
                 return wait
             self._start(pod, node, uses_process)
             state.started_at = now
-            return self.timings.process_probe_s if uses_process else self.timings.pod_ready_s
+            return self.timings.process_probe_s if uses_process else self._ready_after(pod)
         if phase != "Running":
             return None
         if state.started_at is None:
@@ -130,11 +144,28 @@ class Kubelet(Controller[NamespacedKey]):
                 self._set_ready(pod, ready)
             return self.timings.process_liveness_s if ready else self.timings.process_probe_s
         if not pod_is_ready(pod):
-            wait = state.started_at + self.timings.pod_ready_s - now
+            wait = state.started_at + self._ready_after(pod) - now
             if wait > 0:
                 return wait
             self._set_ready(pod, True)
         return None
+
+    def _ready_after(self, pod: Obj) -> float:
+        """Running -> Ready for a pod without a real process."""
+        t = self.timings
+        if t.spec_scale is None:
+            return t.pod_ready_s
+        probes = [c["readinessProbe"] for c in pod["spec"]["containers"] if c.get("readinessProbe")]
+        if not probes:
+            return t.pod_ready_s
+        uid = pod["metadata"]["uid"]
+        # The first probe runs at initialDelaySeconds and then every periodSeconds; where in its
+        # period the pod started is the (seeded) per-pod jitter.
+        phase = random.Random(f"{t.seed}:{uid}:probe").random()
+        return max(
+            t.spec_seconds(float(p.get("initialDelaySeconds", 0)) + phase * float(p.get("periodSeconds", 10)))
+            for p in probes
+        )
 
     # --- transitions ---------------------------------------------------------------------------
     def _next_ip(self, node: Obj) -> str:
@@ -248,22 +279,36 @@ class Kubelet(Controller[NamespacedKey]):
 
     def _terminate(self, pod: Obj, state: _PodState, uses_process: bool) -> float | None:
         now = time.monotonic()
-        grace = float(
+        t = self.timings
+        stated = float(
             pod["metadata"].get(
                 "deletionGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30)
             )
         )
+        # A real process (redis-server) shuts down in real time: its grace period is not scaled.
+        grace = stated if uses_process else t.spec_seconds(stated)
+        # The fast profile skips preStop; the realistic one runs it, bounded by the grace period.
+        prestop = min(t.spec_seconds(prestop_seconds(pod)), grace) if t.spec_scale is not None else 0.0
         if state.term_at is None:
             state.term_at = now
+            if self.on_terminating is not None:
+                self.on_terminating(pod)
+        if not state.prestop_done:
+            left = state.term_at + prestop - now
+            if left > 0:
+                return left
+            state.prestop_done = True
+            if self.on_prestop_done is not None:
+                self.on_prestop_done(pod)
             if uses_process and self.runtime:
-                self.runtime.begin_stop(pod, grace)
+                self.runtime.begin_stop(pod, max(grace - prestop, 0.0))  # SIGTERM
         if uses_process and self.runtime:
             if not self.runtime.stopped(pod):
                 if now - state.term_at > grace:
                     self.runtime.kill(pod["metadata"]["uid"])
                 return 0.05
         else:
-            left = state.term_at + min(grace, self.timings.pod_exit_s) - now
+            left = state.term_at + min(grace, prestop + t.pod_exit_s) - now
             if left > 0:
                 return left
         try:
@@ -278,3 +323,21 @@ class Kubelet(Controller[NamespacedKey]):
                 raise
         self._state.pop((pod["metadata"]["namespace"], pod["metadata"]["name"]), None)
         return None
+
+
+_SLEEP_COMMAND = re.compile(r"(?:^|[\s;&/])sleep\s+(\d+(?:\.\d+)?)")
+
+
+def prestop_seconds(pod: Obj) -> float:
+    """How long the pod's preStop hooks run: the `sleep` action's seconds, or the N of an exec
+    `sleep N` (the common `["sh", "-c", "sleep 15"]`); the longest container's hook counts."""
+    longest = 0.0
+    for c in pod["spec"]["containers"]:
+        hook = (c.get("lifecycle") or {}).get("preStop") or {}
+        if "sleep" in hook:
+            longest = max(longest, float(hook["sleep"].get("seconds", 0)))
+        elif "exec" in hook:
+            m = _SLEEP_COMMAND.search(" ".join(hook["exec"].get("command") or []))
+            if m:
+                longest = max(longest, float(m.group(1)))
+    return longest

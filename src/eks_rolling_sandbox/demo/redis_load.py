@@ -128,6 +128,7 @@ def summary_lines(redis: dict[str, Any]) -> list[str]:
     s, c = redis["sentinel"], redis["cluster"]
     return [
         f"  Redis Sentinel: {s['acked_writes_lost']} of {s['acked_writes']} acknowledged writes lost; "
+        f"write errors {s['write_errors']} after retrying {s['write_retries']} {s['write_retry_types']}; "
         f"longest write gap {s['max_write_gap_ms']:.0f} ms (per switchover: {s['switchover_gaps_ms']}); "
         f"stale sentinel entries {len(s['stale_replicas'])}; master on {s['master_pod']}; quorum OK {s['quorum_ok']}",
         f"  Redis Cluster:  {c['acked_writes_lost']} of {c['acked_writes']} acknowledged writes lost; "

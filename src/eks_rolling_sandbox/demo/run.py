@@ -12,13 +12,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from eks_rolling.aws.asg import AsgOps
 
 from ..env import SandboxEnv
+from ..roll_counts import count_roll
 from ..runner import LocalRunner
 from ..scenarios import Scenario, field_report
 from ..traffic.availability import AvailabilityMonitor
@@ -28,11 +29,17 @@ log = logging.getLogger(__name__)
 
 DEMO_SETTINGS = {
     "batch_size": "2",
-    "deregistration_delay_s": "10",
-    "poll_interval_s": "5",
     "delete_emptydir_data": "false",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
+# The demo runs the realistic timing profile (timing.py: real EC2 boot, probes, preStop and grace
+# periods) with the tool's default polling and deadlines, everything scaled by one time factor,
+# so its polling rounds and history events are a real roll's. Reported with every run.
+DEMO_TIMING_PROFILE = "realistic"
+DEMO_TIME_FACTOR = 0.05
+# EC2 states of an instance the roll terminated (AWS forgets terminated instances after ~1 h).
+_GONE = {"shutting-down", "terminated"}
+
 NODE_STATES = {
     "DrainNode",
     "WaitOwnersReady",
@@ -97,21 +104,87 @@ def _node_counts(asg: AsgOps, name: str) -> tuple[int, int]:
     return old, len(state.instances) - old
 
 
+def terminated_instances(ec2: Any, instance_ids: list[str]) -> list[str]:
+    """Which of `instance_ids` EC2 reports terminated (or shutting down, or no longer knows)."""
+    if not instance_ids:
+        return []
+    known = {
+        i["InstanceId"]: i["State"]["Name"]
+        for r in ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+        for i in r["Instances"]
+    }
+    return [iid for iid in instance_ids if known.get(iid, "terminated") in _GONE]
+
+
+def report_failures(report: dict[str, Any]) -> list[str]:
+    """Every field of a demo report that shows a failure, as `field: value` (empty: all good).
+    `eks-rolling demo` exits non-zero when there is any."""
+    out: list[str] = []
+
+    def check(ok: bool, name: str, value: Any) -> None:
+        if not ok:
+            out.append(f"{name}: {value}")
+
+    ex = report["execution"]
+    check(ex["status"] == "SUCCEEDED", "execution.status", ex["status"])
+    check(report["old_instances_left"] == 0, "old_instances_left", report["old_instances_left"])
+    check(
+        report["nodes_replaced"] == report["old_instances_before"],
+        "nodes_replaced",
+        f"{report['nodes_replaced']} of {report['old_instances_before']}",
+    )
+    check(report["pdb_violations"] == 0, "pdb_violations", report["pdb_violations"])
+    avail = report["availability"]
+    check(avail["errors"] == 0, "availability.errors", f"{avail['errors']} {avail['error_samples']}")
+    restored = report["restored"]
+    for key in ("cluster_autoscaler_replicas", "asg_desired", "asg_max"):
+        check(restored[key] is True, f"restored.{key}", restored[key])
+    for proc, ok in restored["processes"].items():
+        check(ok is True, f"restored.processes.{proc}", ok)
+    redis = report.get("redis")
+    if redis is not None:
+        s, c = redis["sentinel"], redis["cluster"]
+        check(s["acked_writes_lost"] == 0, "redis.sentinel.acked_writes_lost", s["acked_writes_lost"])
+        check(
+            s["write_errors"] == 0,
+            "redis.sentinel.write_errors",
+            f"{s['write_errors']} {s.get('write_error_types')} after the client's one retry "
+            f"({s.get('write_retries')} retried: {s.get('write_retry_types')})",
+        )
+        check(not s["stale_replicas"], "redis.sentinel.stale_replicas", s["stale_replicas"])
+        check(s["quorum_ok"] is True, "redis.sentinel.quorum_ok", s["quorum_ok"])
+        check(s["master_pod"] is not None, "redis.sentinel.master_pod", s["master_pod"])
+        check(c["acked_writes_lost"] == 0, "redis.cluster.acked_writes_lost", c["acked_writes_lost"])
+        check(
+            c["write_errors"] == 0,
+            "redis.cluster.write_errors",
+            f"{c['write_errors']} {c.get('write_error_types')}",
+        )
+        check(c["uncovered_slots_max"] == 0, "redis.cluster.uncovered_slots_max", c["uncovered_slots_max"])
+        check(c["leftover_temp_nodes"] == 0, "redis.cluster.leftover_temp_nodes", c["leftover_temp_nodes"])
+        check(c["node_ids_kept"] is True, "redis.cluster.node_ids_kept", c["node_ids_kept"])
+        check(c["masters_in_place"] is True, "redis.cluster.masters_in_place", c["masters_in_place"])
+    return out
+
+
 def run_demo(
     *,
     out_dir: Path = Path("build"),
     redis: bool = True,
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
     timeout_s: float = 360.0,
     settings: dict[str, str] | None = None,
+    timing_profile: str = DEMO_TIMING_PROFILE,
+    time_factor: float = DEMO_TIME_FACTOR,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 
     def say(msg: str) -> None:
-        print(msg, file=stream, flush=True)
+        # sys.stdout read at call time: a default bound at import would miss a later redirection
+        print(msg, file=stream or sys.stdout, flush=True)
 
-    with SandboxEnv(redis=redis) as env:
+    with SandboxEnv(redis=redis, timing_profile=timing_profile, time_factor=time_factor) as env:
         say(
             "eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge"
             + (", Redis pods as redis-server processes)" if redis else ")")
@@ -128,6 +201,7 @@ def run_demo(
         finally:
             if load is not None:
                 load.stop()
+        report["failures"] = report_failures(report)
         (out_dir / "demo-report.json").write_text(json.dumps(report, indent=2, default=str))
         _summary(report, out_dir, say)
     return report
@@ -172,22 +246,29 @@ def _roll(
         duration = time.monotonic() - t_roll
         history = runner.history(arn)
     monitor.stop()
+    time_factor = runner.time_scale
     after = asg.describe(scenario.asg_name)
     ca_after = env.sandbox.store.require("deployments", *scenario.autoscaler)["spec"]["replicas"]
     old_left = [i.instance_id for i in after.instances if AsgOps.is_outdated(i, after)]
     history_path = out_dir / "demo-history.json"
     history_path.write_text(json.dumps(history, indent=1, default=str))
+    old_ids = [i.instance_id for i in before.instances]  # taken before the launch template bump
     report: dict[str, Any] = {
         "scenario": "field-report",
-        "nodes_replaced": sum(
-            1
-            for i in before.instances
-            if AsgOps.is_outdated(i, after) or i.instance_id not in {x.instance_id for x in after.instances}
-        ),
+        "timing": {
+            "profile": env.timing_profile.name,
+            # the sandbox's durations, the state machine's Waits and (realistic) the steps' clock
+            # run at this fraction of real time
+            "time_factor": time_factor,
+            "sandbox_timings_s": asdict(env.sandbox.timings),
+        },
+        "old_instances_before": len(old_ids),
+        "nodes_replaced": len(terminated_instances(env.aws("ec2"), old_ids)),
         "old_instances_left": len(old_left),
         "duration_s": round(duration, 1),
         "pdb_violations": monitor.violations,
         "min_ready": monitor.report(),
+        "availability": {"errors": monitor.errors, "error_samples": monitor.error_samples},
         "restored": {
             "cluster_autoscaler_replicas": ca_after == ca_before,
             "asg_desired": after.desired == before.desired,
@@ -208,6 +289,8 @@ def _roll(
             "error": result.get("error"),
             "history_events": len(history),
             "history_path": str(history_path),
+            # polling rounds, Lambda invocations and history events, in all and per replaced node
+            "counts": count_roll(history).report(),
         },
         "evictions": dict(
             Counter(
@@ -223,12 +306,23 @@ def _roll(
 def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) -> None:
     ex = report["execution"]
     say("")
+    t = report["timing"]
+    # Only the realistic profile's durations are real ones: only then is the roll's real length known.
+    real = (
+        f": {report['duration_s'] / t['time_factor'] / 60:.0f} min of real time"
+        if t["profile"] != "fast"
+        else ""
+    )
     say(
-        f"execution {ex['status']} in {report['duration_s']:.1f}s: {report['nodes_replaced']} nodes replaced, {report['old_instances_left']} old instances left, {report['pdb_violations']} PDB violations"
+        f"execution {ex['status']} in {report['duration_s']:.1f}s ({t['profile']} timings, time factor {t['time_factor']}{real}): {report['nodes_replaced']} of {report['old_instances_before']} old instances replaced, {report['old_instances_left']} left, {report['pdb_violations']} PDB violations"
+    )
+    per = ex["counts"]["per_node"]
+    say(
+        f"  per replaced node: {per['polling_rounds']} polling rounds, {per['lambda_invocations']} Lambda invocations, {per['history_events']} history events"
     )
     for d in report["min_ready"]:
         say(
-            f"  {d['deployment']:<38} min ready {d['min_ready']}/{d['replicas']} (PDB guarantees {d['pdb_min_available']})"
+            f"  {d['kind'] + ' ' + d['workload']:<44} min ready {d['min_ready']}/{d['replicas']} (PDB guarantees {d['pdb_min_available']})"
         )
     r = report["restored"]
     say(
@@ -237,6 +331,8 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
     if "redis" in report:
         for line in summary_lines(report["redis"]):
             say(line)
+    for failure in report.get("failures") or []:
+        say(f"  FAILED {failure}")
     say(
         f"  report: {out_dir / 'demo-report.json'}; audit trail ({ex['history_events']} events): {ex['history_path']}"
     )

@@ -12,13 +12,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from eks_rolling.labels import REDIS_GROUP
+
 from ..api.objects import controller_of, pod_is_ready
 from ..api.selectors import label_selector_matches
 from ..api.store import Obj, Store, WatchEvent
 
+Workload = tuple[str, str, str]  # (kind, namespace, name); kind Deployment, StatefulSet or RedisGroup
+
 
 @dataclass
 class Availability:
+    kind: str
     namespace: str
     name: str
     replicas: int
@@ -27,11 +32,12 @@ class Availability:
     min_ready: int
     ready: set[str] = field(default_factory=set)
     violations: list[dict[str, Any]] = field(default_factory=list)
-    per_node_max_lost: int = 0  # most pods of this Deployment ever unready at once
+    per_node_max_lost: int = 0  # most pods of this workload ever unready at once
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "deployment": f"{self.namespace}/{self.name}",
+            "kind": self.kind,
+            "workload": f"{self.namespace}/{self.name}",
             "replicas": self.replicas,
             "pdb": self.pdb,
             "pdb_min_available": self.pdb_min,
@@ -53,55 +59,88 @@ def pdb_min_available(pdb: Obj, replicas: int) -> int:
 
 
 class AvailabilityMonitor:
-    """For every Deployment covered by a PDB: the fewest Ready (not terminating) pods ever seen,
-    and each moment it was below what the PDB guarantees."""
+    """For every Deployment and StatefulSet covered by a PDB, and every Redis group (its
+    StatefulSets' pods together, PDB or not): the fewest Ready (not terminating) pods ever seen,
+    and each moment it was below what the PDB guarantees. A failure of the monitor itself is
+    counted in `errors` (and fails the demo): a monitor that stops seeing cannot report zero."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self.tracked: dict[tuple[str, str], Availability] = {}
+        self.tracked: dict[Workload, Availability] = {}
+        self.errors = 0
+        self.error_samples: list[str] = []  # the first few, for the report
         self._unsubscribe: Any = None
         self.started_at = time.monotonic()
 
     def start(self) -> AvailabilityMonitor:
         with self.store.lock:
-            for d in self.store.all("deployments"):
-                ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
-                replicas = d["spec"].get("replicas", 1)
-                labels = d["spec"]["template"]["metadata"].get("labels") or {}
-                pdb = next(
-                    (
-                        p
-                        for p in self.store.list("poddisruptionbudgets", ns)[0]
-                        if label_selector_matches(p["spec"].get("selector"), labels)
-                    ),
-                    None,
-                )
-                if pdb is None:
-                    continue
-                a = Availability(
-                    ns, name, replicas, pdb["metadata"]["name"], pdb_min_available(pdb, replicas), replicas
-                )
-                for p in self.store.list("pods", ns)[0]:
-                    if self._deployment_of(p) == (ns, name) and self._counts(p):
+            for kind, plural in (("Deployment", "deployments"), ("StatefulSet", "statefulsets")):
+                for w in self.store.all(plural):
+                    ns, name = w["metadata"]["namespace"], w["metadata"]["name"]
+                    pdb = self._pdb_for(ns, w["spec"]["template"]["metadata"].get("labels") or {})
+                    if pdb is not None:
+                        self._track((kind, ns, name), w["spec"].get("replicas", 1), pdb)
+            groups: dict[tuple[str, str], list[Obj]] = {}
+            for sts in self.store.all("statefulsets"):
+                group = (sts["metadata"].get("annotations") or {}).get(REDIS_GROUP)
+                if group:
+                    groups.setdefault((sts["metadata"]["namespace"], group), []).append(sts)
+            for (ns, group), sets in groups.items():
+                pdb = self._pdb_for(ns, sets[0]["spec"]["template"]["metadata"].get("labels") or {})
+                self._track(("RedisGroup", ns, group), sum(s["spec"].get("replicas", 1) for s in sets), pdb)
+            for p in self.store.all("pods"):
+                for key in self._workloads_of(p):
+                    a = self.tracked.get(key)
+                    if a is not None and self._counts(p):
                         a.ready.add(p["metadata"]["name"])
+            for a in self.tracked.values():
                 a.min_ready = len(a.ready)
-                self.tracked[(ns, name)] = a
             self._unsubscribe = self.store.subscribe(self._on_event)
         return self
+
+    def _pdb_for(self, ns: str, labels: dict[str, str]) -> Obj | None:
+        return next(
+            (
+                p
+                for p in self.store.list("poddisruptionbudgets", ns)[0]
+                if label_selector_matches(p["spec"].get("selector"), labels)
+            ),
+            None,
+        )
+
+    def _track(self, key: Workload, replicas: int, pdb: Obj | None) -> None:
+        kind, ns, name = key
+        self.tracked[key] = Availability(
+            kind,
+            ns,
+            name,
+            replicas,
+            pdb["metadata"]["name"] if pdb else None,
+            pdb_min_available(pdb, replicas) if pdb else 0,
+            replicas,
+        )
 
     def stop(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
             self._unsubscribe = None
 
-    def _deployment_of(self, pod: Obj) -> tuple[str, str] | None:
+    def _workloads_of(self, pod: Obj) -> list[Workload]:
         ref = controller_of(pod)
-        if not ref or ref["kind"] != "ReplicaSet":
-            return None
-        rs = self.store.get("replicasets", pod["metadata"]["namespace"], ref["name"])
-        dref = controller_of(rs) if rs else None
-        return (pod["metadata"]["namespace"], dref["name"]) if dref and dref["kind"] == "Deployment" else None
+        ns = pod["metadata"]["namespace"]
+        if not ref:
+            return []
+        if ref["kind"] == "ReplicaSet":
+            rs = self.store.get("replicasets", ns, ref["name"])
+            dref = controller_of(rs) if rs else None
+            return [("Deployment", ns, dref["name"])] if dref and dref["kind"] == "Deployment" else []
+        if ref["kind"] == "StatefulSet":
+            out: list[Workload] = [("StatefulSet", ns, ref["name"])]
+            sts = self.store.get("statefulsets", ns, ref["name"])
+            group = ((sts or {}).get("metadata", {}).get("annotations") or {}).get(REDIS_GROUP)
+            return [*out, ("RedisGroup", ns, group)] if group else out
+        return []
 
     @staticmethod
     def _counts(pod: Obj | None) -> bool:
@@ -112,10 +151,18 @@ class AvailabilityMonitor:
     def _on_event(self, ev: WatchEvent) -> None:
         if ev.resource.plural != "pods":
             return
-        key = self._deployment_of(ev.obj if ev.type != "DELETED" else (ev.old or ev.obj))
-        a = self.tracked.get(key) if key else None
-        if a is None:
-            return
+        try:
+            for key in self._workloads_of(ev.obj if ev.type != "DELETED" else (ev.old or ev.obj)):
+                a = self.tracked.get(key)
+                if a is not None:
+                    self._record(a, ev)
+        except Exception as exc:  # counted and reported: the store would only log it
+            with self._lock:
+                self.errors += 1
+                if len(self.error_samples) < 5:
+                    self.error_samples.append(f"{type(exc).__name__}: {exc} (rv {ev.rv})")
+
+    def _record(self, a: Availability, ev: WatchEvent) -> None:
         name = ev.obj["metadata"]["name"]
         if ev.type != "DELETED" and self._counts(ev.obj):
             a.ready.add(name)
@@ -140,4 +187,6 @@ class AvailabilityMonitor:
         return sum(len(a.violations) for a in self.tracked.values())
 
     def report(self) -> list[dict[str, Any]]:
-        return [a.to_dict() for a in sorted(self.tracked.values(), key=lambda a: (a.namespace, a.name))]
+        return [
+            a.to_dict() for a in sorted(self.tracked.values(), key=lambda a: (a.kind, a.namespace, a.name))
+        ]

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,13 +46,22 @@ log = logging.getLogger(__name__)
 _UNSERVED = {"fail", "fail?", "noaddr"}
 
 
-def uncovered(view: list[ClusterNodeInfo]) -> int:
-    """Slots no master outside fail/fail?/noaddr serves, in one node's view."""
+def uncovered(view: list[ClusterNodeInfo], answered: Set[str] | None = None) -> int:
+    """Slots no live master serves, in one node's view. A master serves nothing when it is flagged
+    fail/fail?/noaddr, or when this node's cluster-bus link to it is down: a master that just died
+    keeps its plain `master` flag until cluster-node-timeout passes (PFAIL) and a majority agrees
+    (FAIL), while every request for its slots already fails. Links are also down while they are
+    (re)established, to a live node or from a node that just restarted, so a caller that probes
+    the nodes itself passes the ids that `answered`: a down link then counts only for a node that
+    did not answer."""
     covered = bytearray(CLUSTER_SLOTS)
     for n in view:
-        if "master" in n["flags"] and not n["flags"] & _UNSERVED:
-            for a, b in n["slots"]:
-                covered[a : b + 1] = b"\x01" * (b - a + 1)
+        if "master" not in n["flags"] or n["flags"] & _UNSERVED:
+            continue
+        if n["link_state"] != "connected" and (answered is None or n["id"] not in answered):
+            continue
+        for a, b in n["slots"]:
+            covered[a : b + 1] = b"\x01" * (b - a + 1)
     return CLUSTER_SLOTS - sum(covered)
 
 
@@ -90,7 +99,8 @@ class SlotCoverageMonitor:
         self.checks = 0  # samples in which every pod answered
         self.samples = 0
         self.uncovered_max = 0
-        self.uncovered_seen: list[tuple[float, str, int]] = []  # (offset s, pod, slots), first 20
+        # (offset s, pod, slots, each master in that view: name:flags:link:probe), the first 20
+        self.uncovered_seen: list[tuple[float, str, int, list[str]]] = []
         self.state_not_ok = 0  # node samples with cluster_state other than ok
         self.unreachable = 0  # node samples that did not answer (a pod restarting)
         self.masters_away_max = 0  # most masters of the start away from their slots at once
@@ -142,6 +152,24 @@ class SlotCoverageMonitor:
             )
         return c
 
+    def _temp_ids(self) -> set[str]:
+        """Node ids of the temporary pods that answer now (a temporary node may hold slots)."""
+        out: set[str] = set()
+        for pod in self.env.sandbox.store.all("pods"):
+            md = pod["metadata"]
+            ip = (pod.get("status") or {}).get("podIP")
+            if (
+                md.get("namespace") != self.namespace
+                or REDIS_TEMP_FOR not in (md.get("labels") or {})
+                or not ip
+            ):
+                continue
+            try:
+                out.add(str(self._client(ip).execute_command("CLUSTER", "MYID")))
+            except (redis.RedisError, OSError):
+                self._clients.pop(ip, None)
+        return out
+
     def _ips(self) -> dict[str, str]:
         out = {}
         for name in self.pods:
@@ -187,12 +215,20 @@ class SlotCoverageMonitor:
                 self.checks += 1
             away = [m for m, slots in self.start_masters.items() if s.masters.get(m) != slots]
             self.masters_away_max = max(self.masters_away_max, len(away))
+            answered = set(s.ids.values()) | self._temp_ids()
             for name, view in views.items():
-                missing = uncovered(view)
+                missing = uncovered(view, answered)
                 if missing:
                     self.uncovered_max = max(self.uncovered_max, missing)
                     if len(self.uncovered_seen) < 20:
-                        self.uncovered_seen.append((round(now - self._t0, 2), name, missing))
+                        names = {i: p for p, i in self.start_ids.items()}
+                        why = [
+                            f"{names.get(n['id'], n['id'][:8])}:{','.join(sorted(n['flags']))}:{n['link_state']}"
+                            f":{'answered' if n['id'] in answered else 'silent'}"
+                            for n in view
+                            if "master" in n["flags"] and n["slots"]
+                        ]
+                        self.uncovered_seen.append((round(now - self._t0, 2), name, missing, why))
                 if states.get(name) != "ok":
                     self.state_not_ok += 1
                 foreign = {n["id"] for n in view} - known
@@ -435,10 +471,12 @@ def cluster_report(
         "max_write_latency_ms": writer_report.max_latency_ms,
         "leftover_temp_nodes": sum(len(v) for v in leftovers.values()),
         "uncovered_slots_max": monitor.uncovered_max,
+        "uncovered_seen": monitor.uncovered_seen,
         "node_ids_kept": now.ids == monitor.start_ids,
         "masters_in_place": now.masters == monitor.start_masters,
         "acked_writes": writer_report.acked,
         "write_errors": writer_report.errors,
+        "write_error_types": writer_report.error_types,
         "max_write_gap_ms": writer_report.max_gap_ms,
         "checks": monitor.checks,
         "masters_away_max": monitor.masters_away_max,

@@ -45,7 +45,7 @@ from ..api.store import Obj
 from ..env import SandboxEnv
 from ..redis.manifests import group_password
 from ..redis.runtime import endpoint_ips
-from .writers import Address, SentinelWriter, WriterReport
+from .writers import SENTINEL_TIMEOUT_S, Address, SentinelWriter, WriterReport
 
 # A write gap belongs to a switchover if it starts this close before the pause, or during it.
 _BEFORE_S, _AFTER_S = 1.0, 3.0
@@ -81,8 +81,8 @@ class FollowingSentinelWriter(SentinelWriter):
         # No retries to a sentinel (redis-py 8 retries 3 times with up to seconds of backoff): a
         # moved sentinel's old address must cost one refused connect, not a stall of seconds.
         kw: dict[str, Any] = {
-            "socket_timeout": self.socket_timeout,
-            "socket_connect_timeout": self.socket_timeout,
+            "socket_timeout": SENTINEL_TIMEOUT_S,
+            "socket_connect_timeout": SENTINEL_TIMEOUT_S,
             "retry": Retry(NoBackoff(), 0),
         }
         if self._sentinel_password is not None:
@@ -388,7 +388,8 @@ def sentinel_report(
     writer_report: WriterReport,
     switchovers: Sequence[Obj] | None = None,
 ) -> dict[str, Any]:
-    """`acked_writes_lost`, `max_write_gap_ms`, `switchover_gaps_ms` (longest writer gap per master
+    """`acked_writes_lost`, `write_errors` (failed after the client's one retry), `write_retries`
+    (by type), `max_write_gap_ms`, `switchover_gaps_ms` (longest writer gap per master
     switchover), `stale_replicas` (entries in a sentinel's view that are no live pod),
     `master_pod`, `quorum_ok`, and the detail behind them."""
     state = sentinel_state(env, namespace, group)
@@ -398,7 +399,11 @@ def sentinel_report(
         "acked_writes": writer_report.acked,
         "acked_writes_lost": writer_report.lost,
         "write_errors": writer_report.errors,
+        "write_error_types": writer_report.error_types,
+        "write_retries": writer_report.retries,
+        "write_retry_types": writer_report.retry_types,
         "max_write_gap_ms": writer_report.max_gap_ms,
+        "max_write_latency_ms": writer_report.max_latency_ms,
         "switchover_gaps_ms": gaps,
         "switchovers": [
             {"from": s["from"], "to": s["to"], "writes_held_ms": s.get("paused_ms"), "write_gap_ms": g}

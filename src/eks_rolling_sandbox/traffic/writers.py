@@ -6,8 +6,17 @@ and the gaps between consecutive acknowledgements (the write unavailability one 
 After :meth:`stop`, :meth:`verify` reads every acknowledged key back from the *current*
 master and counts those whose value is not ``str(i)``: acknowledged writes that were lost.
 
-Clients are created without retries where redis-py allows it (Sentinel, direct), so errors
-are counted, not hidden. Passwords are only handed to redis-py, never logged or reported.
+Client policy (Sentinel and direct writers): what an application on this Redis is configured
+with, so the numbers are the ones its users would see. Two events are normal for any master
+move, by any tool: a planned switchover holds writes with CLIENT PAUSE WRITE (up to
+``SWITCHOVER_WRITE_GAP_BOUND_MS``, the e2e bound on one switchover's write gap), and Redis drops
+its clients when the master's role changes. So the socket timeout (``SOCKET_TIMEOUT_S``) is above
+that bound, and the idempotent ``SET k i`` is retried ONCE (``WRITE_RETRIES``) after a
+ConnectionError/TimeoutError on a fresh client: a new connection and, through Sentinel, a new
+master lookup. redis-py's own retries stay off, so every retry is ours and counted: the report has
+``retries`` by type apart from ``errors`` (writes that still failed after the retry). The
+unavailability stays measured by the per-write latency (both attempts) and the longest gap.
+Passwords are only handed to redis-py, never logged or reported.
 
 No upstream counterpart: a client as an application would run it (redis-py, Sentinel- and
 cluster-aware).
@@ -15,6 +24,7 @@ cluster-aware).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -40,6 +50,17 @@ ClientT = TypeVar("ClientT", redis.Redis, RedisCluster)
 
 _VERIFY_BATCH = 1000
 
+# The longest write gap one planned switchover may cause (its CLIENT PAUSE WRITE plus catching up);
+# the Sentinel e2e test asserts it per switchover.
+SWITCHOVER_WRITE_GAP_BOUND_MS = 2500
+# Above that bound: a write held by a switchover waits instead of timing out.
+SOCKET_TIMEOUT_S = SWITCHOVER_WRITE_GAP_BOUND_MS / 1000 + 0.5
+# One retry of the idempotent SET after the connection broke or timed out, on a fresh client.
+WRITE_RETRIES = 1
+RETRY_ON: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+# Sentinels never pause: a short timeout keeps a moved sentinel's old address cheap.
+SENTINEL_TIMEOUT_S = 0.5
+
 
 @dataclass
 class Gap:
@@ -63,6 +84,8 @@ class WriterReport:
     gaps: list[Gap]
     duration_s: float
     error_types: dict[str, int] = field(default_factory=dict)
+    retries: int = 0  # writes retried once on a fresh client (acked or not: see errors)
+    retry_types: dict[str, int] = field(default_factory=dict)  # what the first attempt raised
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,9 +111,13 @@ class _Writer(ABC, Generic[ClientT]):
         gap_threshold_ms: float,
         password: str | None,
         socket_timeout: float,
+        retries: int = WRITE_RETRIES,
     ) -> None:
         if max_writes < 1 or max_seconds <= 0:
             raise ValueError("a writer needs max_writes >= 1 and max_seconds > 0")
+        if retries < 0:
+            raise ValueError("a writer needs retries >= 0")
+        self.retries = retries
         self.prefix = prefix
         self.interval_s = interval_s
         self.max_writes = max_writes
@@ -107,6 +134,8 @@ class _Writer(ABC, Generic[ClientT]):
         self._max_gap_ms = 0.0
         self._attempted = 0
         self._errors: Counter[str] = Counter()
+        self._retries: Counter[str] = Counter()
+        self._writing_client: ClientT | None = None  # the write loop's own
         self._t0 = 0.0
         self._t_end: float | None = None
         self._lost: int | None = None
@@ -184,6 +213,8 @@ class _Writer(ABC, Generic[ClientT]):
                 gaps=list(self._gaps),
                 duration_s=round(end - self._t0, 3) if self._t0 else 0.0,
                 error_types=dict(self._errors),
+                retries=sum(self._retries.values()),
+                retry_types=dict(self._retries),
             )
 
     def verify(self, read_client_factory: Callable[[], ClientT] | None = None) -> int:
@@ -212,7 +243,6 @@ class _Writer(ABC, Generic[ClientT]):
 
     # -- the loop
     def _run(self) -> None:
-        client: ClientT | None = None
         last_ack: float | None = None
         failing = False  # a write failed since the last ack (or since the start)
         try:
@@ -221,9 +251,7 @@ class _Writer(ABC, Generic[ClientT]):
                     break
                 t_start = time.monotonic()
                 try:
-                    if client is None:
-                        client = self._make_client()
-                    client.set(self.key(i), i)
+                    self._write(i)
                     ok = True
                 except Exception as exc:  # every failure is data here; the loop must go on
                     ok = False
@@ -247,8 +275,36 @@ class _Writer(ABC, Generic[ClientT]):
                 if failing:  # the run ended while writes were failing: that tail is a gap too
                     self._note_gap(last_ack if last_ack is not None else self._t0, end, open_ended=True)
                 self._t_end = end
-            if client is not None:
+            self._drop_client()
+
+    def _write(self, i: int) -> None:
+        """``SET key(i) i``, retried up to ``self.retries`` times on a fresh client after a
+        connection-level failure (see the module doc); anything else, or the last failure, raises."""
+        for attempt in range(self.retries + 1):
+            if self._writing_client is None:
+                self._writing_client = self._make_client()
+            try:
+                self._writing_client.set(self.key(i), i)
+                return
+            except RETRY_ON as exc:
+                if attempt == self.retries:
+                    raise
+                self._record_retry(exc)
+                self._drop_client()  # the next attempt connects (and looks the master up) anew
+
+    def _drop_client(self) -> None:
+        client, self._writing_client = self._writing_client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # it is broken already; closing is tidying up
                 self._close(client)
+
+    def _record_retry(self, exc: Exception) -> None:
+        name = type(exc).__name__
+        with self._lock:
+            first = name not in self._retries
+            self._retries[name] += 1
+        if first:
+            log.info("writer %s: first retry after %s: %s", self.prefix, name, exc)
 
     def _note_gap(self, ref: float, now: float, *, open_ended: bool) -> None:
         length_ms = (now - ref) * 1000
@@ -273,7 +329,7 @@ class _Writer(ABC, Generic[ClientT]):
 
 
 class SentinelWriter(_Writer[redis.Redis]):
-    """Writes through ``Sentinel.master_for`` with no client retries (errors are counted)."""
+    """Writes through ``Sentinel.master_for`` under the module's client policy."""
 
     def __init__(
         self,
@@ -287,7 +343,8 @@ class SentinelWriter(_Writer[redis.Redis]):
         gap_threshold_ms: float = 250.0,
         password: str | None = None,
         sentinel_password: str | None = None,
-        socket_timeout: float = 0.5,
+        socket_timeout: float = SOCKET_TIMEOUT_S,
+        retries: int = WRITE_RETRIES,
     ) -> None:
         super().__init__(
             prefix=prefix,
@@ -297,6 +354,7 @@ class SentinelWriter(_Writer[redis.Redis]):
             gap_threshold_ms=gap_threshold_ms,
             password=password,
             socket_timeout=socket_timeout,
+            retries=retries,
         )
         self.sentinels = list(sentinels)
         self.service_name = service_name
@@ -304,8 +362,8 @@ class SentinelWriter(_Writer[redis.Redis]):
 
     def _sentinel(self) -> Sentinel:
         sentinel_kwargs: dict[str, Any] = {
-            "socket_timeout": self.socket_timeout,
-            "socket_connect_timeout": self.socket_timeout,
+            "socket_timeout": SENTINEL_TIMEOUT_S,
+            "socket_connect_timeout": SENTINEL_TIMEOUT_S,
         }
         if self._sentinel_password is not None:
             sentinel_kwargs["password"] = self._sentinel_password
@@ -340,7 +398,8 @@ class SentinelWriter(_Writer[redis.Redis]):
 
 
 class DirectWriter(_Writer[redis.Redis]):
-    """Writes to one fixed node (no Sentinel, no retries): the baseline and the loss demo."""
+    """Writes to one fixed node (no Sentinel; the retry reconnects to the same node): the
+    baseline and the loss demo."""
 
     def __init__(
         self,
@@ -353,7 +412,8 @@ class DirectWriter(_Writer[redis.Redis]):
         max_seconds: float = 60.0,
         gap_threshold_ms: float = 250.0,
         password: str | None = None,
-        socket_timeout: float = 0.5,
+        socket_timeout: float = SOCKET_TIMEOUT_S,
+        retries: int = WRITE_RETRIES,
     ) -> None:
         super().__init__(
             prefix=prefix,
@@ -363,6 +423,7 @@ class DirectWriter(_Writer[redis.Redis]):
             gap_threshold_ms=gap_threshold_ms,
             password=password,
             socket_timeout=socket_timeout,
+            retries=retries,
         )
         self.address = (ip, port)
 
@@ -388,7 +449,8 @@ class DirectWriter(_Writer[redis.Redis]):
 
 
 class ClusterWriter(_Writer[RedisCluster]):
-    """Writes through ``RedisCluster`` with its default retries (it must follow MOVED).
+    """Writes through ``RedisCluster`` with its default retries (it must follow MOVED), so none
+    of ours on top (``retries=0``); the Cluster procedure pauses no writes (0.5 s timeout).
 
     Keys spread over all slots; a hash-tag prefix such as ``"{a}"`` pins them to one slot.
     """
@@ -413,6 +475,7 @@ class ClusterWriter(_Writer[RedisCluster]):
             gap_threshold_ms=gap_threshold_ms,
             password=password,
             socket_timeout=socket_timeout,
+            retries=0,
         )
         self.startup_nodes = list(startup_nodes)
 

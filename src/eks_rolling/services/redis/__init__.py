@@ -3,8 +3,9 @@ Sentinel and Redis Cluster. Each invocation advances one pod by one phase (so ev
 the execution history); a per-group lock keeps two nodes of one batch from moving pods of the
 same group at once (one shard's master in flight at a time, one sentinel reset at a time).
 
-PROCEDURES lists the procedure of each group kind (sentinel.py, cluster.py); procedure.py holds
-what they share.
+PROCEDURES lists the procedure of each group kind (the sentinel/ and cluster/ packages, each
+split into reading the group, deciding, and acting); procedure.py holds what they share: the
+environment, a round's vocabulary (Wait, Act, Abort -> Advance) and the plan-time health.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ...models import MoveRedisPodsInput, MoveRedisPodsOutput, PollState, RedisM
 from ...redis.connection import resolve_auth
 from ...redis.discovery import RedisGroup, discover_groups
 from ..deps import Deps
-from .cluster import RedisClusterProcedure
+from .cluster import ClusterProcedure
 from .procedure import GroupHealth, Procedure, RedisEnv
 from .sentinel import SentinelProcedure
 
@@ -31,7 +32,7 @@ GROUP_LOCK_TTL_S = 3600
 
 # One procedure per group kind, listed here rather than registered on import, so that the
 # package imports its procedures and they import only procedure.py.
-PROCEDURES: dict[str, Procedure] = {p.kind: p for p in (SentinelProcedure(), RedisClusterProcedure())}
+PROCEDURES: dict[str, Procedure] = {p.kind: p for p in (SentinelProcedure(), ClusterProcedure())}
 
 
 def groups_of(kube: KubeOps) -> list[RedisGroup]:

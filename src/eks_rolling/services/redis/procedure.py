@@ -1,13 +1,15 @@
 """What a Redis procedure is given and gives back, shared by both kinds (Sentinel and Cluster):
-the environment of one group, the result of advancing one move by one phase, and the group's
-health at plan time. A leaf: the procedures import it, it imports neither of them."""
+the environment of one group, the vocabulary of a round (a pure decision is Wait, Act or Abort;
+the procedure turns it into an Advance of the move), and the group's health at plan time. A
+leaf: the procedures import it, it imports neither of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
+from ...errors import PermanentError, RedisMoveTimeoutError
 from ...k8s import KubeOps
 from ...labels import REDIS_PORT
 from ...models import RedisMove, RollContext
@@ -15,6 +17,7 @@ from ...redis.connection import RedisAuth, connect
 from ...redis.discovery import RedisGroup
 from ...settings import Settings
 from ..deps import Deps
+from ..drain import backoff_s
 
 
 @dataclass
@@ -32,8 +35,77 @@ class RedisEnv:
     def client(self, host: str, port: int = REDIS_PORT) -> Any:
         return connect(host, port, self.auth, timeout_s=self.settings.redis_socket_timeout_s)
 
+    def monotonic(self) -> float:
+        return self.deps.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self.deps.sleep(seconds)
+
     def deadline(self, seconds: int | None = None) -> datetime:
         return self.now + timedelta(seconds=seconds or self.settings.redis_phase_timeout_s)
+
+    def evict(self, name: str, uid: str) -> str | None:
+        """Move one of the group's pods through the Eviction API, so that the user's
+        PodDisruptionBudgets hold for Redis pods as for any pod. None once evicted (or already
+        replaced); else what blocks it now (a 429: wait and try again, within the phase)."""
+        pod = self.kube.get_pod(self.group.namespace, name)
+        if pod is None or pod.metadata.uid != uid or pod.metadata.deletion_timestamp is not None:
+            return None
+        out = self.kube.evict(pod, uid=uid)
+        return out.detail if out.status == "blocked" else None
+
+    def refused(self, move: RedisMove) -> tuple[RedisMove, int]:
+        """A PDB refused `move`'s eviction again: count it and back off as the drain does
+        (exponential, with jitter), so that a long refusal costs few rounds of history."""
+        n = int(move.data.get("throttled", 0)) + 1
+        return move.model_copy(update={"data": {**move.data, "throttled": n}}), backoff_s(n, self.settings)
+
+
+S = TypeVar("S")  # a procedure's typed move state
+A = TypeVar("A")  # a procedure's actions
+
+
+@dataclass(frozen=True)
+class Wait(Generic[S, A]):
+    """Not yet: poll again in `wait_s`. Past the phase's deadline the round raises `error`
+    instead, unless the wait is not `timed` (a planned pause, such as timing a command to a
+    sentinel's INFO cycle). `actions` run first (holding writes while sentinels settle)."""
+
+    reason: str
+    wait_s: int
+    state: S | None = None  # the move's state to keep; None: unchanged
+    actions: tuple[A, ...] = ()
+    notes: tuple[str, ...] = ()
+    error: type[PermanentError] = RedisMoveTimeoutError
+    timed: bool = True
+    restart_clock: bool = False  # a step of the phase completed: its deadline starts again
+
+
+@dataclass(frozen=True)
+class Act(Generic[S, A]):
+    """Run `actions` (in order), then go to `phase` ("done": the move is over)."""
+
+    phase: str
+    actions: tuple[A, ...] = ()
+    notes: tuple[str, ...] = ()
+    state: S | None = None
+    wait_s: int = 0
+
+
+@dataclass(frozen=True)
+class Abort(Generic[A]):
+    """Stop the move with `error` after running `actions` (leave the group safe first)."""
+
+    error: PermanentError
+    actions: tuple[A, ...] = ()
+
+
+Decision = Wait[S, A] | Act[S, A] | Abort[A]
+
+
+def timed_out(move: RedisMove, now: datetime) -> bool:
+    """Has the current phase of `move` run past its deadline? (None: its clock has not started.)"""
+    return move.phase_deadline is not None and now > move.phase_deadline
 
 
 @dataclass

@@ -506,7 +506,9 @@ def test_pod_from_statefulset_template_without_claim_volume_is_422(
 @pytest.mark.parametrize(
     "method,content_type,expected",
     [
-        ("POST", "application/vnd.kubernetes.protobuf", 415),  # what kubectl's typed clients send
+        # What kubectl's typed clients send: decoded as protobuf, so a JSON body is a 400
+        # (tests/sandbox/test_kubectl_protobuf.py has real protobuf bodies)
+        ("POST", "application/vnd.kubernetes.protobuf", 400),
         ("POST", "text/plain", 415),
         ("POST", None, 201),  # no Content-Type is JSON (the v37 client's eviction POST)
         ("PATCH", "application/apply-patch+yaml", 415),  # server-side apply is not modelled

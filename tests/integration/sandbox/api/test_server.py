@@ -109,6 +109,31 @@ def test_taint_and_untaint(sb: Sandbox, kubectl: Kubectl) -> None:
     )
 
 
+def test_get_nodes_watch_prints_each_change_as_a_row(sb: Sandbox, tmp_path: Path, kubectl: Kubectl) -> None:
+    """`kubectl get nodes -w` asks for Tables on the watch too: each change is a row with the
+    node printer's columns (STATUS included), not kubectl's NAME/AGE fallback for raw objects."""
+    node = b.make_ready_node(sb, 1)
+    assert KUBECTL is not None
+    watch = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(sb.kubeconfig(tmp_path / "kc-watch")), "get", "nodes", "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        lines = [watch.stdout.readline(), watch.stdout.readline()]  # header and the listed node
+        # When the node is cordoned while the watch runs
+        kubectl("cordon", node)
+        lines.append(watch.stdout.readline())
+    finally:
+        watch.kill()
+        watch.wait()
+    # Then the change arrives as a row under the same header, with the node's new status
+    assert lines[0].split()[:2] == ["NAME", "STATUS"], lines
+    assert lines[2].split()[:2] == [node, "Ready,SchedulingDisabled"], lines
+
+
 def test_apply_scale_and_rollout_status(sb: Sandbox, kubectl: Kubectl) -> None:
     """`kubectl apply` with its default --validate=strict needs OpenAPI v3 (QueryParamVerifierV3);
     re-apply is a three-way strategic merge; scale goes through the scale subresource."""

@@ -44,6 +44,7 @@ def test_sentinel_writer_loses_nothing_without_failover(
     assert writer.join(15), "writer must end on its own bounds"
     report = writer.stop()
     assert report.acked > 100 and report.errors == 0 and report.attempted == report.acked
+    assert report.retries == 0 and report.retry_types == {}
     assert 1.9 <= report.duration_s < 5 and report.lost is None
 
     assert wait_until(
@@ -96,6 +97,52 @@ def test_writer_measures_write_gap(spawn: Spawn, ips: Ips, tmp_path: Path) -> No
     assert 700 <= gap.length_ms <= 2500 and report.max_gap_ms == gap.length_ms
     assert not gap.open_ended and 0 < gap.offset_s < report.duration_s
     assert writer.verify() == 0
+
+
+def test_a_write_held_past_the_socket_timeout_is_retried_once_and_counted(
+    spawn: Spawn, ips: Ips, tmp_path: Path
+) -> None:
+    (ip,) = ips(1)
+    master = spawn(RedisConfig("data", ip, tmp_path / "m"))
+    reports = {}
+    # A WRITE pause longer than the socket timeout: the first attempt times out; the retry, on
+    # a fresh connection, waits out the rest of the pause. Without the retry the write fails.
+    for retries in (1, 0):
+        writer = DirectWriter(
+            ip, prefix=f"rw{retries}", max_seconds=10.0, socket_timeout=0.7, retries=retries
+        )
+        writer.start()
+        assert wait_until(lambda w=writer: w.acked_count >= 50, 5)  # type: ignore[misc]
+        with master.client() as c:
+            c.client_pause(1000, all=False)
+        acked = writer.acked_count
+        assert wait_until(lambda w=writer, n=acked: w.acked_count >= n + 100, 10)  # type: ignore[misc]
+        reports[retries] = writer.stop()
+        assert writer.verify() == 0
+    with_retry, without = reports[1], reports[0]
+    assert with_retry.retry_types == {"TimeoutError": 1} and with_retry.retries == 1, with_retry
+    assert with_retry.errors == 0 and with_retry.attempted == with_retry.acked
+    assert 900 <= with_retry.max_latency_ms <= 2500  # both attempts count in the write's latency
+    assert without.retries == 0 and without.error_types == {"TimeoutError": 1}, without
+
+
+def test_sentinel_writer_reports_errors_when_the_master_is_gone_beyond_the_retry(
+    sentinel_setup: Callable[..., Any],
+) -> None:
+    """The positive control of `write_errors`: a master that is gone, with no failover (the
+    sentinels wait a minute before calling it down), fails writes after the one retry."""
+    setup = sentinel_setup(3, down_after_ms=60_000)
+    writer = SentinelWriter(setup.sentinel_addrs, "mymaster", prefix="kw", max_seconds=30.0)
+    writer.start()
+    assert wait_until(lambda: writer.acked_count >= 50, 10)
+    setup.master.kill()
+    assert wait_until(lambda: writer.report().errors >= 50, 15), writer.report()
+    report = writer.stop()
+    assert set(report.error_types) == {"ConnectionError"}, report
+    # Every failed write was retried first on a fresh client (a new master lookup).
+    assert report.retry_types == {"ConnectionError": report.retries}
+    assert report.retries >= report.errors >= 50 and report.attempted == report.acked + report.errors
+    assert report.gaps and report.gaps[-1].open_ended
 
 
 def test_verify_detects_writes_lost_to_a_split_brain(spawn: Spawn, ips: Ips, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 context: the temporary node leaves the cluster only once it holds no slot, the original master
 takes its slots back when it is a synced replica, and no slot is ever left uncovered.
 
-Consistency argument (module docstring of services/redis/cluster.py): slots change hands only
+Consistency argument (docstring of the services/redis/cluster package): slots change hands only
 through default manual failovers (no acknowledged write lost); the temporary node is forgotten,
 on every node at once, only when it holds no slot and nobody replicates it; while the original
 cannot take its slots back, the temporary node stays master rather than uncover them."""

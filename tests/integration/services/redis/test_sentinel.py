@@ -68,7 +68,7 @@ def test_a_replica_moves_to_a_new_node_and_the_sentinels_forget_its_old_ip(senti
     assert after["spec"]["nodeName"] != before["spec"]["nodeName"]
     assert sentinel.ip(victim) != before["status"]["podIP"]
     text = "\n".join(actions)
-    assert re.search(rf"deleted pod {victim} .* on {before['spec']['nodeName']}", text), text
+    assert re.search(rf"evicted pod {victim} .* on {before['spec']['nodeName']}", text), text
     assert f"{victim} back on {after['spec']['nodeName']} at {sentinel.ip(victim)}" in text
     # ... every sentinel was reset one at a time and lists exactly the live replicas again
     # (a sentinel that shared the node was moved too: restarted, it holds nothing stale)

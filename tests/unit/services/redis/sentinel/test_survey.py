@@ -6,7 +6,7 @@ from typing import Any
 
 from eks_rolling.labels import REDIS_GROUP, REDIS_KIND, REDIS_PORT, REDIS_ROLE
 from eks_rolling.redis.discovery import discover_groups
-from eks_rolling.services.redis.sentinel import PRIORITY_ANNOTATION, Pod, annotation_problems
+from eks_rolling.services.redis.sentinel.survey import PRIORITY_ANNOTATION, Pod, annotation_problems
 
 
 def _sts(name: str, **ann: str) -> dict[str, Any]:

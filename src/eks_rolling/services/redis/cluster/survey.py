@@ -1,0 +1,248 @@
+"""Redis Cluster: reading the group (its pods, every node's CLUSTER NODES view, a replica's sync)
+and the pure checks over those views that every phase decides on."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from ....labels import (
+    LABEL_RUN,
+    LABEL_TOPOLOGY_ZONE,
+    REDIS_GROUP,
+    REDIS_PORT,
+    REDIS_TEMP_FOR,
+    REDIS_TEMP_FOR_NODE_ID,
+    REDIS_TEMP_FOR_POD,
+    REDIS_TEMP_SLOTS,
+)
+from ....redis.cluster import NodeAdmin, NodeEntry, RedisError, ranges_text, uncovered_slots
+from ..procedure import RedisEnv
+
+log = logging.getLogger(__name__)
+
+# Short names for the keys of eks_rolling.labels this procedure uses.
+TEMP_FOR_LABEL = REDIS_TEMP_FOR
+RUN_LABEL = LABEL_RUN
+GROUP_LABEL = REDIS_GROUP
+FOR_POD_ANNOTATION = REDIS_TEMP_FOR_POD
+FOR_ID_ANNOTATION = REDIS_TEMP_FOR_NODE_ID
+SLOTS_ANNOTATION = REDIS_TEMP_SLOTS
+TEMP_SUFFIX = "-eksr-tmp"
+ZONE_LABEL = LABEL_TOPOLOGY_ZONE
+DEFAULT_PORT = REDIS_PORT
+
+# A replica counts as synced once it has processed all the master had this long before (the
+# manual failover then only waits for the last few writes, with the master's clients paused).
+CATCH_UP_S = 0.1
+# A manual failover gives up after 5 s (CLUSTER_MF_TIMEOUT): re-issue after that, a few times.
+FAILOVER_RETRY_S = 8.0
+FAILOVER_ATTEMPTS = 3
+
+
+Addr = tuple[str, int]
+Views = dict[str, list[NodeEntry]]
+
+
+def short(node_id: str | None) -> str:
+    return (node_id or "?")[:8]
+
+
+def label_safe(value: str) -> str:
+    if len(value) <= 63:
+        return value
+    return value[:54] + "-" + hashlib.sha1(value.encode()).hexdigest()[:8]
+
+
+def temp_name(pod: str) -> str:
+    # Not `<sts>-<ordinal>`: the StatefulSet controller never adopts it.
+    return pod + TEMP_SUFFIX
+
+
+def move_slots(data: dict[str, Any]) -> list[tuple[int, int]]:
+    return norm(data["slots"])
+
+
+def norm(ranges: Iterable[Iterable[int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted((int(r[0]), int(r[1])) for r in (list(x) for x in ranges)):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+# --- pods ------------------------------------------------------------------------------------------
+def pod_port(pod: Any) -> int:
+    for c in pod.spec.containers or []:
+        ports = c.ports or []
+        named = [p for p in ports if p.name == "redis"]
+        if named or ports:
+            return int((named or ports)[0].container_port)
+    return DEFAULT_PORT
+
+
+def running(pod: Any | None) -> bool:
+    if pod is None or pod.metadata.deletion_timestamp is not None or not pod.status.pod_ip:
+        return False
+    ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return bool(pod.status.phase == "Running" and ready)
+
+
+def pod_state(pod: Any | None) -> str:
+    if pod is None:
+        return "absent"
+    if pod.metadata.deletion_timestamp is not None:
+        return "terminating"
+    why = [
+        c.message or c.reason or ""
+        for c in pod.status.conditions or []
+        if c.type == "PodScheduled" and c.status == "False"
+    ]
+    return f"{pod.status.phase or 'Pending'}" + (f" ({why[0]})" if why and why[0] else "")
+
+
+def addr_of(pod: Any | None) -> Addr | None:
+    if pod is None or not running(pod):
+        return None
+    return (str(pod.status.pod_ip), pod_port(pod))
+
+
+def members_of(env: RedisEnv) -> dict[str, Any | None]:
+    """The group's pods by name (None where the StatefulSet's pod does not exist right now): one
+    LIST per StatefulSet (by its selector), not a GET per pod: this runs several times a round."""
+    out: dict[str, Any | None] = {}
+    ns = env.group.namespace
+    for sts_name in sorted(env.group.statefulsets):
+        sts = env.kube.statefulset(ns, sts_name)
+        if sts is None:
+            continue
+        replicas = sts.spec.replicas if sts.spec.replicas is not None else 1
+        names = [f"{sts_name}-{i}" for i in range(replicas)]
+        labels = (sts.spec.selector.match_labels or {}) if sts.spec.selector else {}
+        if labels and not sts.spec.selector.match_expressions:
+            found = {
+                p.metadata.name: p
+                for p in env.kube.list_pods(ns, ",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+            }
+            out.update({n: found.get(n) for n in names})
+        else:
+            out.update({n: env.kube.get_pod(ns, n) for n in names})
+    return out
+
+
+def tainted(env: RedisEnv, node_name: str | None) -> bool:
+    node = env.kube.get_node(node_name) if node_name else None
+    return node is not None and any(t.key == env.settings.taint_key for t in node.spec.taints or [])
+
+
+# --- talking to nodes --------------------------------------------------------------------------
+def admin(env: RedisEnv, addr: Addr) -> NodeAdmin:
+    return NodeAdmin(env.client(addr[0], addr[1]), f"{addr[0]}:{addr[1]}")
+
+
+def look(env: RedisEnv, addrs: dict[str, Addr]) -> tuple[Views, dict[str, str]]:
+    """`CLUSTER NODES` of every address; what did not answer goes in the second dict."""
+    views: Views = {}
+    errors: dict[str, str] = {}
+    for name, addr in addrs.items():
+        try:
+            with admin(env, addr) as a:
+                views[name] = a.nodes()
+        except (RedisError, OSError) as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return views, errors
+
+
+def myself(entries: list[NodeEntry]) -> NodeEntry | None:
+    return next((e for e in entries if e.myself), None)
+
+
+def entry_of(entries: list[NodeEntry], node_id: str) -> NodeEntry | None:
+    return next((e for e in entries if e.id == node_id), None)
+
+
+def roles_agree(
+    views: Views, master_id: str, replica_id: str, slots: list[tuple[int, int]], *, replica_may_be_gone: bool
+) -> str | None:
+    """None if every view has `master_id` as master of exactly `slots` and `replica_id` as its
+    replica; else what disagrees."""
+    for name, entries in views.items():
+        m = entry_of(entries, master_id)
+        if m is None or not m.is_master or m.unsettled or norm(m.slots) != slots:
+            got = "unknown" if m is None else f"{','.join(sorted(m.flags))} slots {ranges_text(m.slots)}"
+            return f"{name} sees {short(master_id)} as {got}"
+        r = entry_of(entries, replica_id)
+        if r is None and replica_may_be_gone:
+            continue
+        if r is None or not r.is_replica or r.master_id != master_id:
+            got = "unknown" if r is None else ",".join(sorted(r.flags))
+            got += f" of {short(r.master_id)}" if r is not None and r.master_id else ""
+            return f"{name} sees {short(replica_id)} as {got}"
+    return None
+
+
+def lagging_nodes(views: Views) -> list[str]:
+    """Nodes whose own role (master, or replica of whom) some other node does not know yet."""
+    out: list[str] = []
+    for name, entries in views.items():
+        me = myself(entries)
+        if me is None:
+            continue
+        for other, es in views.items():
+            e = entry_of(es, me.id) if other != name else None
+            if e is not None and (e.is_master != me.is_master or e.master_id != me.master_id):
+                out.append(name)
+                break
+    return sorted(out)
+
+
+def sync_gap(env: RedisEnv, replica: Addr, master: Addr) -> tuple[bool, str]:
+    """(synced, detail): link up, no sync running, and the replica has processed everything the
+    master had CATCH_UP_S earlier. Without a write pause offsets never match exactly; a fixed
+    byte margin would depend on the write rate, a time margin does not. A manual failover started
+    while the replica trails keeps the master's writers paused until it has caught up."""
+    with admin(env, replica) as r:
+        rep = r.replication()
+        if rep.get("role") != "slave":
+            return False, f"role {rep.get('role')}"
+        if rep.get("master_link_status") != "up" or int(rep.get("master_sync_in_progress", 0)):
+            return (
+                False,
+                f"link {rep.get('master_link_status')}, sync in progress {rep.get('master_sync_in_progress')}",
+            )
+        with admin(env, master) as m:
+            master_offset = int(m.replication().get("master_repl_offset", 0))
+        env.sleep(CATCH_UP_S)
+        offset = int(r.replication().get("slave_repl_offset", 0))
+    lag = master_offset - offset
+    return lag <= 0, f"offset {offset}, master's {CATCH_UP_S:.1f}s earlier {master_offset}"
+
+
+def cluster_problems(views: Views, errors: dict[str, str], known_ids: set[str] | None) -> list[str]:
+    """What makes the group unsafe to touch, from every node's own view."""
+    out: list[str] = [f"{name} does not answer ({why})" for name, why in sorted(errors.items())]
+    for name, entries in sorted(views.items()):
+        me = myself(entries)
+        missing = uncovered_slots(entries)
+        if missing:
+            out.append(f"{name}: {missing} of 16384 slots uncovered")
+        for e in entries:
+            if e.flags & {"fail", "fail?"}:
+                out.append(f"{name} flags node {short(e.id)} ({e.ip}) {','.join(sorted(e.flags))}")
+            if (
+                e.is_master
+                and e.slots
+                and not any(r.master_id == e.id and not r.unsettled for r in entries if r.is_replica)
+            ):
+                out.append(f"{name}: master {short(e.id)} ({ranges_text(e.slots)}) has no replica")
+            if known_ids is not None and e.id not in known_ids and not e.unsettled:
+                out.append(
+                    f"{name} knows node {short(e.id)} ({e.ip}), which is no pod of the group (a leftover temporary node?)"
+                )
+        if me is None:
+            out.append(f"{name}: no myself entry")
+    return sorted(set(out))

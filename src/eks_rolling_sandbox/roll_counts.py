@@ -1,0 +1,65 @@
+"""What one roll cost in Step Functions terms, counted from its execution history: polling rounds
+(Wait states entered), Lambda invocations and history events, in all and per replaced node.
+
+These are the numbers the planner's history budget is calibrated from (eks_rolling.planning.plan);
+they mean something only when measured in the realistic timing profile (timing.py), where the
+ratio of what a step waits for to how often it polls is the real one.
+
+Upstream: the Step Functions GetExecutionHistory event types (WaitStateEntered,
+LambdaFunctionScheduled, TaskStateEntered).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Wait states that start one more polling round (Wait -> Task -> Choice), by what they wait for.
+NODE_POLL_WAITS = ("BackOffBeforeDrain", "PauseBeforeOwnersCheck")  # per old node: drain, owners
+BATCH_POLL_WAITS = ("PauseBeforeNewNodesCheck",)  # per batch: surge nodes Ready
+REDIS_POLL_WAITS = ("PauseBeforeRedisCheck",)  # per node with Redis pods
+
+
+@dataclass(frozen=True)
+class RollCounts:
+    nodes: int  # old nodes replaced (TerminateInstance entered)
+    batches: int  # SurgeCapacity entered
+    history_events: int
+    lambda_invocations: int
+    node_poll_rounds: int
+    batch_poll_rounds: int
+    redis_poll_rounds: int
+
+    def per_node(self) -> dict[str, float]:
+        n = max(self.nodes, 1)
+        return {
+            "history_events": round(self.history_events / n, 1),
+            "lambda_invocations": round(self.lambda_invocations / n, 1),
+            "node_poll_rounds": round(self.node_poll_rounds / n, 2),
+            "polling_rounds": round(
+                (self.node_poll_rounds + self.batch_poll_rounds + self.redis_poll_rounds) / n, 2
+            ),
+        }
+
+    def report(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "batch_poll_rounds_per_batch": round(self.batch_poll_rounds / max(self.batches, 1), 2),
+            "per_node": self.per_node(),
+        }
+
+
+def count_roll(history: list[dict[str, Any]]) -> RollCounts:
+    entered = Counter(
+        ev["stateEnteredEventDetails"]["name"] for ev in history if ev.get("stateEnteredEventDetails")
+    )
+    return RollCounts(
+        nodes=entered["TerminateInstance"],
+        batches=entered["SurgeCapacity"],
+        history_events=len(history),
+        lambda_invocations=sum(1 for ev in history if ev["type"] == "LambdaFunctionScheduled"),
+        node_poll_rounds=sum(entered[s] for s in NODE_POLL_WAITS),
+        batch_poll_rounds=sum(entered[s] for s in BATCH_POLL_WAITS),
+        redis_poll_rounds=sum(entered[s] for s in REDIS_POLL_WAITS),
+    )

@@ -1,0 +1,60 @@
+"""A whole roll in the realistic timing profile (real EC2 boot, pod start, probes, preStop and
+grace periods, the tool's default polling and deadlines), all scaled by ONE time factor: the
+polling rounds, Lambda invocations and history events per replaced node measured here are the
+ones a real roll makes, and they are what the planner's history budget is calibrated from.
+
+Re-measure: `.venv/bin/pytest tests/e2e/test_realistic_roll.py -s -n 0` prints the counts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from eks_rolling.aws.asg import AsgOps
+from eks_rolling.planning import plan
+from eks_rolling_sandbox.env import SandboxEnv
+from eks_rolling_sandbox.roll_counts import count_roll
+from eks_rolling_sandbox.runner import LocalRunner
+from eks_rolling_sandbox.scenarios import field_report
+from eks_rolling_sandbox.traffic.availability import AvailabilityMonitor
+from tests.e2e.conftest import Field
+
+pytestmark = [pytest.mark.slow]
+
+FACTOR = 0.05
+# The tool's defaults (10 s polls, 30 s deregistration delay, 900/900/600 s deadlines), two
+# nodes per batch as in the demo.
+SETTINGS = {"batch_size": "2", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+
+
+@pytest.fixture
+def realistic() -> Iterator[Field]:
+    with SandboxEnv(timing_profile="realistic", time_factor=FACTOR) as env:
+        scenario = field_report(env, redis=False)
+        yield Field(env, scenario, AsgOps(env.aws("autoscaling"), env.aws("ec2")))
+
+
+def test_a_realistic_roll_polls_as_a_real_one_and_fits_the_planners_budget(realistic: Field) -> None:
+    before = realistic.state()
+    monitor = AvailabilityMonitor(realistic.env.sandbox.store).start()
+    with LocalRunner(realistic.env, settings=SETTINGS) as runner:
+        assert runner.time_scale == FACTOR and runner.scales_clock
+        result = runner.run(realistic.scenario.bump_launch_template(), timeout=600)
+        history = runner.history(result["executionArn"])
+        invocations = len(runner.stats.invocations)
+    monitor.stop()
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert monitor.violations == 0
+    counts = count_roll(history)
+    print("realistic roll (factor", FACTOR, "):", json.dumps(counts.report()))
+    assert counts.nodes == len(before.instances) == 6 and counts.batches == 3
+    assert counts.lambda_invocations == invocations
+    # Real boot times make the surge wait poll several times per batch (90 s boot / 10 s polls),
+    # which the fast profile (2 s boots) never shows: the ratio is the real one.
+    assert counts.batch_poll_rounds / counts.batches >= 5
+    # The planner's assumptions cover what a real roll does ...
+    assert counts.node_poll_rounds / counts.nodes <= plan.ASSUMED_POLL_ROUNDS_PER_NODE
+    assert counts.batch_poll_rounds / counts.batches <= plan.ASSUMED_WAIT_ROUNDS_PER_BATCH
+    assert counts.history_events <= plan.estimate_history_events(counts.nodes, counts.batches)
