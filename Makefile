@@ -4,7 +4,12 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint types imports unit integration e2e infra contract synth bench redis deps deps-sandbox clean
+# `make faults`: the fault matrix F1-F15 (tests marked `fault`, tests/factories/fault_matrix.py); writes
+# build/fault-report.json and a table, and fails if any fault's row fails. `--fault-report=PATH` in
+# one word: pytest takes a separate existing PATH for a test path and then misses tests/conftest.py.
+FAULT_REPORT ?= build/fault-report.json
+
+.PHONY: faults demo test lint types imports unit integration e2e infra contract synth bench redis deps deps-sandbox clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -33,6 +38,9 @@ demo: deps-sandbox redis
 
 test: deps redis lint types imports
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+faults: deps redis
+	$(BIN)/pytest -m fault -n 2 --dist loadgroup --fault-report=$(FAULT_REPORT) $(PYTEST_ARGS)
 
 lint: deps
 	$(BIN)/ruff check .

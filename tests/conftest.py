@@ -12,6 +12,8 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 logging.getLogger("botocore").setLevel(logging.WARNING)
 
+pytest_plugins = ("tests.factories.fault_matrix",)  # `make faults`: the fault matrix's marker and report
+
 
 # Tests that run real redis-server processes bind loopback pod IPs (127.k.x.y) and time real
 # failovers. Under pytest-xdist each group runs in one worker, and the two groups use disjoint

@@ -8,7 +8,9 @@ Wait / retry sleeps, and the name the interpreter gives a Lambda service error (
 `Exception`; Step Functions says `Lambda.<error code>`, which is what the ASL's Retry matches).
 
 `LambdaFaults` makes Lambda itself refuse invokes before any handler runs, as an Inactive VPC
-function does on AWS (502 `ResourceNotReadyException` while its network interfaces come back).
+function does on AWS (502 `ResourceNotReadyException` while its network interfaces come back),
+or lose an invoke after its handler ran (its side effects done, its result never returned: a
+killed runtime), which Step Functions sees as a Lambda service error and retries.
 
 Upstream: AWS Step Functions running the ASL with Lambda Task states.
 """
@@ -75,6 +77,7 @@ class InjectedLambdaError:
     step: str
     code: str
     status: int
+    after_handler: bool = False
 
 
 @dataclass
@@ -83,6 +86,7 @@ class LambdaFaults:
 
     pending: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     injected: list[InjectedLambdaError] = field(default_factory=list)
+    crashes: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refuse(
@@ -93,6 +97,21 @@ class LambdaFaults:
         with self.lock:
             for step in steps or [s.id for s in STEPS]:
                 self.pending.setdefault(step, []).extend([(code, status)] * times)
+
+    def crash_after_handler(self, *steps: str, times: int = 1) -> None:
+        """The next `times` invokes of each of `steps` run the handler to its end, then fail with
+        a 500 `ServiceException` instead of returning its result."""
+        with self.lock:
+            for step in steps:
+                self.crashes[step] = self.crashes.get(step, 0) + times
+
+    def take_crash(self, step: str) -> bool:
+        with self.lock:
+            if not self.crashes.get(step):
+                return False
+            self.crashes[step] -= 1
+            self.injected.append(InjectedLambdaError(step, "ServiceException", 500, after_handler=True))
+            return True
 
     def take(self, step: str) -> tuple[str, int] | None:
         with self.lock:
@@ -147,6 +166,10 @@ def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) ->
             }
         with stats.lock:
             stats.invocations.append(Invocation(fn.function_name, started, time.monotonic() - started, error))
+        if faults is not None and faults.take_crash(fn.handler.split(".")[1]):
+            crash = JsonRESTError("ServiceException", f"injected: {fn.function_name} died before returning")
+            crash.code = 500
+            raise crash
         return json.dumps(result).encode()
 
     with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):

@@ -64,3 +64,46 @@ def states_entered(history: list[dict[str, Any]]) -> list[tuple[str, dict[str, A
             except ValueError:
                 out.append((d["name"], {}))
     return out
+
+
+def leftovers(field: Field, before: AsgState, ca_before: int) -> list[str]:
+    """What a finished run left paused or changed: empty when everything was restored."""
+    from eks_rolling.labels import TAINT_RETIRING
+
+    after = field.state()
+    out = [f"suspended {p}" for p in after.suspended_processes]
+    if after.max_size != before.max_size:
+        out.append(f"max size {after.max_size} (was {before.max_size})")
+    if field.autoscaler_replicas() != ca_before:
+        out.append(f"cluster-autoscaler at {field.autoscaler_replicas()} (was {ca_before})")
+    out += [
+        f"node {n['metadata']['name']} tainted"
+        for n in field.env.sandbox.store.all("nodes")
+        if any(t["key"] == TAINT_RETIRING for t in n["spec"].get("taints") or [])
+    ]
+    out += [f"tag {k}" for k in after.tags if k.startswith("eks-rolling/saved/")]
+    if field.env.aws("dynamodb").scan(TableName=field.env.lock_table)["Count"]:
+        out.append("lock held")
+    return out
+
+
+def failed_attempts(history: list[dict[str, Any]]) -> dict[str, int]:
+    """Task attempts that failed, by error name: each one the ASL retried or caught."""
+    from collections import Counter
+
+    return dict(
+        Counter(
+            e["lambdaFunctionFailedEventDetails"].get("error", "")
+            for e in history
+            if e["type"] == "LambdaFunctionFailed"
+        )
+    )
+
+
+def record_run(row: Any, result: dict[str, Any], history: list[dict[str, Any]], injected: str) -> None:
+    """The fault matrix's measured numbers for one execution (see tests/factories/fault_matrix.py)."""
+    row.injected = injected
+    row.outcome = result["status"]
+    row.error = result.get("error")
+    row.numbers["execution_s"] = round((result["stopDate"] - result["startDate"]).total_seconds(), 1)
+    row.numbers["failed_attempts"] = failed_attempts(history)

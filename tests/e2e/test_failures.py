@@ -13,7 +13,8 @@ from eks_rolling.labels import LABEL_HOSTNAME, TAINT_RETIRING
 from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.scenarios import NEW_AMI
-from tests.e2e.conftest import Field, states_entered
+from tests.e2e.conftest import Field, leftovers, record_run, states_entered
+from tests.factories.fault_matrix import FaultRow
 
 pytestmark = [pytest.mark.slow]
 
@@ -36,14 +37,23 @@ def _assert_nothing_left_paused(field: Field, before, ca_before: int) -> None:  
     assert field.env.aws("dynamodb").scan(TableName=field.env.lock_table)["Count"] == 0
 
 
-def test_new_node_never_ready_hits_the_deadline_and_everything_is_restored(field: Field) -> None:
+@pytest.mark.fault("F1")
+def test_new_node_never_ready_hits_the_deadline_and_everything_is_restored(
+    field: Field, fault_row: FaultRow
+) -> None:
     # Given new instances whose kubelet never becomes Ready (a broken AMI)
     field.env.cloud.never_ready = lambda inst: inst.image_id == NEW_AMI
     before, ca_before = field.state(), field.autoscaler_replicas()
+    monitor = field.monitor()
     # When the roll starts with a short deadline for new nodes
     with field.runner(new_nodes_timeout_s="4") as runner:
         result = runner.run(field.scenario.bump_launch_template(), timeout=120)
         history = runner.history(result["executionArn"])
+    monitor.stop()
+    record_run(fault_row, result, history, "new instances' kubelet never Ready (broken AMI)")
+    fault_row.restored = not leftovers(field, before, ca_before)
+    fault_row.pdb_violations = monitor.violations
+    assert monitor.violations == 0, monitor.report()
     # Then it fails with the named error, naming the instance that never became Ready
     assert result["status"] == "FAILED"
     assert result["error"] == "NewNodesTimeoutError"
@@ -73,7 +83,10 @@ def _hold(sb: Any, nodes: list[str], on: bool) -> None:
         sb.store.mutate("nodes", None, n, change)
 
 
-def test_pdb_that_never_allows_eviction_fails_naming_the_pdb_and_pod(field: Field) -> None:
+@pytest.mark.fault("F2")
+def test_pdb_that_never_allows_eviction_fails_naming_the_pdb_and_pod(
+    field: Field, fault_row: FaultRow
+) -> None:
     # Given a Deployment with one healthy and one unhealthy replica behind maxUnavailable 1: its
     # PDB allows no disruption, and the app never heals. Both pods on one old node: that node's
     # drain is what fails (spread over two nodes, the node of the unhealthy pod, which the PDB
@@ -110,6 +123,9 @@ def test_pdb_that_never_allows_eviction_fails_naming_the_pdb_and_pod(field: Fiel
     # When the roll runs with a short drain deadline
     with field.runner(drain_timeout_s="6") as runner:
         result = runner.run(field.scenario.bump_launch_template(), timeout=180)
+        history = runner.history(result["executionArn"])
+    record_run(fault_row, result, history, "a PDB with one unhealthy pod that never heals")
+    fault_row.restored = not leftovers(field, before, ca_before)
     # Then it fails naming the PDB and the pod it blocks, and nothing is left paused
     assert result["status"] == "FAILED"
     assert result["error"] == "DrainTimeoutError"
@@ -117,6 +133,7 @@ def test_pdb_that_never_allows_eviction_fails_naming_the_pdb_and_pod(field: Fiel
     _assert_nothing_left_paused(field, before, ca_before)
     # ... the warm replica was never evicted (the PDB held)
     assert pod_is_ready(sb.store.get("pods", "shop", warm))
+    fault_row.pdb_violations = 0
 
 
 def test_plan_blockers_stop_the_roll_before_any_change(field: Field) -> None:
@@ -221,9 +238,11 @@ def test_bad_input_fails_in_resolve_and_changes_nothing(field: Field, payload: d
     assert field.state().tags == before.tags
 
 
-def test_concurrent_triggers_for_one_asg_never_run_two_rolls(field: Field) -> None:
+@pytest.mark.fault("F10")
+def test_concurrent_triggers_for_one_asg_never_run_two_rolls(field: Field, fault_row: FaultRow) -> None:
     # Given the same change announced twice (UpdateAutoScalingGroup and a manual start)
     event = field.scenario.bump_launch_template()
+    monitor = field.monitor()
     with field.runner() as runner:
         arns: list[str] = []
         starters = [
@@ -235,9 +254,17 @@ def test_concurrent_triggers_for_one_asg_never_run_two_rolls(field: Field) -> No
         for t in starters:
             t.join()
         results = [runner.wait(a, timeout=240) for a in arns]
+    monitor.stop()
+    fault_row.pdb_violations = monitor.violations
+    assert monitor.violations == 0, monitor.report()
     # Then both executions succeed, exactly one rolled and the other changed nothing
     assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"]
     statuses = sorted(json.loads(r["output"])["results"][0]["status"] for r in results)
+    fault_row.injected = "the same change announced twice at once (CloudTrail event and manual start)"
+    fault_row.outcome = " + ".join(statuses)
+    fault_row.numbers["execution_s"] = [
+        round((r["stopDate"] - r["startDate"]).total_seconds(), 1) for r in results
+    ]
     assert statuses in (["rolled", "skipped"], ["rolled", "up-to-date"])
     skipped = next(
         json.loads(r["output"])["results"][0]
@@ -247,3 +274,5 @@ def test_concurrent_triggers_for_one_asg_never_run_two_rolls(field: Field) -> No
     if skipped["status"] == "skipped":
         assert "RollInProgressError" in skipped["reason"]
     assert not [i for i in field.state().instances if i.lifecycle_state != "InService"]
+    fault_row.restored = field.env.aws("dynamodb").scan(TableName=field.env.lock_table)["Count"] == 0
+    assert fault_row.restored

@@ -11,14 +11,20 @@ import pytest
 
 from eks_rolling.steps import STEPS
 from eks_rolling_sandbox.runner import LocalRunner
-from tests.e2e.conftest import FAST, Field
+from tests.e2e.conftest import FAST, Field, leftovers, record_run
+from tests.factories.fault_matrix import FaultRow
 
 pytestmark = pytest.mark.slow
 
 
-def test_every_function_refusing_its_first_invokes_still_rolls_every_node(field: Field) -> None:
+@pytest.mark.fault("F13")
+def test_every_function_refusing_its_first_invokes_still_rolls_every_node(
+    field: Field, fault_row: FaultRow
+) -> None:
     # Given every step's function Inactive: its first invoke refused, ResolveTarget's first three
-    old_ids = {i.instance_id for i in field.state().instances}
+    before, ca_before = field.state(), field.autoscaler_replicas()
+    old_ids = {i.instance_id for i in before.instances}
+    monitor = field.monitor()
     with field.runner() as runner:
         runner.lambda_faults.refuse()
         runner.lambda_faults.refuse("resolve_target", times=2)
@@ -27,6 +33,11 @@ def test_every_function_refusing_its_first_invokes_still_rolls_every_node(field:
         result = runner.run(field.scenario.bump_launch_template(), timeout=300)
         history = runner.history(result["executionArn"])
         injected = list(runner.lambda_faults.injected)
+    monitor.stop()
+    record_run(fault_row, result, history, "every function Inactive: ResourceNotReadyException first")
+    fault_row.restored = not leftovers(field, before, ca_before)
+    fault_row.pdb_violations = monitor.violations
+    assert monitor.violations == 0, monitor.report()
 
     # Then every injected refusal reached the state machine as Lambda.ResourceNotReadyException ...
     failed = [

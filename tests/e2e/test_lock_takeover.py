@@ -11,7 +11,8 @@ import time
 import pytest
 
 from eks_rolling.labels import TAINT_RETIRING
-from tests.e2e.conftest import Field, states_entered
+from tests.e2e.conftest import Field, leftovers, record_run, states_entered
+from tests.factories.fault_matrix import FaultRow
 
 pytestmark = pytest.mark.slow
 TAINT = TAINT_RETIRING
@@ -30,11 +31,15 @@ def _lock_owner(field: Field) -> str | None:
     return items[0]["owner"]["S"] if items else None
 
 
-def test_a_dead_runs_lock_is_taken_over_and_what_it_paused_is_restored(field: Field) -> None:
+@pytest.mark.fault("F11")
+def test_a_dead_runs_lock_is_taken_over_and_what_it_paused_is_restored(
+    field: Field, fault_row: FaultRow
+) -> None:
     # Given a roll aborted by an operator mid-drain: no Catch, no Rollback, no ReleaseLock
     before, ca_before = field.state(), field.autoscaler_replicas()
     assert ca_before > 0
     event = field.scenario.bump_launch_template()
+    monitor = field.monitor()
     with field.runner() as runner:
         dead = runner.start(event)
         deadline = time.monotonic() + 120
@@ -58,7 +63,13 @@ def test_a_dead_runs_lock_is_taken_over_and_what_it_paused_is_restored(field: Fi
 
         # When a new trigger comes for the same group
         result = runner.run({"asgName": field.scenario.asg_name}, timeout=300)
-        entered = states_entered(runner.history(result["executionArn"]))
+        history = runner.history(result["executionArn"])
+        entered = states_entered(history)
+    monitor.stop()
+    record_run(fault_row, result, history, "StopExecution mid-drain, then a manual start")
+    fault_row.restored = not leftovers(field, before, ca_before)
+    fault_row.pdb_violations = monitor.violations
+    assert monitor.violations == 0, monitor.report()
 
     # Then it took the lock over, restored the dead run's leftovers, and rolled the group
     assert result["status"] == "SUCCEEDED", result.get("cause")

@@ -52,6 +52,9 @@ _THROTTLED_CODES = frozenset(
         "InternalServerError",
         "ServiceUnavailable",
         "ServiceUnavailableException",
+        # The ASG is busy with another scaling activity (UpdateAutoScalingGroup, SetDesiredCapacity,
+        # TerminateInstanceInAutoScalingGroup): it clears when that activity ends, so wait.
+        "ScalingActivityInProgress",
     }
 )
 

@@ -28,6 +28,11 @@ T = TypeVar("T")
 MAX_CONFLICT_RETRIES = 5
 
 
+# kube-apiserver's message for an eviction of a pod matched by more than one PDB (pkg/registry/
+# core/pod/storage/eviction.go): "This pod has more than one PodDisruptionBudget, ...".
+_MULTIPLE_PDBS = "more than one PodDisruptionBudget"
+
+
 def instance_id_of(provider_id: str | None) -> str | None:
     """`aws:///us-east-1a/i-0abc` -> `i-0abc`."""
     if not provider_id or not provider_id.startswith("aws://"):
@@ -208,7 +213,9 @@ class KubeOps:
             cause = exc.__cause__
             if isinstance(cause, ApiException) and cause.status == 429:
                 return EvictionOutcome("blocked", self._blocking_reason(pod, cause))
-            if isinstance(cause, ApiException) and cause.status == 500:
+            # The apiserver answers 500 both for a pod under two PDBs (a lasting error) and for
+            # its own faults (transient, retried): only its multiple-PDB text is the former.
+            if isinstance(cause, ApiException) and cause.status == 500 and _MULTIPLE_PDBS in _message(cause):
                 pdbs = ", ".join(p.ref for p in self.pdbs_for(pod)) or "unknown"
                 raise MultiplePdbError(
                     f"pod {ns}/{name} is matched by more than one PodDisruptionBudget ({pdbs}): {_message(cause)}"

@@ -29,6 +29,7 @@ from eks_rolling.labels import REDIS_CLUSTER_BUS_PORT, REDIS_PORT, SENTINEL_PORT
 from ..api.errors import ApiError
 from ..api.objects import node_object
 from ..api.store import Obj, timestamp
+from .aws_faults import UNAVAILABLE_AZS
 
 FIRST_NODE_INDEX_ENV = "EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX"
 # Redis pods listen on these ports of their pod IP (data, cluster bus, sentinel).
@@ -71,7 +72,9 @@ def patch_moto_asg_launches() -> None:
     """Two fidelity fixes to moto's ASG launches, in its one launch method:
     - launch from the launch template version the ASG is configured with (moto passes no
       version, so instances were built and tagged from the template's *default* version);
-    - spread new instances over the ASG's AZs, fewest instances first (moto uses the first subnet).
+    - spread new instances over the ASG's AZs, fewest instances first (moto uses the first subnet);
+      an AZ out of capacity (`aws_faults.UNAVAILABLE_AZS`) gets none, as AWS's ASG launches in
+      the others after InsufficientInstanceCapacity.
     """
     global _patched
     with _patch_lock:
@@ -91,6 +94,10 @@ def patch_moto_asg_launches() -> None:
                 ident = self.ec2_launch_template.id or self.ec2_launch_template.name
                 version = self.ec2_launch_template.get_version(self.launch_template_version).number
                 launch_template = {key: ident, "Version": str(version)}
+            subnets = [s for s in subnets if az_of[s] not in UNAVAILABLE_AZS]
+            if self.vpc_zone_identifier and not subnets:
+                log.warning("ASG %s: no AZ has capacity; %d launches wait", self.name, count_needed)
+                return
             for _ in range(count_needed):
                 per_az = Counter(
                     st.instance.placement.zone for st in self.instance_states if st.instance.is_running()

@@ -27,6 +27,8 @@ from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
+from .aws_faults import AwsFaults, FaultInjector
+
 log = logging.getLogger(__name__)
 
 DUMMY_ACCESS_KEY = "testing"
@@ -219,6 +221,7 @@ class MotoServer:
         self._session: Any = None
         self._session_lock = threading.Lock()
         self.calls = AwsCallLog()
+        self.faults = AwsFaults()
         self._observers: list[CallObserver] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -230,7 +233,7 @@ class MotoServer:
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
-        self._wrap_app(server, self.calls, self._observers)
+        self._wrap_app(server, self.calls, self._observers, self.faults)
         self._server = server
         self._port = server.get_host_and_port()[1]
         self._apply_globals(self._port)
@@ -297,7 +300,8 @@ class MotoServer:
         return lambda: self._observers.remove(observer) if observer in self._observers else None
 
     def reset(self) -> None:
-        """Forget every resource in every backend (moto's /moto-api/reset)."""
+        """Forget every resource in every backend (moto's /moto-api/reset), and every fault."""
+        self.faults.clear()
         self._moto_api("/moto-api/reset")
 
     def set_config(self, config: dict[str, Any]) -> None:
@@ -312,11 +316,15 @@ class MotoServer:
                 raise RuntimeError(f"moto {path} answered HTTP {resp.status}")
 
     @staticmethod
-    def _wrap_app(server: ThreadedMotoServer, calls: AwsCallLog, observers: list[CallObserver]) -> None:
+    def _wrap_app(
+        server: ThreadedMotoServer, calls: AwsCallLog, observers: list[CallObserver], faults: AwsFaults
+    ) -> None:
         # No client knows the port before start() returns, so swapping the app is race-free.
+        # A call answered by an injected fault is still logged, as AWS would have seen it.
         inner = getattr(server, "_server", None)
         if inner is not None:
-            inner.app = _QuerySignedRouting(_CallRecorder(inner.app, calls, observers))
+            injector = FaultInjector(inner.app, faults, _action, _service)
+            inner.app = _QuerySignedRouting(_CallRecorder(injector, calls, observers))
 
     @classmethod
     def _apply_globals(cls, port: int) -> None:

@@ -14,6 +14,7 @@ from eks_rolling.errors import RedisGroupUnhealthyError, RedisMoveTimeoutError, 
 from eks_rolling.labels import REDIS_PORT
 from eks_rolling.redis.sentinel import DataNode, SentinelNode
 from eks_rolling.services.redis.sentinel import PRIORITY_ANNOTATION
+from tests.factories.fault_matrix import FaultRow
 from tests.factories.redis_sentinel import MASTER, SENTINELS, SentinelField, requires, wait_for
 
 pytestmark = [*requires, pytest.mark.slow]
@@ -43,7 +44,10 @@ def _assert_priority_restored(sentinel: SentinelField, target: str, said: list[s
     assert PRIORITY_ANNOTATION not in (sentinel.pod(target)["metadata"].get("annotations") or {})
 
 
-def test_a_target_that_stops_syncing_means_no_failover_and_a_clear_failure(sentinel: SentinelField) -> None:
+@pytest.mark.fault("F6")
+def test_a_target_that_stops_syncing_means_no_failover_and_a_clear_failure(
+    sentinel: SentinelField, fault_row: FaultRow
+) -> None:
     sentinel.settings["redis_phase_timeout_s"] = "15"
     uid = sentinel.pod(MASTER)["metadata"]["uid"]
     writer = sentinel.writer()
@@ -69,10 +73,21 @@ def test_a_target_that_stops_syncing_means_no_failover_and_a_clear_failure(senti
     with sentinel.client(target) as r:
         r.config_set("masterauth", sentinel.password)
     report = writer.stop()
+    _record(fault_row, "the failover target's replication link cut for good", err.value, report)
     assert report.lost == 0 and report.max_gap_ms < 1000, report
 
 
-def test_an_unreachable_sentinel_aborts_before_the_switchover(sentinel: SentinelField) -> None:
+def _record(row: FaultRow, injected: str, error: BaseException, report: Any) -> None:
+    """The fault matrix's numbers: a service-level run of MoveRedisPods with writes in flight."""
+    row.injected, row.outcome, row.error = injected, "stopped with a named error", type(error).__name__
+    row.restored, row.lost_writes = True, report.lost
+    row.numbers.update(acked_writes=report.acked, max_write_gap_ms=round(report.max_gap_ms))
+
+
+@pytest.mark.fault("F7")
+def test_an_unreachable_sentinel_aborts_before_the_switchover(
+    sentinel: SentinelField, fault_row: FaultRow
+) -> None:
     uid = sentinel.pod(MASTER)["metadata"]["uid"]
     writer = sentinel.writer()
     node, out, target, state = _to_the_switchover(sentinel)
@@ -87,11 +102,14 @@ def test_an_unreachable_sentinel_aborts_before_the_switchover(sentinel: Sentinel
     finally:
         sentinel.freeze(frozen, frozen=False)
 
-    # Then it aborted before pausing writes, naming the sentinel
-    assert sentinel.ip(frozen) in str(err.value) and "aborted before pausing writes" in str(err.value)
+    # Then it aborted before pausing writes, naming the sentinel: by pod name when its pod was
+    # already seen down, by address when it stopped answering mid-check (which one: machine load)
+    msg = str(err.value)
+    assert (sentinel.ip(frozen) in msg or f"'{frozen}'" in msg) and "aborted before pausing writes" in msg
     _assert_untouched(sentinel, uid, state["config-epoch"])
     _assert_priority_restored(sentinel, target, sentinel.cleanup())
     report = writer.stop()
+    _record(fault_row, "a sentinel process frozen (SIGSTOP) before the switchover", err.value, report)
     assert report.lost == 0 and report.max_gap_ms < 1000, report
 
 
@@ -107,6 +125,7 @@ def _fail_once(real: Any) -> Any:
     return wrapper
 
 
+@pytest.mark.fault("F8")
 @pytest.mark.parametrize(
     ("where", "cls", "method"),
     [
@@ -115,7 +134,12 @@ def _fail_once(real: Any) -> Any:
     ],
 )
 def test_a_switchover_that_dies_after_the_pause_releases_writes_and_loses_none(
-    sentinel: SentinelField, monkeypatch: pytest.MonkeyPatch, where: str, cls: type, method: str
+    sentinel: SentinelField,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_row: FaultRow,
+    where: str,
+    cls: type,
+    method: str,
 ) -> None:
     pause_ms = 5000
     sentinel.settings["redis_pause_ms"] = str(pause_ms)
@@ -164,6 +188,8 @@ def test_a_switchover_that_dies_after_the_pause_releases_writes_and_loses_none(
 
     # Then no acknowledged write was lost; the failed switchover held writes well within its
     # pause budget; the stranded pause ended with cleanup, not 30 s later; writes went on after
+    _record(fault_row, f"the switchover step dies {where}, after CLIENT PAUSE", err.value, report)
+    fault_row.numbers[f"stranded_pause_lifted_after_s ({method})"] = round(t_cleaned - t_pause, 1)
     assert report.lost == 0, report
     during = [g for g in report.gaps if t0 - 1 <= g.started_at < t_pause]
     assert all(g.length_ms < pause_ms for g in during), during
