@@ -39,6 +39,9 @@ class Deps:
     # Within one invocation: deadlines and pauses of a bounded in-call wait (cleanup, alignment).
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    # Real epoch seconds, kept across invocations, for timing against real processes (a sentinel's
+    # INFO cycle, a reset's convergence): never the step clock, which the sandbox may run faster.
+    wall: Callable[[], float] = time.time
     _kube: dict[str, KubeOps] = field(default_factory=dict)
 
     @classmethod

@@ -79,7 +79,7 @@ class SentinelProcedure:
             probe.close()
 
     def advance(self, move: RedisMove, env: RedisEnv) -> Advance:
-        return self._round(move, env, env.now.timestamp())
+        return self._round(move, env, env.deps.wall())
 
     def _round(self, move: RedisMove, env: RedisEnv, now: float) -> Advance:
         sv, probe = survey(env)
@@ -148,7 +148,7 @@ class SentinelProcedure:
         )
         deadline = env.monotonic() + CLEANUP_RESET_BUDGET_S * len(stale)
         while True:
-            adv = self._round(move, env, env.deps.now().timestamp())
+            adv = self._round(move, env, env.deps.wall())
             notes += [f"Redis group {g.ref}: {a}" for a in adv.actions]
             move = adv.move
             if move.done:
