@@ -505,6 +505,8 @@ def reset(r: Round) -> Decision:
     for name in todo:
         pod = sv.pod(name)
         found = sv.view(pod) if pod else None
+        if isinstance(found, Exception):  # silence is not "clean": ask again next round
+            return Wait(f"sentinel {name} does not answer: {found}", 1, state=state, notes=tuple(notes))
         if isinstance(found, SentinelView) and sv.stale_entries(found, master):
             views[name] = found
     if not views:

@@ -375,6 +375,13 @@ def test_reset_holds_while_another_sentinel_is_not_settled_and_restarts_the_cloc
     assert d.state is not None and (d.state.reset_todo, d.state.reset_sent) == ([S2], None)
 
 
+def test_reset_waits_for_a_sentinel_that_does_not_answer_instead_of_calling_it_clean() -> None:
+    sv = _stale(group(), S2)
+    sv.views[S0] = TimeoutError("timed out")
+    d = decide.decide(a_round(sv, S1, "reset", reset_todo=[S0, S2]))
+    assert isinstance(d, Wait) and d.reason == f"sentinel {S0} does not answer: timed out"
+
+
 def test_reset_waits_without_a_single_master() -> None:
     sv = group()
     sv.repl[R0] = as_master([])
