@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from eks_rolling.planning import AsgView, ClusterSnapshot, InstanceView, NodeView, OwnerRef, PdbView, PodView
+from eks_rolling.planning import (
+    AsgView,
+    ClusterSnapshot,
+    InstanceView,
+    NodeView,
+    OwnerRef,
+    PdbView,
+    PodView,
+    RedisGroupView,
+)
 
 
 def instance(
@@ -80,3 +89,31 @@ def snapshot(
         tuple(pdbs),
         autoscaler,
     )
+
+
+def sentinel_group(
+    *pdbs: PdbView, problems: tuple[str, ...] = (), masters: tuple[str, ...] = ("redis/redis-master-0",)
+) -> ClusterSnapshot:
+    """A Sentinel group's master and replica on two old nodes in one zone (labels app=<StatefulSet>),
+    a web pod on a third node in another zone."""
+    insts = [instance("i-m", "us-east-1a"), instance("i-r", "us-east-1a"), instance("i-x", "us-east-1b")]
+    pods = [
+        pod(
+            "redis-master-0",
+            "node-i-m",
+            ns="redis",
+            owner=("StatefulSet", "redis-master"),
+            redis_group="redis/redis",
+        ),
+        pod(
+            "redis-replica-0",
+            "node-i-r",
+            ns="redis",
+            owner=("StatefulSet", "redis-replica"),
+            redis_group="redis/redis",
+        ),
+        pod("web-1", "node-i-x"),
+    ]
+    snap = snapshot(insts, pods=pods, pdbs=list(pdbs))
+    group = RedisGroupView("redis/redis", "sentinel", problems, masters)
+    return ClusterSnapshot(snap.asg, snap.nodes, snap.pods, snap.pdbs, snap.autoscaler_found, (group,))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from eks_rolling.k8s.ops import KubeOps
 from eks_rolling_sandbox.sandbox import Sandbox
-from tests.integration.k8s.test_ops import _deploy, kube, sb  # noqa: F401 (fixtures)
+from tests.integration.k8s.test_ops import _deploy
 
 
 def test_eviction_with_a_stale_uid_is_gone_and_leaves_the_replacement_alone(
-    sb: Sandbox,  # noqa: F811
-    kube: KubeOps,  # noqa: F811
+    sb: Sandbox,
+    kube: KubeOps,
 ) -> None:
     # Given a pod whose uid the caller remembers, then replaced under the same name (a bare
     # copy of a Deployment's pod, labels and owner dropped: no controller adopts or races it)

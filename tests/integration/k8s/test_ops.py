@@ -5,52 +5,16 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 
 import pytest
 
-from eks_rolling.aws.eks_auth import KubeConnection
 from eks_rolling.errors import MultiplePdbError
-from eks_rolling.k8s.ops import KubeOps, api_client
+from eks_rolling.k8s.ops import KubeOps
 from eks_rolling.labels import TAINT_RETIRING
 from eks_rolling.planning.snapshot import OwnerRef
-from eks_rolling.settings import Settings
 from eks_rolling_sandbox import manifests as m
-from eks_rolling_sandbox.api.objects import node_object, pod_is_ready
+from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.sandbox import Sandbox
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        for k, az in ((1, "us-east-1a"), (2, "us-east-1b")):
-            node = node_object(
-                f"node-{k}",
-                instance_id=f"i-{k:04d}",
-                az=az,
-                region="us-east-1",
-                instance_type="m5.large",
-                index=200 + k,
-            )
-            sandbox.store.create("nodes", node)
-
-            def ready(cur):  # type: ignore[no-untyped-def]
-                for c in cur["status"]["conditions"]:
-                    if c["type"] == "Ready":
-                        c["status"] = "True"
-                return cur
-
-            sandbox.store.mutate("nodes", None, f"node-{k}", ready)
-        sandbox.wait_for(
-            lambda: all(not n["spec"].get("taints") for n in sandbox.store.all("nodes")), what="nodes ready"
-        )
-        yield sandbox
-
-
-@pytest.fixture
-def kube(sb: Sandbox) -> KubeOps:
-    settings = Settings()
-    return KubeOps(api_client(KubeConnection(sb.url, "unused", None), settings), settings)
 
 
 def test_taint_keeps_existing_taints_and_is_idempotent(sb: Sandbox, kube: KubeOps) -> None:

@@ -3,52 +3,14 @@ after an eviction they count as recovered only when their pods are back, never a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from eks_rolling.aws.eks_auth import KubeConnection
-from eks_rolling.k8s.ops import KubeOps, api_client
+from eks_rolling.k8s.ops import KubeOps
 from eks_rolling.planning.owners import counted_before
 from eks_rolling.planning.snapshot import OwnerRef
-from eks_rolling.settings import Settings
 from eks_rolling_sandbox import manifests as m
-from eks_rolling_sandbox.api.objects import node_object, pod_is_ready
+from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.sandbox import Sandbox
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        for k, az in ((1, "us-east-1a"), (2, "us-east-1b")):
-            node = node_object(
-                f"node-{k}",
-                instance_id=f"i-{k:04d}",
-                az=az,
-                region="us-east-1",
-                instance_type="m5.large",
-                index=200 + k,
-            )
-            sandbox.store.create("nodes", node)
-
-            def ready(cur: dict[str, Any]) -> dict[str, Any]:
-                for c in cur["status"]["conditions"]:
-                    if c["type"] == "Ready":
-                        c["status"] = "True"
-                return cur
-
-            sandbox.store.mutate("nodes", None, f"node-{k}", ready)
-        sandbox.wait_for(
-            lambda: all(not n["spec"].get("taints") for n in sandbox.store.all("nodes")), what="nodes ready"
-        )
-        yield sandbox
-
-
-@pytest.fixture
-def kube(sb: Sandbox) -> KubeOps:
-    settings = Settings()
-    return KubeOps(api_client(KubeConnection(sb.url, "unused", None), settings), settings)
 
 
 def _controller(kind: str, api_version: str, name: str, uid: str) -> list[dict[str, Any]]:

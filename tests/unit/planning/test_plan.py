@@ -7,7 +7,7 @@ import pytest
 from eks_rolling.labels import LABEL_HOSTNAME, TAINT_RETIRING
 from eks_rolling.planning import Policy, Taint, Toleration, build_plan
 from eks_rolling.planning.plan import estimate_history_events, max_nodes_per_execution, order_targets
-from tests.factories.planning import instance, node_for, pdb, pod, snapshot
+from tests.factories.planning import instance, node_for, pdb, pod, sentinel_group, snapshot
 
 
 def kinds(plan, severity: str = "blocker") -> list[str]:  # type: ignore[no-untyped-def]
@@ -208,40 +208,15 @@ def test_toleration_semantics() -> None:
     assert node_for(instance("i-9")).ready
 
 
-def _redis_snapshot(problems: tuple[str, ...] = (), masters: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
-    from eks_rolling.planning import RedisGroupView
-
-    insts = [instance("i-m", "us-east-1a"), instance("i-r", "us-east-1a"), instance("i-x", "us-east-1b")]
-    pods = [
-        pod(
-            "redis-master-0",
-            "node-i-m",
-            ns="redis",
-            owner=("StatefulSet", "redis-master"),
-            redis_group="redis/redis",
-        ),
-        pod(
-            "redis-replica-0",
-            "node-i-r",
-            ns="redis",
-            owner=("StatefulSet", "redis-replica"),
-            redis_group="redis/redis",
-        ),
-        pod("web-1", "node-i-x"),
-    ]
-    snap = snapshot(insts, pods=pods)
-    group = RedisGroupView("redis/redis", "sentinel", problems, masters)
-    return snap.__class__(snap.asg, snap.nodes, snap.pods, snap.pdbs, snap.autoscaler_found, (group,))
-
-
 def test_healthy_redis_groups_do_not_block_when_redis_steps_are_enabled() -> None:
-    plan = build_plan(_redis_snapshot(masters=("redis/redis-master-0",)), Policy(redis_supported=True))
+    plan = build_plan(sentinel_group(), Policy(redis_supported=True))
     assert not plan.blocked
 
 
 def test_an_unhealthy_redis_group_blocks_once_per_problem() -> None:
     plan = build_plan(
-        _redis_snapshot(problems=("sentinel 127.3.0.4 reports NOQUORUM",)), Policy(redis_supported=True)
+        sentinel_group(problems=("sentinel 127.3.0.4 reports NOQUORUM",), masters=()),
+        Policy(redis_supported=True),
     )
     assert kinds(plan) == ["redis-unhealthy"]
     assert "redis/redis: sentinel 127.3.0.4 reports NOQUORUM" in plan.blockers[0].message
@@ -249,7 +224,5 @@ def test_an_unhealthy_redis_group_blocks_once_per_problem() -> None:
 
 def test_the_node_hosting_a_sentinel_master_goes_last() -> None:
     # Without the rule the emptier master node would go first; with it the replica moves first.
-    plan = build_plan(
-        _redis_snapshot(masters=("redis/redis-master-0",)), Policy(batch_size=1, redis_supported=True)
-    )
+    plan = build_plan(sentinel_group(), Policy(batch_size=1, redis_supported=True))
     assert [n.instance_id for n in plan.nodes][-1] == "i-m"

@@ -3,36 +3,10 @@ steps evict their pods, so a PDB that can never allow an eviction blocks the rol
 
 from __future__ import annotations
 
-from eks_rolling.planning import Policy, RedisGroupView, build_plan
-from eks_rolling.planning.snapshot import ClusterSnapshot, PdbView
-from tests.factories.planning import instance, pdb, pod, snapshot
+from eks_rolling.planning import Policy, build_plan
+from tests.factories.planning import pdb, sentinel_group
 
 REDIS = Policy(redis_supported=True)
-
-
-def _sentinel_group(*pdbs: PdbView) -> ClusterSnapshot:
-    """A master and a replica on two old nodes (labels app=<StatefulSet>), a web pod on a third."""
-    insts = [instance("i-m", "us-east-1a"), instance("i-r", "us-east-1a"), instance("i-x", "us-east-1b")]
-    pods = [
-        pod(
-            "redis-master-0",
-            "node-i-m",
-            ns="redis",
-            owner=("StatefulSet", "redis-master"),
-            redis_group="redis/redis",
-        ),
-        pod(
-            "redis-replica-0",
-            "node-i-r",
-            ns="redis",
-            owner=("StatefulSet", "redis-replica"),
-            redis_group="redis/redis",
-        ),
-        pod("web-1", "node-i-x"),
-    ]
-    snap = snapshot(insts, pods=pods, pdbs=list(pdbs))
-    group = RedisGroupView("redis/redis", "sentinel", (), ("redis/redis-master-0",))
-    return ClusterSnapshot(snap.asg, snap.nodes, snap.pods, snap.pdbs, snap.autoscaler_found, (group,))
 
 
 def test_a_redis_pdb_that_never_allows_an_eviction_is_a_blocker_naming_it() -> None:
@@ -40,7 +14,7 @@ def test_a_redis_pdb_that_never_allows_an_eviction_is_a_blocker_naming_it() -> N
     # maxUnavailable 0): the switchover can run, but the pod can never be evicted afterwards
     never = pdb("redis-master", ns="redis", allowed=0, healthy=1, desired=1, expected=1)
     # When the roll is planned with the Redis steps on
-    plan = build_plan(_sentinel_group(never), REDIS)
+    plan = build_plan(sentinel_group(never), REDIS)
     # Then it is blocked, by that PDB, naming the Redis pod and group it would strand
     assert plan.blocked
     (blocker,) = plan.blockers
@@ -55,14 +29,14 @@ def test_a_redis_pdb_that_allows_one_move_at_a_time_does_not_block() -> None:
         pdb("redis-master", ns="redis", allowed=1, healthy=1, desired=0, expected=1),
         pdb("redis-replica", ns="redis", allowed=1, healthy=2, desired=1, expected=2),
     )
-    plan = build_plan(_sentinel_group(*allowing), REDIS)
+    plan = build_plan(sentinel_group(*allowing), REDIS)
     # Then the plan goes ahead: the Redis steps take turns within the budget
     assert not plan.blocked and not plan.findings
 
 
 def test_a_redis_pdb_with_no_disruption_right_now_warns() -> None:
     busy = pdb("redis-replica", ns="redis", allowed=0, healthy=1, desired=1, expected=2)
-    plan = build_plan(_sentinel_group(busy), REDIS)
+    plan = build_plan(sentinel_group(busy), REDIS)
     assert not plan.blocked
     assert [(f.kind, f.ref) for f in plan.findings] == [("pdb-no-disruptions-now", "redis/redis-replica")]
 
@@ -71,12 +45,12 @@ def test_a_redis_pod_under_two_pdbs_is_a_blocker() -> None:
     # Given a second PDB over the replica's label: the eviction API answers 500
     one = pdb("redis-replica", ns="redis")
     two = pdb("redis-all", ns="redis", app="redis-replica")
-    plan = build_plan(_sentinel_group(one, two), REDIS)
+    plan = build_plan(sentinel_group(one, two), REDIS)
     assert [(f.kind, f.ref) for f in plan.blockers] == [("multiple-pdbs", "redis/redis-replica-0")]
     assert "redis/redis-replica, redis/redis-all" in plan.blockers[0].message
 
 
 def test_without_the_redis_steps_a_redis_pod_blocks_as_before() -> None:
     never = pdb("redis-master", ns="redis", allowed=0, healthy=1, desired=1, expected=1)
-    plan = build_plan(_sentinel_group(never), Policy(redis_supported=False))
+    plan = build_plan(sentinel_group(never), Policy(redis_supported=False))
     assert sorted({f.kind for f in plan.blockers}) == ["redis"]
