@@ -36,10 +36,23 @@ from tests.factories.redis_sentinel import (
 pytestmark = [pytest.mark.slow, requires_redis]
 
 
-@pytest.fixture
-def field(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Field, SentinelField]]:
+# The realistic profile as `make demo` runs it: its step clock runs 20x faster than the wall clock
+# that Redis's own timers (a sentinel's INFO cycle) follow, which a procedure timing its commands by
+# the step clock gets wrong (it did: 66-287 failed writes and a 6.5 s gap, only in this profile).
+REALISTIC_FACTOR = 0.05
+
+
+@pytest.fixture(params=["fast", "realistic"])
+def field(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Field, SentinelField]]:
     monkeypatch.setenv(FIRST_NODE_INDEX_ENV, E2E_FIRST_NODE_INDEX)  # away from the other Redis group
-    with SandboxEnv(redis=True) as env:
+    timing = (
+        {"timing_profile": "realistic", "time_factor": REALISTIC_FACTOR}
+        if request.param == "realistic"
+        else {}
+    )
+    with SandboxEnv(redis=True, **timing) as env:  # type: ignore[arg-type]
         scenario = field_report(env, redis=True, redis_kinds=("sentinel",))
         group = SentinelField(env, scenario)
         wait_for(group.converged, 40, "the sentinels to converge", describe=group.describe)
@@ -101,7 +114,7 @@ def test_a_roll_moves_redis_under_sentinel_with_no_acknowledged_write_lost(
     assert summary["acked_writes_lost"] == 0 and report.acked > 5000, (summary, report)
     # ... and a client with an application's policy (timeout above the bound, one retry of the
     # idempotent SET after its connection was dropped) saw no failed write
-    assert summary["write_errors"] == 0, summary
+    assert summary["write_errors"] == 0, json.dumps({k: v for k, v in summary.items() if k != "sentinels"})
     assert len(summary["switchover_gaps_ms"]) == 2, summary  # out to a replica, and back
     assert all(0 < g <= SWITCHOVER_WRITE_GAP_BOUND_MS for g in summary["switchover_gaps_ms"]), actions
     # ... every sentinel lists exactly the live replicas, quorum holds, and the master is back

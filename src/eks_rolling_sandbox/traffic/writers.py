@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import redis
 from redis.backoff import NoBackoff
@@ -60,6 +60,22 @@ WRITE_RETRIES = 1
 RETRY_ON: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 # Sentinels never pause: a short timeout keeps a moved sentinel's old address cheap.
 SENTINEL_TIMEOUT_S = 0.5
+
+
+class Load(TypedDict, total=False):
+    """A write load's bounds and client options, shared by every writer (defaults in `_Writer`)."""
+
+    prefix: str
+    interval_s: float
+    max_writes: int
+    max_seconds: float
+    gap_threshold_ms: float
+    password: str | None
+    socket_timeout: float
+
+
+class RetryingLoad(Load, total=False):
+    retries: int  # our retries of the idempotent SET; ClusterWriter has none (redis-py follows MOVED)
 
 
 @dataclass
@@ -104,13 +120,13 @@ class _Writer(ABC, Generic[ClientT]):
     def __init__(
         self,
         *,
-        prefix: str,
-        interval_s: float,
-        max_writes: int,
-        max_seconds: float,
-        gap_threshold_ms: float,
-        password: str | None,
-        socket_timeout: float,
+        prefix: str = "w",
+        interval_s: float = 0.005,
+        max_writes: int = 20_000,
+        max_seconds: float = 60.0,
+        gap_threshold_ms: float = 250.0,
+        password: str | None = None,
+        socket_timeout: float = SOCKET_TIMEOUT_S,
         retries: int = WRITE_RETRIES,
     ) -> None:
         if max_writes < 1 or max_seconds <= 0:
@@ -336,26 +352,10 @@ class SentinelWriter(_Writer[redis.Redis]):
         sentinels: Sequence[Address],
         service_name: str = "mymaster",
         *,
-        prefix: str = "w",
-        interval_s: float = 0.005,
-        max_writes: int = 20_000,
-        max_seconds: float = 60.0,
-        gap_threshold_ms: float = 250.0,
-        password: str | None = None,
         sentinel_password: str | None = None,
-        socket_timeout: float = SOCKET_TIMEOUT_S,
-        retries: int = WRITE_RETRIES,
+        **load: Unpack[RetryingLoad],
     ) -> None:
-        super().__init__(
-            prefix=prefix,
-            interval_s=interval_s,
-            max_writes=max_writes,
-            max_seconds=max_seconds,
-            gap_threshold_ms=gap_threshold_ms,
-            password=password,
-            socket_timeout=socket_timeout,
-            retries=retries,
-        )
+        super().__init__(**load)
         self.sentinels = list(sentinels)
         self.service_name = service_name
         self._sentinel_password = sentinel_password
@@ -405,26 +405,9 @@ class DirectWriter(_Writer[redis.Redis]):
         self,
         ip: str,
         port: int = REDIS_PORT,
-        *,
-        prefix: str = "w",
-        interval_s: float = 0.005,
-        max_writes: int = 20_000,
-        max_seconds: float = 60.0,
-        gap_threshold_ms: float = 250.0,
-        password: str | None = None,
-        socket_timeout: float = SOCKET_TIMEOUT_S,
-        retries: int = WRITE_RETRIES,
+        **load: Unpack[RetryingLoad],
     ) -> None:
-        super().__init__(
-            prefix=prefix,
-            interval_s=interval_s,
-            max_writes=max_writes,
-            max_seconds=max_seconds,
-            gap_threshold_ms=gap_threshold_ms,
-            password=password,
-            socket_timeout=socket_timeout,
-            retries=retries,
-        )
+        super().__init__(**load)
         self.address = (ip, port)
 
     def _client(self, timeout_s: float) -> redis.Redis:
@@ -458,25 +441,10 @@ class ClusterWriter(_Writer[RedisCluster]):
     def __init__(
         self,
         startup_nodes: Sequence[Address],
-        *,
-        prefix: str = "w",
-        interval_s: float = 0.005,
-        max_writes: int = 20_000,
-        max_seconds: float = 60.0,
-        gap_threshold_ms: float = 250.0,
-        password: str | None = None,
-        socket_timeout: float = 0.5,
+        **load: Unpack[Load],
     ) -> None:
-        super().__init__(
-            prefix=prefix,
-            interval_s=interval_s,
-            max_writes=max_writes,
-            max_seconds=max_seconds,
-            gap_threshold_ms=gap_threshold_ms,
-            password=password,
-            socket_timeout=socket_timeout,
-            retries=0,
-        )
+        load.setdefault("socket_timeout", 0.5)  # the Cluster procedure pauses no writes
+        super().__init__(**load, retries=0)
         self.startup_nodes = list(startup_nodes)
 
     def _cluster(self, timeout_s: float) -> RedisCluster:
