@@ -51,12 +51,7 @@ class AsgLock:
                 old = (
                     self._ddb.put_item(
                         TableName=self._table,
-                        Item={
-                            KEY_ATTR: {"S": lock_key(key, self._scope)},
-                            "owner": {"S": owner},
-                            "acquired_at": {"N": str(int(now))},
-                            EXPIRES_ATTR: {"N": str(expires_at)},
-                        },
+                        Item=self._item(key, owner, now=now, ttl_s=ttl_s),
                         ConditionExpression="attribute_not_exists(#k) OR #exp <= :now OR #owner = :owner",
                         ExpressionAttributeNames={"#k": KEY_ATTR, "#exp": EXPIRES_ATTR, "#owner": "owner"},
                         ExpressionAttributeValues={":now": {"N": str(int(now))}, ":owner": {"S": owner}},
@@ -91,6 +86,15 @@ class AsgLock:
                 )
         return took_over
 
+    def _item(self, key: str, owner: str, *, now: float, ttl_s: int) -> dict[str, Any]:
+        """The lock item `owner` holds from `now` for `ttl_s` seconds."""
+        return {
+            KEY_ATTR: {"S": lock_key(key, self._scope)},
+            "owner": {"S": owner},
+            "acquired_at": {"N": str(int(now))},
+            EXPIRES_ATTR: {"N": str(int(now) + ttl_s)},
+        }
+
     def take_over(self, key: str, *, holder: str, owner: str, ttl_s: int, now: float) -> bool:
         """Replace `holder` by `owner`, only if `holder` still holds the lock (a third run that
         took it over first wins; False then). The caller has checked that `holder` is dead."""
@@ -98,13 +102,7 @@ class AsgLock:
             with aws_errors():
                 self._ddb.put_item(
                     TableName=self._table,
-                    Item={
-                        KEY_ATTR: {"S": lock_key(key, self._scope)},
-                        "owner": {"S": owner},
-                        "acquired_at": {"N": str(int(now))},
-                        EXPIRES_ATTR: {"N": str(int(now) + ttl_s)},
-                        TOOK_OVER_ATTR: {"S": holder},
-                    },
+                    Item={**self._item(key, owner, now=now, ttl_s=ttl_s), TOOK_OVER_ATTR: {"S": holder}},
                     ConditionExpression="#owner = :holder",
                     ExpressionAttributeNames={"#owner": "owner"},
                     ExpressionAttributeValues={":holder": {"S": holder}},

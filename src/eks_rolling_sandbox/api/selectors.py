@@ -90,7 +90,11 @@ def parse_label_selector(expr: str | None) -> LabelTest:
 
 def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """Object-form selector (matchLabels / matchExpressions). `None` matches nothing, `{}` everything
-    (the policy/v1 PodDisruptionBudget rule)."""
+    (the policy/v1 PodDisruptionBudget rule).
+
+    The API server's own copy (apimachinery's labels package), deliberately apart from the
+    runtime's `eks_rolling.planning.selectors`: the plan predicts what this server will decide, and
+    one shared bug would make the prediction agree with itself."""
     if selector is None:
         return False
     for k, v in (selector.get("matchLabels") or {}).items():

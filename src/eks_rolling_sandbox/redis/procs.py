@@ -393,7 +393,7 @@ atexit.register(stop_all)
 # --------------------------------------------------------------------------- helpers
 
 
-def _client(ip: str, port: int, password: str | None, timeout_s: float = 2.0) -> redis.Redis:
+def admin_client(ip: str, port: int, password: str | None, timeout_s: float = 2.0) -> redis.Redis:
     return redis.Redis(
         host=ip,
         port=port,
@@ -424,7 +424,7 @@ def wait_until(pred: Callable[[], bool], timeout_s: float, interval_s: float = 0
 
 def info(ip: str, port: int, section: str = "default", password: str | None = None) -> dict[str, Any]:
     """Parsed ``INFO <section>`` of one node."""
-    with _client(ip, port, password) as r:
+    with admin_client(ip, port, password) as r:
         result: dict[str, Any] = r.info(section)
         return result
 
@@ -444,7 +444,10 @@ class ClusterNodeInfo(TypedDict):
 
 
 def parse_cluster_nodes(text: str) -> list[ClusterNodeInfo]:
-    """Parse ``CLUSTER NODES`` output; migrating/importing slot markers are ignored."""
+    """Parse ``CLUSTER NODES`` output; migrating/importing slot markers are ignored.
+
+    Not shared with the runtime's `eks_rolling.redis.cluster.parse_nodes` on purpose: the sandbox
+    checks the runtime's work, so a parsing bug there must not also blind the checker."""
     nodes: list[ClusterNodeInfo] = []
     for line in text.splitlines():
         parts = line.split()
@@ -477,7 +480,7 @@ def parse_cluster_nodes(text: str) -> list[ClusterNodeInfo]:
 
 def cluster_nodes(ip: str, port: int, password: str | None = None) -> list[ClusterNodeInfo]:
     """``CLUSTER NODES`` of one node, parsed."""
-    with _client(ip, port, password) as r:
+    with admin_client(ip, port, password) as r:
         # Two-word form: redis-py applies no response callback, so we get the raw text.
         raw = r.execute_command("CLUSTER", "NODES")
     return parse_cluster_nodes(str(raw))
@@ -485,7 +488,7 @@ def cluster_nodes(ip: str, port: int, password: str | None = None) -> list[Clust
 
 def cluster_info(ip: str, port: int, password: str | None = None) -> dict[str, str]:
     """``CLUSTER INFO`` of one node as a flat dict."""
-    with _client(ip, port, password) as r:
+    with admin_client(ip, port, password) as r:
         raw = str(r.execute_command("CLUSTER", "INFO"))
     pairs = (line.split(":", 1) for line in raw.splitlines() if ":" in line)
     return {k: v.strip() for k, v in pairs}
@@ -521,7 +524,7 @@ def _prepare_cluster_node(
 ) -> str:
     """Check a node is fresh, give it a distinct config epoch and its slots; return its id."""
     ip, port = addr
-    with _client(ip, port, password) as r:
+    with admin_client(ip, port, password) as r:
         if cluster_info(ip, port, password).get("cluster_known_nodes") != "1" or r.dbsize() != 0:
             raise RuntimeError(f"{ip}:{port} is not a fresh cluster node")
         node_id = str(r.execute_command("CLUSTER", "MYID"))
@@ -585,7 +588,7 @@ def cluster_create(
     # Every node meets every later one: one MEET would do, but gossip takes seconds to fill in
     # the mesh, and a direct MEET per pair converges in a few hundred milliseconds.
     for i, addr in enumerate(nodes):
-        with _client(*addr, password) as r:
+        with admin_client(*addr, password) as r:
             for ip, port in nodes[i + 1 :]:
                 r.execute_command("CLUSTER", "MEET", ip, port)
     ids = set(node_ids.values())
@@ -593,7 +596,7 @@ def cluster_create(
         raise TimeoutError("cluster nodes did not all meet in time")
 
     for (ip, port), master in replica_of.items():
-        with _client(ip, port, password) as r:
+        with admin_client(ip, port, password) as r:
             r.execute_command("CLUSTER", "REPLICATE", node_ids[master])
     expected_master = {node_ids[r]: node_ids[m] for r, m in replica_of.items()}
 

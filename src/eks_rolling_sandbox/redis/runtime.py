@@ -82,13 +82,11 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from eks_rolling.labels import REDIS_PORT, SENTINEL_PORT
 
 from ..api.store import Obj
-from .procs import Address, RedisConfig, RedisProcess, SentinelMonitor
+from .procs import Address, RedisConfig, RedisProcess, SentinelMonitor, admin_client
 
 log = logging.getLogger(__name__)
 
@@ -382,15 +380,7 @@ class RedisRuntime:
             if ip == entry.ip:
                 continue
             try:
-                with redis.Redis(
-                    host=ip,
-                    port=SENTINEL_PORT,
-                    password=password,
-                    socket_timeout=_ASK_TIMEOUT_S,
-                    socket_connect_timeout=_ASK_TIMEOUT_S,
-                    retry=Retry(NoBackoff(), 0),
-                    decode_responses=True,
-                ) as r:
+                with admin_client(ip, SENTINEL_PORT, password, _ASK_TIMEOUT_S) as r:
                     reply: Any = r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", set_name)
             except (redis.RedisError, OSError):
                 continue

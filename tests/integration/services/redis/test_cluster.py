@@ -33,7 +33,7 @@ def test_plan_health_passes_a_healthy_cluster_and_blocks_a_master_without_replic
     orphaned = cluster.master_pod(0)
     replica = next(r for r, m in cluster.layout["replica_of"].items() if m == orphaned)
     other = next(m for m in cluster.layout["masters"] if m != orphaned)
-    with redis_procs._client(cluster.ip(replica), REDIS_PORT, None) as r:
+    with redis_procs.admin_client(cluster.ip(replica), REDIS_PORT, None) as r:
         r.execute_command("CLUSTER", "REPLICATE", cluster.layout["node_ids"][other])
     redis_procs.wait_until(lambda: bool(cluster.health().problems), 10)
     # Then the plan is blocked, naming the master left without a replica

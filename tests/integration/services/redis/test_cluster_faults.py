@@ -36,7 +36,7 @@ def _refuse_replication(cluster: ClusterField, master: str, stop: threading.Even
         ip = (temp or {}).get("status", {}).get("podIP") if temp else None  # type: ignore[union-attr]
         if ip:
             try:
-                with redis_procs._client(str(ip), REDIS_PORT, None, timeout_s=0.3) as r:
+                with redis_procs.admin_client(str(ip), REDIS_PORT, None, timeout_s=0.3) as r:
                     r.execute_command("CONFIG", "SET", "masterauth", "not-the-password")
                     if r.info("replication").get("master_link_status") == "up":
                         r.execute_command("CLIENT", "KILL", "TYPE", "master")
