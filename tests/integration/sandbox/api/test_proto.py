@@ -176,7 +176,7 @@ def _cm() -> dict[str, Any]:
 
 def test_the_field_table_covers_every_served_kind() -> None:
     """A resource added to resources.py without regenerating the table would answer protobuf
-    clients in JSON and refuse their bodies: tools/gen_k8s_proto_fields.py ROOTS must list it."""
+    clients in JSON and refuse their bodies: tools/gen_proto_fields.py ROOTS must list it."""
     from eks_rolling_sandbox.api.resources import RESOURCES
 
     for r in RESOURCES:
