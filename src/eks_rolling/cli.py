@@ -35,7 +35,11 @@ def render_plan(plan: Plan, cluster: str) -> str:
         f"Plan for ASG {plan.asg_name} (cluster {cluster}) -> launch template version {plan.target_version}"
     ]
     if not plan.has_work:
-        lines.append("  Every instance is up to date: nothing to do.")
+        if plan.out_of_scope:
+            lines.append(f"  {plan.out_of_scope} outdated instance(s), none in scope: nothing to do.")
+            lines += _scope_lines(plan)
+        else:
+            lines.append("  Every instance is up to date: nothing to do.")
         return "\n".join(lines)
     s = plan.surge
     raise_max = f", MaxSize raised to {s.raise_max_to} during the roll" if s.raise_max_to else ""
@@ -47,6 +51,15 @@ def render_plan(plan: Plan, cluster: str) -> str:
             f"{n.instance_id} {n.node_name or '(no node)'} {n.az} {n.pods} pod(s)" for n in batch
         )
         lines.append(f"  batch {i}: {nodes}")
+    if plan.az_sequential:
+        lines.append("  per-AZ sequencing: one availability zone finishes before the next starts")
+    lines += _scope_lines(plan)
+    if plan.held:
+        lines.append(f"  do-not-disrupt pods (never evicted; their node waits): {len(plan.held)}")
+        lines += [
+            f"    - {h.ref} on {h.node}: until it finishes or {h.deadline}, then {h.on_deadline}"
+            for h in plan.held
+        ]
     blockers = [f for f in plan.findings if f.severity == "blocker"]
     warnings = [f for f in plan.findings if f.severity == "warning"]
     lines.append(f"  blockers: {len(blockers) or 'none'}")
@@ -57,6 +70,16 @@ def render_plan(plan: Plan, cluster: str) -> str:
     lines.append(f"  history budget: about {plan.estimated_history_events} of 25,000 events")
     lines.append("  BLOCKED: the roll would stop before any change." if plan.blocked else "  Ready to roll.")
     return "\n".join(lines)
+
+
+def _scope_lines(plan: Plan) -> list[str]:
+    if not plan.out_of_scope:
+        return []
+    lines = [f"  out of scope (left on the old template): {plan.out_of_scope}"]
+    lines += [f"    - {e.instance_id} {e.node_name or '(no node)'} {e.az}: {e.reason}" for e in plan.excluded]
+    if plan.out_of_scope > len(plan.excluded):
+        lines.append(f"    - ... and {plan.out_of_scope - len(plan.excluded)} more")
+    return lines
 
 
 def _plan(args: argparse.Namespace) -> int:
