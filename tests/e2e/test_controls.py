@@ -48,10 +48,12 @@ def touched_nodes(field: Field, mark: float) -> set[str]:
 
 
 def plan_of(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """PlanRoll's output, as the Lambda returned it."""
     return next(
-        json.loads(e["taskSucceededEventDetails"]["output"])
+        json.loads(e["lambdaFunctionSucceededEventDetails"]["output"])
         for e in history
-        if e["type"] == "TaskSucceeded" and '"out_of_scope"' in e["taskSucceededEventDetails"]["output"]
+        if e["type"] == "LambdaFunctionSucceeded"
+        and '"out_of_scope"' in e["lambdaFunctionSucceededEventDetails"]["output"]
     )
 
 

@@ -427,6 +427,8 @@ def finish_pod(sb: Sandbox, namespace: str, name: str, phase: str = "Succeeded",
         {
             "name": c["name"],
             "image": c["image"],
+            "imageID": f"{c['image']}@sha256:{'0' * 64}",
+            "containerID": f"containerd://{'1' * 64}",
             "ready": False,
             "started": False,
             "restartCount": 0,
