@@ -90,7 +90,8 @@ def _plan(args: argparse.Namespace) -> int:
     deps = Deps.from_env()
     resolved = resolve_target(
         ResolveTargetInput(
-            event={"asgName": args.asg, "dryRun": True}, execution_id=f"cli-plan-{uuid.uuid4().hex[:8]}"
+            event={"asgName": args.asg, "dryRun": True, **_scope_input(args)},
+            execution_id=f"cli-plan-{uuid.uuid4().hex[:8]}",
         ),
         deps,
     )
@@ -108,7 +109,7 @@ def _start(args: argparse.Namespace) -> int:
 
     machine = _state_machine(args)
     sfn = aws_client("stepfunctions", Settings())
-    payload = {"asgName": args.asg, "dryRun": args.dry_run}
+    payload = {"asgName": args.asg, "dryRun": args.dry_run, **_scope_input(args)}
     out = sfn.start_execution(
         stateMachineArn=machine,
         name=args.name or f"manual-{args.asg}-{uuid.uuid4().hex[:8]}"[:80],
@@ -116,6 +117,24 @@ def _start(args: argparse.Namespace) -> int:
     )
     print(out["executionArn"])
     return 0
+
+
+def _scope_input(args: argparse.Namespace) -> dict[str, object]:
+    """The start input's scope fields (aws.events.ManualRequest), only those given."""
+    out: dict[str, object] = {}
+    if args.node_selector:
+        out["nodeSelector"] = args.node_selector
+    if args.instance_ids:
+        out["instanceIds"] = [i for i in args.instance_ids.replace(",", " ").split() if i]
+    if args.exclude_selector:
+        out["excludeSelector"] = args.exclude_selector
+    return out
+
+
+def _scope_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--node-selector", help="roll only old nodes matching this label selector")
+    p.add_argument("--instance-ids", help="roll only these old instances (comma-separated)")
+    p.add_argument("--exclude-selector", help="never roll old nodes matching this label selector")
 
 
 FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -214,12 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     plan = sub.add_parser("plan", help="print the dry-run plan of an ASG (exit 2 when blocked)")
     plan.add_argument("--asg", required=True)
     plan.add_argument("--json", action="store_true")
+    _scope_arguments(plan)
     plan.set_defaults(fn=_plan)
     start = sub.add_parser("start", help="start an execution of the deployed state machine")
     start.add_argument("--asg", required=True)
     start.add_argument("--state-machine-arn", help=f"default: ${STATE_MACHINE_ARN_VARIABLE}")
     start.add_argument("--dry-run", action="store_true")
     start.add_argument("--name")
+    _scope_arguments(start)
     start.set_defaults(fn=_start)
     status = sub.add_parser("status", help="an execution's status and each node's latest step")
     status.add_argument("execution_arn", nargs="?", help="default: the newest execution of the state machine")

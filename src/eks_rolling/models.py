@@ -18,6 +18,14 @@ class Model(BaseModel):
 
 
 # --- shared pieces --------------------------------------------------------------------------------
+class RollScope(Model):
+    """A manual start's scope: wins over the ASG's tags and the settings, field by field."""
+
+    node_selector: str = ""
+    instance_ids: list[str] = Field(default_factory=list)
+    exclude_selector: str = ""
+
+
 class RollContext(Model):
     """What every step of one ASG's roll needs to know."""
 
@@ -26,6 +34,7 @@ class RollContext(Model):
     cluster_name: str
     dry_run: bool = False
     taint_value: str = Field(description="Value of our taint: identifies this execution's marks")
+    scope: RollScope | None = Field(None, description="From the start input (manual starts)")
 
 
 class NodeTarget(Model):

@@ -12,7 +12,7 @@ from ..errors import InvalidInputError
 from ..k8s import KubeOps
 from ..k8s.ops import pod_requests
 from ..labels import TAG_AZ_SEQUENTIAL, TAG_EXCLUDE_SELECTOR, TAG_INSTANCE_IDS, TAG_NODE_SELECTOR
-from ..models import NodeTarget
+from ..models import NodeTarget, RollScope
 from ..planning import (
     AsgView,
     ClusterSnapshot,
@@ -105,9 +105,12 @@ def _with_usage(node: NodeView, pods: list[Any]) -> NodeView:
     return replace(node, used=used, pod_count=len(live))
 
 
-def policy(settings: Settings, tags: Mapping[str, str] | None = None) -> Policy:
-    """The planner's policy: settings, with the ASG's own scope and sequencing tags winning.
-    A tag that does not parse is InvalidInputError naming it (raised before anything changes)."""
+def policy(
+    settings: Settings, tags: Mapping[str, str] | None = None, start: RollScope | None = None
+) -> Policy:
+    """The planner's policy: settings, with the ASG's own scope and sequencing tags winning, and
+    a manual start's scope over both. A tag that does not parse is InvalidInputError naming it
+    (raised before anything changes)."""
     tags = tags or {}
     s = settings
     return Policy(
@@ -116,7 +119,7 @@ def policy(settings: Settings, tags: Mapping[str, str] | None = None) -> Policy:
         raise_max_size=s.raise_max_size,
         delete_emptydir_data=s.delete_emptydir_data,
         redis_supported=s.redis_enabled,
-        scope=scope_of(s, tags),
+        scope=scope_of(s, tags, start),
         az_sequential=tags[TAG_AZ_SEQUENTIAL].strip().lower() == "true"
         if TAG_AZ_SEQUENTIAL in tags
         else s.az_sequential,
@@ -127,10 +130,15 @@ def policy(settings: Settings, tags: Mapping[str, str] | None = None) -> Policy:
     )
 
 
-def scope_of(settings: Settings, tags: Mapping[str, str]) -> Scope:
+def scope_of(settings: Settings, tags: Mapping[str, str], start: RollScope | None = None) -> Scope:
     source: dict[str, str] = {}
+    given = start.model_dump() if start else {}
 
     def pick(field: str, tag: str, setting: str) -> str:
+        if given.get(field):
+            source[field] = "start input"
+            value = given[field]
+            return " ".join(value) if isinstance(value, list) else str(value)
         if tags.get(tag, "").strip():
             source[field] = f"tag {tag}"
             return tags[tag]
