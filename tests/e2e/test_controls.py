@@ -20,6 +20,8 @@ from eks_rolling.labels import (
     TAG_NODE_SELECTOR,
     TAINT_RETIRING,
 )
+from eks_rolling_sandbox import manifests as m
+from eks_rolling_sandbox.api.objects import pod_is_ready
 from tests.e2e.conftest import Field, leftovers, states_entered
 from tests.factories.k8s import finish_pod, job_pod
 
@@ -262,3 +264,73 @@ def test_per_az_sequencing_never_has_two_zones_in_flight(field: Field) -> None:
     batches = [inp["batch"] for name, inp in states_entered(history) if name == "SurgeCapacity"]
     assert [len({n["az"] for n in b}) for b in batches] == [1] * len(batches)
     assert len(batches) == 4
+
+
+def test_a_manual_start_scoped_to_instance_ids_rolls_only_those(field: Field) -> None:
+    # Given a changed launch template and an operator who starts a roll of two instances by hand
+    old = old_workers(field)
+    chosen = sorted(old)[:2]
+    field.scenario.bump_launch_template()
+    payload = {"asgName": field.scenario.asg_name, "instanceIds": [old[n][0] for n in chosen]}
+    mark = field.env.sandbox.request_log.mark()
+    with field.runner() as runner:
+        result = runner.run(payload, timeout=240)
+        history = runner.history(result["executionArn"])
+    # Then only those two were replaced; the plan names the start input as the reason for the rest
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    after_ids = {i.instance_id for i in field.state().instances}
+    assert {old[n][0] for n in chosen}.isdisjoint(after_ids)
+    assert {old[n][0] for n in set(old) - set(chosen)} <= after_ids
+    assert touched_nodes(field, mark) & (set(old) - set(chosen)) == set()
+    plan = plan_of(history)
+    assert plan["out_of_scope"] == 4
+    assert {e["reason"] for e in plan["excluded"]} == {"not in the instance ids (start input)"}
+
+
+def test_at_its_deadline_a_do_not_disrupt_pod_is_evicted_when_configured(field: Field) -> None:
+    # Given a one-replica Deployment whose pods are do-not-disrupt for 15 s, and the
+    # evict-at-deadline setting (a Deployment: the sandbox has no Job controller to recreate a pod)
+    sb = field.env.sandbox
+    annotations = {DO_NOT_DISRUPT: "true", DO_NOT_DISRUPT_DEADLINE: "15s"}
+    runner_dep = m.deployment("batch-runner", JOBS, 1, nodeSelector={"role": "worker"})
+    runner_dep["spec"]["template"]["metadata"]["annotations"] = annotations
+    sb.apply(runner_dep)
+    sb.wait_for(
+        lambda: any(pod_is_ready(p) for p in sb.pods(JOBS, "app=batch-runner")), timeout=30, what="ready"
+    )
+    placed: dict[str, str] = {}
+    stop = threading.Event()
+
+    def watch() -> None:  # which node each of its pods ran on (gone from the store once evicted)
+        while not stop.is_set():
+            placed.update(
+                {p["metadata"]["name"]: p["spec"].get("nodeName") for p in sb.pods(JOBS, "app=batch-runner")}
+            )
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    mark = sb.request_log.mark()
+    with field.runner(do_not_disrupt_on_deadline="evict", do_not_disrupt_poll_cap_s="40") as runner:
+        result = runner.run(field.scenario.bump_launch_template(), timeout=400)
+        history = runner.history(result["executionArn"])
+    stop.set()
+    watcher.join(timeout=5)
+    # Then the roll succeeds; each of its pods on an old node was evicted once, 15 s or more
+    # after that node's drain began
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    evictions = [
+        e
+        for e in sb.request_log.entries(mark)
+        if e.method == "POST" and "/pods/batch-runner-" in e.path and e.path.endswith("/eviction")
+    ]
+    assert evictions
+    for e in evictions:
+        node = placed[e.path.split("/pods/")[1].split("/")[0]]
+        began = min(
+            ev["timestamp"].timestamp()
+            for ev in history
+            if (ev.get("stateEnteredEventDetails") or {}).get("name") == "DrainNode"
+            and f'"{node}"' in ev["stateEnteredEventDetails"]["input"]
+        )
+        assert e.at - began >= 15, (e.path, e.at - began)
