@@ -211,6 +211,9 @@ def test_a_do_not_disrupt_pod_holds_its_node_until_it_finishes(field: Field) -> 
         for name, inp in states_entered(history)
         if name == "DrainNode" and (inp.get("node") or {}).get("node_name") == node
     ]
+    print(
+        f"held node: {len(drains)} DrainNode rounds; {len(history)} history events of {plan['estimated_history_events']} budgeted"
+    )
     assert 2 <= len(drains) <= 12, len(drains)
     assert len(history) <= plan["estimated_history_events"]
     assert leftovers(field, before, ca_before) == []
@@ -259,6 +262,9 @@ def test_per_az_sequencing_never_has_two_zones_in_flight(field: Field) -> None:
             spans.setdefault(old[node][1], []).append(e["timestamp"].timestamp())
     windows = sorted((min(v), max(v), z) for z, v in spans.items())
     assert len(windows) == 2, windows
+    print(
+        f"zone windows: {[(z, round(b - a, 1)) for a, b, z in windows]}, gap {round(windows[1][0] - windows[0][1], 1)} s"
+    )
     assert windows[0][1] < windows[1][0], windows
     # ... and the batches themselves never mix zones
     batches = [inp["batch"] for name, inp in states_entered(history) if name == "SurgeCapacity"]
