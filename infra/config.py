@@ -168,6 +168,12 @@ RUNTIME_KEYS: Final = (
     "redis_phase_timeout_s",
     "redis_socket_timeout_s",
     "redis_cleanup_wait_s",
+    "node_selector",
+    "exclude_selector",
+    "az_sequential",
+    "do_not_disrupt_timeout_s",
+    "do_not_disrupt_on_deadline",
+    "do_not_disrupt_poll_cap_s",
 )
 
 
@@ -237,6 +243,12 @@ class StackConfig(BaseModel):
     redis_phase_timeout_s: int = _setting("redis_phase_timeout_s")
     redis_socket_timeout_s: float = _setting("redis_socket_timeout_s")
     redis_cleanup_wait_s: int = _setting("redis_cleanup_wait_s")
+    node_selector: str = _setting("node_selector")
+    exclude_selector: str = _setting("exclude_selector")
+    az_sequential: bool = _setting("az_sequential")
+    do_not_disrupt_timeout_s: int = _setting("do_not_disrupt_timeout_s")
+    do_not_disrupt_on_deadline: Literal["fail", "evict"] = _setting("do_not_disrupt_on_deadline")
+    do_not_disrupt_poll_cap_s: int = _setting("do_not_disrupt_poll_cap_s")
 
     @field_validator("log_retention_days")
     @classmethod

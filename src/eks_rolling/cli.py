@@ -35,7 +35,11 @@ def render_plan(plan: Plan, cluster: str) -> str:
         f"Plan for ASG {plan.asg_name} (cluster {cluster}) -> launch template version {plan.target_version}"
     ]
     if not plan.has_work:
-        lines.append("  Every instance is up to date: nothing to do.")
+        if plan.out_of_scope:
+            lines.append(f"  {plan.out_of_scope} outdated instance(s), none in scope: nothing to do.")
+            lines += _scope_lines(plan)
+        else:
+            lines.append("  Every instance is up to date: nothing to do.")
         return "\n".join(lines)
     s = plan.surge
     raise_max = f", MaxSize raised to {s.raise_max_to} during the roll" if s.raise_max_to else ""
@@ -47,6 +51,15 @@ def render_plan(plan: Plan, cluster: str) -> str:
             f"{n.instance_id} {n.node_name or '(no node)'} {n.az} {n.pods} pod(s)" for n in batch
         )
         lines.append(f"  batch {i}: {nodes}")
+    if plan.az_sequential:
+        lines.append("  per-AZ sequencing: one availability zone finishes before the next starts")
+    lines += _scope_lines(plan)
+    if plan.held:
+        lines.append(f"  do-not-disrupt pods (never evicted; their node waits): {len(plan.held)}")
+        lines += [
+            f"    - {h.ref} on {h.node}: until it finishes or {h.deadline}, then {h.on_deadline}"
+            for h in plan.held
+        ]
     blockers = [f for f in plan.findings if f.severity == "blocker"]
     warnings = [f for f in plan.findings if f.severity == "warning"]
     lines.append(f"  blockers: {len(blockers) or 'none'}")
@@ -59,6 +72,16 @@ def render_plan(plan: Plan, cluster: str) -> str:
     return "\n".join(lines)
 
 
+def _scope_lines(plan: Plan) -> list[str]:
+    if not plan.out_of_scope:
+        return []
+    lines = [f"  out of scope (left on the old template): {plan.out_of_scope}"]
+    lines += [f"    - {e.instance_id} {e.node_name or '(no node)'} {e.az}: {e.reason}" for e in plan.excluded]
+    if plan.out_of_scope > len(plan.excluded):
+        lines.append(f"    - ... and {plan.out_of_scope - len(plan.excluded)} more")
+    return lines
+
+
 def _plan(args: argparse.Namespace) -> int:
     from .services.deps import Deps
     from .services.resolve import resolve_target
@@ -67,7 +90,8 @@ def _plan(args: argparse.Namespace) -> int:
     deps = Deps.from_env()
     resolved = resolve_target(
         ResolveTargetInput(
-            event={"asgName": args.asg, "dryRun": True}, execution_id=f"cli-plan-{uuid.uuid4().hex[:8]}"
+            event={"asgName": args.asg, "dryRun": True, **_scope_input(args)},
+            execution_id=f"cli-plan-{uuid.uuid4().hex[:8]}",
         ),
         deps,
     )
@@ -85,7 +109,7 @@ def _start(args: argparse.Namespace) -> int:
 
     machine = _state_machine(args)
     sfn = aws_client("stepfunctions", Settings())
-    payload = {"asgName": args.asg, "dryRun": args.dry_run}
+    payload = {"asgName": args.asg, "dryRun": args.dry_run, **_scope_input(args)}
     out = sfn.start_execution(
         stateMachineArn=machine,
         name=args.name or f"manual-{args.asg}-{uuid.uuid4().hex[:8]}"[:80],
@@ -93,6 +117,24 @@ def _start(args: argparse.Namespace) -> int:
     )
     print(out["executionArn"])
     return 0
+
+
+def _scope_input(args: argparse.Namespace) -> dict[str, object]:
+    """The start input's scope fields (aws.events.ManualRequest), only those given."""
+    out: dict[str, object] = {}
+    if args.node_selector:
+        out["nodeSelector"] = args.node_selector
+    if args.instance_ids:
+        out["instanceIds"] = [i for i in args.instance_ids.replace(",", " ").split() if i]
+    if args.exclude_selector:
+        out["excludeSelector"] = args.exclude_selector
+    return out
+
+
+def _scope_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--node-selector", help="roll only old nodes matching this label selector")
+    p.add_argument("--instance-ids", help="roll only these old instances (comma-separated)")
+    p.add_argument("--exclude-selector", help="never roll old nodes matching this label selector")
 
 
 FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -191,12 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     plan = sub.add_parser("plan", help="print the dry-run plan of an ASG (exit 2 when blocked)")
     plan.add_argument("--asg", required=True)
     plan.add_argument("--json", action="store_true")
+    _scope_arguments(plan)
     plan.set_defaults(fn=_plan)
     start = sub.add_parser("start", help="start an execution of the deployed state machine")
     start.add_argument("--asg", required=True)
     start.add_argument("--state-machine-arn", help=f"default: ${STATE_MACHINE_ARN_VARIABLE}")
     start.add_argument("--dry-run", action="store_true")
     start.add_argument("--name")
+    _scope_arguments(start)
     start.set_defaults(fn=_start)
     status = sub.add_parser("status", help="an execution's status and each node's latest step")
     status.add_argument("execution_arn", nargs="?", help="default: the newest execution of the state machine")

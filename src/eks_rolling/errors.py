@@ -85,6 +85,10 @@ class OwnersNotReadyError(PermanentError):
     """Workloads whose pods were evicted did not recover before the deadline."""
 
 
+class DoNotDisruptDeadlineError(PermanentError):
+    """A do-not-disrupt pod still ran at its deadline and the setting says stop (names the pod)."""
+
+
 # --- permanent: unsafe situations ---------------------------------------------------------------
 class MultiplePdbError(PermanentError):
     """The eviction API answered 500: a pod is matched by more than one PodDisruptionBudget."""

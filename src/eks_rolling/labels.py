@@ -43,6 +43,18 @@ AWS_LB_DEREGISTRATION_DELAY = "deregistration_delay.timeout_seconds"  # a target
 TAG_OPT_IN = "eks-rolling/enabled"  # an ASG tag (value "true"), not a Kubernetes label
 TAINT_RETIRING = "eks-rolling.io/retiring"  # the default taint key on old nodes
 LABEL_RUN = "eks-rolling.io/run"  # on what a run creates (temporary Redis pods)
+# Scope: a node carrying this label or annotation ("true") is never part of a roll.
+EXCLUDE_NODE = "eks-rolling.io/exclude"
+# Do-not-disrupt: pods annotated "true" with either key are never evicted; their node waits until
+# they finish or their deadline (a duration from the drain's start, or an RFC 3339 time) passes.
+DO_NOT_DISRUPT = "eks-rolling.io/do-not-disrupt"
+KARPENTER_DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"  # what Karpenter users already set
+DO_NOT_DISRUPT_DEADLINE = "eks-rolling.io/do-not-disrupt-deadline"
+# Per-ASG overrides of the scope and sequencing settings (ASG tags, like TAG_OPT_IN).
+TAG_NODE_SELECTOR = "eks-rolling/node-selector"  # a label selector, kubectl syntax
+TAG_INSTANCE_IDS = "eks-rolling/instance-ids"  # comma- or space-separated
+TAG_EXCLUDE_SELECTOR = "eks-rolling/exclude-selector"  # a label selector, kubectl syntax
+TAG_AZ_SEQUENTIAL = "eks-rolling/az-sequential"  # "true": finish one AZ before the next
 
 # Annotations on a Redis group's StatefulSets (eks_rolling.redis.discovery reads them).
 REDIS_PREFIX = "eks-rolling.io/redis-"

@@ -18,6 +18,14 @@ class Model(BaseModel):
 
 
 # --- shared pieces --------------------------------------------------------------------------------
+class RollScope(Model):
+    """A manual start's scope: wins over the ASG's tags and the settings, field by field."""
+
+    node_selector: str = ""
+    instance_ids: list[str] = Field(default_factory=list)
+    exclude_selector: str = ""
+
+
 class RollContext(Model):
     """What every step of one ASG's roll needs to know."""
 
@@ -26,6 +34,7 @@ class RollContext(Model):
     cluster_name: str
     dry_run: bool = False
     taint_value: str = Field(description="Value of our taint: identifies this execution's marks")
+    scope: RollScope | None = Field(None, description="From the start input (manual starts)")
 
 
 class NodeTarget(Model):
@@ -50,6 +59,22 @@ class SurgePlan(Model):
     raise_max_to: int | None = None
 
 
+class OutOfScope(Model):
+    instance_id: str
+    node_name: str | None
+    az: str
+    reason: str
+
+
+class HeldPod(Model):
+    """A do-not-disrupt pod on a planned node: never evicted; its node waits for it."""
+
+    ref: str
+    node: str
+    deadline: str = Field(description="When it stops holding its node, for people")
+    on_deadline: Literal["fail", "evict"]
+
+
 class Plan(Model):
     asg_name: str
     target_version: str | None
@@ -60,6 +85,11 @@ class Plan(Model):
     estimated_history_events: int
     has_work: bool
     blocked: bool
+    # Scope: outdated instances left alone and why (the first few; out_of_scope counts them all).
+    out_of_scope: int = 0
+    excluded: list[OutOfScope] = Field(default_factory=list)
+    held: list[HeldPod] = Field(default_factory=list, description="Do-not-disrupt pods (the first few)")
+    az_sequential: bool = False
 
     @property
     def blockers(self) -> list[Finding]:
@@ -145,6 +175,7 @@ class DrainState(PollState):
     evicted: list[EvictedPod] = Field(default_factory=list)
     blocked: list[str] = Field(default_factory=list)
     throttled: int = Field(0, description="Consecutive attempts that met a 429")
+    held: int = Field(0, description="Consecutive rounds only do-not-disrupt pods kept the node")
 
 
 class RestoreReport(Model):

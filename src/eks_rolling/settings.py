@@ -9,12 +9,14 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import SettingsError
 from .labels import TAG_OPT_IN, TAINT_RETIRING
+from .planning.selectors import parse_selector
 
 PREFIX = "EKS_ROLLING_"
 # The local sandbox's own variables share the prefix; they are not runtime settings.
@@ -55,6 +57,23 @@ class Settings(BaseSettings):
     delete_emptydir_data: bool = Field(False, description="Allow evicting pods with emptyDir volumes")
     deregistration_delay_s: int = Field(30, ge=0, description="Wait after excluding a node from LBs")
 
+    # --- scope and sequencing (each also an ASG tag: labels.TAG_*, the tag wins) -------------------
+    node_selector: str = Field("", description="Roll only old nodes matching this label selector")
+    instance_ids: tuple[str, ...] = Field((), description="Roll only these old instances")
+    exclude_selector: str = Field("", description="Never roll old nodes matching this label selector")
+    az_sequential: bool = Field(False, description="Finish one availability zone before the next")
+
+    # --- do-not-disrupt pods --------------------------------------------------------------------
+    do_not_disrupt_timeout_s: int = Field(
+        3600, ge=0, description="How long a node waits for its do-not-disrupt pods, unless they say"
+    )
+    do_not_disrupt_on_deadline: Literal["fail", "evict"] = Field(
+        "fail", description="At the deadline: stop the roll (DoNotDisruptDeadlineError) or evict"
+    )
+    do_not_disrupt_poll_cap_s: int = Field(
+        300, ge=1, description="Longest wait between checks of a do-not-disrupt pod (the wait doubles)"
+    )
+
     # --- Redis --------------------------------------------------------------------------------------
     redis_enabled: bool = Field(True, description="Move managed Redis pods with the Redis steps")
     redis_failback: bool = Field(True, description="End with the master on its original pod")
@@ -71,6 +90,12 @@ class Settings(BaseSettings):
     eviction_backoff_base_s: float = Field(5.0, gt=0)
     eviction_backoff_cap_s: float = Field(60.0, gt=0)
     api_timeout_s: float = Field(20.0, gt=0, description="Per-request timeout to the Kubernetes API")
+
+    @field_validator("node_selector", "exclude_selector")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        parse_selector(v)  # SelectorError is a ValueError: load_settings names the variable
+        return v
 
 
 def known_variables() -> set[str]:

@@ -375,3 +375,73 @@ def freeze_controllers(sb: Sandbox) -> None:
 
 
 _FROZEN: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+def job_pod(
+    sb: Sandbox, name: str, node: str, *, namespace: str = "default", annotations: Obj | None = None
+) -> Obj:
+    """A Job and its one pod, placed on `node` (the sandbox has no Job controller: the test ends
+    the pod with `finish_pod`, as the kubelet would when its container exits)."""
+    job = sb.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"template": {"spec": pod_spec(restartPolicy="Never")}},
+        }
+    )
+    owner = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": name,
+        "uid": job["metadata"]["uid"],
+        "controller": True,
+    }
+    return sb.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"job-name": name},
+                "annotations": dict(annotations or {}),
+                "ownerReferences": [owner],
+            },
+            "spec": pod_spec(nodeName=node, restartPolicy="Never"),
+        }
+    )
+
+
+def finish_pod(sb: Sandbox, namespace: str, name: str, phase: str = "Succeeded", exit_code: int = 0) -> None:
+    """What the kubelet reports for a finished pod, written through PATCH pods/status."""
+    pod = sb.store.require("pods", namespace, name)
+    now = timestamp()
+    terminated = {
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": now,
+        "finishedAt": now,
+    }
+    statuses = [
+        {
+            "name": c["name"],
+            "image": c["image"],
+            "imageID": f"{c['image']}@sha256:{'0' * 64}",
+            "containerID": f"containerd://{'1' * 64}",
+            "ready": False,
+            "started": False,
+            "restartCount": 0,
+            "state": {"terminated": terminated},
+            "lastState": {},
+        }
+        for c in pod["spec"]["containers"]
+    ]
+    sb.registry.patch(
+        "pods",
+        namespace,
+        name,
+        "application/merge-patch+json",
+        {"status": {"phase": phase, "containerStatuses": statuses}},
+        subresource="status",
+    )

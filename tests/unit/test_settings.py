@@ -7,7 +7,7 @@ import pytest
 
 from eks_rolling.errors import SettingsError
 from eks_rolling.services.deps import Deps
-from eks_rolling.settings import STATE_MACHINE_ARN_VARIABLE, check_environment, known_variables
+from eks_rolling.settings import STATE_MACHINE_ARN_VARIABLE, check_environment, known_variables, load_settings
 
 
 def test_a_misspelt_variable_is_named_with_the_closest_real_one() -> None:
@@ -35,3 +35,9 @@ def test_a_value_of_the_wrong_type_is_a_settings_error_naming_the_variable(
     monkeypatch.setenv("EKS_ROLLING_BATCH_SIZE", "two")
     with pytest.raises(SettingsError, match="EKS_ROLLING_BATCH_SIZE: Input should be a valid integer"):
         Deps.from_env()
+
+
+def test_a_bad_scope_selector_is_a_settings_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EKS_ROLLING_NODE_SELECTOR", "role in (worker")
+    with pytest.raises(SettingsError, match=r"EKS_ROLLING_NODE_SELECTOR: .*unbalanced"):
+        load_settings()

@@ -22,10 +22,13 @@ from pydantic import (
     StrictBool,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from eks_rolling.errors import InvalidInputError
+from eks_rolling.models import RollScope
+from eks_rolling.planning.selectors import parse_selector
 
 TriggerKind = Literal[
     "manual", "update_asg", "modify_launch_template", "create_launch_template_version", "scheduled"
@@ -110,6 +113,7 @@ class TriggerRequest(BaseModel):
     launch_template_name: str | None = None
     dry_run: bool = False
     event_id: str | None = None
+    scope: RollScope | None = None  # a manual start's
 
 
 # --- manual ------------------------------------------------------------------------------------
@@ -119,6 +123,16 @@ class ManualRequest(BaseModel):
     # An ARN is longer than a name may be: it is checked and reduced to the name in parse_trigger.
     asg_name: str = Field(alias="asgName", min_length=1, max_length=1600, pattern=r"^\S(.*\S)?$")
     dry_run: StrictBool = Field(False, alias="dryRun")
+    # Scope of this roll (labels.py and the README's "Operator controls"); selectors in kubectl syntax.
+    node_selector: str = Field("", alias="nodeSelector", max_length=4096)
+    instance_ids: tuple[str, ...] = Field((), alias="instanceIds", max_length=1000)
+    exclude_selector: str = Field("", alias="excludeSelector", max_length=4096)
+
+    @field_validator("node_selector", "exclude_selector")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        parse_selector(v)  # SelectorError is a ValueError: the request is refused, naming it
+        return v
 
 
 # --- CloudTrail pieces (only the fields we use; AWS adds fields freely, so extras are ignored) ---
@@ -351,7 +365,14 @@ def _manual(raw: Mapping[str, Any], home: Home) -> TriggerRequest:
     except ValidationError as exc:
         reasons = "; ".join(err["msg"] for err in exc.errors())
         raise InvalidInputError(f"invalid manual request (asgName: {reasons}); {_EXPECTED}") from exc
-    return TriggerRequest(kind="manual", asg_names=(name,), dry_run=manual.dry_run)
+    scope = None
+    if manual.node_selector or manual.instance_ids or manual.exclude_selector:
+        scope = RollScope(
+            node_selector=manual.node_selector,
+            instance_ids=list(manual.instance_ids),
+            exclude_selector=manual.exclude_selector,
+        )
+    return TriggerRequest(kind="manual", asg_names=(name,), dry_run=manual.dry_run, scope=scope)
 
 
 def parse_trigger(raw: Any, home: Home | None = None) -> TriggerRequest:

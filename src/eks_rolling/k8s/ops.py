@@ -15,7 +15,15 @@ from kubernetes.client.exceptions import ApiException
 
 from ..aws.eks_auth import KubeConnection
 from ..errors import ConflictError, EvictionRejectedError, KubeApiUnavailableError, MultiplePdbError
-from ..labels import CONFIG_MIRROR_ANNOTATION, LABEL_INSTANCE_TYPE_STABLE, LABEL_TOPOLOGY_ZONE, REDIS_GROUP
+from ..labels import (
+    CONFIG_MIRROR_ANNOTATION,
+    DO_NOT_DISRUPT,
+    DO_NOT_DISRUPT_DEADLINE,
+    KARPENTER_DO_NOT_DISRUPT,
+    LABEL_INSTANCE_TYPE_STABLE,
+    LABEL_TOPOLOGY_ZONE,
+    REDIS_GROUP,
+)
 from ..planning.owners import STATUS_KINDS, OwnerPods, recovered
 from ..planning.resources import Resources, cpu_millis, memory_bytes
 from ..planning.selectors import selector_matches
@@ -26,6 +34,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_CONFLICT_RETRIES = 5
+DO_NOT_DISRUPT_KEYS = (DO_NOT_DISRUPT, KARPENTER_DO_NOT_DISRUPT)
 
 
 # kube-apiserver's message for an eviction of a pod matched by more than one PDB (pkg/registry/
@@ -447,6 +456,8 @@ class KubeOps:
             if "cpu" in alloc
             else None,
             max_pods=int(alloc.get("pods", 110)),
+            labels=dict(labels),
+            annotations=dict(node.metadata.annotations or {}),
         )
 
     def pod_view(self, pod: Any, node_zone: str | None = None) -> PodView:
@@ -474,6 +485,8 @@ class KubeOps:
             redis_group=self.redis_group_of(owner),
             requests=pod_requests(pod),
             zone=node_zone if any(v.persistent_volume_claim for v in spec.volumes or []) else None,
+            do_not_disrupt=any((md.annotations or {}).get(k) == "true" for k in DO_NOT_DISRUPT_KEYS),
+            disrupt_deadline=(md.annotations or {}).get(DO_NOT_DISRUPT_DEADLINE),
         )
 
     # --- Redis Cluster temporary pods ----------------------------------------------------------

@@ -11,6 +11,7 @@ from .snapshot import (
     PodView,
     Policy,
     RedisGroupView,
+    Scope,
     Taint,
     Toleration,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "PodView",
     "Policy",
     "RedisGroupView",
+    "Scope",
     "Taint",
     "Toleration",
     "build_plan",

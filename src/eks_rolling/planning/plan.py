@@ -7,8 +7,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from ..labels import LABEL_HOSTNAME
-from ..models import Finding, NodeTarget, Plan, SurgePlan
+from ..models import Finding, HeldPod, NodeTarget, OutOfScope, Plan, SurgePlan
 from .capacity import plan_capacity, with_capacity_peak
+from .scope import DeadlineError, describe_deadline, hold_rounds, parse_deadline, scope_decisions, seconds_of
 from .selectors import selector_matches
 from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView, Policy, Taint
 
@@ -58,8 +59,10 @@ def estimate_history_events(
     wait_rounds_per_batch: int = ASSUMED_WAIT_ROUNDS_PER_BATCH,
     redis_pods: int = 0,
     sentinel_masters: int = 0,
+    held_rounds: int = 0,
 ) -> int:
-    """`redis_pods`: managed Redis pods on the old nodes, `sentinel_masters` of them masters."""
+    """`redis_pods`: managed Redis pods on the old nodes, `sentinel_masters` of them masters;
+    `held_rounds`: DrainNode rounds of nodes waiting for do-not-disrupt pods (scope.hold_rounds)."""
     redis_rounds = (
         redis_pods - sentinel_masters
     ) * ASSUMED_REDIS_ROUNDS_PER_POD + sentinel_masters * ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER
@@ -67,7 +70,7 @@ def estimate_history_events(
         EVENTS_FIXED
         + batches * (EVENTS_PER_BATCH + wait_rounds_per_batch * EVENTS_PER_WAIT_ROUND)
         + nodes * (EVENTS_PER_NODE + poll_rounds_per_node * EVENTS_PER_WAIT_ROUND)
-        + redis_rounds * EVENTS_PER_WAIT_ROUND
+        + (redis_rounds + held_rounds) * EVENTS_PER_WAIT_ROUND
     )
 
 
@@ -93,6 +96,17 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
                 )
             )
     node_by_instance = {n.instance_id: n for n in snap.nodes if n.instance_id}
+    decisions = scope_decisions(outdated, node_by_instance, policy.scope)
+    outside = [d for d in decisions if d.reason]
+    outdated_all, outdated = outdated, [d.instance for d in decisions if not d.reason]
+    if outside:
+        findings.append(
+            Finding(
+                severity="warning",
+                kind="out-of-scope",
+                message=f"{len(outside)} of {len(outdated_all)} outdated instance(s) are out of scope and keep the old template",
+            )
+        )
     pods_by_node: dict[str, list[PodView]] = defaultdict(list)
     for p in snap.pods:
         pods_by_node[p.node].append(p)
@@ -120,6 +134,8 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
             )
         else:
             findings.extend(_pod_findings(node, movable, snap.pdbs, policy))
+    held, held_findings, held_rounds = _held_pods(targets, pods_by_node, snap, policy)
+    findings += held_findings
     findings.extend(_redis_findings(snap, targets, pods_by_node, node_by_instance, policy))
     findings.extend(_dedupe_pdb_findings(findings))
     findings = [f for f in findings if f.kind != "_pdb"]
@@ -156,8 +172,13 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
 
     masters = {p for g in snap.redis_groups if g.kind == "sentinel" for p in g.master_pods}
     # Sentinel masters' nodes go last: their switchovers then see the group's replicas moved.
-    ordered = order_targets(targets, last={p.node for p in snap.pods if p.ref in masters})
-    batches = [ordered[i : i + policy.batch_size] for i in range(0, len(ordered), policy.batch_size)]
+    batches = make_batches(
+        targets,
+        policy.batch_size,
+        last={p.node for p in snap.pods if p.ref in masters},
+        az_sequential=policy.az_sequential,
+    )
+    ordered = [t for b in batches for t in b]
     capacity = plan_capacity(snap, batches)
     surge, peak_findings = with_capacity_peak(surge, capacity, policy.raise_max_size)
     findings += capacity.findings + peak_findings
@@ -168,6 +189,7 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
         len(batches),
         redis_pods=len(redis_pods) if policy.redis_supported else 0,
         sentinel_masters=sum(1 for p in redis_pods if p.ref in masters) if policy.redis_supported else 0,
+        held_rounds=held_rounds,
     )
     if events > policy.max_history_events:
         findings.append(
@@ -181,7 +203,7 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
     return Plan(
         asg_name=asg.name,
         target_version=asg.target_version,
-        outdated=len(outdated),
+        outdated=len(outdated_all),
         # A plan over the history limit never runs: its order would only make the state huge.
         batches=[] if any(f.kind == "history-limit" for f in findings) else batches,
         findings=findings,
@@ -189,7 +211,70 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
         estimated_history_events=events,
         has_work=bool(outdated),
         blocked=any(f.severity == "blocker" for f in findings),
+        out_of_scope=len(outside),
+        excluded=[
+            OutOfScope(
+                instance_id=d.instance.instance_id,
+                node_name=d.node.name if d.node else None,
+                az=d.instance.az,
+                reason=d.reason,
+            )
+            for d in outside[:MAX_FINDINGS_PER_KIND]
+        ],
+        held=held[:MAX_FINDINGS_PER_KIND],
+        az_sequential=policy.az_sequential,
     )
+
+
+def _held_pods(
+    targets: list[NodeTarget], pods_by_node: dict[str, list[PodView]], snap: ClusterSnapshot, policy: Policy
+) -> tuple[list[HeldPod], list[Finding], int]:
+    """Do-not-disrupt pods on planned nodes, with their deadlines; a deadline that does not parse
+    blocks the plan. Returns the DrainNode rounds their nodes may wait (for the history budget)."""
+    held: list[HeldPod] = []
+    findings: list[Finding] = []
+    rounds = 0
+    for t in targets:
+        longest = -1
+        for p in pods_by_node.get(t.node_name or "", []):
+            if not (p.do_not_disrupt and is_evictable(p)):
+                continue
+            try:
+                if p.disrupt_deadline:
+                    parse_deadline(p.disrupt_deadline)
+            except DeadlineError as exc:
+                findings.append(
+                    Finding(
+                        severity="blocker",
+                        kind="do-not-disrupt-deadline",
+                        node=t.node_name,
+                        ref=p.ref,
+                        message=f"pod {p.ref}: bad do-not-disrupt deadline: {exc}",
+                    )
+                )
+                continue
+            held.append(
+                HeldPod(
+                    ref=p.ref,
+                    node=p.node,
+                    deadline=describe_deadline(p, policy.do_not_disrupt_timeout_s),
+                    on_deadline="evict" if policy.do_not_disrupt_on_deadline == "evict" else "fail",
+                )
+            )
+            longest = max(
+                longest, seconds_of(p.disrupt_deadline, policy.do_not_disrupt_timeout_s, snap.taken_at)
+            )
+        if longest >= 0:
+            rounds += hold_rounds(longest, policy.poll_interval_s, policy.do_not_disrupt_poll_cap_s)
+    if held:
+        findings.append(
+            Finding(
+                severity="warning",
+                kind="do-not-disrupt",
+                message=f"{len(held)} do-not-disrupt pod(s) hold their node until they finish or their deadline, then the roll will {'evict them' if policy.do_not_disrupt_on_deadline == 'evict' else 'stop (DoNotDisruptDeadlineError)'}",
+            )
+        )
+    return held, findings, rounds
 
 
 def bounded(findings: list[Finding], per_kind: int | None = None) -> list[Finding]:
@@ -367,6 +452,20 @@ def _redis_findings(
                 )
                 for why in problems
             ]
+    return out
+
+
+def make_batches(
+    targets: list[NodeTarget], size: int, *, last: set[str] | None = None, az_sequential: bool = False
+) -> list[list[NodeTarget]]:
+    """Batches of `size` in `order_targets` order. With `az_sequential`, one zone's nodes all go
+    (in batches that never mix zones) before the next zone's start: zones in name order."""
+    if not az_sequential:
+        ordered = order_targets(targets, last)
+        return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+    out: list[list[NodeTarget]] = []
+    for az in sorted({t.az for t in targets}):
+        out += make_batches([t for t in targets if t.az == az], size, last=last)
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..labels import TAINT_RETIRING
@@ -60,6 +61,8 @@ class PodView:
     redis_group: str | None = None  # namespace/name of the managed Redis group the pod belongs to
     requests: Resources = field(default_factory=Resources)  # what the scheduler fits it by
     zone: str | None = None  # the zone its volumes pin it to (an EBS volume stays in its zone)
+    do_not_disrupt: bool = False  # annotated do-not-disrupt (ours or Karpenter's): never evicted
+    disrupt_deadline: str | None = None  # its do-not-disrupt-deadline annotation, as written
 
     @property
     def daemonset(self) -> bool:
@@ -115,6 +118,8 @@ class NodeView:
     max_pods: int = 110
     used: Resources = field(default_factory=Resources)  # requests of its unfinished pods (up-to-date nodes)
     pod_count: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,23 @@ class Policy:
     delete_emptydir_data: bool = False
     redis_supported: bool = False  # until the Redis steps land, Redis pods block the plan
     max_history_events: int = 25_000
+    scope: Scope = field(default_factory=lambda: Scope())
+    az_sequential: bool = False  # batches finish one zone before the next starts
+    do_not_disrupt_timeout_s: int = 3600
+    do_not_disrupt_on_deadline: str = "fail"  # or "evict"
+    poll_interval_s: int = 10
+    do_not_disrupt_poll_cap_s: int = 300
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which old nodes a roll may touch. Selectors are in object form (selectors.parse_selector);
+    None means no limit. `source` says where each came from, for the plan's reasons."""
+
+    node_selector: Mapping[str, Any] | None = None
+    instance_ids: frozenset[str] = frozenset()
+    exclude_selector: Mapping[str, Any] | None = None
+    source: Mapping[str, str] = field(default_factory=dict)  # field -> "setting" | "tag" | "input"
 
 
 @dataclass(frozen=True)
@@ -157,3 +179,4 @@ class ClusterSnapshot:
     pdbs: tuple[PdbView, ...]
     autoscaler_found: bool = True
     redis_groups: tuple[RedisGroupView, ...] = ()
+    taken_at: datetime | None = None  # an absolute do-not-disrupt deadline is budgeted from here

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from datetime import datetime, timedelta
 
-from ..errors import DrainTimeoutError, EvictionRejectedError, OwnersNotReadyError
+from ..errors import DoNotDisruptDeadlineError, DrainTimeoutError, EvictionRejectedError, OwnersNotReadyError
 from ..k8s import KubeOps
 from ..models import (
     DrainNodeInput,
@@ -20,6 +21,7 @@ from ..models import (
 )
 from ..planning.owners import SKIPPED_KINDS, STATUS_KINDS, counted_before
 from ..planning.plan import is_evictable
+from ..planning.scope import deadline_of, hold_wait_s
 from ..planning.snapshot import OwnerRef, PodView
 from ..settings import Settings
 from .deps import Deps
@@ -70,7 +72,7 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
         )
     # Our mark must stay while we drain, or evicted pods could land here again.
     kube.add_taint(node.metadata.name, s.taint_key, ctx.taint_value)
-    remaining, blocked = [], []
+    remaining, blocked, holding = [], [], []
     before: dict[OwnerRef, int] = {}
     for raw in kube.pods_on_node(node.metadata.name):
         pod = kube.pod_view(raw)
@@ -79,6 +81,19 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
         if pod.terminating:
             remaining.append(f"pod {pod.ref} is terminating")
             continue
+        if pod.do_not_disrupt:
+            until = deadline_of(pod, started, s.do_not_disrupt_timeout_s)
+            if now < until:
+                holding.append(until)
+                remaining.append(
+                    f"pod {pod.ref} is do-not-disrupt: waiting until it finishes or {until.isoformat()}"
+                )
+                continue
+            if s.do_not_disrupt_on_deadline == "fail":
+                raise DoNotDisruptDeadlineError(
+                    f"do-not-disrupt pod {pod.ref} on {node.metadata.name} still runs at its deadline {until.isoformat()}"
+                )
+            log.warning("do-not-disrupt pod %s reached its deadline %s: evicting", pod.ref, until)
         why = _refuse(pod, s)
         if why:
             raise EvictionRejectedError(f"cannot drain {node.metadata.name}: {why}")
@@ -111,6 +126,12 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
             remaining.append(outcome.detail)
     done = not remaining
     throttled = throttled + 1 if blocked else 0
+    # Only do-not-disrupt pods left: they have their own deadline, and what follows it (an
+    # eviction at the deadline, then its grace period) gets the drain's full timeout again.
+    only_held = bool(holding) and len(holding) == len(remaining)
+    held = (prev.held if prev else 0) + 1 if only_held else 0
+    if holding:
+        deadline = max(deadline, max(holding) + timedelta(seconds=s.drain_timeout_s))
     if not done and now >= deadline:
         raise DrainTimeoutError(
             f"node {node.metadata.name} not drained after {s.drain_timeout_s}s: "
@@ -121,12 +142,24 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
         deadline=deadline,
         attempt=attempt,
         done=done,
-        next_wait_s=0 if done else backoff_s(throttled, s),
+        next_wait_s=0 if done else _next_wait_s(throttled, held, holding, now, s),
         evicted=evicted,
         blocked=blocked,
         throttled=throttled,
+        held=held,
         detail=remaining,
     )
+
+
+def _next_wait_s(throttled: int, held: int, holding: list[datetime], now: datetime, s: Settings) -> int:
+    """While only do-not-disrupt pods keep the node the wait doubles (a job may run for hours:
+    the history budget counts these rounds, planning.scope.hold_rounds), and never sleeps past
+    the nearest deadline by more than a second."""
+    if not held:
+        return backoff_s(throttled, s)
+    wait = hold_wait_s(held - 1, s.poll_interval_s, s.do_not_disrupt_poll_cap_s)
+    to_deadline = math.ceil((min(holding) - now).total_seconds()) + 1
+    return max(1, min(wait, to_deadline))
 
 
 def _owners(evicted: list[EvictedPod]) -> list[tuple[OwnerRefModel, int | None]]:

@@ -110,6 +110,7 @@ def _target(
         cluster_name=cluster_of(state, s.cluster_name),
         dry_run=req.dry_run,
         taint_value=taint_value_for(inp.execution_id),
+        scope=req.scope,
     )
     return ctx, state
 

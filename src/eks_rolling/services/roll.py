@@ -49,8 +49,9 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         deps.kube(ctx.cluster_name),
         deps.settings,
         redis_views=lambda refs: _redis_views(ctx, deps, refs),
+        now=deps.now(),
     )
-    plan = build_plan(snap, policy(deps.settings))
+    plan = build_plan(snap, policy(deps.settings, state.tags, ctx.scope))
     log.info(
         "plan for %s: %d outdated, %d batches, %d findings",
         ctx.asg_name,

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ..aws.asg import AsgOps, AsgState
+from ..errors import InvalidInputError
 from ..k8s import KubeOps
 from ..k8s.ops import pod_requests
-from ..models import NodeTarget
-from ..planning import AsgView, ClusterSnapshot, InstanceView, NodeView, PodView, Policy, RedisGroupView
+from ..labels import TAG_AZ_SEQUENTIAL, TAG_EXCLUDE_SELECTOR, TAG_INSTANCE_IDS, TAG_NODE_SELECTOR
+from ..models import NodeTarget, RollScope
+from ..planning import (
+    AsgView,
+    ClusterSnapshot,
+    InstanceView,
+    NodeView,
+    PodView,
+    Policy,
+    RedisGroupView,
+    Scope,
+)
 from ..planning.resources import Resources
+from ..planning.selectors import SelectorError, parse_selector
 from ..settings import Settings
 
 
@@ -36,6 +49,7 @@ def gather(
     kube: KubeOps,
     settings: Settings,
     redis_views: Callable[[set[str]], tuple[RedisGroupView, ...]] | None = None,
+    now: datetime | None = None,
 ) -> ClusterSnapshot:
     view = asg_view(state)
     nodes = kube.list_nodes()
@@ -61,6 +75,7 @@ def gather(
         pdbs=tuple(kube.list_pdbs()),
         autoscaler_found=found,
         redis_groups=redis_groups,
+        taken_at=now,
     )
 
 
@@ -90,11 +105,59 @@ def _with_usage(node: NodeView, pods: list[Any]) -> NodeView:
     return replace(node, used=used, pod_count=len(live))
 
 
-def policy(settings: Settings) -> Policy:
+def policy(
+    settings: Settings, tags: Mapping[str, str] | None = None, start: RollScope | None = None
+) -> Policy:
+    """The planner's policy: settings, with the ASG's own scope and sequencing tags winning, and
+    a manual start's scope over both. A tag that does not parse is InvalidInputError naming it
+    (raised before anything changes)."""
+    tags = tags or {}
+    s = settings
     return Policy(
-        batch_size=settings.batch_size,
-        taint_key=settings.taint_key,
-        raise_max_size=settings.raise_max_size,
-        delete_emptydir_data=settings.delete_emptydir_data,
-        redis_supported=settings.redis_enabled,
+        batch_size=s.batch_size,
+        taint_key=s.taint_key,
+        raise_max_size=s.raise_max_size,
+        delete_emptydir_data=s.delete_emptydir_data,
+        redis_supported=s.redis_enabled,
+        scope=scope_of(s, tags, start),
+        az_sequential=tags[TAG_AZ_SEQUENTIAL].strip().lower() == "true"
+        if TAG_AZ_SEQUENTIAL in tags
+        else s.az_sequential,
+        do_not_disrupt_timeout_s=s.do_not_disrupt_timeout_s,
+        do_not_disrupt_on_deadline=s.do_not_disrupt_on_deadline,
+        poll_interval_s=s.poll_interval_s,
+        do_not_disrupt_poll_cap_s=s.do_not_disrupt_poll_cap_s,
+    )
+
+
+def scope_of(settings: Settings, tags: Mapping[str, str], start: RollScope | None = None) -> Scope:
+    source: dict[str, str] = {}
+    given = start.model_dump() if start else {}
+
+    def pick(field: str, tag: str, setting: str) -> str:
+        if given.get(field):
+            source[field] = "start input"
+            value = given[field]
+            return " ".join(value) if isinstance(value, list) else str(value)
+        if tags.get(tag, "").strip():
+            source[field] = f"tag {tag}"
+            return tags[tag]
+        source[field] = "setting"
+        return setting
+
+    def selector(field: str, tag: str, setting: str) -> Mapping[str, Any] | None:
+        text = pick(field, tag, setting)
+        if not text.strip():
+            return None
+        try:
+            return parse_selector(text)
+        except SelectorError as exc:
+            raise InvalidInputError(f"bad label selector in {source[field]}: {exc}") from None
+
+    ids = pick("instance_ids", TAG_INSTANCE_IDS, " ".join(settings.instance_ids))
+    return Scope(
+        node_selector=selector("node_selector", TAG_NODE_SELECTOR, settings.node_selector),
+        instance_ids=frozenset(i for i in ids.replace(",", " ").split() if i),
+        exclude_selector=selector("exclude_selector", TAG_EXCLUDE_SELECTOR, settings.exclude_selector),
+        source=source,
     )

@@ -13,6 +13,7 @@ import pytest
 
 from eks_rolling.aws.events import Home, TriggerRequest, parse_trigger
 from eks_rolling.errors import InvalidInputError, PermanentError
+from eks_rolling.models import RollScope
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -46,6 +47,27 @@ def test_manual_dry_run() -> None:
     ],
 )
 def test_manual_request_is_strict(raw: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidInputError, match=fragment):
+        parse_trigger(raw)
+
+
+def test_manual_request_carries_its_scope() -> None:
+    req = parse_trigger(
+        {"asgName": "a", "nodeSelector": "role=worker", "instanceIds": ["i-1"], "excludeSelector": "spot"}
+    )
+    assert req.scope == RollScope(node_selector="role=worker", instance_ids=["i-1"], exclude_selector="spot")
+    assert parse_trigger({"asgName": "a"}).scope is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"asgName": "a", "nodeSelector": "role in (worker"}, "unbalanced"),
+        ({"asgName": "a", "excludeSelector": "a=b c"}, "not a valid label value"),
+        ({"asgName": "a", "instanceIds": "i-1"}, "instanceIds"),
+    ],
+)
+def test_a_manual_scope_that_does_not_parse_is_refused(raw: dict[str, Any], fragment: str) -> None:
     with pytest.raises(InvalidInputError, match=fragment):
         parse_trigger(raw)
 

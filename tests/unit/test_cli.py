@@ -1,0 +1,43 @@
+"""`eks-rolling plan`'s text: every operator control that applies shows in it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from eks_rolling.cli import render_plan
+from eks_rolling.labels import EXCLUDE_NODE, LABEL_TOPOLOGY_ZONE, TAG_NODE_SELECTOR
+from eks_rolling.planning import Policy, Scope, build_plan
+from eks_rolling.planning.selectors import parse_selector
+from tests.factories.planning import instance, node_for, pod, snapshot
+
+
+def test_the_plan_text_shows_scope_do_not_disrupt_pods_and_per_az_sequencing() -> None:
+    insts = [instance("i-a0", "us-east-1a"), instance("i-a1", "us-east-1a"), instance("i-b0", "us-east-1b")]
+    nodes = [node_for(i, labels={LABEL_TOPOLOGY_ZONE: i.az}) for i in insts]
+    nodes[1] = replace(nodes[1], annotations={EXCLUDE_NODE: "true"})
+    held = pod("report", "node-i-a0", owner=("Job", "report"), do_not_disrupt=True, disrupt_deadline="2h")
+    scope = Scope(
+        node_selector=parse_selector(f"{LABEL_TOPOLOGY_ZONE}=us-east-1a"),
+        source={"node_selector": f"tag {TAG_NODE_SELECTOR}"},
+    )
+    plan = build_plan(
+        snapshot(insts, nodes=nodes, pods=[held]),
+        Policy(scope=scope, az_sequential=True, do_not_disrupt_on_deadline="evict"),
+    )
+    text = render_plan(plan, "prod")
+    assert "per-AZ sequencing" in text
+    assert "out of scope (left on the old template): 2" in text
+    assert f"i-a1 node-i-a1 us-east-1a: node node-i-a1 has {EXCLUDE_NODE}=true" in text
+    assert f"i-b0 node-i-b0 us-east-1b: does not match the node selector (tag {TAG_NODE_SELECTOR})" in text
+    assert (
+        "default/report on node-i-a0: until it finishes or 2h after its node's drain starts, then evict"
+        in text
+    )
+
+
+def test_a_plan_with_nothing_in_scope_says_so() -> None:
+    insts = [instance("i-1")]
+    plan = build_plan(snapshot(insts), Policy(scope=Scope(instance_ids=frozenset({"i-9"}))))
+    text = render_plan(plan, "prod")
+    assert "1 outdated instance(s), none in scope: nothing to do." in text
+    assert "i-1 node-i-1 us-east-1a: not in the instance ids (setting)" in text
