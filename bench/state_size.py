@@ -37,8 +37,10 @@ from eks_rolling.models import (
 )
 from eks_rolling.planning import AsgView, ClusterSnapshot, InstanceView, NodeView, OwnerRef, PodView, Policy
 from eks_rolling.planning.plan import build_plan, max_nodes_per_execution
+from eks_rolling.planning.waves import plan_state
 
-ASL = Path(__file__).resolve().parents[1] / "statemachine" / "rolling_upgrade.asl.json"
+# The batches run in the wave machine (a child execution per wave): its ReplaceBatches holds them.
+ASL = Path(__file__).resolve().parents[1] / "statemachine" / "roll_wave.asl.json"
 LIMIT = 256 * 1024
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 OWNERS_PER_NODE = 30  # distinct ReplicaSets/StatefulSets among a node's pods
@@ -91,7 +93,7 @@ def plan_output(batch_size: int, pods_per_node: int, nodes: int | None = None) -
         (),
     )
     plan = build_plan(snapshot, Policy(batch_size=batch_size))
-    return PlanRollOutput(**plan.model_dump())
+    return plan_state(plan, ctx().execution_id)
 
 
 def _poll(**fields: Any) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def _states(definition: dict[str, Any], *path: str) -> dict[str, Any]:
 
 def batch_iteration(definition: dict[str, Any], batch_size: int, pods_per_node: int) -> dict[str, Any]:
     """One batch's state after ReplaceNodes: its input plus one NodeReplaced output per node."""
-    node_replaced = _states(definition, "RollEachAsg", "ReplaceBatches", "ReplaceNodes")["NodeReplaced"]
+    node_replaced = _states(definition, "ReplaceBatches", "ReplaceNodes")["NodeReplaced"]
     return {
         "ctx": _json(ctx()),
         "asg": _json(AsgOriginals(desired=400, min_size=0, max_size=450, suspended=["AZRebalance"])),

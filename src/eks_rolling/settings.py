@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     suspend_processes: tuple[str, ...] = ("AZRebalance", "AlarmNotification", "ScheduledActions")
     delete_emptydir_data: bool = Field(False, description="Allow evicting pods with emptyDir volumes")
     deregistration_delay_s: int = Field(30, ge=0, description="Wait after excluding a node from LBs")
+    max_nodes_per_wave: int = Field(
+        0, ge=0, description="Cap on old nodes per child execution (wave); 0: sized from the history budget"
+    )
+    asg_concurrency: int = Field(
+        1, ge=1, le=40, description="ASGs of one trigger rolled at once, each with its own lock and waves"
+    )
 
     # --- Redis --------------------------------------------------------------------------------------
     redis_enabled: bool = Field(True, description="Move managed Redis pods with the Redis steps")

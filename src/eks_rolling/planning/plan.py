@@ -11,6 +11,7 @@ from ..models import Finding, NodeTarget, Plan, SurgePlan
 from .capacity import plan_capacity, with_capacity_peak
 from .selectors import selector_matches
 from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView, Policy, Taint
+from .waves import GUARD_FACTOR, HISTORY_GUARD_EVENTS, group_waves, oversized, parent_events, waves_of
 
 # Lifecycle states an outdated instance can be in and still be ours to replace. Terminating ones
 # are already going; Warmed ones are not serving.
@@ -161,20 +162,22 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
     capacity = plan_capacity(snap, batches)
     surge, peak_findings = with_capacity_peak(surge, capacity, policy.raise_max_size)
     findings += capacity.findings + peak_findings
-    on_old = {t.node_name for t in ordered if t.node_name}
-    redis_pods = [p for p in snap.pods if p.node in on_old and p.redis_group]
-    events = estimate_history_events(
-        len(ordered),
-        len(batches),
-        redis_pods=len(redis_pods) if policy.redis_supported else 0,
-        sentinel_masters=sum(1 for p in redis_pods if p.ref in masters) if policy.redis_supported else 0,
-    )
-    if events > policy.max_history_events:
+    if policy.redis_supported:
+        rounds = _redis_rounds(pods_by_node, ordered, masters)
+        batches = [
+            [t.model_copy(update={"redis_rounds": rounds.get(t.instance_id, 0)}) for t in b] for b in batches
+        ]
+    shapes = group_waves(batches, wave_budget=policy.wave_history_events, max_nodes=policy.max_nodes_per_wave)
+    events = sum(s.expected_events for s in shapes) + parent_events(len(shapes)) + EVENTS_FIXED
+    too_big = [s for s in shapes if oversized(s)]
+    if too_big:
         findings.append(
             Finding(
                 severity="blocker",
                 kind="history-limit",
-                message=f"{len(ordered)} nodes need about {events} history events, over the {policy.max_history_events} limit of one execution; raise the batch size or roll in parts",
+                message=f"a batch of {too_big[0].nodes} nodes cannot fit one child execution's history "
+                f"({HISTORY_GUARD_EVENTS} events with every polling loop at {GUARD_FACTOR}x its measured rounds); "
+                "lower the batch size",
             )
         )
     findings = bounded(findings)
@@ -184,12 +187,28 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
         outdated=len(outdated),
         # A plan over the history limit never runs: its order would only make the state huge.
         batches=[] if any(f.kind == "history-limit" for f in findings) else batches,
+        waves=[] if any(f.kind == "history-limit" for f in findings) else waves_of(shapes),
         findings=findings,
         surge=surge,
         estimated_history_events=events,
         has_work=bool(outdated),
         blocked=any(f.severity == "blocker" for f in findings),
     )
+
+
+def _redis_rounds(
+    pods_by_node: dict[str, list[PodView]], ordered: list[NodeTarget], masters: set[str]
+) -> dict[str, int]:
+    """MoveRedisPods rounds each old node is expected to need (its wave's guard must allow them)."""
+    out: dict[str, int] = {}
+    for t in ordered:
+        pods = [p for p in pods_by_node.get(t.node_name or "", []) if p.redis_group]
+        if pods:
+            out[t.instance_id] = sum(
+                ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER if p.ref in masters else ASSUMED_REDIS_ROUNDS_PER_POD
+                for p in pods
+            )
+    return out
 
 
 def bounded(findings: list[Finding], per_kind: int | None = None) -> list[Finding]:

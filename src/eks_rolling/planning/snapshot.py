@@ -136,7 +136,8 @@ class Policy:
     raise_max_size: bool = True
     delete_emptydir_data: bool = False
     redis_supported: bool = False  # until the Redis steps land, Redis pods block the plan
-    max_history_events: int = 25_000
+    wave_history_events: int = 10_000  # expected events per child execution (planning.waves)
+    max_nodes_per_wave: int = 0  # 0: as many as the wave's history budget allows
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ..models import (
 )
 from ..planning import RedisGroupView, build_plan
 from ..planning.capacity import plan_capacity
+from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
 from .redis import groups_of, redis_health
@@ -69,7 +70,8 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
             },
         )
         raise PlanBlockedError("; ".join(f.message for f in plan.blockers))
-    return PlanRollOutput(**plan.model_dump())
+    # Each wave's child execution is named after this roll, the ASG and the wave.
+    return plan_state(plan, ctx.execution_id)
 
 
 def _redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:

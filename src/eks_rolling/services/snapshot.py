@@ -97,4 +97,5 @@ def policy(settings: Settings) -> Policy:
         raise_max_size=settings.raise_max_size,
         delete_emptydir_data=settings.delete_emptydir_data,
         redis_supported=settings.redis_enabled,
+        max_nodes_per_wave=settings.max_nodes_per_wave,
     )
