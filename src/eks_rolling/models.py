@@ -193,7 +193,7 @@ class StepError(Model):
             return self
         if not isinstance(child, dict) or not isinstance(child.get("Error"), str):
             return self
-        return StepError(Error=child["Error"], Cause=str(child.get("Cause") or ""))
+        return StepError(error=child["Error"], cause=str(child.get("Cause") or ""))
 
 
 # --- step inputs and outputs ------------------------------------------------------------------------

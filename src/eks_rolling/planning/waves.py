@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..models import NodeTarget, Plan, PlanRollOutput, Wave
-from . import plan as budget
+from . import budget
 
 # Expected events per child, from measured rounds: well under 25,000 so that retries, slow nodes
 # and the guard's margin fit, and one child's history stays readable in the console.
