@@ -188,6 +188,7 @@ class Workflow(Construct):
             self.log_groups[step.id] = log_group
 
         arns = {s.placeholder: self.functions[s.id].function_arn for s in steps}
+        self.wave_name = f"{name}-wave"[:80]
         self.wave_log_group = logs.LogGroup(
             self,
             "WaveStateMachineLogs",
@@ -198,7 +199,7 @@ class Workflow(Construct):
         self.wave_state_machine = sfn.StateMachine(
             self,
             "WaveStateMachine",
-            state_machine_name=f"{name}-wave"[:80],
+            state_machine_name=self.wave_name,
             comment=f"{name}: one wave of a roll, started by {name} (startExecution.sync:2)",
             definition_body=sfn.DefinitionBody.from_string(definition.wave_text),
             definition_substitutions={
@@ -248,13 +249,9 @@ class Workflow(Construct):
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[wave.state_machine_arn])
         )
-        self.wave_executions = executions = Fn.join(
-            "",
-            [
-                f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:",
-                wave.state_machine_name,
-                ":*",
-            ],
+        # By name (fixed at creation): the executions of the wave machine only.
+        self.wave_executions = executions = (
+            f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{self.wave_name}:*"
         )
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(

@@ -40,6 +40,7 @@ def test_acknowledged_rules_are_the_reviewed_ones(synth: Synth) -> None:
         ".Arn>:*]",
         ":parameter/aws/service/*]",  # AWS's public parameters (resolve:ssm: AMI aliases)
         f":execution:eks-rolling-{synth.context['cluster_name']}:*]",  # this state machine's runs
+        f":execution:eks-rolling-{synth.context['cluster_name']}-wave:*]",  # its waves (child runs)
     )
     assert all(r.endswith(allowed_wildcards) for r in iam5), iam5
 
