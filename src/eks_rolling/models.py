@@ -63,6 +63,9 @@ class Wave(Model):
         description="The runtime guard: each polling loop may run this x its measured rounds"
     )
     expected_events: int = Field(description="History events expected from measured rounds")
+    nodes: int = Field(0, description="Old nodes in the wave")
+    bucket: str | None = Field(None, description="Where `key` is, when the batches are stored")
+    key: str | None = Field(None, description="S3 key of the batches; `batches` is then empty")
 
 
 class Plan(Model):

@@ -50,6 +50,7 @@ FUNCTION_PREFIX = "eks-rolling-"
 STATE_MACHINE = "eks-rolling"
 WAVE_STATE_MACHINE = "eks-rolling-wave"
 WAVE_PLACEHOLDER = "RollWaveStateMachineArn"  # the parent starts each wave on this machine
+PLAN_BUCKET = "eks-rolling-plans"  # as the CDK app's bucket: large plans keep their waves here
 
 
 class FakeContext:
@@ -269,7 +270,7 @@ class LocalRunner:
             raise ValueError(
                 f"time_scale {self.time_scale} differs from the {env.timing_profile.name} profile's time factor {env.time_factor}: one factor scales both"
             )
-        self.settings = settings or {}
+        self.settings = {"plan_bucket": PLAN_BUCKET, **(settings or {})}
         self.stats = RunnerStats()
         self.lambda_faults = LambdaFaults()
         self.state_machine_arn: str | None = None
@@ -303,6 +304,9 @@ class LocalRunner:
         `${RollWaveStateMachineArn}` placeholders substituted, as CDK does."""
         lam, sfn = self.env.aws("lambda"), self.env.aws("stepfunctions")
         role = self._role()
+        s3 = self.env.aws("s3")
+        if PLAN_BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=PLAN_BUCKET)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("lambdas/__init__.py", "")

@@ -73,7 +73,7 @@ def test_findings_beyond_the_cap_are_counted_and_still_block() -> None:
 def test_a_plan_over_one_executions_history_runs_as_waves() -> None:
     plan = state_size.plan_output(1, 10, nodes=400)
     assert plan.outdated == 400 and not any(f.kind == "history-limit" for f in plan.findings)
-    assert len(plan.waves) > 1 and sum(len(b) for w in plan.waves for b in w.batches) == 400
+    assert len(plan.waves) > 1 and sum(w.nodes for w in plan.waves) == 400
 
 
 def test_a_batch_too_large_for_one_wave_carries_no_batches(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,3 +82,23 @@ def test_a_batch_too_large_for_one_wave_carries_no_batches(monkeypatch: pytest.M
     plan = state_size.plan_output(50, 10, nodes=50)
     assert plan.blocked and any(f.kind == "history-limit" for f in plan.findings)
     assert plan.batches == [] and plan.waves == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 50])
+def test_no_state_of_a_1000_node_roll_with_30_pods_per_node_exceeds_64_kib(batch_size: int) -> None:
+    # Given a 1,000-node plan, 30 pods per node, as PlanRoll returns it (waves' batches in S3)
+    plan = state_size.plan_output(batch_size, 30, nodes=1000, emptydir=False)
+    assert not plan.blocked and sum(w.nodes for w in plan.waves) == 1000
+    assert all(w.key and not w.batches for w in plan.waves)
+    # Then the roll's plan state, one ASG's state at its end and the largest wave's input (its
+    # batches read back) all stay under 64 KiB
+    asg = {**state_size.asg_iteration(batch_size, 30), "plan": plan.model_dump(mode="json")}
+    for what in (plan.model_dump(mode="json"), asg, state_size.wave_input(batch_size, 30, 1000)):
+        assert state_size.size(what) < FAR_BELOW
+
+
+def test_positive_control_a_1000_node_plan_carried_inline_exceeds_64_kib() -> None:
+    plan = planner.build_plan(state_size._snapshot(1000, 1, 30), planner.Policy(batch_size=1))
+    assert (
+        state_size.size(waves.plan_state(plan, "arn:x:execution:m:roll").model_dump(mode="json")) > FAR_BELOW
+    )

@@ -37,12 +37,14 @@ def both() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
 
 
 ALL_TASKS = [(name, st) for name, st, _ in both() if st["Type"] == "Task"]
-# Lambda Tasks; RollWave starts a child execution (states:startExecution.sync:2).
-TASKS = {name: st for name, st in ALL_TASKS if name != "RollWave"}
+# Lambda Tasks; RollWave starts a child execution (states:startExecution.sync:2), ReadWave reads
+# a stored wave's batches (aws-sdk:s3:getObject).
+SERVICE_TASKS = {"RollWave", "ReadWave"}
+TASKS = {name: st for name, st in ALL_TASKS if name not in SERVICE_TASKS}
 
 
 def test_every_step_has_exactly_one_task_state_and_placeholder() -> None:
-    assert len(TASKS) == len(ALL_TASKS) - 1
+    assert len(TASKS) == len(ALL_TASKS) - len(SERVICE_TASKS)
     assert set(TASKS) == {s.state for s in STEPS}
     for step in STEPS:
         assert TASKS[step.state]["Resource"] == "${" + step.placeholder + "}"
@@ -94,7 +96,7 @@ def test_error_names_in_the_asl_exist_and_match_their_family() -> None:
     for name, st, _ in both():
         for rule in st.get("Retry", []) + st.get("Catch", []):
             for err in rule["ErrorEquals"]:
-                if not err.startswith(("States.", "Lambda.", "StepFunctions.")):
+                if not err.startswith(("States.", "Lambda.", "StepFunctions.", "S3.")):
                     assert err in known, f"{name} names unknown error {err}"
         for rule in st.get("Retry", []):
             for err in rule["ErrorEquals"]:

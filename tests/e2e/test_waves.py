@@ -43,11 +43,12 @@ def _wave_events(own: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_a_roll_of_three_waves_succeeds_with_each_wave_a_linked_child(field: Field) -> None:
-    # Given the field-report cluster (6 old nodes) and waves of at most 2 nodes
+    # Given the field-report cluster (6 old nodes), waves of at most 2 nodes, and every plan
+    # treated as large (its waves' batches go to S3, as a 1,000-node plan's do)
     before, ca_before = field.state(), field.autoscaler_replicas()
     old_ids = {i.instance_id for i in before.instances}
     # When the launch template changes
-    with field.runner(max_nodes_per_wave="2") as runner:
+    with field.runner(max_nodes_per_wave="2", inline_plan_bytes="0") as runner:
         result = runner.run(field.scenario.bump_launch_template(), timeout=300)
         parent = result["executionArn"]
         own = runner.own_history(parent)
@@ -85,6 +86,28 @@ def test_a_roll_of_three_waves_succeeds_with_each_wave_a_linked_child(field: Fie
     }
     assert drained == old_ids
     assert all(len(h) < 25_000 for _, h in child_runs.values())
+    # ... the roll's state carried no node list: each wave's batches were in S3, and each child
+    # read only its own (ReadWave, then UseStoredWave puts them where ReplaceBatches reads them)
+    (planned,) = [
+        e
+        for e in own
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "PlanRoll"
+    ]
+    plan = json.loads(planned["stateExitedEventDetails"]["output"])["plan"]
+    assert [w["batches"] for w in plan["waves"]] == [[], [], []]
+    assert [w["key"] for w in plan["waves"]] == [f"waves/{n}.json" for n in names]
+    for _, history in child_runs.values():
+        (read,) = [
+            e
+            for e in history
+            if e["type"] == "PassStateExited" and e["stateExitedEventDetails"]["name"] == "UseStoredWave"
+        ]
+        ids = {
+            n["instance_id"]
+            for b in json.loads(read["stateExitedEventDetails"]["output"])["wave"]["batches"]
+            for n in b
+        }
+        assert len(ids) == 2 and ids <= old_ids
 
 
 def test_a_wave_that_fails_mid_roll_rolls_back_the_whole_roll(field: Field) -> None:

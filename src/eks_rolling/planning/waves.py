@@ -45,6 +45,10 @@ EVENTS_PER_WAVE: Final = 12
 # Task (entered, scheduled, started, submitted, succeeded, exited).
 PARENT_EVENTS_PER_WAVE: Final = 8
 MAX_NAME: Final = 80  # StartExecution's name limit
+# A stored plan's waves: one object per wave under this prefix (IAM grants only the prefix).
+STORE_PREFIX: Final = "waves"
+# A plan state larger than this (Settings.inline_plan_bytes' default) keeps its batches in S3.
+INLINE_PLAN_BYTES: Final = 32 * 1024
 _NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -154,6 +158,7 @@ def waves_of(shapes: Sequence[WaveShape]) -> list[Wave]:
             batches=[list(b) for b in s.batches],
             round_scale=s.round_scale,
             expected_events=s.expected_events,
+            nodes=s.nodes,
         )
         for i, s in enumerate(shapes, 1)
     ]
@@ -188,3 +193,17 @@ def plan_state(plan: Plan, execution_id: str) -> PlanRollOutput:
     return PlanRollOutput(
         **{**plan.model_dump(), "batches": [], "waves": named(plan.waves, execution_id, plan.asg_name)}
     )
+
+
+def wave_key(wave_name: str) -> str:
+    return f"{STORE_PREFIX}/{wave_name}.json"
+
+
+def offloaded(state: PlanRollOutput, bucket: str) -> tuple[PlanRollOutput, dict[str, list[list[NodeTarget]]]]:
+    """The plan state with each wave's batches replaced by its S3 key, and what to store where:
+    the roll then carries a few hundred bytes per wave whatever its size, each child its own."""
+    objects = {wave_key(w.name): w.batches for w in state.waves}
+    waves = [
+        w.model_copy(update={"batches": [], "bucket": bucket, "key": wave_key(w.name)}) for w in state.waves
+    ]
+    return state.model_copy(update={"waves": waves}), objects

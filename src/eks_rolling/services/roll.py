@@ -34,6 +34,7 @@ from ..planning.capacity import plan_capacity
 from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
+from .plans import plan_nodes, stored
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
 from .snapshot import gather, gather_batch, policy
@@ -71,7 +72,7 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         )
         raise PlanBlockedError("; ".join(f.message for f in plan.blockers))
     # Each wave's child execution is named after this roll, the ASG and the wave.
-    return plan_state(plan, ctx.execution_id)
+    return stored(plan_state(plan, ctx.execution_id), deps)
 
 
 def _redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
@@ -141,7 +142,7 @@ def taint_old_nodes(inp: TaintOldNodesInput, deps: Deps) -> TaintOldNodesOutput:
     kube = deps.kube(ctx.cluster_name)
     by_instance = kube.nodes_by_instance()
     tainted, missing = [], []
-    for target in inp.plan.nodes:
+    for target in plan_nodes(inp.plan, deps):
         node = by_instance.get(target.instance_id)
         if node is None:
             missing.append(target.instance_id)
