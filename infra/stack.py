@@ -131,8 +131,8 @@ class EksRollingStack(Stack):
         }
         # PlanRoll stores a large plan's waves; TaintOldNodes reads them back.
         step_environment = {s: dict(env) for s, env in publishers.items()}
-        for step in PLAN_STEPS:
-            step_environment.setdefault(step, {})["EKS_ROLLING_PLAN_BUCKET"] = plans.bucket.bucket_name
+        for step_id in PLAN_STEPS:
+            step_environment.setdefault(step_id, {})["EKS_ROLLING_PLAN_BUCKET"] = plans.bucket.bucket_name
         check_environment({k: v for env in (environment, *step_environment.values()) for k, v in env.items()})
         workflow = Workflow(
             self,
