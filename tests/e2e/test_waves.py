@@ -20,6 +20,19 @@ pytestmark = [pytest.mark.slow]
 SECOND = "workers-b"
 
 
+LOOP_STEPS = {"WaitNewNodes", "MoveRedisPods", "DrainNode", "WaitOwnersReady"}
+
+
+def _planned(own: list[dict[str, Any]]) -> dict[str, Any]:
+    (planned,) = [
+        e
+        for e in own
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "PlanRoll"
+    ]
+    plan: dict[str, Any] = json.loads(planned["stateExitedEventDetails"]["output"])["plan"]
+    return plan
+
+
 def _wave_events(own: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The parent's events of each RollWave (by child name), from its TaskScheduled parameters."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -86,14 +99,14 @@ def test_a_roll_of_three_waves_succeeds_with_each_wave_a_linked_child(field: Fie
     }
     assert drained == old_ids
     assert all(len(h) < 25_000 for _, h in child_runs.values())
+    # ... and every polling loop of a wave ran under that wave's guard (its round_scale)
+    scales = {w["name"]: w["round_scale"] for w in _planned(own)["waves"]}
+    for d, history in child_runs.values():
+        loops = [inp for name, inp in states_entered(history) if name in LOOP_STEPS]
+        assert loops and {inp["round_scale"] for inp in loops} == {scales[d["name"]]}
     # ... the roll's state carried no node list: each wave's batches were in S3, and each child
     # read only its own (ReadWave, then UseStoredWave puts them where ReplaceBatches reads them)
-    (planned,) = [
-        e
-        for e in own
-        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "PlanRoll"
-    ]
-    plan = json.loads(planned["stateExitedEventDetails"]["output"])["plan"]
+    plan = _planned(own)
     assert [w["batches"] for w in plan["waves"]] == [[], [], []]
     assert [w["key"] for w in plan["waves"]] == [f"waves/{n}.json" for n in names]
     for _, history in child_runs.values():
