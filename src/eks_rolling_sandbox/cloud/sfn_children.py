@@ -15,6 +15,9 @@ that deploys; nothing in it is sandbox-specific):
 3. A Map iteration that fails with a `States.*` error (a failed child surfaces as
    `States.TaskFailed`) is re-raised by moto as a custom error name, which refuses the `States.`
    prefix: the Map's Catch then sees `States.Runtime`. The States error keeps its name.
+4. Stopping a parent stops its running `.sync` children, as Step Functions does (that is what the
+   integration's `states:StopExecution` permission is for); moto left them running, so an aborted
+   roll's wave kept draining next to the roll that took its lock over.
 
 Upstream: moto/stepfunctions/parser (asl/component/state/exec/state_task/service/
 state_task_service_sfn.py, state_map/iteration/iteration_worker.py, parser/models.py).
@@ -23,6 +26,7 @@ state_task_service_sfn.py, state_map/iteration/iteration_worker.py, parser/model
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -79,9 +83,30 @@ def _error_name(error_name: str | None) -> Any:
     return CustomErrorName(error_name=error_name)
 
 
+_STARTED_BY = "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"
+
+
+def _stop_with_children(original: Any) -> Any:
+    def stop_execution(self: Any, execution_arn: str) -> Any:
+        stopped = original(self, execution_arn)
+        for machine in list(self.state_machines):
+            for ex in list(machine.executions):
+                if ex.status != "RUNNING":
+                    continue
+                try:
+                    parent = json.loads(ex.execution_input or "{}").get(_STARTED_BY)
+                except (ValueError, AttributeError):
+                    continue
+                if parent == execution_arn:
+                    stop_execution(self, ex.execution_arn)
+        return stopped
+
+    return stop_execution
+
+
 @contextmanager
 def child_executions() -> Iterator[None]:
-    from moto.stepfunctions.models import StateMachineInstance
+    from moto.stepfunctions.models import StateMachineInstance, StepFunctionBackend
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,
@@ -92,5 +117,8 @@ def child_executions() -> Iterator[None]:
         mock.patch.object(StateTaskService, "_normalise_response", _normalise_response),
         mock.patch.object(StateMachineInstance, "__deepcopy__", _deepcopy_without_executions, create=True),
         mock.patch.object(iteration_worker, "CustomErrorName", _error_name),
+        mock.patch.object(
+            StepFunctionBackend, "stop_execution", _stop_with_children(StepFunctionBackend.stop_execution)
+        ),
     ):
         yield
