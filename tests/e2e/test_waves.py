@@ -108,6 +108,13 @@ def test_a_roll_of_three_waves_succeeds_with_each_wave_a_linked_child(field: Fie
     # read only its own (ReadWave, then UseStoredWave puts them where ReplaceBatches reads them)
     plan = _planned(own)
     assert [w["batches"] for w in plan["waves"]] == [[], [], []]
+    # ... TaintOldNodes read them back: every old node was tainted before the first wave
+    (tainted,) = [
+        e
+        for e in own
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "TaintOldNodes"
+    ]
+    assert len(json.loads(tainted["stateExitedEventDetails"]["output"])["tainted"]["tainted"]) == len(old_ids)
     assert [w["key"] for w in plan["waves"]] == [f"waves/{n}.json" for n in names]
     for _, history in child_runs.values():
         (read,) = [
