@@ -37,9 +37,12 @@ from eks_rolling.models import (
 )
 from eks_rolling.planning import AsgView, ClusterSnapshot, InstanceView, NodeView, OwnerRef, PodView, Policy
 from eks_rolling.planning.plan import build_plan, max_nodes_per_execution
+from eks_rolling.planning.waves import INLINE_PLAN_BYTES, offloaded, plan_state
 
-ASL = Path(__file__).resolve().parents[1] / "statemachine" / "rolling_upgrade.asl.json"
+# The batches run in the wave machine (a child execution per wave): its ReplaceBatches holds them.
+ASL = Path(__file__).resolve().parents[1] / "statemachine" / "roll_wave.asl.json"
 LIMIT = 256 * 1024
+PLAN_BUCKET = "eks-rolling-plans"
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 OWNERS_PER_NODE = 30  # distinct ReplicaSets/StatefulSets among a node's pods
 
@@ -73,25 +76,56 @@ def target(i: int, pods_per_node: int) -> NodeTarget:
     return NodeTarget(instance_id=_iid(i), node_name=_node_name(i), az="eu-west-1a", pods=pods_per_node)
 
 
-def plan_output(batch_size: int, pods_per_node: int, nodes: int | None = None) -> PlanRollOutput:
-    """The planner's output for the largest group one execution may roll, every pod a blocker
-    (emptyDir), from the real pure planner."""
+def plan_output(
+    batch_size: int, pods_per_node: int, nodes: int | None = None, *, emptydir: bool = True
+) -> PlanRollOutput:
+    """The planner's output for the largest group one execution may roll (or `nodes`), every pod
+    a blocker (emptyDir) unless `emptydir` is False, from the real pure planner, as PlanRoll
+    returns it: a plan state over the inline limit keeps its waves' batches in S3."""
     n = nodes if nodes is not None else max_nodes_per_execution(batch_size)
+    plan = build_plan(_snapshot(n, batch_size, pods_per_node, emptydir), Policy(batch_size=batch_size))
+    state = plan_state(plan, ctx().execution_id)
+    if len(state.model_dump_json()) > INLINE_PLAN_BYTES:
+        state, _ = offloaded(state, PLAN_BUCKET)
+    return state
+
+
+def _snapshot(n: int, batch_size: int, pods_per_node: int, emptydir: bool = False) -> ClusterSnapshot:
     instances = tuple(InstanceView(_iid(i), "eu-west-1a", "InService", True) for i in range(n))
-    snapshot = ClusterSnapshot(
+    return ClusterSnapshot(
         AsgView("prod-eks-general-purpose-workers-eu-west-1a", n, 0, n + batch_size, instances, "42"),
         tuple(NodeView(_node_name(i), _iid(i), "eu-west-1a", True) for i in range(n)),
         tuple(
             PodView(
-                ns, pod, _node_name(i), OwnerRef("ReplicaSet", ns, owner), {"app": owner}, has_emptydir=True
+                ns,
+                pod,
+                _node_name(i),
+                OwnerRef("ReplicaSet", ns, owner),
+                {"app": owner},
+                has_emptydir=emptydir,
             )
             for i in range(n)
             for ns, pod, owner in (_pod(i, j) for j in range(pods_per_node))
         ),
         (),
     )
-    plan = build_plan(snapshot, Policy(batch_size=batch_size))
-    return PlanRollOutput(**plan.model_dump())
+
+
+def wave_input(batch_size: int, pods_per_node: int, nodes: int) -> dict[str, Any]:
+    """The largest wave child's state once it read its batches (UseStoredWave): ctx, asg, the
+    wave with its batches, the parent link."""
+    plan = build_plan(_snapshot(nodes, batch_size, pods_per_node), Policy(batch_size=batch_size))
+    state = plan_state(plan, ctx().execution_id)
+    biggest = max(state.waves, key=lambda w: size(w.model_dump(mode="json")))
+    return _json(
+        {
+            "ctx": ctx(),
+            "asg": AsgOriginals(desired=nodes, min_size=0, max_size=nodes + 50, suspended=["AZRebalance"]),
+            "wave": biggest,
+            "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": ctx().execution_id,
+            "stored": {"batches": biggest.model_dump(mode="json")["batches"]},
+        }
+    )
 
 
 def _poll(**fields: Any) -> dict[str, Any]:
@@ -167,7 +201,7 @@ def _states(definition: dict[str, Any], *path: str) -> dict[str, Any]:
 
 def batch_iteration(definition: dict[str, Any], batch_size: int, pods_per_node: int) -> dict[str, Any]:
     """One batch's state after ReplaceNodes: its input plus one NodeReplaced output per node."""
-    node_replaced = _states(definition, "RollEachAsg", "ReplaceBatches", "ReplaceNodes")["NodeReplaced"]
+    node_replaced = _states(definition, "ReplaceBatches", "ReplaceNodes")["NodeReplaced"]
     return {
         "ctx": _json(ctx()),
         "asg": _json(AsgOriginals(desired=400, min_size=0, max_size=450, suspended=["AZRebalance"])),

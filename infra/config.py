@@ -156,6 +156,8 @@ RUNTIME_KEYS: Final = (
     "suspend_processes",
     "delete_emptydir_data",
     "deregistration_delay_s",
+    "max_nodes_per_wave",
+    "asg_concurrency",
     "poll_interval_s",
     "new_nodes_timeout_s",
     "drain_timeout_s",
@@ -231,6 +233,8 @@ class StackConfig(BaseModel):
     suspend_processes: Annotated[tuple[str, ...], Listed] = _setting("suspend_processes")
     delete_emptydir_data: bool = _setting("delete_emptydir_data")
     deregistration_delay_s: int = _setting("deregistration_delay_s")
+    max_nodes_per_wave: int = _setting("max_nodes_per_wave")
+    asg_concurrency: int = _setting("asg_concurrency")
     poll_interval_s: int = _setting("poll_interval_s")
     new_nodes_timeout_s: int = _setting("new_nodes_timeout_s")
     drain_timeout_s: int = _setting("drain_timeout_s")

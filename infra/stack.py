@@ -18,6 +18,7 @@ from .lock import LockTable
 from .monitoring import Monitoring
 from .notifications import Notifications
 from .packaging import LambdaPackage
+from .plans import PlansBucket
 from .steps import Need, check_registry, steps_needing
 from .trail import Trail
 from .trigger import Trigger
@@ -26,6 +27,9 @@ from .workflow import ASL_PATH, LambdaNetwork, Workflow, load_definition
 SERVICE: Final = "eks-rolling"
 # Settings fields the stack sets that eks_rolling.settings.Settings does not declare yet.
 PENDING_SETTINGS: Final[frozenset[str]] = frozenset()
+
+# The steps that use the plans bucket (eks_rolling.services.plans).
+PLAN_STEPS: Final = ("plan_roll", "taint_old_nodes")
 
 RETENTION: Final = {
     1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
@@ -93,6 +97,7 @@ class EksRollingStack(Stack):
             existing_topic_arn=config.notify_topic_arn,
         )
         lock = LockTable(self, "Lock")
+        plans = PlansBucket(self, "Plans")
         access = StepAccess(
             self,
             "Access",
@@ -124,7 +129,11 @@ class EksRollingStack(Stack):
             s.id: {"EKS_ROLLING_NOTIFY_TOPIC_ARN": notifications.topic.topic_arn}
             for s in steps_needing(Need.NOTIFY)
         }
-        check_environment({k: v for env in (environment, *publishers.values()) for k, v in env.items()})
+        # PlanRoll stores a large plan's waves; TaintOldNodes reads them back.
+        step_environment = {s: dict(env) for s, env in publishers.items()}
+        for step_id in PLAN_STEPS:
+            step_environment.setdefault(step_id, {})["EKS_ROLLING_PLAN_BUCKET"] = plans.bucket.bucket_name
+        check_environment({k: v for env in (environment, *step_environment.values()) for k, v in env.items()})
         workflow = Workflow(
             self,
             "Workflow",
@@ -135,12 +144,15 @@ class EksRollingStack(Stack):
             network=network,
             roles=access.roles,
             environment=environment,
-            step_environment=publishers,
+            step_environment=step_environment,
             log_retention=RETENTION[config.log_retention_days],
             reserved_concurrency=config.reserved_concurrency,
         )
         for step in STEPS:
             workflow.log_groups[step.id].grant_write(access.roles[step.id])
+        plans.grant_write(access.roles["plan_roll"])
+        plans.grant_read(access.roles["taint_old_nodes"])
+        plans.grant_read(workflow.wave_state_machine.role)  # ReadWave (aws-sdk:s3:getObject)
 
         notifications.notify_on_status_changes(workflow.state_machine)
         trigger = Trigger(
@@ -168,5 +180,6 @@ class EksRollingStack(Stack):
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=notifications.topic.topic_arn)
         CfnOutput(self, "LockTableName", value=lock.table.table_name)
+        CfnOutput(self, "PlansBucketName", value=plans.bucket.bucket_name)
         CfnOutput(self, "TriggerDeadLetterQueueUrl", value=trigger.dead_letter_queue.queue_url)
         CfnOutput(self, "KubernetesGroup", value=config.kubernetes_group)

@@ -29,6 +29,11 @@ from . import nag
 from .packaging import MEASURED_COLD_IMPORT_CPU_S, ROOT, LambdaPackage, memory_for
 
 ASL_PATH: Final = ROOT / "statemachine" / "rolling_upgrade.asl.json"
+# Each wave of a roll runs as a child execution of this machine (startExecution.sync:2).
+WAVE_ASL_PATH: Final = ROOT / "statemachine" / "roll_wave.asl.json"
+WAVE_PLACEHOLDER: Final = "RollWaveStateMachineArn"
+# Step Functions' managed rule behind every `.sync` integration (it learns of the child's end).
+SYNC_RULE: Final = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
 PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_12
@@ -46,19 +51,30 @@ class DefinitionError(ValueError):
 class Definition:
     text: str
     timeout_s: int
+    wave_text: str = ""
+
+    def placeholders(self, text: str) -> set[str]:
+        return set(PLACEHOLDER.findall(text))
 
 
-def load_definition(path: Path, steps: Sequence[Step]) -> Definition:
-    """The ASL text, checked against the steps: every placeholder is a step's, every step is used,
-    and the execution has a TimeoutSeconds backstop."""
+def load_definition(path: Path, steps: Sequence[Step], wave_path: Path = WAVE_ASL_PATH) -> Definition:
+    """The ASL texts (the roll and its wave child), checked against the steps: every placeholder
+    is a step's (or the wave machine's), every step is used, and both executions have a
+    TimeoutSeconds backstop."""
     text = path.read_text()
+    wave_text = wave_path.read_text()
     try:
         body = json.loads(text)
+        wave = json.loads(wave_text)
     except ValueError as exc:
-        raise DefinitionError(f"{path.name} is not valid JSON: {exc}") from exc
-    found = set(PLACEHOLDER.findall(text))
-    expected = {s.placeholder for s in steps}
+        raise DefinitionError(f"{path.name} or {wave_path.name} is not valid JSON: {exc}") from exc
+    found = set(PLACEHOLDER.findall(text)) | set(PLACEHOLDER.findall(wave_text))
+    expected = {s.placeholder for s in steps} | {WAVE_PLACEHOLDER}
     problems = []
+    if WAVE_PLACEHOLDER not in PLACEHOLDER.findall(text):
+        problems.append(f"{path.name} never starts a wave (${{{WAVE_PLACEHOLDER}}})")
+    if not isinstance(wave.get("TimeoutSeconds"), int) or wave["TimeoutSeconds"] <= 0:
+        problems.append(f"{wave_path.name}: no top-level TimeoutSeconds")
     if found - expected:
         problems.append(f"placeholders without a step in eks_rolling.steps: {sorted(found - expected)}")
     if expected - found:
@@ -68,7 +84,7 @@ def load_definition(path: Path, steps: Sequence[Step]) -> Definition:
         problems.append("no top-level TimeoutSeconds: every execution needs a deadline (the backstop)")
     if problems:
         raise DefinitionError(f"{path.name}: " + "; ".join(problems))
-    return Definition(text=text, timeout_s=int(timeout))
+    return Definition(text=text, timeout_s=int(timeout), wave_text=wave_text)
 
 
 # Logs are the audit trail: they outlive the stack (Retain on delete and on replacement), yet a
@@ -171,6 +187,29 @@ class Workflow(Construct):
             self.functions[step.id] = fn
             self.log_groups[step.id] = log_group
 
+        arns = {s.placeholder: self.functions[s.id].function_arn for s in steps}
+        self.wave_name = f"{name}-wave"[:80]
+        self.wave_log_group = logs.LogGroup(
+            self,
+            "WaveStateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{name}-wave-{suffix}",
+            retention=log_retention,
+            removal_policy=LOG_REMOVAL,
+        )
+        self.wave_state_machine = sfn.StateMachine(
+            self,
+            "WaveStateMachine",
+            state_machine_name=self.wave_name,
+            comment=f"{name}: one wave of a roll, started by {name} (startExecution.sync:2)",
+            definition_body=sfn.DefinitionBody.from_string(definition.wave_text),
+            definition_substitutions={
+                k: v for k, v in arns.items() if k in definition.placeholders(definition.wave_text)
+            },
+            logs=sfn.LogOptions(
+                destination=self.wave_log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+        )
         self.log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
@@ -178,24 +217,69 @@ class Workflow(Construct):
             retention=log_retention,
             removal_policy=LOG_REMOVAL,
         )
+        parent_arns = {k: v for k, v in arns.items() if k in definition.placeholders(definition.text)}
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
             state_machine_name=name,
             comment=f"{name}: zero-downtime rolling replacement of self-managed EKS nodes",
             definition_body=sfn.DefinitionBody.from_string(definition.text),
-            definition_substitutions={s.placeholder: self.functions[s.id].function_arn for s in steps},
+            definition_substitutions={
+                **parent_arns,
+                WAVE_PLACEHOLDER: self.wave_state_machine.state_machine_arn,
+            },
             logs=sfn.LogOptions(
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
             tracing_enabled=True,
         )
-        for fn in self.functions.values():
-            fn.grant_invoke(self.state_machine)
+        for step in steps:
+            fn = self.functions[step.id]
+            if step.placeholder in parent_arns:
+                fn.grant_invoke(self.state_machine)
+            if step.placeholder in definition.placeholders(definition.wave_text):
+                fn.grant_invoke(self.wave_state_machine)
+        self._grant_waves()
         self._acknowledge()
+
+    def _grant_waves(self) -> None:
+        """startExecution.sync:2: start the wave machine's executions, follow and stop them, and
+        the managed EventBridge rule through which Step Functions learns that a child ended."""
+        wave = self.wave_state_machine
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[wave.state_machine_arn])
+        )
+        # By name (fixed at creation): the executions of the wave machine only.
+        self.wave_executions = executions = (
+            f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{self.wave_name}:*"
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution"], resources=[executions]
+            )
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{SYNC_RULE}"],
+            )
+        )
 
     def _acknowledge(self) -> None:
         sm = self.state_machine
+        nag.wildcard(
+            self.wave_state_machine.role,
+            "*",
+            "Step Functions log delivery (logs:CreateLogDelivery, ...DescribeLogGroups) and X-Ray "
+            "(PutTraceSegments, GetSamplingRules) do not support resource-level permissions; "
+            "CDK generates exactly these for logging and tracing",
+        )
+        nag.wildcard(
+            sm.role,
+            self.wave_executions,
+            "states:DescribeExecution/StopExecution on the executions of the wave machine only "
+            "(startExecution.sync:2 follows and, when the parent stops, stops its child)",
+        )
         nag.wildcard(
             sm.role,
             "*",
@@ -203,10 +287,11 @@ class Workflow(Construct):
             "(PutTraceSegments, GetSamplingRules) do not support resource-level permissions; "
             "CDK generates exactly these for logging and tracing",
         )
-        for fn in self.functions.values():
-            nag.wildcard(
-                sm.role,
-                f"{fn.function_arn}:*",
-                "lambda:InvokeFunction on this function's versions and aliases (ARN:*), as grant_invoke "
-                "emits; the function itself is named",
-            )
+        for role in (sm.role, self.wave_state_machine.role):
+            for fn in self.functions.values():
+                nag.wildcard(
+                    role,
+                    f"{fn.function_arn}:*",
+                    "lambda:InvokeFunction on this function's versions and aliases (ARN:*), as "
+                    "grant_invoke emits; the function itself is named",
+                )

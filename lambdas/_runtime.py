@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from eks_rolling.guard import check_rounds
 from eks_rolling.services.deps import Deps
 
 logger = Logger(service="eks-rolling")
@@ -31,6 +32,7 @@ def step_handler(model: type[In], service: Callable[[In, Deps], BaseModel]) -> H
         node = getattr(inp, "node", None)
         if node is not None:
             logger.append_keys(node=node.node_name, instance=node.instance_id)
+        check_rounds(inp, service.__name__)  # before any work: the wave's history budget
         out = service(inp, Deps.from_env())
         logger.info("step done", extra={"step": service.__name__})
         return out.model_dump(mode="json")

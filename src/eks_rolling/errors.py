@@ -89,6 +89,11 @@ class DoNotDisruptDeadlineError(PermanentError):
     """A do-not-disrupt pod still ran at its deadline and the setting says stop (names the pod)."""
 
 
+class HistoryBudgetExceededError(PermanentError):
+    """A polling loop used every round its wave allows: the wave stops (and the roll rolls back)
+    well before the execution could reach Step Functions' 25,000-event limit, where no Catch runs."""
+
+
 # --- permanent: unsafe situations ---------------------------------------------------------------
 class MultiplePdbError(PermanentError):
     """The eviction API answered 500: a pod is matched by more than one PodDisruptionBudget."""

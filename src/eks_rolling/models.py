@@ -7,6 +7,7 @@ are referred to by instance id and name, pods by namespace/name.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -42,6 +43,10 @@ class NodeTarget(Model):
     node_name: str | None
     az: str
     pods: int = 0
+    redis_rounds: int = Field(0, description="MoveRedisPods rounds it is expected to need (its guard)")
+    held_rounds: int = Field(
+        0, description="DrainNode rounds it may wait for do-not-disrupt pods (its guard)"
+    )
 
 
 class Finding(Model):
@@ -75,6 +80,22 @@ class HeldPod(Model):
     on_deadline: Literal["fail", "evict"]
 
 
+class Wave(Model):
+    """One child execution of the roll: consecutive batches sized to fit its own history
+    (eks_rolling.planning.waves)."""
+
+    index: int = Field(description="1-based, in roll order")
+    name: str = Field(description="The child execution's name: <roll>-<asg>-wNN")
+    batches: list[list[NodeTarget]]
+    round_scale: int = Field(
+        description="The runtime guard: each polling loop may run this x its measured rounds"
+    )
+    expected_events: int = Field(description="History events expected from measured rounds")
+    nodes: int = Field(0, description="Old nodes in the wave")
+    bucket: str | None = Field(None, description="Where `key` is, when the batches are stored")
+    key: str | None = Field(None, description="S3 key of the batches; `batches` is then empty")
+
+
 class Plan(Model):
     asg_name: str
     target_version: str | None
@@ -90,6 +111,7 @@ class Plan(Model):
     excluded: list[OutOfScope] = Field(default_factory=list)
     held: list[HeldPod] = Field(default_factory=list, description="Do-not-disrupt pods (the first few)")
     az_sequential: bool = False
+    waves: list[Wave] = Field(default_factory=list, description="The batches as child executions")
 
     @property
     def blockers(self) -> list[Finding]:
@@ -97,6 +119,8 @@ class Plan(Model):
 
     @property
     def nodes(self) -> list[NodeTarget]:
+        if self.waves:  # the state machine's copy carries the batches in the waves only
+            return [n for w in self.waves for batch in w.batches for n in batch]
         return [n for batch in self.batches for n in batch]
 
 
@@ -195,6 +219,19 @@ class StepError(Model):
     error: str = Field(alias="Error")
     cause: str = Field("", alias="Cause")
 
+    def unwrapped(self) -> StepError:
+        """A wave's failure reaches the parent as States.TaskFailed whose cause is the child's
+        DescribeExecution (JSON): the child's own error and cause are the ones to report."""
+        if self.error != "States.TaskFailed":
+            return self
+        try:
+            child = json.loads(self.cause)
+        except ValueError:
+            return self
+        if not isinstance(child, dict) or not isinstance(child.get("Error"), str):
+            return self
+        return StepError(error=child["Error"], cause=str(child.get("Cause") or ""))
+
 
 # --- step inputs and outputs ------------------------------------------------------------------------
 class ResolveTargetInput(Model):
@@ -212,6 +249,7 @@ class ResolveTargetOutput(Model):
     targets: list[RollContext]
     skipped: list[Skipped] = Field(default_factory=list)
     has_targets: bool
+    asg_concurrency: int = Field(1, description="The ASG Map's MaxConcurrencyPath (settings.asg_concurrency)")
 
 
 class AcquireLockInput(Model):
@@ -279,6 +317,7 @@ class WaitNewNodesInput(Model):
     ctx: RollContext
     batch: list[NodeTarget]
     wait: WaitNewNodesOutput | None = Field(None, description="The previous round, None on the first")
+    round_scale: int | None = Field(None, description="The wave's guard (eks_rolling.guard)")
 
 
 class MoveRedisPodsOutput(PollState):
@@ -290,6 +329,7 @@ class MoveRedisPodsInput(Model):
     ctx: RollContext
     node: NodeTarget
     redis: MoveRedisPodsOutput | None = Field(None, description="The previous round, None on the first")
+    round_scale: int | None = Field(None, description="The wave's guard (eks_rolling.guard)")
 
 
 class DrainNodeOutput(DrainState):
@@ -300,6 +340,7 @@ class DrainNodeInput(Model):
     ctx: RollContext
     node: NodeTarget
     drain: DrainNodeOutput | None = Field(None, description="The previous round, None on the first")
+    round_scale: int | None = Field(None, description="The wave's guard (eks_rolling.guard)")
 
 
 class WaitOwnersReadyOutput(PollState):
@@ -311,6 +352,7 @@ class WaitOwnersReadyInput(Model):
     node: NodeTarget
     evicted: list[EvictedPod]
     wait: WaitOwnersReadyOutput | None = Field(None, description="The previous round, None on the first")
+    round_scale: int | None = Field(None, description="The wave's guard (eks_rolling.guard)")
 
 
 class ExcludeFromLoadBalancersInput(Model):

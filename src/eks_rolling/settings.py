@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     suspend_processes: tuple[str, ...] = ("AZRebalance", "AlarmNotification", "ScheduledActions")
     delete_emptydir_data: bool = Field(False, description="Allow evicting pods with emptyDir volumes")
     deregistration_delay_s: int = Field(30, ge=0, description="Wait after excluding a node from LBs")
+    max_nodes_per_wave: int = Field(
+        0, ge=0, description="Cap on old nodes per child execution (wave); 0: sized from the history budget"
+    )
+    plan_bucket: str = Field("", description="S3 bucket for plans too large for the state (the CDK app's)")
+    inline_plan_bytes: int = Field(
+        32 * 1024, ge=0, description="A plan state larger than this keeps its waves' batches in plan_bucket"
+    )
+    asg_concurrency: int = Field(
+        1, ge=1, le=40, description="ASGs of one trigger rolled at once, each with its own lock and waves"
+    )
 
     # --- scope and sequencing (each also an ASG tag: labels.TAG_*, the tag wins) -------------------
     node_selector: str = Field("", description="Roll only old nodes matching this label selector")

@@ -37,6 +37,7 @@ from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
 from eks_rolling.triggers import TRIGGER_PATTERNS, event_pattern
 
 from .cloud.eventbridge import EventBus
+from .cloud.sfn_children import child_executions
 from .env import SandboxEnv
 from .timing import StepClock
 
@@ -44,8 +45,12 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachine" / "rolling_upgrade.asl.json"
+WAVE_ASL_PATH = ROOT / "statemachine" / "roll_wave.asl.json"
 FUNCTION_PREFIX = "eks-rolling-"
 STATE_MACHINE = "eks-rolling"
+WAVE_STATE_MACHINE = "eks-rolling-wave"
+WAVE_PLACEHOLDER = "RollWaveStateMachineArn"  # the parent starts each wave on this machine
+PLAN_BUCKET = "eks-rolling-plans"  # as the CDK app's bucket: large plans keep their waves here
 
 
 class FakeContext:
@@ -265,10 +270,12 @@ class LocalRunner:
             raise ValueError(
                 f"time_scale {self.time_scale} differs from the {env.timing_profile.name} profile's time factor {env.time_factor}: one factor scales both"
             )
-        self.settings = settings or {}
+        self.settings = {"plan_bucket": PLAN_BUCKET, **(settings or {})}
         self.stats = RunnerStats()
         self.lambda_faults = LambdaFaults()
         self.state_machine_arn: str | None = None
+        self.wave_state_machine_arn: str | None = None
+        self.wave_asl_path = WAVE_ASL_PATH
         self.function_arns: dict[str, str] = {}
         self._stack: ExitStack | None = None
 
@@ -278,6 +285,7 @@ class LocalRunner:
         self._stack.enter_context(self.env.applied(**self.settings))
         self._stack.enter_context(inprocess_lambdas(self.stats, self.lambda_faults))
         self._stack.enter_context(lambda_error_names())
+        self._stack.enter_context(child_executions())
         self._stack.enter_context(scaled_time(self.time_scale, self.stats, step_clock=self.scales_clock))
         self.deploy()
         if self.trigger:
@@ -291,10 +299,14 @@ class LocalRunner:
             self._stack.close()
 
     def deploy(self) -> str:
-        """One Lambda per step (handler `lambdas.<step>.handler`) and the state machine, with the
-        ASL's `${<State>FunctionArn}` placeholders substituted, as CDK does."""
+        """One Lambda per step (handler `lambdas.<step>.handler`) and the two state machines (the
+        wave child, then the parent that starts it), with the ASL's `${<State>FunctionArn}` and
+        `${RollWaveStateMachineArn}` placeholders substituted, as CDK does."""
         lam, sfn = self.env.aws("lambda"), self.env.aws("stepfunctions")
         role = self._role()
+        s3 = self.env.aws("s3")
+        if PLAN_BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=PLAN_BUCKET)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("lambdas/__init__.py", "")
@@ -309,15 +321,22 @@ class LocalRunner:
                 Timeout=LAMBDA_TIMEOUT_S,
             )
             self.function_arns[step.placeholder] = fn["FunctionArn"]
-        text = self.asl_path.read_text()
-        for key, arn in self.function_arns.items():
+        self.wave_state_machine_arn = sfn.create_state_machine(
+            name=WAVE_STATE_MACHINE, roleArn=role, definition=self._substituted(self.wave_asl_path)
+        )["stateMachineArn"]
+        self.state_machine_arn = sfn.create_state_machine(
+            name=STATE_MACHINE, roleArn=role, definition=self._substituted(self.asl_path)
+        )["stateMachineArn"]
+        return self.state_machine_arn
+
+    def _substituted(self, path: Path) -> str:
+        text = path.read_text()
+        values = {**self.function_arns, WAVE_PLACEHOLDER: self.wave_state_machine_arn or ""}
+        for key, arn in values.items():
             text = text.replace("${" + key + "}", arn)
         if "${" in text:
-            raise ValueError("unresolved placeholder in the state machine definition")
-        self.state_machine_arn = sfn.create_state_machine(name=STATE_MACHINE, roleArn=role, definition=text)[
-            "stateMachineArn"
-        ]
-        return self.state_machine_arn
+            raise ValueError(f"unresolved placeholder in {path.name}")
+        return text
 
     def deploy_trigger(self) -> list[str]:
         """The CDK app's trigger rules (`infra/trigger.py`), from the same patterns, on the default
@@ -385,6 +404,33 @@ class LocalRunner:
         return self.wait(self.start(payload, name=name), timeout=timeout)
 
     def history(self, arn: str) -> list[dict[str, Any]]:
+        """The ROLL's history: the execution's own events, then each of its waves' (child
+        executions, in start order), as an auditor reads them by following the links."""
+        events = self.own_history(arn)
+        for child in self.children(arn):
+            events.extend(self.own_history(child))
+        return events
+
+    def children(self, arn: str) -> list[str]:
+        """The wave executions this execution started (their input names it as the parent)."""
+        if not self.wave_state_machine_arn:
+            return []
+        sfn = self.env.aws("stepfunctions")
+        found: list[tuple[Any, str]] = []
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.wave_state_machine_arn
+        ):
+            for ex in page["executions"]:
+                d = sfn.describe_execution(executionArn=ex["executionArn"])
+                if (
+                    json.loads(d.get("input") or "{}").get("AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID")
+                    == arn
+                ):
+                    found.append((d["startDate"], ex["executionArn"]))
+        return [a for _, a in sorted(found)]
+
+    def own_history(self, arn: str) -> list[dict[str, Any]]:
+        """One execution's events only."""
         sfn = self.env.aws("stepfunctions")
         events: list[dict[str, Any]] = []
         token = None

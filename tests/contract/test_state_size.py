@@ -13,6 +13,7 @@ import pytest
 from bench import state_size
 from eks_rolling.models import Finding
 from eks_rolling.planning import plan as planner
+from eks_rolling.planning import waves
 
 FAR_BELOW = 64 * 1024  # a quarter of the limit
 
@@ -45,7 +46,7 @@ def test_positive_control_the_evicted_lists_in_nodereplaced_would_exceed_the_lim
 ) -> None:
     # Given the ASL as it was: NodeReplaced passing on the node's whole evicted list
     old = copy.deepcopy(definition)
-    node_replaced = state_size._states(old, "RollEachAsg", "ReplaceBatches", "ReplaceNodes")["NodeReplaced"]
+    node_replaced = state_size._states(old, "ReplaceBatches", "ReplaceNodes")["NodeReplaced"]
     node_replaced["Parameters"] = {**node_replaced["Parameters"], "evicted.$": "$.drain.evicted"}
     # Then one batch of 50 nodes is over 256 KiB: the measurement can fail
     assert state_size.size(state_size.batch_iteration(old, 50, 100)) > state_size.LIMIT
@@ -69,8 +70,35 @@ def test_findings_beyond_the_cap_are_counted_and_still_block() -> None:
     assert "15 more emptydir" in summary.message
 
 
-def test_a_plan_over_the_history_limit_carries_no_batches() -> None:
+def test_a_plan_over_one_executions_history_runs_as_waves() -> None:
     plan = state_size.plan_output(1, 10, nodes=400)
-    assert plan.outdated == 400 and plan.blocked
-    assert any(f.kind == "history-limit" for f in plan.findings)
-    assert plan.batches == []
+    assert plan.outdated == 400 and not any(f.kind == "history-limit" for f in plan.findings)
+    assert len(plan.waves) > 1 and sum(w.nodes for w in plan.waves) == 400
+
+
+def test_a_batch_too_large_for_one_wave_carries_no_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a guard that asks more rounds of every loop than a wave of one batch of 50 allows
+    monkeypatch.setattr(waves, "GUARD_FACTOR", 10)
+    plan = state_size.plan_output(50, 10, nodes=50)
+    assert plan.blocked and any(f.kind == "history-limit" for f in plan.findings)
+    assert plan.batches == [] and plan.waves == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 50])
+def test_no_state_of_a_1000_node_roll_with_30_pods_per_node_exceeds_64_kib(batch_size: int) -> None:
+    # Given a 1,000-node plan, 30 pods per node, as PlanRoll returns it (waves' batches in S3)
+    plan = state_size.plan_output(batch_size, 30, nodes=1000, emptydir=False)
+    assert not plan.blocked and sum(w.nodes for w in plan.waves) == 1000
+    assert all(w.key and not w.batches for w in plan.waves)
+    # Then the roll's plan state, one ASG's state at its end and the largest wave's input (its
+    # batches read back) all stay under 64 KiB
+    asg = {**state_size.asg_iteration(batch_size, 30), "plan": plan.model_dump(mode="json")}
+    for what in (plan.model_dump(mode="json"), asg, state_size.wave_input(batch_size, 30, 1000)):
+        assert state_size.size(what) < FAR_BELOW
+
+
+def test_positive_control_a_1000_node_plan_carried_inline_exceeds_64_kib() -> None:
+    plan = planner.build_plan(state_size._snapshot(1000, 1, 30), planner.Policy(batch_size=1))
+    assert (
+        state_size.size(waves.plan_state(plan, "arn:x:execution:m:roll").model_dump(mode="json")) > FAR_BELOW
+    )

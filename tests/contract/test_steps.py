@@ -17,6 +17,8 @@ from eks_rolling.steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = json.loads((ROOT / "statemachine" / "rolling_upgrade.asl.json").read_text())
+WAVE_ASL = json.loads((ROOT / "statemachine" / "roll_wave.asl.json").read_text())
+WAVE_PLACEHOLDER = "RollWaveStateMachineArn"
 LAMBDA_SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"}
 
 
@@ -28,15 +30,35 @@ def all_states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], di
             yield from all_states(st["ItemProcessor"]["States"])
 
 
-TASKS = {name: st for name, st, _ in all_states(ASL["States"]) if st["Type"] == "Task"}
+def both() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """The roll (parent) and its wave (child) machines' states."""
+    yield from all_states(ASL["States"])
+    yield from all_states(WAVE_ASL["States"])
+
+
+ALL_TASKS = [(name, st) for name, st, _ in both() if st["Type"] == "Task"]
+# Lambda Tasks; RollWave starts a child execution (states:startExecution.sync:2), ReadWave reads
+# a stored wave's batches (aws-sdk:s3:getObject).
+SERVICE_TASKS = {"RollWave", "ReadWave"}
+TASKS = {name: st for name, st in ALL_TASKS if name not in SERVICE_TASKS}
 
 
 def test_every_step_has_exactly_one_task_state_and_placeholder() -> None:
+    assert len(TASKS) == len(ALL_TASKS) - len(SERVICE_TASKS)
     assert set(TASKS) == {s.state for s in STEPS}
     for step in STEPS:
         assert TASKS[step.state]["Resource"] == "${" + step.placeholder + "}"
-    placeholders = set(re.findall(r"\$\{([A-Za-z]+)\}", json.dumps(ASL)))
-    assert placeholders == {s.placeholder for s in STEPS}
+    placeholders = set(re.findall(r"\$\{([A-Za-z]+)\}", json.dumps(ASL) + json.dumps(WAVE_ASL)))
+    assert placeholders == {s.placeholder for s in STEPS} | {WAVE_PLACEHOLDER}
+
+
+def test_the_roll_starts_each_wave_as_a_linked_child_execution() -> None:
+    (wave,) = [st for name, st in ALL_TASKS if name == "RollWave"]
+    assert wave["Resource"] == "arn:aws:states:::states:startExecution.sync:2"
+    params = wave["Parameters"]
+    assert params["StateMachineArn"] == "${" + WAVE_PLACEHOLDER + "}"
+    assert params["Input"]["AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$"] == "$$.Execution.Id"
+    assert params["Name.$"] == "$.wave.name"
 
 
 def test_every_step_has_a_handler_module_and_no_stray_modules() -> None:
@@ -71,10 +93,10 @@ def test_every_task_retries_lambda_service_errors_and_our_retryable_errors() -> 
 
 def test_error_names_in_the_asl_exist_and_match_their_family() -> None:
     known = set(errors.error_names(errors.EksRollingError))
-    for name, st, _ in all_states(ASL["States"]):
+    for name, st, _ in both():
         for rule in st.get("Retry", []) + st.get("Catch", []):
             for err in rule["ErrorEquals"]:
-                if not err.startswith(("States.", "Lambda.")):
+                if not err.startswith(("States.", "Lambda.", "StepFunctions.", "S3.")):
                     assert err in known, f"{name} names unknown error {err}"
         for rule in st.get("Retry", []):
             for err in rule["ErrorEquals"]:
@@ -106,19 +128,20 @@ def test_every_transition_targets_an_existing_state_and_every_state_is_reachable
         assert seen == set(states), f"unreachable: {set(states) - seen}"
 
     check(ASL["States"], ASL["StartAt"])
+    check(WAVE_ASL["States"], WAVE_ASL["StartAt"])
 
 
 def test_every_wait_loop_is_driven_by_a_model_field() -> None:
     # Waits read their duration from a step's output; the step enforces the deadline.
     output_fields = {f for s in STEPS for f in getattr(models, f"{s.state}Output").model_fields}
-    for name, st, _ in all_states(ASL["States"]):
+    for name, st, _ in both():
         if st["Type"] == "Wait":
             assert "SecondsPath" in st, name
             assert st["SecondsPath"].rsplit(".", 1)[-1] in output_fields, name
 
 
 def test_no_jsonata_and_payloads_stay_small() -> None:
-    assert "QueryLanguage" not in ASL
+    assert "QueryLanguage" not in ASL and "QueryLanguage" not in WAVE_ASL
     # Plans carry node targets, never pods: a 250-node plan stays far below the 256 KiB limit.
     plan = models.Plan(
         asg_name="ng",

@@ -192,7 +192,7 @@ def test_dry_run_writes_nothing_and_lists_the_blockers(field: Field) -> None:
     assert result["status"] == "SUCCEEDED"
     plan = json.loads(result["output"])["results"][0]["plan"]
     assert plan["outdated"] == 6 and plan["blocked"] is True
-    assert sum(len(b) for b in plan["batches"]) == 6
+    assert sum(len(b) for w in plan["waves"] for b in w["batches"]) == 6
     assert [f["kind"] for f in plan["findings"] if f["severity"] == "blocker"] == ["pinned-to-node"]
     assert not sb.request_log.writes(mark)
     after = field.state()

@@ -53,6 +53,9 @@ def test_a_dead_runs_lock_is_taken_over_and_what_it_paused_is_restored(
         # FAILED (States.Runtime) without running any Catch. Either way: dead, nothing restored.
         assert stopped["status"] in ("ABORTED", "FAILED"), stopped
         assert "Rollback" not in [n for n, _ in states_entered(runner.history(dead))]
+        # ... and its wave (a .sync child) was stopped with it, as Step Functions does
+        waves = [runner.describe(c)["status"] for c in runner.children(dead)]
+        assert waves and "RUNNING" not in waves, waves
         time.sleep(1.0)  # an invocation in flight when the abort came finishes on its own
         # ... it left everything paused and its lock held
         assert field.autoscaler_replicas() == 0

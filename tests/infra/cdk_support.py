@@ -19,6 +19,7 @@ from infra.stack import EksRollingStack
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "tests" / "events"
 ASL = REPO / "statemachine" / "rolling_upgrade.asl.json"
+WAVE_ASL = REPO / "statemachine" / "roll_wave.asl.json"
 FAKE_ACCOUNT, FAKE_REGION, FAKE_PARTITION = "123456789012", "eu-west-1", "aws"
 
 # Optional features off in cdk.json, on here; synthesized once more (module `variant` fixture).
@@ -45,6 +46,29 @@ class Synth:
 
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.template["Resources"].items() if v["Type"] == type_}
+
+    def roll_machine(self) -> tuple[str, dict[str, Any]]:
+        """The roll's state machine (the one triggers start); the other runs its waves."""
+        (found,) = [
+            (k, v)
+            for k, v in self.resources("AWS::StepFunctions::StateMachine").items()
+            if k.startswith("WorkflowStateMachine")
+        ]
+        return found
+
+    def wave_machine(self) -> tuple[str, dict[str, Any]]:
+        (found,) = [
+            (k, v)
+            for k, v in self.resources("AWS::StepFunctions::StateMachine").items()
+            if k.startswith("WorkflowWaveStateMachine")
+        ]
+        return found
+
+    def machine_running(self, placeholder: str) -> tuple[str, dict[str, Any]]:
+        """The state machine whose definition uses `placeholder` (a step's function)."""
+        return (
+            self.wave_machine() if "${" + placeholder + "}" in WAVE_ASL.read_text() else self.roll_machine()
+        )
 
     def functions_by_handler(self) -> dict[str, tuple[str, dict[str, Any]]]:
         return {

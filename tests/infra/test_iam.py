@@ -212,12 +212,31 @@ def test_a_step_without_permissions_fails_synth() -> None:
 
 
 def test_trigger_may_only_start_this_state_machine(synth: Synth) -> None:
-    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    machine_id, machine = synth.roll_machine()
+    wave_id, _ = synth.wave_machine()
+    roll_role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = all_role_statements(synth)
     starters = [
         s
-        for statements in all_role_statements(synth).values()
-        for s in statements
+        for role, role_statements in statements.items()
+        if role != roll_role
+        for s in role_statements
         if any(a.startswith("states:") and a != "states:DescribeExecution" for a in s.actions)
     ]  # DescribeExecution: AcquireLock's, see test_iam_takeover_and_aliases.py
     assert starters and all(s.actions == ("states:StartExecution",) for s in starters)
     assert all(s.resources == (f"<{machine_id}>",) for s in starters)
+    # ... and the roll itself starts only its waves (startExecution.sync:2), follows and stops them
+    own = [s for s in statements[roll_role] if any(a.startswith("states:") for a in s.actions)]
+    assert {a for s in own for a in s.actions} == {
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:StopExecution",
+    }
+    (start,) = [s for s in own if "states:StartExecution" in s.actions]
+    assert start.resources == (f"<{wave_id}>",)
+    assert all(
+        r.endswith(f":execution:eks-rolling-{synth.context['cluster_name']}-wave:*")
+        for s in own
+        if s is not start
+        for r in s.resources
+    )

@@ -54,7 +54,7 @@ def test_function_is_in_the_configured_vpc(synth: Synth, step: Step) -> None:
 def test_state_machine_may_invoke_the_function(synth: Synth, step: Step) -> None:
     # Given the function and the state machine's role
     fn_id, _ = _fn(synth, step)
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    _, machine = synth.machine_running(step.placeholder)
     sm_role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     # Then lambda:InvokeFunction is allowed on exactly that function (and its versions)
     fn_arn = resolve({"Fn::GetAtt": [fn_id, "Arn"]}, synth.template)

@@ -25,7 +25,7 @@ def _alarms_by_metric(synth: Synth) -> dict[str, list[dict[str, Any]]]:
 
 @pytest.mark.parametrize("metric", ["ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"])
 def test_alarm_on_bad_executions(synth: Synth, metric: str) -> None:
-    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    machine_id, _ = synth.roll_machine()
     (alarm,) = _alarms_by_metric(synth)[metric]
     assert alarm["Namespace"] == "AWS/States"
     assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine_id}}]
@@ -93,7 +93,7 @@ def _status_rule(synth: Synth) -> dict[str, Any]:
 
 @pytest.mark.parametrize("status", ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"])
 def test_every_execution_status_change_is_notified(synth: Synth, status: str) -> None:
-    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    machine_id, _ = synth.roll_machine()
     rule = _status_rule(synth)
     pattern = json.loads(
         json.dumps(rule["EventPattern"]).replace(json.dumps({"Ref": machine_id}), '"sm-arn"')

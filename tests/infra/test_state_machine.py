@@ -11,18 +11,18 @@ import pytest
 from eks_rolling.steps import STEPS, Step
 from infra import diagram
 from infra.workflow import DefinitionError, load_definition
-from tests.infra.cdk_support import ASL, REPO, Synth, resolve
+from tests.infra.cdk_support import ASL, REPO, WAVE_ASL, Synth, resolve
 
 
 def _machine(synth: Synth) -> dict[str, Any]:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    _, machine = synth.roll_machine()
     props: dict[str, Any] = machine["Properties"]
     return props
 
 
-def rendered_definition(synth: Synth) -> str:
+def rendered_definition(synth: Synth, *, wave: bool = False) -> str:
     """DefinitionString with intrinsics resolved and DefinitionSubstitutions applied, as CFN would."""
-    props = _machine(synth)
+    props = synth.wave_machine()[1]["Properties"] if wave else _machine(synth)
     text = resolve(props["DefinitionString"], synth.template)
     assert isinstance(text, str)
     for key, value in resolve(props.get("DefinitionSubstitutions", {}), synth.template).items():
@@ -39,12 +39,21 @@ def test_definition_is_the_asl_file_after_substitution(synth: Synth) -> None:
     }
     # When the template's definition is rendered
     deployed = rendered_definition(synth)
-    # Then nothing is left unsubstituted, and it IS the ASL file with each placeholder -> its function
+    wave_id, _ = synth.wave_machine()
+    arns["RollWaveStateMachineArn"] = resolve({"Ref": wave_id}, synth.template)
+    # Then nothing is left unsubstituted, and it IS the ASL file with each placeholder -> its
+    # function, and the wave machine's ARN where it starts the waves
     assert "${" not in deployed
     expected = ASL.read_text()
     for placeholder, arn in arns.items():
         expected = expected.replace("${" + placeholder + "}", arn)
     assert json.loads(deployed) == json.loads(expected)
+    # ... and the wave machine runs roll_wave.asl.json the same way
+    deployed_wave = rendered_definition(synth, wave=True)
+    expected_wave = WAVE_ASL.read_text()
+    for placeholder, arn in arns.items():
+        expected_wave = expected_wave.replace("${" + placeholder + "}", arn)
+    assert "${" not in deployed_wave and json.loads(deployed_wave) == json.loads(expected_wave)
 
 
 def test_every_task_points_at_its_steps_function(synth: Synth) -> None:
@@ -60,7 +69,12 @@ def test_every_task_points_at_its_steps_function(synth: Synth) -> None:
                 out.update(tasks(state["ItemProcessor"]["States"]))
         return out
 
-    for name, resource in tasks(deployed["States"]).items():
+    wave = json.loads(rendered_definition(synth, wave=True))
+    found = {**tasks(deployed["States"]), **tasks(wave["States"])}
+    assert found.pop("RollWave") == "arn:aws:states:::states:startExecution.sync:2"
+    assert found.pop("ReadWave") == "arn:aws:states:::aws-sdk:s3:getObject"
+    assert set(found) == {s.state for s in STEPS}
+    for name, resource in found.items():
         step = next(s for s in STEPS if s.state == name)
         assert resource.endswith(f":function:{functions[step.handler][0]}")
 

@@ -51,7 +51,7 @@ def test_create_trail_records_this_regions_write_management_events(variant: Synt
 
 
 def test_drift_check_starts_the_state_machine_with_the_scheduled_event_unchanged(variant: Synth) -> None:
-    (machine_id,) = variant.resources("AWS::StepFunctions::StateMachine")
+    machine_id, _ = variant.roll_machine()
     (rule,) = _schedules(variant)
     assert rule["ScheduleExpression"] == "rate(1 day)"
     assert rule["State"] == "ENABLED"

@@ -16,7 +16,7 @@ from tests.infra.cdk_support import Synth, load_event, matches
 
 
 def _trigger_rules(synth: Synth) -> dict[str, dict[str, Any]]:
-    (machine_id,) = synth.resources("AWS::StepFunctions::StateMachine")
+    machine_id, _ = synth.roll_machine()
     return {
         rule_id: rule["Properties"]
         for rule_id, rule in synth.resources("AWS::Events::Rule").items()

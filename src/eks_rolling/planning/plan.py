@@ -8,78 +8,46 @@ from collections.abc import Iterable
 
 from ..labels import LABEL_HOSTNAME
 from ..models import Finding, HeldPod, NodeTarget, OutOfScope, Plan, SurgePlan
+from .budget import (
+    ASSUMED_POLL_ROUNDS_PER_NODE,
+    ASSUMED_REDIS_ROUNDS_PER_POD,
+    ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER,
+    ASSUMED_WAIT_ROUNDS_PER_BATCH,
+    EVENTS_FIXED,
+    EVENTS_PER_BATCH,
+    EVENTS_PER_NODE,
+    EVENTS_PER_WAIT_ROUND,
+    estimate_history_events,
+    max_nodes_per_execution,
+)
 from .capacity import plan_capacity, with_capacity_peak
 from .scope import DeadlineError, describe_deadline, hold_rounds, parse_deadline, scope_decisions, seconds_of
 from .selectors import selector_matches
 from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView, Policy, Taint
+from .waves import GUARD_FACTOR, HISTORY_GUARD_EVENTS, group_waves, oversized, parent_events, waves_of
 
 # Lifecycle states an outdated instance can be in and still be ours to replace. Terminating ones
 # are already going; Warmed ones are not serving.
 REPLACEABLE_STATES = {"InService", "Pending", "Pending:Wait", "Pending:Proceed", "Standby"}
+# The history budget lives in .budget (shared with .waves); re-exported for its callers.
+__all__ = [
+    "ASSUMED_POLL_ROUNDS_PER_NODE",
+    "ASSUMED_REDIS_ROUNDS_PER_POD",
+    "ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER",
+    "ASSUMED_WAIT_ROUNDS_PER_BATCH",
+    "EVENTS_FIXED",
+    "EVENTS_PER_BATCH",
+    "EVENTS_PER_NODE",
+    "EVENTS_PER_WAIT_ROUND",
+    "build_plan",
+    "estimate_history_events",
+    "max_nodes_per_execution",
+]
 
-# History events the state machine writes (see statemachine/rolling_upgrade.asl.json and
-# docs/history-budget.md; tests/e2e checks these against a measured execution). A Task state is
-# 5 events, a Wait 2, a Choice 2, a Pass 2, a Map iteration 2 plus 3-4 for the Map state itself.
-EVENTS_FIXED = 80  # resolve, plan, pause, suspend, taint, restore, release, maps' own events
-EVENTS_PER_BATCH = 24  # map iteration, surge, one wait-new-nodes round, inner map
-EVENTS_PER_WAIT_ROUND = 9  # Task + Choice + Wait
-EVENTS_PER_NODE = (
-    39  # map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, pass
-)
-# Polling rounds (Task + Choice + Wait each), calibrated on a roll in the REALISTIC timing profile
-# (eks_rolling_sandbox/timing.py: 60-120 s EC2 boot, probes, preStop and grace periods, the
-# tool's default 10 s polls and deadlines, all scaled by one factor, so the rounds are the real
-# ones): tests/e2e/test_realistic_roll.py, the field-report cluster, 6 nodes in 3 batches,
-# measured 2026-12-06: 20 drain/owner rounds (3.3 per node), 18 new-nodes rounds (6.0 per
-# batch), 82 Lambda invocations, 682 history events (114 per node). Re-measure with
-# `.venv/bin/pytest tests/e2e/test_realistic_roll.py -s -n 0` (it prints the counts and fails
-# when a real roll needs more rounds than budgeted here).
-ASSUMED_POLL_ROUNDS_PER_NODE = 6  # measured 3.3 per node; headroom for nodes with more pods/PDBs
-# The batch waits for its slowest new node: the profile's 120 s worst boot / the 10 s poll.
-ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s)
-# MoveRedisPods rounds (Task + Choice + Wait each) per managed Redis pod on an old node. Measured
-# on the field-report demo (`make demo`, realistic profile, factor 0.05; execution.counts in
-# build/demo-report.json): 173 rounds for 13 pods, 2,212 history events for 6 nodes (compressed
-# time gave 178 rounds, at most 77 on the node with the Sentinel master: two switchovers, the
-# move, the sentinel resets). The redis-server processes run in real time while the Waits are
-# scaled, so a real roll polls a Redis move fewer times than this. Budgeted with headroom.
-ASSUMED_REDIS_ROUNDS_PER_POD = 25
 # The plan is a state of the state machine (256 KiB at most) and its blockers go into an error
 # cause and an SNS message: findings that repeat per pod are kept to this many per kind, then
 # counted, so the plan never grows with pods x nodes (tests/contract/test_state_size.py).
 MAX_FINDINGS_PER_KIND = 10
-ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER = 100
-
-
-def estimate_history_events(
-    nodes: int,
-    batches: int,
-    *,
-    poll_rounds_per_node: int = ASSUMED_POLL_ROUNDS_PER_NODE,
-    wait_rounds_per_batch: int = ASSUMED_WAIT_ROUNDS_PER_BATCH,
-    redis_pods: int = 0,
-    sentinel_masters: int = 0,
-    held_rounds: int = 0,
-) -> int:
-    """`redis_pods`: managed Redis pods on the old nodes, `sentinel_masters` of them masters;
-    `held_rounds`: DrainNode rounds of nodes waiting for do-not-disrupt pods (scope.hold_rounds)."""
-    redis_rounds = (
-        redis_pods - sentinel_masters
-    ) * ASSUMED_REDIS_ROUNDS_PER_POD + sentinel_masters * ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER
-    return (
-        EVENTS_FIXED
-        + batches * (EVENTS_PER_BATCH + wait_rounds_per_batch * EVENTS_PER_WAIT_ROUND)
-        + nodes * (EVENTS_PER_NODE + poll_rounds_per_node * EVENTS_PER_WAIT_ROUND)
-        + (redis_rounds + held_rounds) * EVENTS_PER_WAIT_ROUND
-    )
-
-
-def max_nodes_per_execution(batch_size: int, limit: int = 25_000) -> int:
-    """The largest node group one execution can roll under the history limit, at typical polling."""
-    n = 0
-    while estimate_history_events(n + 1, -(-(n + 1) // batch_size)) <= limit:
-        n += 1
-    return n
 
 
 def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
@@ -182,21 +150,31 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
     capacity = plan_capacity(snap, batches)
     surge, peak_findings = with_capacity_peak(surge, capacity, policy.raise_max_size)
     findings += capacity.findings + peak_findings
-    on_old = {t.node_name for t in ordered if t.node_name}
-    redis_pods = [p for p in snap.pods if p.node in on_old and p.redis_group]
-    events = estimate_history_events(
-        len(ordered),
-        len(batches),
-        redis_pods=len(redis_pods) if policy.redis_supported else 0,
-        sentinel_masters=sum(1 for p in redis_pods if p.ref in masters) if policy.redis_supported else 0,
-        held_rounds=held_rounds,
-    )
-    if events > policy.max_history_events:
+    if policy.redis_supported or held_rounds:
+        rounds = _redis_rounds(pods_by_node, ordered, masters) if policy.redis_supported else {}
+        batches = [
+            [
+                t.model_copy(
+                    update={
+                        "redis_rounds": rounds.get(t.instance_id, 0),
+                        "held_rounds": held_rounds.get(t.instance_id, 0),
+                    }
+                )
+                for t in b
+            ]
+            for b in batches
+        ]
+    shapes = group_waves(batches, wave_budget=policy.wave_history_events, max_nodes=policy.max_nodes_per_wave)
+    events = sum(s.expected_events for s in shapes) + parent_events(len(shapes)) + EVENTS_FIXED
+    too_big = [s for s in shapes if oversized(s)]
+    if too_big:
         findings.append(
             Finding(
                 severity="blocker",
                 kind="history-limit",
-                message=f"{len(ordered)} nodes need about {events} history events, over the {policy.max_history_events} limit of one execution; raise the batch size or roll in parts",
+                message=f"a batch of {too_big[0].nodes} nodes cannot fit one child execution's history "
+                f"({HISTORY_GUARD_EVENTS} events with every polling loop at {GUARD_FACTOR}x its measured rounds); "
+                "lower the batch size",
             )
         )
     findings = bounded(findings)
@@ -206,6 +184,7 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
         outdated=len(outdated_all),
         # A plan over the history limit never runs: its order would only make the state huge.
         batches=[] if any(f.kind == "history-limit" for f in findings) else batches,
+        waves=[] if any(f.kind == "history-limit" for f in findings) else waves_of(shapes),
         findings=findings,
         surge=surge,
         estimated_history_events=events,
@@ -228,12 +207,12 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
 
 def _held_pods(
     targets: list[NodeTarget], pods_by_node: dict[str, list[PodView]], snap: ClusterSnapshot, policy: Policy
-) -> tuple[list[HeldPod], list[Finding], int]:
+) -> tuple[list[HeldPod], list[Finding], dict[str, int]]:
     """Do-not-disrupt pods on planned nodes, with their deadlines; a deadline that does not parse
-    blocks the plan. Returns the DrainNode rounds their nodes may wait (for the history budget)."""
+    blocks the plan. Returns the DrainNode rounds each node may wait (its wave's budget and guard)."""
     held: list[HeldPod] = []
     findings: list[Finding] = []
-    rounds = 0
+    rounds: dict[str, int] = {}
     for t in targets:
         longest = -1
         for p in pods_by_node.get(t.node_name or "", []):
@@ -265,7 +244,9 @@ def _held_pods(
                 longest, seconds_of(p.disrupt_deadline, policy.do_not_disrupt_timeout_s, snap.taken_at)
             )
         if longest >= 0:
-            rounds += hold_rounds(longest, policy.poll_interval_s, policy.do_not_disrupt_poll_cap_s)
+            rounds[t.instance_id] = hold_rounds(
+                longest, policy.poll_interval_s, policy.do_not_disrupt_poll_cap_s
+            )
     if held:
         findings.append(
             Finding(
@@ -275,6 +256,21 @@ def _held_pods(
             )
         )
     return held, findings, rounds
+
+
+def _redis_rounds(
+    pods_by_node: dict[str, list[PodView]], ordered: list[NodeTarget], masters: set[str]
+) -> dict[str, int]:
+    """MoveRedisPods rounds each old node is expected to need (its wave's guard must allow them)."""
+    out: dict[str, int] = {}
+    for t in ordered:
+        pods = [p for p in pods_by_node.get(t.node_name or "", []) if p.redis_group]
+        if pods:
+            out[t.instance_id] = sum(
+                ASSUMED_REDIS_ROUNDS_PER_SENTINEL_MASTER if p.ref in masters else ASSUMED_REDIS_ROUNDS_PER_POD
+                for p in pods
+            )
+    return out
 
 
 def bounded(findings: list[Finding], per_kind: int | None = None) -> list[Finding]:

@@ -141,13 +141,15 @@ class Policy:
     raise_max_size: bool = True
     delete_emptydir_data: bool = False
     redis_supported: bool = False  # until the Redis steps land, Redis pods block the plan
-    max_history_events: int = 25_000
     scope: Scope = field(default_factory=lambda: Scope())
     az_sequential: bool = False  # batches finish one zone before the next starts
     do_not_disrupt_timeout_s: int = 3600
     do_not_disrupt_on_deadline: str = "fail"  # or "evict"
     poll_interval_s: int = 10
     do_not_disrupt_poll_cap_s: int = 300
+
+    wave_history_events: int = 10_000  # expected events per child execution (planning.waves)
+    max_nodes_per_wave: int = 0  # 0: as many as the wave's history budget allows
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from ..aws.eks_auth import kube_connection
 from ..aws.executions import Executions
 from ..aws.lock import AsgLock
 from ..aws.notify import Notifier, notifier
+from ..aws.plans import PlanStore
 from ..k8s import KubeOps
 from ..k8s.ops import api_client
 from ..settings import Settings, load_settings
@@ -63,6 +64,10 @@ class Deps:
     @cached_property
     def executions(self) -> Executions:
         return Executions(aws_client("stepfunctions", self.settings))
+
+    @cached_property
+    def plans(self) -> PlanStore:
+        return PlanStore(aws_client("s3", self.settings), self.settings.plan_bucket)
 
     @cached_property
     def lock(self) -> AsgLock:

@@ -90,7 +90,13 @@ def resolve_target(inp: ResolveTargetInput, deps: Deps) -> ResolveTargetOutput:
             continue
         targets.append(target)
     log.info("resolved %s trigger: %d target(s), %d skipped", req.kind, len(targets), len(skipped))
-    return ResolveTargetOutput(trigger=req.kind, targets=targets, skipped=skipped, has_targets=bool(targets))
+    return ResolveTargetOutput(
+        trigger=req.kind,
+        targets=targets,
+        skipped=skipped,
+        has_targets=bool(targets),
+        asg_concurrency=deps.settings.asg_concurrency,
+    )
 
 
 def _target(

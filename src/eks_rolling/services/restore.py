@@ -64,19 +64,20 @@ def restore_cluster(inp: RestoreClusterInput, deps: Deps) -> RestoreClusterOutpu
 
 def rollback(inp: RollbackInput, deps: Deps) -> RollbackOutput:
     report = _restore(inp.ctx, deps, inp.autoscaler, inp.asg, rollback=True)
-    log.warning("rolled back %s after %s", inp.ctx.asg_name, inp.error.error)
+    error = inp.error.unwrapped()  # a failed wave: the child's own error, not States.TaskFailed
+    log.warning("rolled back %s after %s", inp.ctx.asg_name, error.error)
     deps.notifier.publish(
         "failed",
-        f"eks-rolling: roll of {inp.ctx.asg_name} failed ({inp.error.error})",
+        f"eks-rolling: roll of {inp.ctx.asg_name} failed ({error.error})",
         {
             "asg": inp.ctx.asg_name,
             "execution": inp.ctx.execution_id,
-            "error": inp.error.error,
-            "cause": inp.error.cause[:2000],
+            "error": error.error,
+            "cause": error.cause[:2000],
             "restored": report.model_dump(mode="json"),
         },
     )
-    return RollbackOutput(**report.model_dump(), error=inp.error.error, cause=inp.error.cause)
+    return RollbackOutput(**report.model_dump(), error=error.error, cause=error.cause)
 
 
 def _restore(

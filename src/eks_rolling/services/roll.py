@@ -31,8 +31,10 @@ from ..models import (
 )
 from ..planning import RedisGroupView, build_plan
 from ..planning.capacity import plan_capacity
+from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
+from .plans import plan_nodes, stored
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
 from .snapshot import gather, gather_batch, policy
@@ -70,7 +72,8 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
             },
         )
         raise PlanBlockedError("; ".join(f.message for f in plan.blockers))
-    return PlanRollOutput(**plan.model_dump())
+    # Each wave's child execution is named after this roll, the ASG and the wave.
+    return stored(plan_state(plan, ctx.execution_id), deps)
 
 
 def _redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
@@ -140,7 +143,7 @@ def taint_old_nodes(inp: TaintOldNodesInput, deps: Deps) -> TaintOldNodesOutput:
     kube = deps.kube(ctx.cluster_name)
     by_instance = kube.nodes_by_instance()
     tainted, missing = [], []
-    for target in inp.plan.nodes:
+    for target in plan_nodes(inp.plan, deps):
         node = by_instance.get(target.instance_id)
         if node is None:
             missing.append(target.instance_id)

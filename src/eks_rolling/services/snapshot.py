@@ -127,6 +127,7 @@ def policy(
         do_not_disrupt_on_deadline=s.do_not_disrupt_on_deadline,
         poll_interval_s=s.poll_interval_s,
         do_not_disrupt_poll_cap_s=s.do_not_disrupt_poll_cap_s,
+        max_nodes_per_wave=s.max_nodes_per_wave,
     )
 
 

@@ -110,6 +110,10 @@ def test_do_not_disrupt_pods_are_listed_with_deadlines_and_budgeted() -> None:
     plain = build_plan(snapshot(insts, pods=[p for p in pods if p.name != "job"][:0]), policy)
     rounds = hold_rounds(7200, 10, 300) + hold_rounds(600, 10, 300)
     assert plan.estimated_history_events - plain.estimated_history_events == rounds * 9
+    # ... and each node's hold travels with it, to its wave's budget and its DrainNode guard
+    nodes = {t.instance_id: t for w in plan.waves for b in w.batches for t in b}
+    assert nodes["i-1"].held_rounds == hold_rounds(7200, 10, 300)
+    assert nodes["i-2"].held_rounds == hold_rounds(600, 10, 300)
 
 
 def test_an_absolute_deadline_is_budgeted_from_the_snapshot_time() -> None:
