@@ -28,6 +28,7 @@ def render_png(t: Timeline, path: Path) -> Path:
 
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -39,17 +40,9 @@ def render_png(t: Timeline, path: Path) -> Path:
             if seg.step == "replaced":
                 continue
             x, w = (seg.start - t0).total_seconds(), max((seg.end - seg.start).total_seconds(), 0.05)
-            ax.barh(
-                y,
-                w,
-                left=x,
-                height=0.6,
-                color=COLORS[seg.step],
-                alpha=0.45 if seg.waiting else 0.95,
-                hatch="//" if seg.waiting else None,
-                edgecolor="white" if seg.waiting else COLORS[seg.step],
-                linewidth=0,
-            )
+            ax.barh(y, w, left=x, height=0.6, color=COLORS[seg.step], linewidth=0)
+            if seg.waiting:  # the step's color, hatched: polling or a timed wait
+                ax.barh(y, w, left=x, height=0.6, fill=False, hatch="///", edgecolor="white", linewidth=0)
         for mark in row.marks:
             shape, color = MARKERS[mark.kind]
             ax.plot((mark.at - t0).total_seconds(), y - 0.42, shape, color=color, markersize=9, zorder=3)
@@ -64,20 +57,33 @@ def render_png(t: Timeline, path: Path) -> Path:
         )
     ax.set_yticks(range(len(rows)), [f"w{r.wave} {r.label} ({r.az})" for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(left=0)
+    span = max((t.end - t0).total_seconds(), 1.0)
+    ax.set_xlim(0, span * 1.12)  # room for the eviction counts after the last bars
+    for start, end in t.surges:  # a batch's new nodes booting and joining: no old node moves
+        ax.axvspan(
+            (start - t0).total_seconds(), (end - t0).total_seconds(), color="#f2e6b3", alpha=0.5, zorder=0
+        )
     ax.set_xlabel(f"seconds since the roll started ({t0:%Y-%m-%d %H:%M:%S} UTC)")
     ax.set_title(
         f"{t.roll.rsplit(':', 1)[-1]}: {t.status}, {len(t.done)} of {t.planned} node(s) replaced",
         fontsize=11,
     )
     ax.grid(axis="x", alpha=0.3)
-    legend = [Patch(color=COLORS[s], label=s) for s in STEP_ORDER]
-    legend.append(Patch(facecolor="#cccccc", hatch="//", edgecolor="white", label="polling wait"))
+    legend: list[Artist] = [Patch(color=COLORS[s], label=s) for s in STEP_ORDER]
+    legend.append(Patch(facecolor="#999999", hatch="///", edgecolor="white", label="polling / timed wait"))
+    legend.append(Patch(color="#f2e6b3", label="new nodes booting (surge)"))
     legend += [
         Line2D([], [], marker=shape, color=color, linestyle="", label=kind)
         for kind, (shape, color) in MARKERS.items()
     ]
-    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(len(rows), 1)), ncol=10, fontsize=8, frameon=False)
+    ax.legend(
+        handles=legend,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 - 0.3 / max(len(rows), 1)),
+        ncol=10,
+        fontsize=8,
+        frameon=False,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -96,7 +102,9 @@ def render_html(t: Timeline, png: Path, path: Path) -> Path:
         for m in sorted(r.marks, key=lambda m: m.at)
         if m.kind != "evicted"
     )
-    waves = "".join(f"<li>wave {w.index} {html.escape(w.name)}: {w.status}, {w.nodes} node(s)</li>" for w in t.waves)
+    waves = "".join(
+        f"<li>wave {w.index} {html.escape(w.name)}: {w.status}, {w.nodes} node(s)</li>" for w in t.waves
+    )
     path.write_text(
         f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>eks-rolling {html.escape(t.roll)}</title>

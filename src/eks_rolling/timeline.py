@@ -30,9 +30,12 @@ NODE_STEPS: dict[str, str] = {
     "TerminateInstance": "terminate",
     "NodeReplaced": "replaced",
 }
-WAIT_STATES = frozenset({"PauseBeforeRedisCheck", "BackOffBeforeDrain", "PauseBeforeOwnersCheck", "DeregistrationDelay"})
+WAIT_STATES = frozenset(
+    {"PauseBeforeRedisCheck", "BackOffBeforeDrain", "PauseBeforeOwnersCheck", "DeregistrationDelay"}
+)
 STEP_ORDER = ("redis", "drain", "owners", "exclude", "deregistration", "terminate")
 DONE_STATE = "NodeReplaced"
+SURGE_STATE, NODES_MAP = "SurgeCapacity", "ReplaceNodes"  # a batch: new nodes first, then its old ones
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class Timeline:
     planned: int  # old nodes in the plan (0 until PlanRoll ran)
     waves: list[WaveInfo]
     rows: list[NodeRow]
+    # each batch's surge: from SurgeCapacity until its nodes start (new nodes boot and join)
+    surges: list[tuple[datetime, datetime]] = field(default_factory=list)
 
     @property
     def done(self) -> list[NodeRow]:
@@ -227,13 +232,20 @@ def build_timeline(
     rows: dict[str, NodeRow] = {}
     seen: dict[str, WaveInfo] = {}
     last = started[0] if started else now or datetime.now(UTC)
+    surges: list[tuple[datetime, datetime]] = []
     for index, (name, child_status, history) in enumerate(children, 1):
         seen[name] = WaveInfo(index, name, 0, child_status)
+        surging: datetime | None = None
         for ev in history:
             at = _ts(ev["timestamp"])
             last = max(last, at)
             entered, exited = ev.get("stateEnteredEventDetails"), ev.get("stateExitedEventDetails")
             det = entered or exited
+            if entered and det["name"] == SURGE_STATE:
+                surging = at
+            elif entered and det["name"] == NODES_MAP and surging is not None:
+                surges.append((surging, at))
+                surging = None
             if not det or det["name"] not in NODE_STEPS:
                 continue
             node = _node_of(_json(det.get("input") if entered else det.get("output")))
@@ -262,12 +274,19 @@ def build_timeline(
     for i, w in enumerate(plan_waves, 1):
         info = seen.get(str(w.get("name")))
         waves.append(
-            WaveInfo(int(w.get("index") or i), str(w.get("name")), int(w.get("nodes") or 0), info.status if info else "PENDING")
+            WaveInfo(
+                int(w.get("index") or i),
+                str(w.get("name")),
+                int(w.get("nodes") or 0),
+                info.status if info else "PENDING",
+            )
         )
     if not waves:
         waves = list(seen.values())
     ordered = sorted(rows.values(), key=lambda r: (r.start, r.instance_id))
-    return Timeline(roll, status, started[0] if started else end, end, planned or len(rows), waves, ordered)
+    return Timeline(
+        roll, status, started[0] if started else end, end, planned or len(rows), waves, ordered, surges
+    )
 
 
 def _duration(seconds: float | None) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 from unittest import mock
 
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
+from eks_rolling.timeline import Timeline, build_timeline
 from eks_rolling.triggers import TRIGGER_PATTERNS, event_pattern
 
 from .cloud.eventbridge import EventBus
@@ -428,6 +429,16 @@ class LocalRunner:
                 ):
                     found.append((d["startDate"], ex["executionArn"]))
         return [a for _, a in sorted(found)]
+
+    def timeline(self, arn: str) -> Timeline:
+        """The roll's progress and per-node steps (eks_rolling.timeline), from the parent's and
+        each wave's own history, as `eks-rolling status` and `report` read them on AWS."""
+        parent = self.own_history(arn)
+        waves = [
+            (c.rsplit(":", 1)[-1], str(self.describe(c)["status"]), self.own_history(c))
+            for c in self.children(arn)
+        ]
+        return build_timeline(arn, str(self.describe(arn)["status"]), parent, waves)
 
     def own_history(self, arn: str) -> list[dict[str, Any]]:
         """One execution's events only."""

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from eks_rolling.aws.asg import AsgOps
+from eks_rolling.report import write_report
+from eks_rolling.timeline import node_table
 
 from ..env import SandboxEnv
 from ..roll_counts import count_roll
@@ -256,6 +258,7 @@ def _roll(
         result = runner.wait(arn, timeout=timeout_s, poll=0.5, on_poll=poll)
         duration = time.monotonic() - t_roll
         history = runner.history(arn)
+        timeline = runner.timeline(arn)
     monitor.stop()
     time_factor = runner.time_scale
     after = asg.describe(scenario.asg_name)
@@ -263,6 +266,7 @@ def _roll(
     old_left = [i.instance_id for i in after.instances if AsgOps.is_outdated(i, after)]
     history_path = out_dir / "demo-history.json"
     history_path.write_text(json.dumps(history, indent=1, default=str))
+    png, page = write_report(timeline, out_dir, prefix="demo-")
     old_ids = [i.instance_id for i in before.instances]  # taken before the launch template bump
     report: dict[str, Any] = {
         "scenario": "field-report",
@@ -309,6 +313,8 @@ def _roll(
             )
         ),
         "lambda_invocations": len(runner.stats.invocations),
+        # eks-rolling report's picture and page for this roll, and the data behind them
+        "timeline": {"png": str(png), "html": str(page), "nodes": node_table(timeline)},
         "setup_s": scenario.extras.get("setup_s"),
     }
     return report
@@ -357,6 +363,7 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
         )
     for failure in report.get("failures") or []:
         say(f"  FAILED {failure}")
+    say(f"  timeline: {report['timeline']['png']}, {report['timeline']['html']}")
     say(
         f"  report: {out_dir / 'demo-report.json'}; audit trail ({ex['history_events']} events): {ex['history_path']}"
     )
