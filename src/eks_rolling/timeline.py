@@ -241,9 +241,9 @@ def build_timeline(
             last = max(last, at)
             entered, exited = ev.get("stateEnteredEventDetails"), ev.get("stateExitedEventDetails")
             det = entered or exited
-            if entered and det["name"] == SURGE_STATE:
+            if entered and entered["name"] == SURGE_STATE:
                 surging = at
-            elif entered and det["name"] == NODES_MAP and surging is not None:
+            elif entered and entered["name"] == NODES_MAP and surging is not None:
                 surges.append((surging, at))
                 surging = None
             if not det or det["name"] not in NODE_STEPS:
