@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from eks_rolling import metrics
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
 from eks_rolling.timeline import Timeline, build_timeline
 from eks_rolling.triggers import TRIGGER_PATTERNS, event_pattern
@@ -133,6 +134,8 @@ class LambdaFaults:
 class RunnerStats:
     invocations: list[Invocation] = field(default_factory=list)
     waits: list[tuple[float, float]] = field(default_factory=list)  # (asked, slept)
+    # the EMF documents the steps wrote (on AWS: their stdout, read by CloudWatch Logs)
+    emf: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -178,7 +181,14 @@ def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) ->
             raise crash
         return json.dumps(result).encode()
 
-    with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+    def collect(line: str) -> None:
+        with stats.lock:
+            stats.emf.append(json.loads(line))
+
+    with (
+        mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
+        mock.patch.object(metrics, "write", collect),
+    ):
         yield
 
 

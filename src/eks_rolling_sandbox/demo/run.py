@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from eks_rolling.aws.asg import AsgOps
+from eks_rolling.metrics import summarize
 from eks_rolling.report import write_report
 from eks_rolling.timeline import node_table
 
@@ -313,6 +314,8 @@ def _roll(
             )
         ),
         "lambda_invocations": len(runner.stats.invocations),
+        # the roll's own metrics, from the EMF documents its steps wrote (eks_rolling.metrics)
+        "metrics": summarize(runner.stats.emf),
         # eks-rolling report's picture and page for this roll, and the data behind them
         "timeline": {"png": str(png), "html": str(page), "nodes": node_table(timeline)},
         "setup_s": scenario.extras.get("setup_s"),
