@@ -36,6 +36,9 @@ class Metric(StrEnum):
     TEMP_CLUSTER_NODES = "TemporaryClusterNodesAlive"
 
 
+# Also emitted with no dimension: the stalled-roll alarm (infra/monitoring.py) watches it.
+ROLLUP = frozenset({Metric.NODES_REPLACED})
+
 UNITS: dict[Metric, MetricUnit] = {
     Metric.NODES_REPLACED: MetricUnit.Count,
     Metric.NODE_REPLACEMENT_DURATION: MetricUnit.Seconds,
@@ -59,7 +62,10 @@ def document(ctx: RollContext, metric: Metric, value: float) -> dict[str, Any]:
     emf.add_metric(metric.value, UNITS[metric], float(value))
     # dimensions given here, not added: POWERTOOLS_SERVICE_NAME would add a third one to the set
     dims = {CLUSTER_DIMENSION: ctx.cluster_name, ASG_DIMENSION: ctx.asg_name}
-    return dict(emf.serialize_metric_set(metrics=emf.metric_set, dimensions=dims))
+    doc: dict[str, Any] = dict(emf.serialize_metric_set(metrics=emf.metric_set, dimensions=dims))
+    if metric in ROLLUP:  # also without dimensions: one series an alarm can watch for any ASG
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"].append([])
+    return doc
 
 
 def emit(ctx: RollContext, metric: Metric, value: float) -> None:
