@@ -28,9 +28,11 @@ def test_a_roll_writes_its_metrics_as_emf_with_cluster_and_asg(field: Field) -> 
     node_metrics = set(Metric) - {Metric.REDIS_WRITE_PAUSE, Metric.TEMP_CLUSTER_NODES}  # no Redis pod here
     assert set(found) == node_metrics, sorted(found)
     for name, s in found.items():
-        assert s["namespace"] == NAMESPACE and s["dimensions"] == dims, (name, s)
-    for doc in documents:  # one dimension set per document: cluster and ASG, nothing more
-        assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[CLUSTER_DIMENSION, ASG_DIMENSION]]
+        # (NodesReplaced also without dimensions: the series the stalled-roll alarm watches)
+        rollup = [{}] if name == Metric.NODES_REPLACED else []
+        assert s["namespace"] == NAMESPACE and s["dimensions"] == dims + rollup, (name, s)
+    for doc in documents:  # cluster and ASG, nothing more (POWERTOOLS_SERVICE_NAME adds none)
+        assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] == [CLUSTER_DIMENSION, ASG_DIMENSION]
     # ... with the roll's numbers: 6 nodes replaced, a duration for each node, its drain and its
     # owners' recovery, the 429s the PDBs answered and the two failed evictions
     assert found["NodesReplaced"]["points"] == 6 and found["NodesReplaced"]["sum"] == 6
