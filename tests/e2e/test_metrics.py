@@ -29,7 +29,7 @@ def test_a_roll_writes_its_metrics_as_emf_with_cluster_and_asg(field: Field) -> 
     assert set(found) == node_metrics, sorted(found)
     for name, s in found.items():
         # (NodesReplaced also without dimensions: the series the stalled-roll alarm watches)
-        rollup = [{}] if name == Metric.NODES_REPLACED else []
+        rollup: list[dict[str, str]] = [{}] if name == Metric.NODES_REPLACED else []
         assert s["namespace"] == NAMESPACE and s["dimensions"] == dims + rollup, (name, s)
     for doc in documents:  # cluster and ASG, nothing more (POWERTOOLS_SERVICE_NAME adds none)
         assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] == [CLUSTER_DIMENSION, ASG_DIMENSION]

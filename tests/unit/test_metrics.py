@@ -4,7 +4,7 @@ MoveRedisPods round measures: each switchover's write pause and the temporary Cl
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -16,7 +16,7 @@ CTX = RollContext(
 )
 
 
-def _move(kind: str, phase: str, **data: Any) -> RedisMove:
+def _move(kind: Literal["sentinel", "cluster"], phase: str, **data: Any) -> RedisMove:
     return RedisMove(
         namespace="redis",
         group="g",
