@@ -193,7 +193,7 @@ def _status_report(sfn: Any, arn: str) -> tuple[str, str, tuple[object, ...]]:
     text = render_status(t, now=now)
     if d.get("error"):
         text += f"\n  error {d.get('error')}: {d.get('cause', '')[:400]}"
-    key = (t.status, len(t.done), tuple((r.instance_id, r.current) for r in t.in_flight))
+    key = (t.status, t.step, len(t.done), tuple((r.instance_id, r.current) for r in t.in_flight))
     return text, t.status, key
 
 

@@ -118,6 +118,7 @@ class Timeline:
     rows: list[NodeRow]
     # each batch's surge: from SurgeCapacity until its nodes start (new nodes boot and join)
     surges: list[tuple[datetime, datetime]] = field(default_factory=list)
+    step: str = ""  # the latest state entered outside the per-node ones (parent or wave)
 
     @property
     def done(self) -> list[NodeRow]:
@@ -229,12 +230,14 @@ def build_timeline(
     """`children`: (execution name, status, history) of each wave, in start order."""
     planned, plan_waves = _waves(parent)
     started = [_ts(ev["timestamp"]) for ev in parent[:1]]
+    latest = _latest_step(parent, None)
     rows: dict[str, NodeRow] = {}
     seen: dict[str, WaveInfo] = {}
     last = started[0] if started else now or datetime.now(UTC)
     surges: list[tuple[datetime, datetime]] = []
     for index, (name, child_status, history) in enumerate(children, 1):
         seen[name] = WaveInfo(index, name, 0, child_status)
+        latest = _latest_step(history, latest)
         surging: datetime | None = None
         for ev in history:
             at = _ts(ev["timestamp"])
@@ -285,8 +288,28 @@ def build_timeline(
         waves = list(seen.values())
     ordered = sorted(rows.values(), key=lambda r: (r.start, r.instance_id))
     return Timeline(
-        roll, status, started[0] if started else end, end, planned or len(rows), waves, ordered, surges
+        roll,
+        status,
+        started[0] if started else end,
+        end,
+        planned or len(rows),
+        waves,
+        ordered,
+        surges,
+        latest[1] if latest else "",
     )
+
+
+def _latest_step(
+    history: Sequence[dict[str, Any]], latest: tuple[datetime, str] | None
+) -> tuple[datetime, str] | None:
+    for ev in history:
+        det = ev.get("stateEnteredEventDetails")
+        if det and det["name"] not in NODE_STEPS:
+            at = _ts(ev["timestamp"])
+            if latest is None or at >= latest[0]:
+                latest = (at, det["name"])
+    return latest
 
 
 def _duration(seconds: float | None) -> str:
@@ -299,7 +322,8 @@ def _duration(seconds: float | None) -> str:
 
 def render_status(t: Timeline, now: datetime | None = None) -> str:
     lines = [
-        f"{t.status}  roll {t.roll.rsplit(':', 1)[-1]}  started {t.start:%Y-%m-%d %H:%M:%S}Z",
+        f"{t.status}  roll {t.roll.rsplit(':', 1)[-1]}  started {t.start:%Y-%m-%d %H:%M:%S}Z"
+        + (f"  step {t.step}" if t.step else ""),
         f"  nodes: {len(t.done)} done, {len(t.in_flight)} in flight, {t.left} left (of {t.planned})"
         + (f"; estimated time left {_duration(t.eta_seconds(now))}" if t.status == "RUNNING" else ""),
     ]

@@ -60,6 +60,11 @@ PARENT = [
     },
     {
         "timestamp": T0 + timedelta(seconds=2),
+        "type": "TaskStateEntered",
+        "stateEnteredEventDetails": {"name": "RollWave", "input": "{}"},
+    },
+    {
+        "timestamp": T0 + timedelta(seconds=2),
         "type": "TaskScheduled",
         "taskScheduledEventDetails": {
             "resourceType": "states",
@@ -104,6 +109,7 @@ def test_a_running_roll_shows_done_in_flight_left_and_the_time_left() -> None:
     assert t.eta_seconds(now) == 60.0
     text = render_status(t, now)
     assert "1 done, 1 in flight, 2 left (of 4); estimated time left 1m00s" in text
+    assert text.splitlines()[0].endswith("step RollWave")  # the roll's own latest step
     assert "wave 2 r-w02: PENDING, 2 node(s)" in text and "in flight: ip-10-0-1-2 i-2" in text
 
 
