@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from eks_rolling.aws.asg import AsgOps
-from eks_rolling.metrics import summarize
+from eks_rolling.metrics import Metric, summarize
 from eks_rolling.report import write_report
 from eks_rolling.timeline import node_table
 
@@ -41,6 +41,15 @@ DEMO_SETTINGS = {
 # so its polling rounds and history events are a real roll's. Reported with every run.
 DEMO_TIMING_PROFILE = "realistic"
 DEMO_TIME_FACTOR = 0.05
+# The metrics every clean roll writes (EvictionErrors only when an eviction fails), and those a
+# roll with Redis pods adds.
+ROLL_METRICS = (
+    Metric.NODES_REPLACED,
+    Metric.NODE_REPLACEMENT_DURATION,
+    Metric.DRAIN_DURATION,
+    Metric.OWNERS_RECOVERY_TIME,
+)
+REDIS_METRICS = (Metric.REDIS_WRITE_PAUSE, Metric.TEMP_CLUSTER_NODES)
 # EC2 states of an instance the roll terminated (AWS forgets terminated instances after ~1 h).
 _GONE = {"shutting-down", "terminated"}
 
@@ -168,6 +177,11 @@ def report_failures(report: dict[str, Any]) -> list[str]:
         check(c["leftover_temp_nodes"] == 0, "redis.cluster.leftover_temp_nodes", c["leftover_temp_nodes"])
         check(c["node_ids_kept"] is True, "redis.cluster.node_ids_kept", c["node_ids_kept"])
         check(c["masters_in_place"] is True, "redis.cluster.masters_in_place", c["masters_in_place"])
+    metrics = report.get("metrics")
+    if metrics is not None:  # the roll's own metrics (EMF): every one a clean roll writes
+        wanted = set(ROLL_METRICS) | (set(REDIS_METRICS) if redis is not None else set())
+        missing = sorted(m.value for m in wanted if m.value not in metrics)
+        check(not missing, "metrics.missing", missing)
     traffic = report.get("traffic")
     if traffic is not None:
         for ok, name, value in traffic_failures(traffic):
