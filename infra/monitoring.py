@@ -130,7 +130,8 @@ class Monitoring(Construct):
             graph(
                 title="Redis write pause per switchover (ms, max)",
                 width=8,
-                left=[roll_metric(Metric.REDIS_WRITE_PAUSE, "Maximum", "")],
+                left=[roll_metric(Metric.REDIS_WRITE_PAUSE, "Maximum", "Sentinel")],
+                right=[roll_metric(Metric.REDIS_FAILOVER_TIME, "Maximum", "Cluster failover")],
             ),
             graph(
                 title="Temporary Redis Cluster nodes alive (max)",

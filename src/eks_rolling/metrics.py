@@ -32,7 +32,8 @@ class Metric(StrEnum):
     EVICTION_REFUSALS = "EvictionRefusals"  # 429: a PodDisruptionBudget said not now
     EVICTION_ERRORS = "EvictionErrors"  # any other failed eviction
     OWNERS_RECOVERY_TIME = "OwnersRecoveryTime"
-    REDIS_WRITE_PAUSE = "RedisWritePause"  # per switchover / failover
+    REDIS_WRITE_PAUSE = "RedisWritePause"  # per Sentinel switchover: writes held (CLIENT PAUSE)
+    REDIS_FAILOVER_TIME = "RedisClusterFailoverTime"  # per CLUSTER FAILOVER: until seen done
     TEMP_CLUSTER_NODES = "TemporaryClusterNodesAlive"
 
 
@@ -47,6 +48,7 @@ UNITS: dict[Metric, MetricUnit] = {
     Metric.EVICTION_ERRORS: MetricUnit.Count,
     Metric.OWNERS_RECOVERY_TIME: MetricUnit.Seconds,
     Metric.REDIS_WRITE_PAUSE: MetricUnit.Milliseconds,
+    Metric.REDIS_FAILOVER_TIME: MetricUnit.Milliseconds,
     Metric.TEMP_CLUSTER_NODES: MetricUnit.Count,
 }
 
@@ -87,13 +89,15 @@ _TEMP_ALIVE = frozenset(
 
 
 def redis_round(ctx: RollContext, before: Any, after: Any, moves: list[Any]) -> None:
-    """What one MoveRedisPods round measured: each switchover's write pause (Sentinel: writes held
-    by CLIENT PAUSE; Cluster: CLUSTER FAILOVER to T and back, until the roles switched) and the
-    temporary Cluster nodes alive on this node's moves. `before`/`after`: the advanced move."""
+    """What one MoveRedisPods round measured: each Sentinel switchover's write pause (writes held
+    by CLIENT PAUSE WRITE, timed around the switchover), each Cluster failover's time (CLUSTER
+    FAILOVER to T and back: until a later round saw the roles switched, so at most one polling
+    interval more than the writes' own pause, on the steps' clock) and the temporary Cluster
+    nodes alive on this node's moves. `before`/`after`: the advanced move."""
     old, new = before.data or {}, after.data or {}
     for key in ("failover_to_temp_s", "failback_s"):
         if new.get(key) is not None and old.get(key) is None:
-            emit(ctx, Metric.REDIS_WRITE_PAUSE, float(new[key]) * 1000)
+            emit(ctx, Metric.REDIS_FAILOVER_TIME, float(new[key]) * 1000)
     for sw in (new.get("switchovers") or [])[len(old.get("switchovers") or []) :]:
         emit(ctx, Metric.REDIS_WRITE_PAUSE, float(sw.get("paused_ms") or 0))
     if any(m.kind == "cluster" for m in moves):

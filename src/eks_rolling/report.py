@@ -23,7 +23,7 @@ PNG_NAME = "timeline.png"
 HTML_NAME = "report.html"
 
 
-def render_png(t: Timeline, path: Path) -> Path:
+def render_png(t: Timeline, path: Path, note: str = "") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: files only
@@ -63,7 +63,7 @@ def render_png(t: Timeline, path: Path) -> Path:
         ax.axvspan(
             (start - t0).total_seconds(), (end - t0).total_seconds(), color="#f2e6b3", alpha=0.5, zorder=0
         )
-    ax.set_xlabel(f"seconds since the roll started ({t0:%Y-%m-%d %H:%M:%S} UTC)")
+    ax.set_xlabel(f"seconds since the roll started ({t0:%Y-%m-%d %H:%M:%S} UTC){note}")
     ax.set_title(
         f"{t.roll.rsplit(':', 1)[-1]}: {t.status}, {len(t.done)} of {t.planned} node(s) replaced",
         fontsize=11,
@@ -80,7 +80,7 @@ def render_png(t: Timeline, path: Path) -> Path:
         handles=legend,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.12 - 0.3 / max(len(rows), 1)),
-        ncol=10,
+        ncol=len(legend),
         fontsize=8,
         frameon=False,
     )
@@ -126,8 +126,8 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child{{t
     return path
 
 
-def write_report(t: Timeline, out_dir: Path, prefix: str = "") -> tuple[Path, Path]:
-    """`<prefix>timeline.png` and `<prefix>report.html` in out_dir."""
+def write_report(t: Timeline, out_dir: Path, prefix: str = "", note: str = "") -> tuple[Path, Path]:
+    """`<prefix>timeline.png` and `<prefix>report.html` in out_dir; `note` ends the time axis' label."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    png = render_png(t, out_dir / f"{prefix}{PNG_NAME}")
+    png = render_png(t, out_dir / f"{prefix}{PNG_NAME}", note)
     return png, render_html(t, png, out_dir / f"{prefix}{HTML_NAME}")

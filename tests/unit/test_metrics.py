@@ -66,8 +66,11 @@ def test_each_switchover_pause_is_emitted_once_and_temp_nodes_counted(
     s2 = _move("sentinel", "done", switchovers=[{"paused_ms": 40}, {"paused_ms": 70}])
     redis_round(CTX, s1, s2, [s2])
     found = summarize(_written(capsys))
-    assert found["RedisWritePause"]["points"] == 3 and found["RedisWritePause"]["sum"] == 250 + 500 + 70
-    assert found["RedisWritePause"]["unit"] == "Milliseconds"
+    assert (
+        found["RedisClusterFailoverTime"]["points"] == 2 and found["RedisClusterFailoverTime"]["sum"] == 750
+    )
+    assert found["RedisWritePause"]["points"] == 1 and found["RedisWritePause"]["sum"] == 70
+    assert found["RedisWritePause"]["unit"] == found["RedisClusterFailoverTime"]["unit"] == "Milliseconds"
     # T counted while alive (two rounds), gone after temp_remove; no Cluster move, no gauge
     assert (
         found["TemporaryClusterNodesAlive"]["points"] == 3 and found["TemporaryClusterNodesAlive"]["sum"] == 2

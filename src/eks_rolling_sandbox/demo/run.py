@@ -49,7 +49,7 @@ ROLL_METRICS = (
     Metric.DRAIN_DURATION,
     Metric.OWNERS_RECOVERY_TIME,
 )
-REDIS_METRICS = (Metric.REDIS_WRITE_PAUSE, Metric.TEMP_CLUSTER_NODES)
+REDIS_METRICS = (Metric.REDIS_WRITE_PAUSE, Metric.REDIS_FAILOVER_TIME, Metric.TEMP_CLUSTER_NODES)
 # EC2 states of an instance the roll terminated (AWS forgets terminated instances after ~1 h).
 _GONE = {"shutting-down", "terminated"}
 
@@ -281,7 +281,8 @@ def _roll(
     old_left = [i.instance_id for i in after.instances if AsgOps.is_outdated(i, after)]
     history_path = out_dir / "demo-history.json"
     history_path.write_text(json.dumps(history, indent=1, default=str))
-    png, page = write_report(timeline, out_dir, prefix="demo-")
+    note = f"; sandbox time, {time_factor} x real time" if time_factor != 1 else ""
+    png, page = write_report(timeline, out_dir, prefix="demo-", note=note)
     old_ids = [i.instance_id for i in before.instances]  # taken before the launch template bump
     report: dict[str, Any] = {
         "scenario": "field-report",
