@@ -1,12 +1,16 @@
 """The typed state of a Redis Cluster move, as kept in RedisMove.data (the JSON keys the phases
-write). Each round validates the stored state against it, so a key misspelt or of the wrong type
-is a clear error at the start of a round, not a KeyError half-way through a phase."""
+write) and the actions its decisions ask the executor to take. Each round validates the stored
+state against it, so a key misspelt or of the wrong type is a clear error at the start of a
+round, not a KeyError half-way through a phase."""
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from ....models import RedisMove
 
 Phase = Literal[
     "start",
@@ -54,3 +58,91 @@ class ClusterMoveState(BaseModel):
     announced: list[str] | None = None  # nodes whose role was announced (once per phase)
     waiting: str | None = None
     throttled: int | None = None  # consecutive refused evictions
+
+    @classmethod
+    def of(cls, move: RedisMove) -> ClusterMoveState:
+        return cls.model_validate(move.data)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+    def go(self, **update: Any) -> ClusterMoveState:
+        """The state of the next phase: `update` applied; what the last phase counted (refused
+        evictions, announced roles, why it waited) starts again."""
+        return self.model_copy(update={"throttled": None, "announced": None, "waiting": None, **update})
+
+
+# --- actions: the only writes, each safe to run again ------------------------------------------
+@dataclass(frozen=True)
+class Evict:
+    """Evict one of the group's pods (a PDB may refuse: the round then waits)."""
+
+    pod: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class CreateTemp:
+    """Create the temporary pod from the StatefulSet's template, unless this run's is there."""
+
+    pod: str  # A
+    statefulset: str
+    temp: str
+    node_id: str
+    slots: tuple[tuple[int, int], ...]
+    zone: str
+
+
+@dataclass(frozen=True)
+class Configure:
+    """CONFIG SET on one node."""
+
+    pod: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Meet:
+    """CLUSTER MEET ip port, sent from `pod`."""
+
+    pod: str
+    ip: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Announce:
+    """A MEET from `pod` to each of `among`: its role reaches them in the packet header at once
+    (gossip would take up to node-timeout/2)."""
+
+    pod: str
+    among: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """CLUSTER REPLICATE `master_id` on `pod`, unless it follows it already."""
+
+    pod: str
+    master_id: str
+
+
+@dataclass(frozen=True)
+class Failover:
+    """A default (never FORCE nor TAKEOVER) CLUSTER FAILOVER on `pod`, unless it is master."""
+
+    pod: str
+
+
+@dataclass(frozen=True)
+class Forget:
+    """CLUSTER FORGET `node_id` on each of `on`, back to back: the 60 s ban (Redis 7.0) must start
+    everywhere before any node could gossip it back. With `delete`, then delete that pod."""
+
+    on: tuple[str, ...]
+    node_id: str
+    delete: str | None = None
+
+
+Action = Evict | CreateTemp | Configure | Meet | Announce | Replicate | Failover | Forget
