@@ -10,8 +10,8 @@ from typing import Any
 from ....models import RedisMove
 from ....redis.cluster import RedisError
 from ..procedure import RedisEnv
-from . import decide
 from .act import announce, forget_everywhere
+from .checks import cluster_problems, followers_of, lagging_nodes, myself, temp_holds_slots
 from .survey import (
     FAILOVER_RETRY_S,
     FOR_ID_ANNOTATION,
@@ -21,16 +21,11 @@ from .survey import (
     SLOTS_ANNOTATION,
     TEMP_FOR_LABEL,
     Addr,
-    Views,
     addr_of,
     admin,
-    cluster_problems,
-    entry_of,
     label_safe,
-    lagging_nodes,
     look,
     members_of,
-    myself,
     pod_port,
     short,
     sync_gap,
@@ -132,7 +127,7 @@ def remove_temp(env: RedisEnv, tp: Any, *, wait_s: float | None = None) -> list[
             announced.add(lagging)
         holding = temp_holds_slots(views, name, temp_id)
         if not holding:
-            followers = decide.followers_of(views, temp_id)
+            followers = followers_of(views, temp_id)
             if not followers:
                 break
             why = f"{', '.join(followers)} still follow it"
@@ -205,16 +200,6 @@ def temp_id_of(env: RedisEnv, t_addr: Addr | None, addrs: dict[str, Addr]) -> st
     # Not answering: the cluster may still know it by its address.
     views, _ = look(env, addrs)
     return next((e.id for es in views.values() for e in es if (e.ip, e.port) == t_addr), None)
-
-
-def temp_holds_slots(views: Views, temp: str, temp_id: str) -> bool:
-    own = myself(views.get(temp, []))
-    if own is not None:
-        return own.is_master and bool(own.slots)
-    return any(
-        (e := entry_of(es, temp_id)) is not None and e.is_master and bool(e.slots) and "fail" not in e.flags
-        for es in views.values()
-    )
 
 
 def failback_blocker(

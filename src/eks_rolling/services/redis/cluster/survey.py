@@ -19,7 +19,7 @@ from ....labels import (
     REDIS_TEMP_FOR_POD,
     REDIS_TEMP_SLOTS,
 )
-from ....redis.cluster import NodeAdmin, NodeEntry, RedisError, ranges_text, uncovered_slots
+from ....redis.cluster import NodeAdmin, NodeEntry, RedisError
 from ..procedure import RedisEnv
 
 log = logging.getLogger(__name__)
@@ -60,20 +60,6 @@ def label_safe(value: str) -> str:
 def temp_name(pod: str) -> str:
     # Not `<sts>-<ordinal>`: the StatefulSet controller never adopts it.
     return pod + TEMP_SUFFIX
-
-
-def move_slots(data: dict[str, Any]) -> list[tuple[int, int]]:
-    return norm(data["slots"])
-
-
-def norm(ranges: Iterable[Iterable[int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted((int(r[0]), int(r[1])) for r in (list(x) for x in ranges)):
-        if out and a <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 # --- pods ------------------------------------------------------------------------------------------
@@ -158,49 +144,6 @@ def look(env: RedisEnv, addrs: dict[str, Addr]) -> tuple[Views, dict[str, str]]:
     return views, errors
 
 
-def myself(entries: list[NodeEntry]) -> NodeEntry | None:
-    return next((e for e in entries if e.myself), None)
-
-
-def entry_of(entries: list[NodeEntry], node_id: str) -> NodeEntry | None:
-    return next((e for e in entries if e.id == node_id), None)
-
-
-def roles_agree(
-    views: Views, master_id: str, replica_id: str, slots: list[tuple[int, int]], *, replica_may_be_gone: bool
-) -> str | None:
-    """None if every view has `master_id` as master of exactly `slots` and `replica_id` as its
-    replica; else what disagrees."""
-    for name, entries in views.items():
-        m = entry_of(entries, master_id)
-        if m is None or not m.is_master or m.unsettled or norm(m.slots) != slots:
-            got = "unknown" if m is None else f"{','.join(sorted(m.flags))} slots {ranges_text(m.slots)}"
-            return f"{name} sees {short(master_id)} as {got}"
-        r = entry_of(entries, replica_id)
-        if r is None and replica_may_be_gone:
-            continue
-        if r is None or not r.is_replica or r.master_id != master_id:
-            got = "unknown" if r is None else ",".join(sorted(r.flags))
-            got += f" of {short(r.master_id)}" if r is not None and r.master_id else ""
-            return f"{name} sees {short(replica_id)} as {got}"
-    return None
-
-
-def lagging_nodes(views: Views) -> list[str]:
-    """Nodes whose own role (master, or replica of whom) some other node does not know yet."""
-    out: list[str] = []
-    for name, entries in views.items():
-        me = myself(entries)
-        if me is None:
-            continue
-        for other, es in views.items():
-            e = entry_of(es, me.id) if other != name else None
-            if e is not None and (e.is_master != me.is_master or e.master_id != me.master_id):
-                out.append(name)
-                break
-    return sorted(out)
-
-
 def sync_gap(env: RedisEnv, replica: Addr, master: Addr) -> tuple[bool, str]:
     """(synced, detail): link up, no sync running, and the replica has processed everything the
     master had CATCH_UP_S earlier. Without a write pause offsets never match exactly; a fixed
@@ -221,32 +164,6 @@ def sync_gap(env: RedisEnv, replica: Addr, master: Addr) -> tuple[bool, str]:
         offset = int(r.replication().get("slave_repl_offset", 0))
     lag = master_offset - offset
     return lag <= 0, f"offset {offset}, master's {CATCH_UP_S:.1f}s earlier {master_offset}"
-
-
-def cluster_problems(views: Views, errors: dict[str, str], known_ids: set[str] | None) -> list[str]:
-    """What makes the group unsafe to touch, from every node's own view."""
-    out: list[str] = [f"{name} does not answer ({why})" for name, why in sorted(errors.items())]
-    for name, entries in sorted(views.items()):
-        me = myself(entries)
-        missing = uncovered_slots(entries)
-        if missing:
-            out.append(f"{name}: {missing} of 16384 slots uncovered")
-        for e in entries:
-            if e.flags & {"fail", "fail?"}:
-                out.append(f"{name} flags node {short(e.id)} ({e.ip}) {','.join(sorted(e.flags))}")
-            if (
-                e.is_master
-                and e.slots
-                and not any(r.master_id == e.id and not r.unsettled for r in entries if r.is_replica)
-            ):
-                out.append(f"{name}: master {short(e.id)} ({ranges_text(e.slots)}) has no replica")
-            if known_ids is not None and e.id not in known_ids and not e.unsettled:
-                out.append(
-                    f"{name} knows node {short(e.id)} ({e.ip}), which is no pod of the group (a leftover temporary node?)"
-                )
-        if me is None:
-            out.append(f"{name}: no myself entry")
-    return sorted(set(out))
 
 
 # --- the survey: one round's read-only look at the group -----------------------------------------
