@@ -31,6 +31,7 @@ from .survey import (
     FOR_ID_ANNOTATION,
     FOR_POD_ANNOTATION,
     GROUP_LABEL,
+    READ_ERRORS,
     RUN_LABEL,
     SLOTS_ANNOTATION,
     TEMP_FOR_LABEL,
@@ -187,7 +188,11 @@ class Executor:
             with admin(env, at(a.pod)) as n:
                 n.meet(a.ip, a.port)
         elif isinstance(a, Announce):
-            announce(env, {name: at(name) for name in a.among}, a.pod)
+            try:
+                announce(env, {name: at(name) for name in a.among}, a.pod)
+            except READ_ERRORS:
+                if not a.quiet:
+                    raise
         elif isinstance(a, Replicate):
             with admin(env, at(a.pod)) as n:
                 n.replicate(a.master_id)
@@ -195,16 +200,9 @@ class Executor:
             with admin(env, at(a.pod)) as n:
                 if n.role() != "master":
                     n.failover()
+        elif isinstance(a, Forget):
+            forgot, ms = forget_everywhere(env, {name: at(name) for name in a.on}, a.node_id)
+            out.notes.append(f"CLUSTER FORGET {short(a.node_id)} on {len(forgot)} nodes in {ms:.1f} ms")
         else:
-            self.forget(a, out)
-
-    def forget(self, a: Forget, out: Outcome) -> None:
-        if a.on:
-            forgot, ms = forget_everywhere(self.env, {n: self.survey.addr(n) for n in a.on}, a.node_id)
-        if a.delete is not None:
-            self.env.kube.delete_pod(self.env.group.namespace, a.delete)
-            if a.on:
-                out.notes.append(
-                    f"CLUSTER FORGET {short(a.node_id)} on {len(forgot)} nodes in {ms:.1f} ms; "
-                    f"deleted temporary pod {a.delete}"
-                )
+            env.kube.delete_pod(env.group.namespace, a.temp)
+            out.notes.append(f"deleted temporary pod {a.temp}")

@@ -37,6 +37,7 @@ from .model import (
     ClusterMoveState,
     Configure,
     CreateTemp,
+    DeleteTemp,
     Evict,
     Failover,
     Forget,
@@ -485,7 +486,7 @@ def failover_to_a(r: Round) -> Decision:
     took = r.wall - float(st.failover_at or r.wall)
     return Act(
         "temp_remove",
-        (Forget(tuple(n for n in addrs if n != r.temp), str(st.temp_id), delete=r.temp),),
+        (Forget(tuple(n for n in addrs if n != r.temp), str(st.temp_id)), DeleteTemp(r.temp)),
         (
             f"failback verified on all {len(views)} nodes {took:.2f}s after the command: {m.pod} master of "
             f"{ranges_text(r.slots)} again",
@@ -498,7 +499,7 @@ def temp_remove(r: Round) -> Decision:
     m, st = r.move, r.state
     tp = r.survey.temp
     if tp is not None:
-        gone = () if tp.terminating else (Forget((), str(st.temp_id), delete=r.temp),)
+        gone = () if tp.terminating else (DeleteTemp(r.temp),)
         return wait(f"temporary pod {r.temp} is {tp.state}", actions=gone)
     addrs, views, pending = survey_all(r, with_temp=False)
     if pending:
@@ -508,7 +509,7 @@ def temp_remove(r: Round) -> Decision:
         return wait(
             "every node to forget the temporary node",
             actions=(Forget(tuple(remembering_), str(st.temp_id)),),
-            notes=(f"{', '.join(remembering_)} still listed the temporary node: CLUSTER FORGET again",),
+            notes=(f"{', '.join(remembering_)} still listed the temporary node: forgetting it again",),
         )
     problems = cluster_problems(views, {}, None) + states_not_ok(r, addrs)
     why = roles_agree(views, str(st.node_id), str(st.temp_id), r.slots, replica_may_be_gone=True)

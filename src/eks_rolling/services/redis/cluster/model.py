@@ -118,6 +118,7 @@ class Announce:
 
     pod: str
     among: tuple[str, ...]
+    quiet: bool = False  # cleanup: a node that does not answer is skipped, not an error
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,17 @@ class Failover:
 @dataclass(frozen=True)
 class Forget:
     """CLUSTER FORGET `node_id` on each of `on`, back to back: the 60 s ban (Redis 7.0) must start
-    everywhere before any node could gossip it back. With `delete`, then delete that pod."""
+    everywhere before any node could gossip it back."""
 
     on: tuple[str, ...]
     node_id: str
-    delete: str | None = None
 
 
-Action = Evict | CreateTemp | Configure | Meet | Announce | Replicate | Failover | Forget
+@dataclass(frozen=True)
+class DeleteTemp:
+    """Delete the temporary pod (ours: no PDB covers it, so no eviction)."""
+
+    temp: str
+
+
+Action = Evict | CreateTemp | Configure | Meet | Announce | Replicate | Failover | Forget | DeleteTemp

@@ -14,6 +14,7 @@ from eks_rolling.services.redis.cluster.model import (
     Announce,
     Configure,
     CreateTemp,
+    DeleteTemp,
     Evict,
     Failover,
     Forget,
@@ -307,7 +308,7 @@ def test_failover_to_a_forgets_the_temporary_node_everywhere_in_one_go_then_dele
     sv = survey(_failed_back(), with_temp=True, pods={"cache-0": back_on_new_node()})
     d = decide(a_round("failover_to_a", sv))
     assert isinstance(d, Act) and d.phase == "temp_remove"
-    assert d.actions == (Forget(EVERYONE[:-1], T, delete=TEMP),)
+    assert d.actions == (Forget(EVERYONE[:-1], T), DeleteTemp(TEMP))
 
 
 def test_failover_to_a_after_an_earlier_attempt_deleted_the_temporary_pod() -> None:
@@ -324,7 +325,7 @@ def _forgotten() -> dict[str, NodeEntry]:
 
 def test_temp_remove_deletes_a_temporary_pod_still_there_and_waits_for_it() -> None:
     d = decide(a_round("temp_remove", survey(_forgotten(), with_temp=True)))
-    assert isinstance(d, Wait) and d.actions == (Forget((), T, delete=TEMP),)
+    assert isinstance(d, Wait) and d.actions == (DeleteTemp(TEMP),)
     terminating = pod(T, terminating=True, running=False, state="terminating")
     d = decide(a_round("temp_remove", survey(_forgotten(), pods={TEMP: terminating})))
     assert isinstance(d, Wait) and d.actions == () and d.reason == f"temporary pod {TEMP} is terminating"
