@@ -58,6 +58,7 @@ def survey(
     """Every node answers as `entries` (a healthy cluster by default) say: its view, its id, its
     ROLE, cluster_state ok (unless `states`), and every replica is `synced`."""
     es = entries or healthy_entries()
+    with_temp = with_temp or (pods or {}).get(TEMP) is not None
     members: dict[str, Pod | None] = {NAMES[n]: pod(n) for n in MEMBERS}
     temp = pod(T) if with_temp else None
     for name, p in (pods or {}).items():
