@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ....errors import (
@@ -15,13 +15,12 @@ from ....errors import (
     RetryableError,
 )
 from ....redis.cluster import ranges_text
-from ..procedure import RedisEnv
+from ..procedure import Evict, Outcome, RedisEnv, run_actions
 from .model import (
     Action,
     Announce,
     Configure,
     CreateTemp,
-    Evict,
     Failover,
     Forget,
     Meet,
@@ -153,23 +152,12 @@ def temp_body(env: RedisEnv, a: CreateTemp, tpl: dict[str, Any]) -> dict[str, An
 
 
 @dataclass
-class Outcome:
-    notes: list[str] = field(default_factory=list)
-    blocked: str | None = None  # a PDB refused the eviction: what blocks it
-
-
-@dataclass
 class Executor:
     env: RedisEnv
     survey: Survey  # where the actions' pods are (by name)
 
     def run(self, actions: tuple[Action, ...]) -> Outcome:
-        out = Outcome()
-        for a in actions:
-            self._one(a, out)
-            if out.blocked is not None:
-                break
-        return out
+        return run_actions(actions, self._one, Outcome())
 
     def _one(self, a: Action, out: Outcome) -> None:
         env, at = self.env, self.survey.addr

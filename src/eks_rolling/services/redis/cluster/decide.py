@@ -13,7 +13,7 @@ from typing import Any
 from ....errors import RedisGroupUnhealthyError, RedisSwitchoverError, RedisTempNodeError
 from ....models import RedisMove
 from ....redis.cluster import ranges_text
-from ..procedure import Abort, Act, Wait
+from ..procedure import Abort, Act, Evict, Wait
 from .checks import (
     cluster_problems,
     failback_pending,
@@ -38,7 +38,6 @@ from .model import (
     Configure,
     CreateTemp,
     DeleteTemp,
-    Evict,
     Failover,
     Forget,
     Meet,

@@ -6,11 +6,9 @@ round, not a KeyError half-way through a phase."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from ....models import RedisMove
+from ..procedure import Evict, MoveState
 
 Phase = Literal[
     "start",
@@ -27,8 +25,10 @@ Phase = Literal[
 Kind = Literal["master", "replica", "empty-master", "unknown"]
 
 
-class ClusterMoveState(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class ClusterMoveState(MoveState):
+    # A new phase counts its refused evictions and announced roles afresh.
+    FRESH: ClassVar[tuple[str, ...]] = ("throttled", "announced", "waiting")
+
     # the pod at discovery
     uid: str
     node: str | None = None
@@ -59,28 +59,8 @@ class ClusterMoveState(BaseModel):
     waiting: str | None = None
     throttled: int | None = None  # consecutive refused evictions
 
-    @classmethod
-    def of(cls, move: RedisMove) -> ClusterMoveState:
-        return cls.model_validate(move.data)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
-
-    def go(self, **update: Any) -> ClusterMoveState:
-        """The state of the next phase: `update` applied; what the last phase counted (refused
-        evictions, announced roles, why it waited) starts again."""
-        return self.model_copy(update={"throttled": None, "announced": None, "waiting": None, **update})
-
 
 # --- actions: the only writes, each safe to run again ------------------------------------------
-@dataclass(frozen=True)
-class Evict:
-    """Evict one of the group's pods (a PDB may refuse: the round then waits)."""
-
-    pod: str
-    uid: str
-
-
 @dataclass(frozen=True)
 class CreateTemp:
     """Create the temporary pod from the StatefulSet's template, unless this run's is there."""

@@ -14,7 +14,7 @@ from ....errors import (
     RedisTempNodeError,
 )
 from ....models import RedisMove
-from ..procedure import Abort, Advance, GroupHealth, RedisEnv, Wait, timed_out
+from ..procedure import Advance, GroupHealth, RedisEnv, Wait, carry_out, timed_out
 from . import decide
 from .act import Executor
 from .cleanup import abort, cleanup_temps
@@ -52,27 +52,18 @@ def settle(move: RedisMove, env: RedisEnv, wait: Wait[ClusterMoveState, Action],
 
 def apply(move: RedisMove, env: RedisEnv, decision: Decision, ex: Executor) -> Advance:
     """Run what `decision` asks and give the move its next state."""
-    if isinstance(decision, Abort):
-        ex.run(decision.actions)
-        raise decision.error
-    out = ex.run(decision.actions)
-    if isinstance(decision, Wait):
-        return settle(move, env, decision, [*decision.notes, *out.notes])
-    if out.blocked is not None:
-        # A PDB refused the eviction: wait with the drain's backoff; past the phase's deadline
-        # DrainTimeoutError names the PDB.
-        throttled, wait_s = env.refused(move)
-        return settle(throttled, env, Wait(out.blocked, wait_s, error=DrainTimeoutError), [])
-    state = decision.state or ClusterMoveState.of(move)
-    notes = [*decision.notes, *out.notes]
-    wait_s = decision.wait_s or WAIT_S  # gossip needs a moment: never look again at once
-    if decision.phase == "done":
+    got = carry_out(move, env, decision, ex.run, settle)
+    if isinstance(got, Advance):
+        return got
+    act, out = got
+    state = act.state or ClusterMoveState.of(move)
+    notes = [*act.notes, *out.notes]
+    wait_s = act.wait_s or WAIT_S  # gossip needs a moment: never look again at once
+    if act.phase == "done":
         data = {k: v for k, v in state.dump().items() if k != "waiting"}
         done = move.model_copy(update={"phase": "done", "done": True, "phase_deadline": None, "data": data})
         return Advance(done, notes, wait_s)
-    nxt = move.model_copy(
-        update={"phase": decision.phase, "phase_deadline": env.deadline(), "data": state.dump()}
-    )
+    nxt = move.model_copy(update={"phase": act.phase, "phase_deadline": env.deadline(), "data": state.dump()})
     return Advance(nxt, notes, wait_s)
 
 

@@ -15,14 +15,13 @@ from eks_rolling.services.redis.cluster.model import (
     Configure,
     CreateTemp,
     DeleteTemp,
-    Evict,
     Failover,
     Forget,
     Meet,
     Replicate,
 )
 from eks_rolling.services.redis.cluster.survey import FAILOVER_ATTEMPTS, FAILOVER_RETRY_S, Survey
-from eks_rolling.services.redis.procedure import Abort, Act, Wait
+from eks_rolling.services.redis.procedure import Abort, Act, Evict, Wait
 from tests.factories.cluster_survey import (
     NOW,
     RUN,
