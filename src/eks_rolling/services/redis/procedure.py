@@ -174,17 +174,17 @@ def carry_out(
     settle: Settle[S, A],
 ) -> Advance | tuple[Act[S, A], OutcomeT]:
     """Run what `decision` asks. An Abort raises its error after its actions (which leave the
-    group safe first); a Wait, or an eviction a PDB refused (counted, with the drain's backoff),
-    settles into the move's Advance here; an Act comes back with what its actions did, for the
-    procedure to take the move to its next phase."""
+    group safe first); an eviction a PDB refused (counted, with the drain's backoff; an Act's or
+    a Wait's) or a Wait settles into the move's Advance here; an Act comes back with what its
+    actions did, for the procedure to take the move to its next phase."""
     out = run(decision.actions)
     if isinstance(decision, Abort):
         raise decision.error
-    if isinstance(decision, Wait):
-        return settle(move, env, decision, [*decision.notes, *out.notes])
     if out.blocked is not None:
         throttled, wait_s = env.refused(move)
         return settle(throttled, env, refused(out.blocked, wait_s), [])
+    if isinstance(decision, Wait):
+        return settle(move, env, decision, [*decision.notes, *out.notes])
     return decision, out
 
 

@@ -13,7 +13,7 @@ from eks_rolling.errors import DrainTimeoutError, RedisGroupUnhealthyError, Redi
 from eks_rolling.services.redis.cluster.act import Executor
 from eks_rolling.services.redis.cluster.decide import decide
 from eks_rolling.services.redis.cluster.procedure import apply, settle
-from eks_rolling.services.redis.procedure import Act, RedisEnv, Wait
+from eks_rolling.services.redis.procedure import Act, Advance, Evict, Outcome, RedisEnv, Wait, carry_out
 from eks_rolling.settings import Settings
 from tests.factories.cluster_survey import NOW, a_round, survey
 
@@ -59,3 +59,16 @@ def test_done_keeps_the_record_without_the_deadline_or_the_last_wait() -> None:
     adv = apply(r.move, _env(), d, Executor(_env(), r.survey))
     assert adv.move.done and adv.move.phase_deadline is None and "waiting" not in adv.move.data
     assert adv.move.data["total_s"] == 30.0 and adv.move.data["new_node"] == "new-a"
+
+
+def test_a_refused_eviction_of_a_pod_still_the_old_one_backs_off_and_times_out_as_a_drain() -> None:
+    # a_restart finds A still the old pod: its eviction again, which a PDB refuses
+    r = a_round("a_restart", survey(), throttled=1)
+    d = decide(r)
+    assert isinstance(d, Wait) and d.actions == (Evict("cache-0", "uid-cache-0"),)
+    blocked = Outcome(blocked="PodDisruptionBudget ns/cache allows 0")
+    adv = carry_out(r.move, _env(), d, lambda actions: blocked, settle)
+    assert isinstance(adv, Advance) and adv.move.data["throttled"] == 2 and adv.wait_s >= 2
+    late = r.move.model_copy(update={"phase_deadline": NOW - timedelta(seconds=1)})
+    with pytest.raises(DrainTimeoutError, match="PodDisruptionBudget ns/cache"):
+        carry_out(late, _env(), d, lambda actions: blocked, settle)
