@@ -171,6 +171,13 @@ def remembering(views: Views, node_id: str) -> list[str]:
     return sorted(n for n, es in views.items() if entry_of(es, node_id) is not None)
 
 
+def shaking_hands(views: Views, ip: str) -> list[str]:
+    """temp_remove: the nodes with a handshake still open to the deleted temporary node's address
+    (a role announced to it just before the FORGET): not the node, so no FORGET reaches it; it
+    expires after the node timeout."""
+    return sorted(n for n, es in views.items() if any("handshake" in e.flags and e.ip == ip for e in es))
+
+
 def followers_of(views: Views, node_id: str) -> list[str]:
     """cleanup: the nodes that still replicate the temporary node."""
     return sorted(n for n, es in views.items() for e in es if e.master_id == node_id and not e.myself)

@@ -26,6 +26,7 @@ from .checks import (
     remembering,
     retry,
     roles_agree,
+    shaking_hands,
     stale_self,
     start_path,
     took_over,
@@ -510,6 +511,8 @@ def temp_remove(r: Round) -> Decision:
             actions=(Forget(tuple(remembering_), str(st.temp_id)),),
             notes=(f"{', '.join(remembering_)} still listed the temporary node: forgetting it again",),
         )
+    if st.temp_ip and (shaking := shaking_hands(views, st.temp_ip)):
+        return wait(f"{', '.join(shaking)} still shake hands with the temporary node's address {st.temp_ip}")
     problems = cluster_problems(views, {}, None) + states_not_ok(r, addrs)
     why = roles_agree(views, str(st.node_id), str(st.temp_id), r.slots, replica_may_be_gone=True)
     if problems or why:

@@ -339,6 +339,18 @@ def test_temp_remove_forgets_again_where_the_temporary_node_is_still_listed() ->
     assert isinstance(d, Wait) and d.actions == (Forget((NAMES[C],), T),)
 
 
+def test_temp_remove_waits_for_a_handshake_still_open_to_the_temporary_nodes_address() -> None:
+    es = {**_forgotten(), "9" * 40: entry("9" * 40, "handshake", "master", ip=IPS[T])}
+    sv = survey(
+        es, pods={"cache-0": back_on_new_node()}, override={(n, "9" * 40): None for n in es if n != B}
+    )
+    d = decide(a_round("temp_remove", sv))
+    assert (
+        isinstance(d, Wait)
+        and d.reason == f"{NAMES[B]} still shake hands with the temporary node's address {IPS[T]}"
+    )
+
+
 def test_temp_remove_waits_for_cluster_state_ok_everywhere_then_is_done() -> None:
     back = {"cache-0": back_on_new_node()}
     d = decide(a_round("temp_remove", survey(_forgotten(), pods=back, states={"cache-3": "fail"})))
