@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from eks_rolling.errors import RedisGroupUnhealthyError, RedisSwitchoverError, RedisTempNodeError
-from eks_rolling.labels import REDIS_PORT
+from eks_rolling.labels import LABEL_RUN, REDIS_PORT
 from eks_rolling.redis.cluster import NodeEntry
 from eks_rolling.services.redis.cluster.decide import Decision, decide
 from eks_rolling.services.redis.cluster.model import (
@@ -76,10 +76,10 @@ def test_start_waits_while_the_group_is_unhealthy_and_names_why() -> None:
 
 
 def test_start_waits_for_a_leftover_temporary_pod_of_another_run_but_not_its_own() -> None:
-    other = pod(T, labels={"eks-rolling.io/run": "run-0"}, annotations={})
+    other = pod(T, labels={LABEL_RUN: "run-0"}, annotations={})
     d = decide(a_round("start", survey(leftovers=[other])))
     assert isinstance(d, Wait) and f"temporary pod {TEMP} of run run-0 is still there" in d.reason
-    own = pod(T, labels={"eks-rolling.io/run": RUN})
+    own = pod(T, labels={LABEL_RUN: RUN})
     assert isinstance(decide(a_round("start", survey(leftovers=[own]))), Act)
 
 
