@@ -88,6 +88,7 @@ class ReadyCounter:
         self.ready: set[str] = set()
         self.done = threading.Event()
         self.done_at = 0.0
+        self.done_cpu = 0.0
 
     def __call__(self, ev: WatchEvent) -> None:
         if ev.resource.plural != "pods":
@@ -101,6 +102,7 @@ class ReadyCounter:
             self.ready.discard(uid)
         if len(self.ready) >= self.total and not self.done.is_set():
             self.done_at = time.perf_counter()
+            self.done_cpu = time.process_time()
             self.done.set()
 
 
@@ -126,7 +128,7 @@ def measure(
         ready_nodes(sb, nodes)
         counter = ReadyCounter(sb, total, hook)
         unsubscribe = sb.store.subscribe(counter)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         for d in range(deployments):
             sb.apply(m.deployment(f"app-{d}", "default", per))
         if not counter.done.wait(timeout_s):
@@ -134,6 +136,7 @@ def measure(
                 f"{nodes}x{total}: {len(counter.ready)} of {total} pods Ready after {timeout_s}s"
             )
         seconds = counter.done_at - t0
+        cpu = counter.done_cpu - cpu0
         unsubscribe()
         lat_all, lat_node = _list_latencies(sb)
         return {
@@ -143,6 +146,10 @@ def measure(
             "seconds_per_pod": round(seconds / total, 6),
             "fixed_latency_s": round(fixed, 3),
             "sandbox_seconds_per_pod": round(max(seconds - fixed, 0.0) / total, 6),
+            # CPU seconds of the sandbox process over the same interval: its own work, whatever
+            # else the machine runs (the development machine is shared).
+            "cpu_seconds": round(cpu, 3),
+            "cpu_seconds_per_pod": round(cpu / total, 6),
             "list_all_pods_ms": round(1000 * statistics.median(lat_all), 1),
             "list_pods_on_node_ms": round(1000 * statistics.median(lat_node), 1),
             "controller_errors": sb.manager.errors,
@@ -165,8 +172,13 @@ def _list_latencies(sb: Sandbox) -> tuple[list[float], list[float]]:
     return lat_all, lat_node
 
 
-# The figure the acceptance names, and the same without the fixed pod start/Ready latency.
-METRICS = {"seconds_per_pod": "ratio", "sandbox_seconds_per_pod": "ratio_excluding_fixed"}
+# The figure the acceptance names, the same without the fixed pod start/Ready latency, and the
+# process's CPU time per pod (the sandbox's own work on a shared machine); each must stay in bound.
+METRICS = {
+    "seconds_per_pod": "ratio",
+    "sandbox_seconds_per_pod": "ratio_excluding_fixed",
+    "cpu_seconds_per_pod": "cpu_ratio",
+}
 
 
 def _ratio(value: float, base: float) -> float:
@@ -217,11 +229,13 @@ def table(rows: list[dict]) -> str:
         "seconds",
         "seconds_per_pod",
         "ratio",
+        "ratio_excluding_fixed",
+        "cpu_ratio",
         "list_all_pods_ms",
         "list_pods_on_node_ms",
     ]
-    lines = [" ".join(f"{k:>20}" for k in keys)]
-    lines += [" ".join(f"{r[k]!s:>20}" for k in keys) for r in rows]
+    lines = [" ".join(f"{k:>21}" for k in keys)]
+    lines += [" ".join(f"{r.get(k)!s:>21}" for k in keys) for r in rows]
     return "\n".join(lines)
 
 

@@ -6,8 +6,9 @@ order and stop at a node's first failing plugin (framework.RunFilterPlugins)."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from eks_rolling.labels import LABEL_HOSTNAME, LABEL_TOPOLOGY_ZONE, TAINT_NODE_UNSCHEDULABLE
 from eks_rolling.planning.resources import Resources
@@ -93,9 +94,11 @@ class Scheduler(Controller[NamespacedKey]):
         spec = pod["spec"]
         want = pod_requests(pod)
         dynamic = self._has_dynamic_filters(pod)
+        wc, wm = want.cpu_m, want.memory
+        per_node, per_zone = self._siblings(pod)
         reasons: Counter[str] = Counter()
-        feasible: list[NodeInfo] = []
         best: Obj | None = None
+        best_score: tuple[int, int, int, int, str] | None = None
         # The cache is kept by store events under the store lock: hold it for one consistent pass.
         with self.store.lock:
             infos = self.cache.ordered()
@@ -103,25 +106,42 @@ class Scheduler(Controller[NamespacedKey]):
             static = self.cache.static_reasons(
                 scheduling_signature(pod), lambda node: _static_filter(spec, node)
             )
-            # findNodesThatPassFilters: from a moving start, stop once enough nodes fit.
+            # findNodesThatPassFilters: from a moving start, stop once enough nodes fit. The fit
+            # and the score are inlined: this loop runs nodes x pods times.
             to_find = num_feasible_nodes_to_find(total)
             start = self._next_start % total if total else 0
-            processed = 0
-            for i in range(total):
-                info = infos[(start + i) % total]
+            processed = found = 0
+            for info in itertools.chain(infos[start:], infos[:start]):
                 processed += 1
-                why = static.get(info.name) or _resources_fit(want, info)
-                if not why and dynamic:
-                    why = self._dynamic_filter(pod, info.node)
+                name = info.name
+                why = static.get(name)
+                if why is None:
+                    alloc = info.allocatable
+                    if (
+                        info.pods >= info.max_pods
+                        or (wc and info.cpu_m + wc > alloc.cpu_m)
+                        or (wm and info.memory + wm > alloc.memory)
+                    ):
+                        why = _resources_fit(want, info)
+                    elif dynamic:
+                        why = self._dynamic_filter(pod, info.node)
                 if why:
                     reasons.update(why)
                     continue
-                feasible.append(info)
-                if len(feasible) >= to_find:
+                # Spread score: PreferNoSchedule taints, siblings on the node, in the zone, load.
+                score = (
+                    info.prefer_no_schedule,
+                    per_node.get(name, 0),
+                    per_zone.get(info.zone, 0),
+                    info.load,
+                    name,
+                )
+                if best_score is None or score < best_score:
+                    best_score, best = score, info.node
+                found += 1
+                if found >= to_find:
                     break
             self._next_start = (start + processed) % total if total else 0
-            if feasible:
-                best = min(feasible, key=self._scorer(pod)).node
         if best is None:
             self._unschedulable(pod, total, reasons)
             return None
@@ -194,25 +214,21 @@ class Scheduler(Controller[NamespacedKey]):
         return False
 
     # --- score ---------------------------------------------------------------------------------
-    def _scorer(self, pod: Obj) -> Callable[[NodeInfo], tuple[int, int, int, int, str]]:
-        """Spread score: PreferNoSchedule taints, then this pod's siblings on the node and in
-        its zone, then the node's pod count. Siblings are counted once per pod (one pass over
-        the owner's pods), not once per candidate node, so scheduling stays linear."""
+    def _siblings(self, pod: Obj) -> tuple[dict[str, int], dict[str | None, int]]:
+        """This pod's siblings (same controller) per node and per zone, for the spread score.
+        Counted once per pod (one pass over the owner's pods), not once per candidate node."""
         owner = controller_of(pod)
-        per_node: Counter[str] = Counter()
-        per_zone: Counter[str | None] = Counter()
+        per_node: dict[str, int] = {}
+        per_zone: dict[str | None, int] = {}
         if owner:
             for p in self.store.by_index("pods", "owner", owner["uid"]):
                 node_name = p["spec"].get("nodeName")
                 if node_name and "deletionTimestamp" not in p["metadata"]:
-                    per_node[node_name] += 1
+                    per_node[node_name] = per_node.get(node_name, 0) + 1
                     info = self.cache.nodes.get(node_name)
-                    per_zone[info.zone if info else None] += 1
-
-        def score(info: NodeInfo) -> tuple[int, int, int, int, str]:
-            return (info.prefer_no_schedule, per_node[info.name], per_zone[info.zone], info.load, info.name)
-
-        return score
+                    zone = info.zone if info else None
+                    per_zone[zone] = per_zone.get(zone, 0) + 1
+        return per_node, per_zone
 
     # --- bind ----------------------------------------------------------------------------------
     def _bind(self, pod: Obj, node: Obj) -> None:
