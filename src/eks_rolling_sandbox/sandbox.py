@@ -24,6 +24,7 @@ from .api.resources import BY_KIND
 from .api.server import ApiServer
 from .api.store import Obj, Store
 from .api.tls import TlsFiles
+from .controllers import selection
 from .controllers.base import Manager, Timings
 from .controllers.disruption import DisruptionController
 from .controllers.endpoints import EndpointsController
@@ -74,6 +75,7 @@ class Sandbox:
         # Pods no controller owns, by namespace: what ReplicaSets / StatefulSets may adopt, found
         # without listing every pod of the namespace on every reconcile.
         self.store.add_index("pods", "orphan", _orphan_namespace)
+        selection.install(self.store)  # pods by label, Services / PDBs by selector
         self.store.add_index("events", "involved", lambda o: [o.get("involvedObject", {}).get("uid", "")])
         self.registry = Registry(self.store)
         self.faults = Faults()
