@@ -189,6 +189,9 @@ class Store:
             keys = self._indexes[plural][index].map.get(value, set())
             return [self._data[plural][k] for k in keys if k in self._data[plural]]
 
+    def has_index(self, plural: str, index: str) -> bool:
+        return index in self._indexes.get(plural, {})
+
     def index_field(self, plural: str, field: str, index: str) -> None:
         """Serve `field=value` selectors on `plural` from the named index (e.g. spec.nodeName)."""
         self._field_indexes[(plural, field)] = index
