@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # one word: pytest takes a separate existing PATH for a test path and then misses tests/conftest.py.
 FAULT_REPORT ?= build/fault-report.json
 
-.PHONY: faults demo test lint types imports unit integration e2e infra contract synth bench redis deps deps-sandbox clean
+.PHONY: faults demo test lint types imports unit integration e2e infra contract synth bench bench-sandbox redis deps deps-sandbox clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -75,6 +75,11 @@ synth: deps
 
 bench: deps-sandbox redis
 	$(BIN)/python bench/run_all.py
+
+# Issue 10 item 6: the sandbox's time to all-Ready per pod grows at most 2x from 100 nodes / 1,500
+# pods to 1,000 / 15,000; writes build/bench/sandbox-scale.json, exits 1 over the bound.
+bench-sandbox: deps-sandbox
+	$(BIN)/python bench/sandbox_scale.py --sizes 100x1500,1000x15000
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache

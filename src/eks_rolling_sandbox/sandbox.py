@@ -24,6 +24,7 @@ from .api.resources import BY_KIND
 from .api.server import ApiServer
 from .api.store import Obj, Store
 from .api.tls import TlsFiles
+from .controllers import selection
 from .controllers.base import Manager, Timings
 from .controllers.disruption import DisruptionController
 from .controllers.endpoints import EndpointsController
@@ -48,6 +49,10 @@ def _owner_uids(obj: Obj) -> list[str]:
     return [r["uid"] for r in obj["metadata"].get("ownerReferences") or []]
 
 
+def _orphan_namespace(obj: Obj) -> list[str]:
+    return [] if controller_of(obj) else [obj["metadata"].get("namespace", "")]
+
+
 class Sandbox:
     """A local EKS-like cluster. `start()` serves the API; `stop()` leaves nothing running."""
 
@@ -67,6 +72,10 @@ class Sandbox:
         self.store.index_field("pods", "spec.nodeName", "node")  # kubectl drain, our tool
         for plural in {*DEPENDENT_KINDS, "persistentvolumeclaims"}:
             self.store.add_index(plural, "owner", _owner_uids)
+        # Pods no controller owns, by namespace: what ReplicaSets / StatefulSets may adopt, found
+        # without listing every pod of the namespace on every reconcile.
+        self.store.add_index("pods", "orphan", _orphan_namespace)
+        selection.install(self.store)  # pods by label, Services / PDBs by selector
         self.store.add_index("events", "involved", lambda o: [o.get("involvedObject", {}).get("uid", "")])
         self.registry = Registry(self.store)
         self.faults = Faults()

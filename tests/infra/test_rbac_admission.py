@@ -18,9 +18,9 @@ import celpy
 import pytest
 import yaml
 
-from eks_rolling.models import RedisMove
 from eks_rolling.services.redis.cluster import RUN_LABEL, TEMP_FOR_LABEL, TEMP_SUFFIX
 from eks_rolling.services.redis.cluster.act import temp_body
+from eks_rolling.services.redis.cluster.model import CreateTemp
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox.redis.manifests import redis_cluster
 from infra.app import project_context
@@ -96,16 +96,15 @@ def temp_pod() -> dict[str, Any]:
         ctx=SimpleNamespace(taint_value="run-1a2b3c"),
         group=SimpleNamespace(namespace=ns, name="cache"),
     )
-    move = RedisMove(
-        namespace=ns,
-        group="cache",
-        kind="cluster",
+    create = CreateTemp(
         pod=pod,
-        role="master",
         statefulset=sts["metadata"]["name"],
-        data={"temp": pod + TEMP_SUFFIX, "zone": "us-east-1a", "node_id": "f" * 40, "slots": [[0, 5460]]},
+        temp=pod + TEMP_SUFFIX,
+        node_id="f" * 40,
+        slots=((0, 5460),),
+        zone="us-east-1a",
     )
-    body: dict[str, Any] = temp_body(env, move, copy.deepcopy(sts["spec"]["template"]), sts)  # type: ignore[arg-type]
+    body: dict[str, Any] = temp_body(env, create, copy.deepcopy(sts["spec"]["template"]))  # type: ignore[arg-type]
     return body
 
 

@@ -3,8 +3,8 @@ polling rounds. Used by the planner (plan.py) and the wave grouping (waves.py)."
 
 from __future__ import annotations
 
-# History events the state machine writes (see statemachine/rolling_upgrade.asl.json and
-# docs/history-budget.md; tests/e2e checks these against a measured execution). A Task state is
+# History events the state machine writes (see statemachine/*.asl.json and the README's "Waves";
+# tests/e2e checks these against a measured execution). A Task state is
 # 5 events, a Wait 2, a Choice 2, a Pass 2, a Map iteration 2 plus 3-4 for the Map state itself.
 EVENTS_FIXED = 80  # resolve, plan, pause, suspend, taint, restore, release, maps' own events
 EVENTS_PER_BATCH = 24  # map iteration, surge, one wait-new-nodes round, inner map
@@ -25,7 +25,7 @@ ASSUMED_POLL_ROUNDS_PER_NODE = 6  # measured 3.3 per node; headroom for nodes wi
 ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s)
 # MoveRedisPods rounds (Task + Choice + Wait each) per managed Redis pod on an old node. Measured
 # on the field-report demo (`make demo`, realistic profile, factor 0.05; execution.counts in
-# build/demo-report.json): 173 rounds for 13 pods, 2,212 history events for 6 nodes (compressed
+# build/demo-report.json): 173 rounds for the 12 Redis pods, 2,212 history events for 6 nodes (compressed
 # time gave 178 rounds, at most 77 on the node with the Sentinel master: two switchovers, the
 # move, the sentinel resets). The redis-server processes run in real time while the Waits are
 # scaled, so a real roll polls a Redis move fewer times than this. Budgeted with headroom.

@@ -189,6 +189,9 @@ class Store:
             keys = self._indexes[plural][index].map.get(value, set())
             return [self._data[plural][k] for k in keys if k in self._data[plural]]
 
+    def has_index(self, plural: str, index: str) -> bool:
+        return index in self._indexes.get(plural, {})
+
     def index_field(self, plural: str, field: str, index: str) -> None:
         """Serve `field=value` selectors on `plural` from the named index (e.g. spec.nodeName)."""
         self._field_indexes[(plural, field)] = index
@@ -266,18 +269,7 @@ class Store:
         (or mutates and returns None). No write happens when nothing changed."""
         res = BY_PLURAL[plural]
         with self.lock:
-            key = ((namespace or "") if res.namespaced else "", name)
-            cur = self._data[plural].get(key)
-            if cur is None:
-                raise not_found(res.qualified, name)
-            if expect_uid and expect_uid != cur["metadata"]["uid"]:
-                raise conflict(
-                    res.qualified,
-                    name,
-                    f"Precondition failed: UID in precondition: {expect_uid}, UID in object meta: {cur['metadata']['uid']}",
-                )
-            if expect_rv and expect_rv != cur["metadata"]["resourceVersion"]:
-                raise conflict(res.qualified, name)
+            key, cur = self._current(res, namespace, name, expect_uid, expect_rv)
             work = clone(cur)
             out = fn(work)
             new = work if out is None else out
@@ -299,19 +291,27 @@ class Store:
     ) -> Obj:
         res = BY_PLURAL[plural]
         with self.lock:
-            key = ((namespace or "") if res.namespaced else "", name)
-            cur = self._data[plural].get(key)
-            if cur is None:
-                raise not_found(res.qualified, name)
-            if expect_uid and expect_uid != cur["metadata"]["uid"]:
-                raise conflict(
-                    res.qualified,
-                    name,
-                    f"Precondition failed: UID in precondition: {expect_uid}, UID in object meta: {cur['metadata']['uid']}",
-                )
-            if expect_rv and expect_rv != cur["metadata"]["resourceVersion"]:
-                raise conflict(res.qualified, name)
+            key, cur = self._current(res, namespace, name, expect_uid, expect_rv)
             return self._commit(res, key, cur, None)
+
+    def _current(
+        self, res: Resource, namespace: str | None, name: str, expect_uid: str | None, expect_rv: str | None
+    ) -> tuple[Key, Obj]:
+        """The stored object and its key, or the API server's 404 / 409 for a failed precondition
+        (uid, resourceVersion). Call under the lock."""
+        key = ((namespace or "") if res.namespaced else "", name)
+        cur = self._data[res.plural].get(key)
+        if cur is None:
+            raise not_found(res.qualified, name)
+        if expect_uid and expect_uid != cur["metadata"]["uid"]:
+            raise conflict(
+                res.qualified,
+                name,
+                f"Precondition failed: UID in precondition: {expect_uid}, UID in object meta: {cur['metadata']['uid']}",
+            )
+        if expect_rv and expect_rv != cur["metadata"]["resourceVersion"]:
+            raise conflict(res.qualified, name)
+        return key, cur
 
     def _commit(self, res: Resource, key: Key, old: Obj | None, new: Obj | None) -> Obj:
         self._rv += 1

@@ -12,6 +12,7 @@ from ..api.objects import controller_of, pod_is_ready
 from ..api.selectors import label_selector_matches
 from ..api.store import Obj, WatchEvent, timestamp, utcnow
 from .base import Controller, Manager, NamespacedKey
+from .selection import pods_selected, selecting
 
 DELETION_TIMEOUT = timedelta(minutes=2)
 SCALE_KINDS = {"ReplicaSet": "replicasets", "StatefulSet": "statefulsets", "Deployment": "deployments"}
@@ -41,7 +42,7 @@ class DisruptionController(Controller[NamespacedKey]):
             labels = [(o["metadata"].get("labels") or {}) for o in (ev.obj, ev.old) if o is not None]
             return [
                 (ns, p["metadata"]["name"])
-                for p in self.store.list("poddisruptionbudgets", ns)[0]
+                for p in selecting(self.store, "poddisruptionbudgets", ns, labels)
                 if any(label_selector_matches(p["spec"].get("selector"), lb) for lb in labels)
             ]
         if plural in SCALE_KINDS.values() and ev.type != "ADDED":
@@ -71,11 +72,7 @@ class DisruptionController(Controller[NamespacedKey]):
                 return remaining
             self._first_seen.pop(key, None)
         selector = pdb["spec"].get("selector")
-        pods = [
-            p
-            for p in self.store.list("pods", ns)[0]
-            if label_selector_matches(selector, p["metadata"].get("labels") or {})
-        ]
+        pods = pods_selected(self.store, ns, selector)
         now = utcnow()
         try:
             expected, desired = self._expected(pdb, pods)

@@ -11,6 +11,7 @@ from ..api.objects import pod_is_ready, pod_is_terminal
 from ..api.selectors import label_selector_matches
 from ..api.store import Obj, WatchEvent
 from .base import Controller, NamespacedKey
+from .selection import pods_selected, selecting
 
 
 class EndpointsController(Controller[NamespacedKey]):
@@ -24,7 +25,7 @@ class EndpointsController(Controller[NamespacedKey]):
             labels = [(o["metadata"].get("labels") or {}) for o in (ev.obj, ev.old) if o is not None]
             return [
                 (ns, s["metadata"]["name"])
-                for s in self.store.list("services", ns)[0]
+                for s in selecting(self.store, "services", ns, labels)
                 if s["spec"].get("selector")
                 and any(label_selector_matches({"matchLabels": s["spec"]["selector"]}, lb) for lb in labels)
             ]
@@ -48,12 +49,7 @@ class EndpointsController(Controller[NamespacedKey]):
         if not sel:
             return None
         publish_unready = svc["spec"].get("publishNotReadyAddresses", False)
-        pods = [
-            p
-            for p in self.store.list("pods", ns)[0]
-            if label_selector_matches({"matchLabels": sel}, p["metadata"].get("labels") or {})
-            and p["status"].get("podIP")
-        ]
+        pods = [p for p in pods_selected(self.store, ns, {"matchLabels": sel}) if p["status"].get("podIP")]
         ready: list[Obj] = []
         not_ready: list[Obj] = []
         slice_eps: list[Obj] = []

@@ -2,15 +2,19 @@
 NodeAffinity, NodeResourcesFit (requests against allocatable, and the pod count), VolumeBinding
 (zone pinning, WaitForFirstConsumer provisioning), required pod anti-affinity, and a spreading
 score. Not-ready nodes are excluded by their not-ready taint. Filters run in the upstream
-order and stop at a node's first failing plugin (framework.RunFilterPlugins)."""
+order and stop at a node's first failing plugin (framework.RunFilterPlugins). Per-node usage and
+static filter results come from the scheduler's cache (scheduler_cache.py), and a pass stops
+once numFeasibleNodesToFind nodes fit, starting where the last pass stopped (upstream's
+percentageOfNodesToScore), so scheduling P pods on N nodes stays close to linear."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from eks_rolling.labels import LABEL_HOSTNAME, LABEL_TOPOLOGY_ZONE, TAINT_NODE_UNSCHEDULABLE
-from eks_rolling.planning.resources import Resources, cpu_millis, memory_bytes, requests_of
+from eks_rolling.planning.resources import Resources
 
 from ..api.errors import ApiError
 from ..api.events import record_event
@@ -18,21 +22,16 @@ from ..api.objects import condition, controller_of, set_condition
 from ..api.selectors import label_selector_matches
 from ..api.store import Obj, WatchEvent
 from .base import Controller, Manager, NamespacedKey
+from .scheduler_cache import (
+    TERMINAL_PHASES,
+    NodeInfo,
+    SchedulerCache,
+    num_feasible_nodes_to_find,
+    pod_requests,
+    schedulable_view,
+    scheduling_signature,
+)
 from .scheduling import node_affinity_matches, node_zone, pv_zones, untolerated_taint
-
-MAX_PODS = 110  # kubelet default, for a node that reports no allocatable pods
-TERMINAL_PHASES = ("Succeeded", "Failed")
-
-
-def pod_requests(pod: Obj) -> Resources:
-    """What NodeResourcesFit counts for a pod: the sum of its containers' requests."""
-    return requests_of(pod["spec"].get("containers"))
-
-
-def node_allocatable(node: Obj) -> tuple[Resources, int]:
-    alloc = (node.get("status") or {}).get("allocatable") or {}
-    pods = int(alloc.get("pods", MAX_PODS))
-    return Resources(cpu_millis(alloc.get("cpu", 0)), memory_bytes(alloc.get("memory", 0))), pods
 
 
 def _is_pending(pod: Obj | None) -> bool:
@@ -47,9 +46,12 @@ class Scheduler(Controller[NamespacedKey]):
     def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
         self.pending: set[NamespacedKey] = set()
+        self.cache = SchedulerCache()
+        self._next_start = 0  # schedule_one.go nextStartNodeIndex: the round-robin over nodes
 
     def keys_for(self, ev: WatchEvent) -> Iterable[NamespacedKey]:
         plural = ev.resource.plural
+        self.cache.on_event(ev)  # under the store lock, like every keys_for
         if plural == "pods":
             key = (ev.obj["metadata"]["namespace"], ev.obj["metadata"]["name"])
             if ev.type != "DELETED" and _is_pending(ev.obj):
@@ -71,7 +73,7 @@ class Scheduler(Controller[NamespacedKey]):
         if (
             plural == "nodes"
             and ev.type != "DELETED"
-            and (ev.old is None or _schedulable_view(ev.old) != _schedulable_view(ev.obj))
+            and (ev.old is None or schedulable_view(ev.old) != schedulable_view(ev.obj))
         ):
             return tuple(self.pending)
         if plural in ("persistentvolumeclaims", "persistentvolumes"):
@@ -79,11 +81,12 @@ class Scheduler(Controller[NamespacedKey]):
         return ()
 
     def initial_keys(self) -> Iterable[NamespacedKey]:
-        for p in self.store.all("pods"):
-            if _is_pending(p):
-                key = (p["metadata"]["namespace"], p["metadata"]["name"])
-                self.pending.add(key)
-                yield key
+        with self.store.lock:
+            pods = self.store.all("pods")
+            self.cache.rebuild(self.store.all("nodes"), pods)
+        keys = [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods if _is_pending(p)]
+        self.pending.update(keys)
+        return keys
 
     def reconcile(self, key: NamespacedKey) -> float | None:
         ns, name = key
@@ -91,64 +94,83 @@ class Scheduler(Controller[NamespacedKey]):
         if not _is_pending(pod):
             return None
         assert pod is not None
-        nodes = self.store.all("nodes")
+        spec = pod["spec"]
+        want = pod_requests(pod)
+        dynamic = self._has_dynamic_filters(pod)
+        wc, wm = want.cpu_m, want.memory
+        per_node, per_zone = self._siblings(pod)
         reasons: Counter[str] = Counter()
-        feasible: list[Obj] = []
-        for node in nodes:
-            why = self._filter(pod, node)
-            if why:
-                reasons.update(why)
-            else:
-                feasible.append(node)
-        if not feasible:
-            self._unschedulable(pod, len(nodes), reasons)
+        best: Obj | None = None
+        best_score: tuple[int, int, int, int, str] | None = None
+        # The cache is kept by store events under the store lock: hold it for one consistent pass.
+        with self.store.lock:
+            infos = self.cache.ordered()
+            total = len(infos)
+            static = self.cache.static_reasons(
+                scheduling_signature(pod), lambda node: _static_filter(spec, node)
+            )
+            # findNodesThatPassFilters: from a moving start, stop once enough nodes fit. The fit
+            # and the score are inlined: this loop runs nodes x pods times.
+            to_find = num_feasible_nodes_to_find(total)
+            start = self._next_start % total if total else 0
+            processed = found = 0
+            for info in itertools.chain(infos[start:], infos[:start]):
+                processed += 1
+                name = info.name
+                why = static.get(name)
+                if why is None:
+                    alloc = info.allocatable
+                    if (
+                        info.pods >= info.max_pods
+                        or (wc and info.cpu_m + wc > alloc.cpu_m)
+                        or (wm and info.memory + wm > alloc.memory)
+                    ):
+                        why = _resources_fit(want, info)
+                    elif dynamic:
+                        why = self._dynamic_filter(pod, info.node)
+                if why:
+                    reasons.update(why)
+                    continue
+                # Spread score: PreferNoSchedule taints, siblings on the node, in the zone, load.
+                score = (
+                    info.prefer_no_schedule,
+                    per_node.get(name, 0),
+                    per_zone.get(info.zone, 0),
+                    info.load,
+                    name,
+                )
+                if best_score is None or score < best_score:
+                    best_score, best = score, info.node
+                found += 1
+                if found >= to_find:
+                    break
+            self._next_start = (start + processed) % total if total else 0
+        if best is None:
+            self._unschedulable(pod, total, reasons)
             return None
-        best = min(feasible, key=self._scorer(pod))
         self._bind(pod, best)
         return None
 
     # --- filters -------------------------------------------------------------------------------
-    def _filter(self, pod: Obj, node: Obj) -> list[str] | None:
-        """The reasons the first failing plugin gives for this node, or None if the pod fits."""
+    @staticmethod
+    def _has_dynamic_filters(pod: Obj) -> bool:
+        """Filters that read other objects (claims, volumes, other pods) and are not cached."""
         spec = pod["spec"]
-        taint = untolerated_taint(spec, node)
-        if taint is not None:
-            if taint["key"] == TAINT_NODE_UNSCHEDULABLE and node["spec"].get("unschedulable"):
-                return ["node(s) were unschedulable"]
-            return [f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"]
-        if not node_affinity_matches(spec, node):
-            return ["node(s) didn't match Pod's node affinity/selector"]
-        insufficient = self._resources_fit(pod, node)
-        if insufficient:
-            return insufficient
+        return any(
+            (v.get("persistentVolumeClaim") or {}).get("claimName") for v in spec.get("volumes") or []
+        ) or bool(
+            ((spec.get("affinity") or {}).get("podAntiAffinity") or {}).get(
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            )
+        )
+
+    def _dynamic_filter(self, pod: Obj, node: Obj) -> list[str] | None:
         why = self._volume_filter(pod, node)
         if why:
             return [why]
         if self._anti_affinity_violated(pod, node):
             return ["node(s) didn't match pod anti-affinity rules"]
         return None
-
-    def _resources_fit(self, pod: Obj, node: Obj) -> list[str]:
-        """NodeResourcesFit (pkg/scheduler/framework/plugins/noderesources/fit.go): the requests
-        of the pods bound to the node that have not finished (terminating ones still hold their
-        room until they are gone) plus this pod's must fit in allocatable; every resource
-        short is a reason ("Insufficient cpu", "Insufficient memory", "Too many pods")."""
-        alloc, max_pods = node_allocatable(node)
-        used, count = Resources(), 0
-        for p in self.store.by_index("pods", "node", node["metadata"]["name"]):
-            if p.get("status", {}).get("phase") in TERMINAL_PHASES:
-                continue
-            used += pod_requests(p)
-            count += 1
-        out = []
-        if count + 1 > max_pods:
-            out.append("Too many pods")
-        want = pod_requests(pod)
-        if want.cpu_m and used.cpu_m + want.cpu_m > alloc.cpu_m:
-            out.append("Insufficient cpu")
-        if want.memory and used.memory + want.memory > alloc.memory:
-            out.append("Insufficient memory")
-        return out
 
     def _volume_filter(self, pod: Obj, node: Obj) -> str | None:
         ns = pod["metadata"]["namespace"]
@@ -195,37 +217,21 @@ class Scheduler(Controller[NamespacedKey]):
         return False
 
     # --- score ---------------------------------------------------------------------------------
-    def _scorer(self, pod: Obj) -> Callable[[Obj], tuple[int, int, int, int, str]]:
-        """Spread score: PreferNoSchedule taints, then this pod's siblings on the node and in
-        its zone, then the node's pod count. Siblings are counted once per pod (one pass over
-        the owner's pods), not once per candidate node, so scheduling stays linear."""
+    def _siblings(self, pod: Obj) -> tuple[dict[str, int], dict[str | None, int]]:
+        """This pod's siblings (same controller) per node and per zone, for the spread score.
+        Counted once per pod (one pass over the owner's pods), not once per candidate node."""
         owner = controller_of(pod)
-        per_node: Counter[str] = Counter()
-        per_zone: Counter[str | None] = Counter()
+        per_node: dict[str, int] = {}
+        per_zone: dict[str | None, int] = {}
         if owner:
             for p in self.store.by_index("pods", "owner", owner["uid"]):
                 node_name = p["spec"].get("nodeName")
                 if node_name and "deletionTimestamp" not in p["metadata"]:
-                    per_node[node_name] += 1
-                    per_zone[self._zone_of(node_name)] += 1
-
-        def score(node: Obj) -> tuple[int, int, int, int, str]:
-            name = node["metadata"]["name"]
-            load = sum(
-                1
-                for p in self.store.by_index("pods", "node", name)
-                if "deletionTimestamp" not in p["metadata"]
-            )
-            prefer_no = sum(
-                1 for t in node["spec"].get("taints") or [] if t.get("effect") == "PreferNoSchedule"
-            )
-            return (prefer_no, per_node[name], per_zone[node_zone(node)], load, name)
-
-        return score
-
-    def _zone_of(self, node_name: str) -> str | None:
-        n = self.store.get("nodes", None, node_name)
-        return node_zone(n) if n else None
+                    per_node[node_name] = per_node.get(node_name, 0) + 1
+                    info = self.cache.nodes.get(node_name)
+                    zone = info.zone if info else None
+                    per_zone[zone] = per_zone.get(zone, 0) + 1
+        return per_node, per_zone
 
     # --- bind ----------------------------------------------------------------------------------
     def _bind(self, pod: Obj, node: Obj) -> None:
@@ -346,9 +352,28 @@ class Scheduler(Controller[NamespacedKey]):
         record_event(self.store, pod, "FailedScheduling", msg, type_="Warning", component="default-scheduler")
 
 
-def _schedulable_view(node: Obj) -> tuple[object, ...]:
-    return (
-        tuple((t.get("key"), t.get("value"), t.get("effect")) for t in node["spec"].get("taints") or []),
-        node["spec"].get("unschedulable", False),
-        tuple(sorted((node["metadata"].get("labels") or {}).items())),
-    )
+def _static_filter(spec: Obj, node: Obj) -> list[str] | None:
+    """TaintToleration then NodeAffinity: they read only the pod spec and the node."""
+    taint = untolerated_taint(spec, node)
+    if taint is not None:
+        if taint["key"] == TAINT_NODE_UNSCHEDULABLE and node["spec"].get("unschedulable"):
+            return ["node(s) were unschedulable"]
+        return [f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"]
+    if not node_affinity_matches(spec, node):
+        return ["node(s) didn't match Pod's node affinity/selector"]
+    return None
+
+
+def _resources_fit(want: Resources, info: NodeInfo) -> list[str] | None:
+    """NodeResourcesFit (pkg/scheduler/framework/plugins/noderesources/fit.go): the requests
+    of the pods bound to the node that have not finished (terminating ones still hold their
+    room until they are gone) plus this pod's must fit in allocatable; every resource
+    short is a reason ("Insufficient cpu", "Insufficient memory", "Too many pods")."""
+    out = []
+    if info.pods + 1 > info.max_pods:
+        out.append("Too many pods")
+    if want.cpu_m and info.cpu_m + want.cpu_m > info.allocatable.cpu_m:
+        out.append("Insufficient cpu")
+    if want.memory and info.memory + want.memory > info.allocatable.memory:
+        out.append("Insufficient memory")
+    return out or None

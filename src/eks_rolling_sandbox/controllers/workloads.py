@@ -82,6 +82,10 @@ def _pod_from_template(owner: Obj, template: Obj, name: str | None, generate: st
     return pod
 
 
+def sorted_by_name(objs: list[Obj]) -> list[Obj]:
+    return sorted(objs, key=lambda o: o["metadata"]["name"])
+
+
 class ReplicaSetController(Controller[NamespacedKey]):
     name = "replicaset"
 
@@ -160,7 +164,7 @@ class ReplicaSetController(Controller[NamespacedKey]):
     def _adopt(self, rs: Obj) -> None:
         ns = rs["metadata"]["namespace"]
         sel = rs["spec"].get("selector")
-        for p in self.store.list("pods", ns)[0]:
+        for p in sorted_by_name(self.store.by_index("pods", "orphan", ns)):
             if (
                 controller_of(p) is None
                 and "deletionTimestamp" not in p["metadata"]
@@ -372,7 +376,7 @@ class StatefulSetController(Controller[NamespacedKey]):
 
     def _adopt(self, sts: Obj) -> None:
         ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
-        for p in self.store.list("pods", ns)[0]:
+        for p in sorted_by_name(self.store.by_index("pods", "orphan", ns)):
             m = STS_POD_NAME.match(p["metadata"]["name"])
             if (
                 not m

@@ -161,7 +161,7 @@ def report_failures(report: dict[str, Any]) -> list[str]:
         check(
             s["write_errors"] == 0,
             "redis.sentinel.write_errors",
-            f"{s['write_errors']} {s.get('write_error_types')} after the client's one retry "
+            f"{s['write_errors']} {s.get('write_error_types')} past the client's retry window "
             f"({s.get('write_retries')} retried: {s.get('write_retry_types')})",
         )
         check(not s["stale_replicas"], "redis.sentinel.stale_replicas", s["stale_replicas"])

@@ -388,7 +388,7 @@ def sentinel_report(
     writer_report: WriterReport,
     switchovers: Sequence[Obj] | None = None,
 ) -> dict[str, Any]:
-    """`acked_writes_lost`, `write_errors` (failed after the client's one retry), `write_retries`
+    """`acked_writes_lost`, `write_errors` (failed past the client's retry window), `write_retries`
     (by type), `max_write_gap_ms`, `switchover_gaps_ms` (longest writer gap per master
     switchover), `stale_replicas` (entries in a sentinel's view that are no live pod),
     `master_pod`, `quorum_ok`, and the detail behind them."""

@@ -5,11 +5,14 @@ leaf: the procedures import it, it imports neither of them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
-from ...errors import PermanentError, RedisMoveTimeoutError
+from pydantic import BaseModel, ConfigDict
+
+from ...errors import DrainTimeoutError, PermanentError, RedisMoveTimeoutError
 from ...k8s import KubeOps
 from ...labels import REDIS_PORT
 from ...models import RedisMove, RollContext
@@ -61,6 +64,36 @@ class RedisEnv:
         return move.model_copy(update={"data": {**move.data, "throttled": n}}), backoff_s(n, self.settings)
 
 
+class MoveState(BaseModel):
+    """A procedure's typed state of one move, kept in RedisMove.data (a None field is absent
+    from the stored JSON). Each round validates the stored state: a key misspelt or of the wrong
+    type is a clear error at the start of a round, not a KeyError half-way through a phase."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # What the next phase starts again from scratch (the last wait's reason, at least).
+    FRESH: ClassVar[tuple[str, ...]] = ("waiting",)
+
+    @classmethod
+    def of(cls, move: RedisMove) -> Self:
+        return cls.model_validate(move.data)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+    def go(self, **update: Any) -> Self:
+        """The state of the next step: what it starts afresh dropped, `update` applied."""
+        return self.model_copy(update={**dict.fromkeys(self.FRESH), **update})
+
+
+@dataclass(frozen=True)
+class Evict:
+    """Evict one of the group's pods through the Eviction API (a PDB may refuse: the round then
+    waits as the drain does)."""
+
+    pod: str
+    uid: str
+
+
 S = TypeVar("S")  # a procedure's typed move state
 A = TypeVar("A")  # a procedure's actions
 
@@ -101,6 +134,58 @@ class Abort(Generic[A]):
 
 
 Decision = Wait[S, A] | Act[S, A] | Abort[A]
+
+
+def refused(reason: str, wait_s: int) -> Wait[Any, Any]:
+    """A PDB refused the eviction: wait as the drain does, and time out as the drain does."""
+    return Wait(reason, wait_s, error=DrainTimeoutError)
+
+
+@dataclass
+class Outcome:
+    """What an executor's run did, for the procedure to record."""
+
+    notes: list[str] = field(default_factory=list)
+    blocked: str | None = None  # a PDB refused the eviction: what blocks it; nothing ran after
+
+
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+
+
+def run_actions(
+    actions: tuple[A, ...] | list[A], one: Callable[[A, OutcomeT], None], out: OutcomeT
+) -> OutcomeT:
+    """Run `actions` in order with an executor's `one`, up to a refused eviction."""
+    for a in actions:
+        one(a, out)
+        if out.blocked is not None:
+            break
+    return out
+
+
+Settle = Callable[[RedisMove, "RedisEnv", Wait[S, A], list[str]], "Advance"]
+
+
+def carry_out(
+    move: RedisMove,
+    env: RedisEnv,
+    decision: Decision[S, A],
+    run: Callable[[tuple[A, ...]], OutcomeT],
+    settle: Settle[S, A],
+) -> Advance | tuple[Act[S, A], OutcomeT]:
+    """Run what `decision` asks. An Abort raises its error after its actions (which leave the
+    group safe first); an eviction a PDB refused (counted, with the drain's backoff; an Act's or
+    a Wait's) or a Wait settles into the move's Advance here; an Act comes back with what its
+    actions did, for the procedure to take the move to its next phase."""
+    out = run(decision.actions)
+    if isinstance(decision, Abort):
+        raise decision.error
+    if out.blocked is not None:
+        throttled, wait_s = env.refused(move)
+        return settle(throttled, env, refused(out.blocked, wait_s), [])
+    if isinstance(decision, Wait):
+        return settle(move, env, decision, [*decision.notes, *out.notes])
+    return decision, out
 
 
 def timed_out(move: RedisMove, now: datetime) -> bool:

@@ -38,8 +38,11 @@ Consistency argument (cleanup and aborts, `remove_temp`):
     `nodes.conf`, so when A comes back it rejoins as T's replica; failing back and removing T is
     then a manual step (named in the note, and the next plan blocks on the leftover pod).
 
-The package: survey.py reads the group and checks its views (pure), act.py holds the shared
-writes and the temporary pod, procedure.py the phases, cleanup.py the way back.
+The package, as the Sentinel one: survey.py reads the group (read only: pods at the start of a
+round, each node's answers on first use), checks.py holds the pure checks over the nodes' views,
+decide.py one pure decision per phase (a Round in; Wait, Act or Abort out), model.py the move's
+typed state and the actions, act.py the one executor (the only writes), procedure.py the wiring,
+cleanup.py the way back (the same pattern, looped and bounded within one invocation).
 """
 
 from .procedure import ClusterProcedure

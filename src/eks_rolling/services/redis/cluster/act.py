@@ -1,10 +1,12 @@
-"""Redis Cluster: the writes shared by the phases and the cleanup: announcing a node's role,
-forgetting the temporary node everywhere, creating the temporary pod."""
+"""The Redis Cluster procedure's executor: the only code that writes to Redis or Kubernetes for a
+move (the cleanup shares its writes). Each action is safe to run again: a round that dies
+mid-way is decided afresh next round."""
 
 from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from ....errors import (
@@ -12,22 +14,32 @@ from ....errors import (
     RedisTempNodeError,
     RetryableError,
 )
-from ....models import RedisMove
 from ....redis.cluster import ranges_text
-from ..procedure import RedisEnv
+from ..procedure import Evict, Outcome, RedisEnv, run_actions
+from .model import (
+    Action,
+    Announce,
+    Configure,
+    CreateTemp,
+    Failover,
+    Forget,
+    Meet,
+    Replicate,
+)
 from .survey import (
     FOR_ID_ANNOTATION,
     FOR_POD_ANNOTATION,
     GROUP_LABEL,
+    READ_ERRORS,
     RUN_LABEL,
     SLOTS_ANNOTATION,
     TEMP_FOR_LABEL,
     ZONE_LABEL,
     Addr,
-    Views,
+    Survey,
     admin,
     label_safe,
-    lagging_nodes,
+    short,
 )
 
 log = logging.getLogger(__name__)
@@ -43,16 +55,6 @@ def announce(env: RedisEnv, addrs: dict[str, Addr], who: str) -> None:
                 n.meet(*addr)
 
 
-def nudge(env: RedisEnv, move: RedisMove, addrs: dict[str, Addr], views: Views) -> RedisMove:
-    """Announce (once per phase and node) the role of every node others have not caught up with."""
-    done = list(move.data.get("announced") or [])
-    for name in lagging_nodes(views):
-        if name not in done and name in addrs:
-            announce(env, addrs, name)
-            done.append(name)
-    return move.model_copy(update={"data": {**move.data, "announced": done}})
-
-
 def forget_everywhere(env: RedisEnv, addrs: dict[str, Addr], node_id: str) -> tuple[list[str], float]:
     """FORGET on every address, back to back: the 60 s ban (Redis 7.0) must start everywhere
     before any node could gossip the forgotten node back. Raises if a node refuses."""
@@ -65,10 +67,9 @@ def forget_everywhere(env: RedisEnv, addrs: dict[str, Addr], node_id: str) -> tu
     return done, (env.monotonic() - t0) * 1000
 
 
-def ensure_temp(move: RedisMove, env: RedisEnv) -> bool:
+def ensure_temp(env: RedisEnv, a: CreateTemp) -> bool:
     """Create the temporary pod unless this run's is already there. True if created now."""
-    ns, d = env.group.namespace, move.data
-    name = str(d["temp"])
+    ns, name = env.group.namespace, a.temp
     existing = env.kube.get_pod(ns, name)
     if existing is not None:
         run = (existing.metadata.labels or {}).get(RUN_LABEL)
@@ -77,10 +78,10 @@ def ensure_temp(move: RedisMove, env: RedisEnv) -> bool:
                 f"pod {ns}/{name} exists and is not this run's temporary pod (run {run})"
             )
         return False
-    sts = env.kube.statefulset(ns, move.statefulset)
+    sts = env.kube.statefulset(ns, a.statefulset)
     if sts is None:
-        raise RedisTempNodeError(f"StatefulSet {ns}/{move.statefulset} of {move.ref} is gone")
-    body = temp_body(env, move, env.kube.sanitize(sts.spec.template), sts)
+        raise RedisTempNodeError(f"StatefulSet {ns}/{a.statefulset} of {ns}/{a.pod} is gone")
+    body = temp_body(env, a, env.kube.sanitize(sts.spec.template))
     try:
         env.kube.create_pod(ns, body)
     except ConflictError:
@@ -92,8 +93,7 @@ def ensure_temp(move: RedisMove, env: RedisEnv) -> bool:
     return True
 
 
-def temp_body(env: RedisEnv, move: RedisMove, tpl: dict[str, Any], sts: Any) -> dict[str, Any]:
-    d = move.data
+def temp_body(env: RedisEnv, a: CreateTemp, tpl: dict[str, Any]) -> dict[str, Any]:
     spec = copy.deepcopy(tpl.get("spec") or {})
     for key in ("nodeName", "hostname", "subdomain"):
         spec.pop(key, None)
@@ -115,7 +115,7 @@ def temp_body(env: RedisEnv, move: RedisMove, tpl: dict[str, Any], sts: Any) -> 
         for t in spec.get("tolerations") or []
         if not (t.get("key") == key or (not t.get("key") and t.get("operator") == "Exists"))
     ]
-    zone_expr = {"key": ZONE_LABEL, "operator": "In", "values": [d["zone"]]}
+    zone_expr = {"key": ZONE_LABEL, "operator": "In", "values": [a.zone]}
     required = (
         spec.setdefault("affinity", {})
         .setdefault("nodeAffinity", {})
@@ -128,24 +128,69 @@ def temp_body(env: RedisEnv, move: RedisMove, tpl: dict[str, Any], sts: Any) -> 
     tpl_md = tpl.get("metadata") or {}
     # Only our labels: out of the StatefulSet's selector, its Services and its PDBs.
     labels = {
-        TEMP_FOR_LABEL: label_safe(move.pod),
+        TEMP_FOR_LABEL: label_safe(a.pod),
         RUN_LABEL: env.ctx.taint_value,
         GROUP_LABEL: label_safe(env.group.name),
     }
     annotations = {
         **(tpl_md.get("annotations") or {}),
-        FOR_POD_ANNOTATION: move.pod,
-        FOR_ID_ANNOTATION: str(d["node_id"]),
-        SLOTS_ANNOTATION: ranges_text(d["slots"]),
+        FOR_POD_ANNOTATION: a.pod,
+        FOR_ID_ANNOTATION: a.node_id,
+        SLOTS_ANNOTATION: ranges_text(a.slots),
     }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": d["temp"],
+            "name": a.temp,
             "namespace": env.group.namespace,
             "labels": labels,
             "annotations": annotations,
         },
         "spec": spec,
     }
+
+
+@dataclass
+class Executor:
+    env: RedisEnv
+    survey: Survey  # where the actions' pods are (by name)
+
+    def run(self, actions: tuple[Action, ...]) -> Outcome:
+        return run_actions(actions, self._one, Outcome())
+
+    def _one(self, a: Action, out: Outcome) -> None:
+        env, at = self.env, self.survey.addr
+        if isinstance(a, Evict):
+            out.blocked = env.evict(a.pod, a.uid)
+        elif isinstance(a, CreateTemp):
+            created = ensure_temp(env, a)
+            out.notes.append(
+                f"{'created' if created else 'found'} temporary pod {a.temp} from StatefulSet "
+                f"{a.statefulset}'s template in {a.zone}"
+            )
+        elif isinstance(a, Configure):
+            with admin(env, at(a.pod)) as n:
+                n.config_set(a.name, a.value)
+        elif isinstance(a, Meet):
+            with admin(env, at(a.pod)) as n:
+                n.meet(a.ip, a.port)
+        elif isinstance(a, Announce):
+            try:
+                announce(env, {name: at(name) for name in a.among}, a.pod)
+            except READ_ERRORS:
+                if not a.quiet:
+                    raise
+        elif isinstance(a, Replicate):
+            with admin(env, at(a.pod)) as n:
+                n.replicate(a.master_id)
+        elif isinstance(a, Failover):
+            with admin(env, at(a.pod)) as n:
+                if n.role() != "master":
+                    n.failover()
+        elif isinstance(a, Forget):
+            forgot, ms = forget_everywhere(env, {name: at(name) for name in a.on}, a.node_id)
+            out.notes.append(f"CLUSTER FORGET {short(a.node_id)} on {len(forgot)} nodes in {ms:.1f} ms")
+        else:
+            env.kube.delete_pod(env.group.namespace, a.temp)
+            out.notes.append(f"deleted temporary pod {a.temp}")

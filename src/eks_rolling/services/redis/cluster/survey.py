@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ....labels import (
     LABEL_RUN,
@@ -18,7 +19,7 @@ from ....labels import (
     REDIS_TEMP_FOR_POD,
     REDIS_TEMP_SLOTS,
 )
-from ....redis.cluster import NodeAdmin, NodeEntry, RedisError, ranges_text, uncovered_slots
+from ....redis.cluster import NodeAdmin, NodeEntry, RedisError
 from ..procedure import RedisEnv
 
 log = logging.getLogger(__name__)
@@ -59,20 +60,6 @@ def label_safe(value: str) -> str:
 def temp_name(pod: str) -> str:
     # Not `<sts>-<ordinal>`: the StatefulSet controller never adopts it.
     return pod + TEMP_SUFFIX
-
-
-def move_slots(data: dict[str, Any]) -> list[tuple[int, int]]:
-    return norm(data["slots"])
-
-
-def norm(ranges: Iterable[Iterable[int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted((int(r[0]), int(r[1])) for r in (list(x) for x in ranges)):
-        if out and a <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 # --- pods ------------------------------------------------------------------------------------------
@@ -157,49 +144,6 @@ def look(env: RedisEnv, addrs: dict[str, Addr]) -> tuple[Views, dict[str, str]]:
     return views, errors
 
 
-def myself(entries: list[NodeEntry]) -> NodeEntry | None:
-    return next((e for e in entries if e.myself), None)
-
-
-def entry_of(entries: list[NodeEntry], node_id: str) -> NodeEntry | None:
-    return next((e for e in entries if e.id == node_id), None)
-
-
-def roles_agree(
-    views: Views, master_id: str, replica_id: str, slots: list[tuple[int, int]], *, replica_may_be_gone: bool
-) -> str | None:
-    """None if every view has `master_id` as master of exactly `slots` and `replica_id` as its
-    replica; else what disagrees."""
-    for name, entries in views.items():
-        m = entry_of(entries, master_id)
-        if m is None or not m.is_master or m.unsettled or norm(m.slots) != slots:
-            got = "unknown" if m is None else f"{','.join(sorted(m.flags))} slots {ranges_text(m.slots)}"
-            return f"{name} sees {short(master_id)} as {got}"
-        r = entry_of(entries, replica_id)
-        if r is None and replica_may_be_gone:
-            continue
-        if r is None or not r.is_replica or r.master_id != master_id:
-            got = "unknown" if r is None else ",".join(sorted(r.flags))
-            got += f" of {short(r.master_id)}" if r is not None and r.master_id else ""
-            return f"{name} sees {short(replica_id)} as {got}"
-    return None
-
-
-def lagging_nodes(views: Views) -> list[str]:
-    """Nodes whose own role (master, or replica of whom) some other node does not know yet."""
-    out: list[str] = []
-    for name, entries in views.items():
-        me = myself(entries)
-        if me is None:
-            continue
-        for other, es in views.items():
-            e = entry_of(es, me.id) if other != name else None
-            if e is not None and (e.is_master != me.is_master or e.master_id != me.master_id):
-                out.append(name)
-                break
-    return sorted(out)
-
-
 def sync_gap(env: RedisEnv, replica: Addr, master: Addr) -> tuple[bool, str]:
     """(synced, detail): link up, no sync running, and the replica has processed everything the
     master had CATCH_UP_S earlier. Without a write pause offsets never match exactly; a fixed
@@ -222,27 +166,196 @@ def sync_gap(env: RedisEnv, replica: Addr, master: Addr) -> tuple[bool, str]:
     return lag <= 0, f"offset {offset}, master's {CATCH_UP_S:.1f}s earlier {master_offset}"
 
 
-def cluster_problems(views: Views, errors: dict[str, str], known_ids: set[str] | None) -> list[str]:
-    """What makes the group unsafe to touch, from every node's own view."""
-    out: list[str] = [f"{name} does not answer ({why})" for name, why in sorted(errors.items())]
-    for name, entries in sorted(views.items()):
-        me = myself(entries)
-        missing = uncovered_slots(entries)
-        if missing:
-            out.append(f"{name}: {missing} of 16384 slots uncovered")
-        for e in entries:
-            if e.flags & {"fail", "fail?"}:
-                out.append(f"{name} flags node {short(e.id)} ({e.ip}) {','.join(sorted(e.flags))}")
-            if (
-                e.is_master
-                and e.slots
-                and not any(r.master_id == e.id and not r.unsettled for r in entries if r.is_replica)
-            ):
-                out.append(f"{name}: master {short(e.id)} ({ranges_text(e.slots)}) has no replica")
-            if known_ids is not None and e.id not in known_ids and not e.unsettled:
-                out.append(
-                    f"{name} knows node {short(e.id)} ({e.ip}), which is no pod of the group (a leftover temporary node?)"
-                )
-        if me is None:
-            out.append(f"{name}: no myself entry")
-    return sorted(set(out))
+# --- the survey: one round's read-only look at the group -----------------------------------------
+# What a failed read is: "not yet" for the phase that needed it, never a crash of the round.
+class Unread(LookupError):
+    """A pod not running, or an answer the survey does not hold (unit tests give values only)."""
+
+
+READ_ERRORS = (RedisError, OSError, Unread)
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    uid: str
+    ip: str | None
+    port: int
+    node: str | None
+    running: bool  # Running, Ready, not terminating, with an IP
+    terminating: bool
+    state: str  # for people: "absent", "terminating", "Pending (why)", ...
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def addr(self) -> Addr | None:
+        return (self.ip, self.port) if self.running and self.ip else None
+
+
+def pod_of(pod: Any) -> Pod:
+    md = pod.metadata
+    return Pod(
+        name=md.name,
+        uid=md.uid,
+        ip=pod.status.pod_ip,
+        port=pod_port(pod),
+        node=pod.spec.node_name,
+        running=running(pod),
+        terminating=md.deletion_timestamp is not None,
+        state=pod_state(pod),
+        labels=dict(md.labels or {}),
+        annotations=dict(md.annotations or {}),
+    )
+
+
+def state_of(pod: Pod | None) -> str:
+    return "absent" if pod is None else pod.state
+
+
+class Probe(Protocol):
+    """Where a Survey's reads of nodes come from (raising one of READ_ERRORS)."""
+
+    def nodes(self, addr: Addr) -> list[NodeEntry]: ...
+
+    def myid(self, addr: Addr) -> str: ...
+
+    def cluster_state(self, addr: Addr) -> str | None: ...
+
+    def role(self, addr: Addr) -> str: ...
+
+    def sync(self, replica: Addr, master: Addr) -> tuple[bool, str]: ...
+
+    def zone(self, node: str) -> str | None: ...
+
+    def tainted(self, node: str) -> bool: ...
+
+
+@dataclass
+class Survey:
+    """The group's pods (and this move's temporary pod) read at the start of the round; each
+    node's answers read on first use and kept for the round. Built from values alone (no probe),
+    it is what the unit tests give the pure decisions: what they did not give is a LookupError."""
+
+    members: dict[str, Pod | None]  # the StatefulSets' pods by name (None: absent)
+    temp: Pod | None = None  # this move's temporary pod
+    leftovers: list[Pod] = field(default_factory=list)  # every temporary pod of the group
+    probe: Probe | None = None
+    answers: dict[tuple[str, ...], Any] = field(default_factory=dict)
+
+    def _read(self, key: tuple[str, ...], read: Callable[[Probe], Any]) -> Any:
+        if key not in self.answers:
+            try:
+                if self.probe is None:
+                    raise Unread(f"{' '.join(key)} was not surveyed")
+                self.answers[key] = read(self.probe)
+            except READ_ERRORS as exc:
+                self.answers[key] = exc
+        got = self.answers[key]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def pod(self, name: str) -> Pod | None:
+        if self.temp is not None and name == self.temp.name:
+            return self.temp
+        return self.members.get(name)
+
+    def addr(self, name: str) -> Addr:
+        pod = self.pod(name)
+        if pod is None or pod.addr is None:
+            raise Unread(f"{name} is {state_of(pod)}")
+        return pod.addr
+
+    def addrs(self, *, with_temp: bool = False) -> dict[str, Addr]:
+        out = {n: ad for n, p in self.members.items() if p is not None and (ad := p.addr)}
+        if with_temp and self.temp is not None and self.temp.addr is not None:
+            out[self.temp.name] = self.temp.addr
+        return out
+
+    def down(self) -> list[str]:
+        return [f"{n} is {state_of(p)}" for n, p in self.members.items() if p is None or not p.running]
+
+    def nodes(self, name: str) -> list[NodeEntry]:
+        return list(self._read(("nodes", name), lambda p: p.nodes(self.addr(name))))
+
+    def myid(self, name: str) -> str:
+        return str(self._read(("myid", name), lambda p: p.myid(self.addr(name))))
+
+    def cluster_state(self, name: str) -> str | None:
+        got = self._read(("state", name), lambda p: p.cluster_state(self.addr(name)))
+        return None if got is None else str(got)
+
+    def role(self, name: str) -> str:
+        return str(self._read(("role", name), lambda p: p.role(self.addr(name))))
+
+    def sync(self, replica: str, master: str) -> tuple[bool, str]:
+        got = self._read(("sync", replica, master), lambda p: p.sync(self.addr(replica), self.addr(master)))
+        return bool(got[0]), str(got[1])
+
+    def zone(self, node: str) -> str | None:
+        got = self._read(("zone", node), lambda p: p.zone(node))
+        return None if got is None else str(got)
+
+    def tainted(self, node: str | None) -> bool:
+        return node is not None and bool(self._read(("tainted", node), lambda p: p.tainted(node)))
+
+    def look(self, names: Iterable[str]) -> tuple[Views, dict[str, str]]:
+        """`CLUSTER NODES` of each of `names`; what did not answer goes in the second dict."""
+        views: Views = {}
+        errors: dict[str, str] = {}
+        for name in names:
+            try:
+                views[name] = self.nodes(name)
+            except READ_ERRORS as exc:
+                errors[name] = f"{type(exc).__name__}: {exc}"
+        return views, errors
+
+
+class LiveProbe:
+    """A Survey's reads from the live group."""
+
+    def __init__(self, env: RedisEnv) -> None:
+        self.env = env
+
+    def nodes(self, addr: Addr) -> list[NodeEntry]:
+        with admin(self.env, addr) as n:
+            return n.nodes()
+
+    def myid(self, addr: Addr) -> str:
+        with admin(self.env, addr) as n:
+            return n.myid()
+
+    def cluster_state(self, addr: Addr) -> str | None:
+        with admin(self.env, addr) as n:
+            return n.info().get("cluster_state")
+
+    def role(self, addr: Addr) -> str:
+        with admin(self.env, addr) as n:
+            return n.role()
+
+    def sync(self, replica: Addr, master: Addr) -> tuple[bool, str]:
+        return sync_gap(self.env, replica, master)
+
+    def zone(self, node: str) -> str | None:
+        got = self.env.kube.get_node(node)
+        return ((got.metadata.labels or {}) if got is not None else {}).get(ZONE_LABEL)
+
+    def tainted(self, node: str) -> bool:
+        return tainted(self.env, node)
+
+
+def survey(env: RedisEnv, temp: str | None, *, leftovers: bool = True) -> Survey:
+    """The group's pods now (one LIST per StatefulSet, one GET for the temporary pod and, where
+    health is judged, one LIST for leftover temporary pods); the nodes are asked on first use."""
+    members = {n: None if p is None else pod_of(p) for n, p in members_of(env).items()}
+    ns = env.group.namespace
+    tp = env.kube.get_pod(ns, temp) if temp else None
+    selector = f"{TEMP_FOR_LABEL},{GROUP_LABEL}={label_safe(env.group.name)}"
+    left = env.kube.list_pods(ns, selector) if leftovers else []
+    return Survey(
+        members,
+        temp=None if tp is None else pod_of(tp),
+        leftovers=[pod_of(p) for p in left],
+        probe=LiveProbe(env),
+    )

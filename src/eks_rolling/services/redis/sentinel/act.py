@@ -9,11 +9,10 @@ from typing import Any
 from ....errors import RedisSwitchoverError
 from ....redis.connection import RedisError
 from ....redis.sentinel import SwitchoverFailed, switchover
-from ..procedure import RedisEnv
+from ..procedure import Evict, Outcome, RedisEnv, run_actions
 from .model import (
     Action,
     Demote,
-    Evict,
     Follow,
     PauseWrites,
     RecordPriority,
@@ -27,9 +26,7 @@ from .survey import PRIORITY_ANNOTATION, LiveProbe, Pod, Survey
 
 
 @dataclass
-class Outcome:
-    notes: list[str] = field(default_factory=list)
-    blocked: str | None = None  # a PDB refused the eviction: what blocks it
+class SentinelOutcome(Outcome):
     switchovers: list[dict[str, Any]] = field(default_factory=list)  # what each switchover measured
     unpaused: int = 0
 
@@ -51,15 +48,10 @@ class Executor:
         pod = self.pod(name)
         return (pod.ip or "", pod.port)
 
-    def run(self, actions: tuple[Action, ...] | list[Action]) -> Outcome:
-        out = Outcome()
-        for a in actions:
-            self._one(a, out)
-            if out.blocked is not None:
-                break
-        return out
+    def run(self, actions: tuple[Action, ...] | list[Action]) -> SentinelOutcome:
+        return run_actions(actions, self._one, SentinelOutcome())
 
-    def _one(self, a: Action, out: Outcome) -> None:
+    def _one(self, a: Action, out: SentinelOutcome) -> None:
         env, probe = self.env, self.probe
         if isinstance(a, SetPriority):
             probe.data(self.pod(a.pod)).set_priority(a.priority)
@@ -87,7 +79,7 @@ class Executor:
         else:
             self.switchover(a, out)
 
-    def switchover(self, a: Switchover, out: Outcome) -> None:
+    def switchover(self, a: Switchover, out: SentinelOutcome) -> None:
         old, new = self.pod(a.old), self.pod(a.new)
         self.env.sleep(a.delay_ms / 1000)
         sentinels = [self.probe.sentinel(p) for p in self.survey.sentinel_pods if p.up]

@@ -8,17 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ....errors import (
-    DrainTimeoutError,
     RedisGroupUnhealthyError,
     RedisSwitchoverError,
 )
 from ....models import RedisMove
 from ....redis.sentinel import Replication, SentinelView, lag_bytes
-from ..procedure import Abort, Act, GroupHealth, Wait
+from ..procedure import Abort, Act, Evict, GroupHealth, Wait
 from .model import (
     Action,
     Demote,
-    Evict,
     Follow,
     PauseWrites,
     Phase,
@@ -382,11 +380,6 @@ def move(r: Round) -> Decision:
         state=r.state.go(throttled=None),
         wait_s=1,
     )
-
-
-def refused(reason: str, wait_s: int) -> Wait[SentinelMoveState, Action]:
-    """A PDB refused the eviction: wait as the drain does, and time out as the drain does."""
-    return Wait(reason, wait_s, error=DrainTimeoutError)
 
 
 def rejoin(r: Round) -> Decision:

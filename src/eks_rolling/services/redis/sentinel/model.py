@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from ....models import RedisMove
+from ..procedure import Evict, MoveState
 
 Phase = Literal[
     "start",
@@ -28,10 +26,7 @@ Flow = Literal["replica", "master", "sentinel"]
 TRANSIENT = ("waiting", "reset_todo", "reset_sent", "reset_at")
 
 
-class SentinelMoveState(BaseModel):
-    """A None field is absent from the stored JSON."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class SentinelMoveState(MoveState):
     uid: str | None = None
     node: str | None = None
     ip: str | None = None
@@ -44,17 +39,6 @@ class SentinelMoveState(BaseModel):
     reset_at: float | None = None
     align_since: float | None = None  # when the switchover started timing itself to an INFO
     switchovers: list[dict[str, Any]] | None = None  # what each switchover measured
-
-    @classmethod
-    def of(cls, move: RedisMove) -> SentinelMoveState:
-        return cls.model_validate(move.data)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
-
-    def go(self, **update: Any) -> SentinelMoveState:
-        """The state of the next step: `update` applied, the last wait's reason dropped."""
-        return self.model_copy(update={**update, "waiting": None})
 
 
 # --- actions: the only writes, each safe to run again ------------------------------------------
@@ -77,12 +61,6 @@ class RestorePriority:
     """Put back the replica-priority recorded on the pod, then drop the record."""
 
     pod: str
-
-
-@dataclass(frozen=True)
-class Evict:
-    pod: str
-    uid: str
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ....aws.clients import aws_client
 from ....aws.lock import AsgLock
 from ....models import RedisMove
-from ..procedure import Abort, Advance, GroupHealth, RedisEnv, Wait, timed_out
+from ..procedure import Advance, GroupHealth, RedisEnv, Wait, carry_out, timed_out
 from . import decide
 from .act import Executor
 from .decide import SENTINEL_INFO_PERIOD_MS, WAIT_POD_S, Decision, Round
@@ -42,15 +42,10 @@ def settle(
 
 def apply(move: RedisMove, env: RedisEnv, decision: Decision, ex: Executor) -> Advance:
     """Run what `decision` asks and give the move its next state."""
-    if isinstance(decision, Abort):
-        ex.run(decision.actions)
-        raise decision.error
-    out = ex.run(decision.actions)
-    if isinstance(decision, Wait):
-        return settle(move, env, decision, [*decision.notes, *out.notes])
-    if out.blocked is not None:
-        throttled, wait_s = env.refused(move)
-        return settle(throttled, env, decide.refused(out.blocked, wait_s), [])
+    got = carry_out(move, env, decision, ex.run, settle)
+    if isinstance(got, Advance):
+        return got
+    decision, out = got
     state = decision.state or SentinelMoveState.of(move).go()
     if out.switchovers:
         state = state.model_copy(update={"switchovers": [*(state.switchovers or []), *out.switchovers]})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from eks_rolling.errors import RedisGroupUnhealthyError, RedisSwitchoverError
-from eks_rolling.services.redis.procedure import Abort, Act, Wait
+from eks_rolling.services.redis.procedure import Abort, Act, Evict, Wait
 from eks_rolling.services.redis.sentinel import decide
 from eks_rolling.services.redis.sentinel.decide import (
     ALIGN_GIVE_UP_S,
@@ -16,7 +16,6 @@ from eks_rolling.services.redis.sentinel.decide import (
 )
 from eks_rolling.services.redis.sentinel.model import (
     Demote,
-    Evict,
     Follow,
     PauseWrites,
     RecordPriority,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from eks_rolling.errors import DrainTimeoutError, RedisMoveTimeoutError
-from eks_rolling.services.redis.procedure import Act, RedisEnv, Wait
+from eks_rolling.services.redis.procedure import Act, RedisEnv, Wait, refused
 from eks_rolling.services.redis.sentinel import decide
 from eks_rolling.services.redis.sentinel.act import Executor
 from eks_rolling.services.redis.sentinel.model import SentinelMoveState
@@ -40,7 +40,7 @@ def test_a_timed_wait_starts_the_phase_clock_then_times_out_past_it() -> None:
 def test_a_refused_eviction_times_out_as_a_drain_does() -> None:
     move = a_round(group(), R0, "move").move.model_copy(update={"phase_deadline": NOW})
     with pytest.raises(DrainTimeoutError, match="PDB cache-pdb"):
-        settle(move, _env(NOW + timedelta(seconds=1)), decide.refused("PDB cache-pdb allows 0", 4), [])
+        settle(move, _env(NOW + timedelta(seconds=1)), refused("PDB cache-pdb allows 0", 4), [])
 
 
 def test_a_planned_wait_never_times_out_and_keeps_its_state() -> None:
