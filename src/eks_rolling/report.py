@@ -58,7 +58,7 @@ def render_png(t: Timeline, path: Path, note: str = "") -> Path:
     ax.set_yticks(range(len(rows)), [f"w{r.wave} {r.label} ({r.az})" for r in rows], fontsize=8)
     ax.invert_yaxis()
     span = max((t.end - t0).total_seconds(), 1.0)
-    ax.set_xlim(0, span * 1.12)  # room for the eviction counts after the last bars
+    ax.set_xlim(0, span * 1.16)  # room for the eviction counts after the last bars
     for start, end in t.surges:  # a batch's new nodes booting and joining: no old node moves
         ax.axvspan(
             (start - t0).total_seconds(), (end - t0).total_seconds(), color="#f2e6b3", alpha=0.5, zorder=0
@@ -80,12 +80,12 @@ def render_png(t: Timeline, path: Path, note: str = "") -> Path:
         handles=legend,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.12 - 0.3 / max(len(rows), 1)),
-        ncol=len(legend),
+        ncol=6,
         fontsize=8,
         frameon=False,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend below the axes included
     plt.close(fig)
     return path
 
