@@ -217,6 +217,12 @@ class StackConfig(BaseModel):
 
     # --- Lambda runtime --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    stalled_roll_minutes: int = Field(
+        30,
+        ge=5,
+        le=1440,
+        description="Alarm when the steps keep running but no node was replaced for this long",
+    )
     log_retention_days: int = Field(365, description="Lambda and state machine logs (the audit trail)")
     reserved_concurrency: Annotated[int | None, Blankable] = Field(None, ge=1, le=1000)
 

@@ -50,7 +50,9 @@ PIP_PLATFORM: Final = (
 )  # fmt: skip
 # Pruned after install: kubernetes' asyncio client (~70 MB; nothing imports it), bytecode the
 # build interpreter may have compiled (wrong version for the runtime), console scripts.
-LAYER_PRUNE: Final = ("kubernetes/aio", "bin")
+# botocore: aws-xray-sdk (Powertools Tracer) depends on it, and the runtime provides it; a copy in
+# the layer, first on sys.path, would shadow the runtime's and mismatch its boto3.
+LAYER_PRUNE: Final = ("kubernetes/aio", "bin", "botocore", "botocore-*.dist-info")
 
 LAMBDA_UNZIPPED_LIMIT: Final = 250 * 1024 * 1024  # function code + all layers, unzipped
 
@@ -214,9 +216,9 @@ def _fingerprint(requirements: Path) -> str:
 
 def _prune(site: Path) -> None:
     for rel in LAYER_PRUNE:
-        target = site / rel
-        if target.is_dir():
-            shutil.rmtree(target)
+        for target in site.glob(rel):
+            if target.is_dir():
+                shutil.rmtree(target)
     for cache in list(site.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
 

@@ -171,6 +171,7 @@ class EksRollingStack(Stack):
             steps=STEPS,
             dead_letter_queue=trigger.dead_letter_queue,
             topics=notifications.destinations,
+            stalled_roll_minutes=config.stalled_roll_minutes,
         )
 
         self.workflow = workflow

@@ -3,7 +3,9 @@
   demo     roll the field-report scenario on the local sandbox, end to end
   plan     print the dry-run plan of an ASG for a person (no write anywhere)
   start    start an execution of the deployed state machine ({"asgName":..., "dryRun":...})
-  status   show an execution's status and the latest step of each node (--wait: until it ends)
+  status   a roll's waves, nodes done / in flight / left, each in-flight node's step and the
+           estimated time left (--wait: until it ends)
+  report   a roll's timeline (PNG, one row per node) and per-node table (HTML), from its histories
 
 `plan` reads the same EKS_ROLLING_* settings as the Lambdas: real AWS by default, or a running
 sandbox after `source <kubeconfig>.env` written by `eks-rolling-sandbox up`. `start` and `status`
@@ -163,12 +165,12 @@ def _status(args: argparse.Namespace) -> int:
         arn = max(runs, key=lambda r: r["startDate"])["executionArn"]
         print(arn)
     deadline = time.monotonic() + args.timeout
-    shown: str | None = None
+    shown: tuple[object, ...] | None = None
     while True:
-        report, status = _status_report(sfn, arn)
-        if report != shown:
+        report, status, key = _status_report(sfn, arn)
+        if key != shown:  # a line when something changed, not one per poll
             print(report, flush=True)
-            shown = report
+            shown = key
         if not args.wait or status in FINAL:
             break
         if time.monotonic() > deadline:
@@ -178,22 +180,34 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if status in ("SUCCEEDED", "RUNNING") else 1
 
 
-def _status_report(sfn: Any, arn: str) -> tuple[str, str]:
+def _status_report(sfn: Any, arn: str) -> tuple[str, str, tuple[object, ...]]:
+    """The roll's progress from its parent's and waves' histories: (text, status, what changed)."""
+    from datetime import UTC, datetime
+
+    from .aws.histories import read_timeline
+    from .timeline import render_status
+
+    now = datetime.now(UTC)
     d = sfn.describe_execution(executionArn=arn)
-    lines = [
-        f"{d['status']}  started {d['startDate']}"
-        + (f"  error {d.get('error')}: {d.get('cause', '')[:400]}" if d.get("error") else "")
-    ]
-    latest: dict[str, str] = {}
-    for ev in (
-        sfn.get_paginator("get_execution_history").paginate(executionArn=arn).build_full_result()["events"]
-    ):
-        det = ev.get("stateEnteredEventDetails")
-        if det:
-            node = (json.loads(det.get("input") or "{}").get("node") or {}).get("node_name")
-            latest[node or "(run)"] = det["name"]
-    lines += [f"  {node:<40} {step}" for node, step in sorted(latest.items())]
-    return "\n".join(lines), str(d["status"])
+    t = read_timeline(sfn, arn, now=now if d["status"] == "RUNNING" else None)
+    text = render_status(t, now=now)
+    if d.get("error"):
+        text += f"\n  error {d.get('error')}: {d.get('cause', '')[:400]}"
+    key = (t.status, t.step, len(t.done), tuple((r.instance_id, r.current) for r in t.in_flight))
+    return text, t.status, key
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .aws.clients import aws_client
+    from .aws.histories import read_timeline
+    from .report import write_report
+    from .settings import Settings
+
+    sfn = aws_client("stepfunctions", Settings())
+    t = read_timeline(sfn, args.execution_arn)
+    png, page = write_report(t, Path(args.out))
+    print(f"{png}\n{page}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -242,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--name")
     _scope_arguments(start)
     start.set_defaults(fn=_start)
-    status = sub.add_parser("status", help="an execution's status and each node's latest step")
+    status = sub.add_parser("status", help="a roll's waves, nodes done / in flight / left and time left")
     status.add_argument("execution_arn", nargs="?", help="default: the newest execution of the state machine")
     status.add_argument("--state-machine-arn", help=f"default: ${STATE_MACHINE_ARN_VARIABLE}")
     status.add_argument(
@@ -253,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=3600.0, help="give up waiting after this many seconds"
     )
     status.set_defaults(fn=_status)
+    report = sub.add_parser(
+        "report", help="a roll's timeline (PNG) and per-node table (HTML) from its execution histories"
+    )
+    report.add_argument("execution_arn", help="the roll (parent) execution")
+    report.add_argument("--out", default="build", help="where timeline.png and report.html go")
+    report.set_defaults(fn=_report)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

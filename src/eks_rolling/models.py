@@ -368,6 +368,9 @@ class ExcludeFromLoadBalancersOutput(Model):
 class TerminateInstanceInput(Model):
     ctx: RollContext
     node: NodeTarget
+    started_at: datetime | None = Field(
+        None, description="When the node's first step started (its replacement duration's start)"
+    )
 
 
 class TerminateInstanceOutput(Model):

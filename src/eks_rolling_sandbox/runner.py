@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from eks_rolling import metrics
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
+from eks_rolling.timeline import Timeline, build_timeline
 from eks_rolling.triggers import TRIGGER_PATTERNS, event_pattern
 
 from .cloud.eventbridge import EventBus
@@ -132,6 +134,8 @@ class LambdaFaults:
 class RunnerStats:
     invocations: list[Invocation] = field(default_factory=list)
     waits: list[tuple[float, float]] = field(default_factory=list)  # (asked, slept)
+    # the EMF documents the steps wrote (on AWS: their stdout, read by CloudWatch Logs)
+    emf: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -177,7 +181,14 @@ def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) ->
             raise crash
         return json.dumps(result).encode()
 
-    with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+    def collect(line: str) -> None:
+        with stats.lock:
+            stats.emf.append(json.loads(line))
+
+    with (
+        mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
+        mock.patch.object(metrics, "write", collect),
+    ):
         yield
 
 
@@ -428,6 +439,16 @@ class LocalRunner:
                 ):
                     found.append((d["startDate"], ex["executionArn"]))
         return [a for _, a in sorted(found)]
+
+    def timeline(self, arn: str) -> Timeline:
+        """The roll's progress and per-node steps (eks_rolling.timeline), from the parent's and
+        each wave's own history, as `eks-rolling status` and `report` read them on AWS."""
+        parent = self.own_history(arn)
+        waves = [
+            (c.rsplit(":", 1)[-1], str(self.describe(c)["status"]), self.own_history(c))
+            for c in self.children(arn)
+        ]
+        return build_timeline(arn, str(self.describe(arn)["status"]), parent, waves)
 
     def own_history(self, arn: str) -> list[dict[str, Any]]:
         """One execution's events only."""

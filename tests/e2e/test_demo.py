@@ -68,3 +68,12 @@ def test_demo_rolls_the_field_report_and_writes_its_report(
     assert traffic["baseline"]["failed"] > 0, traffic["baseline"]
     assert "traffic through the load balancer" in out and "baseline (" in out
     assert "demo-report.json" in out and "audit trail" in out
+    # ... and the roll's timeline beside the report (issue 12 item 8): a PNG and the HTML page
+    # holding it, one row per replaced node, and the roll's own metrics from its EMF lines
+    png, page = tmp_path / "demo-timeline.png", tmp_path / "demo-report.html"
+    assert report["timeline"] == {"png": str(png), "html": str(page), "nodes": report["timeline"]["nodes"]}
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
+    assert 'src="demo-timeline.png"' in page.read_text() and "demo-timeline.png" in out
+    rows = report["timeline"]["nodes"]
+    assert len(rows) == 6 and all(r["done"] and r["drain_s"] > 0 and r["terminate_s"] > 0 for r in rows)
+    assert report["metrics"]["NodesReplaced"]["sum"] == 6

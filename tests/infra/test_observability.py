@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from eks_rolling.metrics import ASG_DIMENSION, CLUSTER_DIMENSION, NAMESPACE, Metric
 from eks_rolling.steps import STEPS
+from infra.monitoring import ACTIVE_STEPS
 from tests.infra.cdk_support import Synth, matches
 
 
@@ -19,7 +21,8 @@ def _topic_id(synth: Synth) -> str:
 def _alarms_by_metric(synth: Synth) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for alarm in synth.resources("AWS::CloudWatch::Alarm").values():
-        out.setdefault(alarm["Properties"]["MetricName"], []).append(alarm["Properties"])
+        # a metric-math alarm (the stalled roll) has no single MetricName
+        out.setdefault(alarm["Properties"].get("MetricName", ""), []).append(alarm["Properties"])
     return out
 
 
@@ -118,6 +121,47 @@ def test_dashboard_shows_executions_and_each_step(synth: Synth) -> None:
         assert metric in body
     for fn_id in synth.resources("AWS::Lambda::Function"):
         assert fn_id in body
+
+
+def test_dashboard_shows_the_rolls_own_metrics_per_cluster_and_asg(synth: Synth) -> None:
+    (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in Metric:
+        search = (
+            f"SEARCH('{{{NAMESPACE},{CLUSTER_DIMENSION},{ASG_DIMENSION}}} MetricName=\\\"{metric.value}\\\"'"
+        )
+        assert json.dumps(search)[1:-1] in body, metric
+    for title in ("Nodes replaced", "Evictions refused (429) and failed", "Redis write pause per switchover"):
+        assert title in body
+
+
+def test_stalled_roll_alarm_notifies_when_steps_run_but_no_node_is_replaced(synth: Synth) -> None:
+    (alarm,) = [
+        a["Properties"]
+        for k, a in synth.resources("AWS::CloudWatch::Alarm").items()
+        if k.startswith("MonitoringRollStalled")
+    ]
+    assert alarm["AlarmActions"] == [{"Ref": _topic_id(synth)}]
+    assert alarm["Threshold"] == 1 and alarm["EvaluationPeriods"] == 1
+    assert alarm["TreatMissingData"] == "notBreaching"  # no roll under way: no alarm
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    (expression,) = [q for q in queries.values() if "Expression" in q]
+    assert expression["ReturnData"] is True and "FILL(replaced, 0) == 0" in expression["Expression"]
+    replaced = queries["replaced"]["MetricStat"]
+    assert (
+        replaced["Metric"]["Namespace"] == NAMESPACE and replaced["Metric"]["MetricName"] == "NodesReplaced"
+    )
+    assert "Dimensions" not in replaced["Metric"]  # the roll-up series every roll writes
+    assert replaced["Period"] == 30 * 60 and replaced["Stat"] == "Sum"
+    # ... "running": the polling steps' Lambdas were invoked in the same window
+    polled = {
+        q["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for q in queries.values()
+        if "MetricStat" in q and q["MetricStat"]["Metric"]["MetricName"] == "Invocations"
+    }
+    functions = synth.resources("AWS::Lambda::Function")
+    assert len(polled) == len(ACTIVE_STEPS) and polled <= set(functions)
+    assert all(f"a{i}" in expression["Expression"] for i in range(len(ACTIVE_STEPS)))
 
 
 def test_lock_table(synth: Synth) -> None:

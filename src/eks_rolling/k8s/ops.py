@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import urllib3
+from aws_lambda_powertools import Tracer
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -77,6 +78,28 @@ def _message(exc: ApiException) -> str:
         return str(exc.reason)
 
 
+# Powertools' Tracer shares its configuration across instances (lambdas._runtime sets it up).
+_TRACER = Tracer()
+
+
+class TracedApiClient(client.ApiClient):
+    """Each Kubernetes API call an X-Ray subsegment, as botocore's calls are (Powertools patches
+    botocore; the kubernetes client's urllib3 2 bypasses the http.client patch). A no-op while
+    the Tracer is off (outside Lambda, or POWERTOOLS_TRACE_DISABLED)."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        with _TRACER.provider.in_subsegment("kubernetes") as segment:
+            sub: Any = segment  # an X-Ray Subsegment (Powertools types it as its BaseSegment)
+            sub.namespace = "remote"
+            sub.put_http_meta("method", method)
+            sub.put_http_meta("url", url.split("?", 1)[0])  # the query may carry selectors, not secrets
+            response = super().call_api(method, url, *args, **kwargs)
+            status = getattr(response, "status", None)
+            if isinstance(status, int):
+                sub.put_http_meta("status", status)
+            return response
+
+
 def api_client(conn: KubeConnection, settings: Settings) -> client.ApiClient:
     cfg = client.Configuration()
     cfg.host = conn.url
@@ -84,7 +107,7 @@ def api_client(conn: KubeConnection, settings: Settings) -> client.ApiClient:
     cfg.api_key_prefix = {"authorization": "Bearer"}
     if conn.ca_file:
         cfg.ssl_ca_cert = conn.ca_file
-    return client.ApiClient(cfg)
+    return TracedApiClient(cfg)
 
 
 class KubeOps:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from ..errors import DoNotDisruptDeadlineError, DrainTimeoutError, EvictionRejectedError, OwnersNotReadyError
 from ..k8s import KubeOps
+from ..metrics import Metric, emit
 from ..models import (
     DrainNodeInput,
     DrainNodeOutput,
@@ -104,7 +105,11 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
         ):
             # Nothing in this owner's status says how many pods it wants: count them now.
             before[pod.owner] = counted_before(pod.owner.kind, kube.owner_pods(pod.owner))
-        outcome = kube.evict(raw)
+        try:
+            outcome = kube.evict(raw)
+        except Exception:
+            emit(ctx, Metric.EVICTION_ERRORS, 1)
+            raise
         if outcome.status == "evicted":
             owner = (
                 OwnerRefModel(kind=pod.owner.kind, namespace=pod.owner.namespace, name=pod.owner.name)
@@ -122,6 +127,7 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
             remaining.append(f"pod {pod.ref} evicted, terminating")
             log.info("evicted %s from %s", pod.ref, node.metadata.name)
         elif outcome.status == "blocked":
+            emit(ctx, Metric.EVICTION_REFUSALS, 1)
             blocked.append(outcome.detail)
             remaining.append(outcome.detail)
     done = not remaining
@@ -132,6 +138,8 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     held = (prev.held if prev else 0) + 1 if only_held else 0
     if holding:
         deadline = max(deadline, max(holding) + timedelta(seconds=s.drain_timeout_s))
+    if done:
+        emit(ctx, Metric.DRAIN_DURATION, (now - started).total_seconds())
     if not done and now >= deadline:
         raise DrainTimeoutError(
             f"node {node.metadata.name} not drained after {s.drain_timeout_s}s: "
@@ -186,6 +194,8 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
         if not ok:
             pending.append(detail)
     done = not pending
+    if done:
+        emit(ctx, Metric.OWNERS_RECOVERY_TIME, (now - started).total_seconds())
     if not done and now >= deadline:
         raise OwnersNotReadyError(
             f"workloads evicted from {inp.node.node_name} did not recover within {s.owners_ready_timeout_s}s: "

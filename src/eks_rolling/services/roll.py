@@ -9,6 +9,7 @@ from ..aws.asg import AsgOps
 from ..errors import CapacityError, NewNodesTimeoutError, PlanBlockedError
 from ..k8s.ops import instance_id_of
 from ..labels import EXCLUDE_FROM_EXTERNAL_LB
+from ..metrics import Metric, emit
 from ..models import (
     ExcludeFromLoadBalancersInput,
     ExcludeFromLoadBalancersOutput,
@@ -264,6 +265,9 @@ def terminate_instance(inp: TerminateInstanceInput, deps: Deps) -> TerminateInst
             )
     done = deps.asg.terminate(target.instance_id, decrement=True, asg_name=ctx.asg_name)
     if done:
+        emit(ctx, Metric.NODES_REPLACED, 1)
+        if inp.started_at is not None:
+            emit(ctx, Metric.NODE_REPLACEMENT_DURATION, (deps.now() - inp.started_at).total_seconds())
         deps.notifier.publish(
             "node_done",
             f"eks-rolling: {target.node_name or target.instance_id} replaced",

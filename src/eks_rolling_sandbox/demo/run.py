@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from eks_rolling.aws.asg import AsgOps
+from eks_rolling.metrics import Metric, summarize
+from eks_rolling.report import write_report
+from eks_rolling.timeline import node_table
 
 from ..env import SandboxEnv
 from ..roll_counts import count_roll
@@ -38,6 +41,15 @@ DEMO_SETTINGS = {
 # so its polling rounds and history events are a real roll's. Reported with every run.
 DEMO_TIMING_PROFILE = "realistic"
 DEMO_TIME_FACTOR = 0.05
+# The metrics every clean roll writes (EvictionErrors only when an eviction fails), and those a
+# roll with Redis pods adds.
+ROLL_METRICS = (
+    Metric.NODES_REPLACED,
+    Metric.NODE_REPLACEMENT_DURATION,
+    Metric.DRAIN_DURATION,
+    Metric.OWNERS_RECOVERY_TIME,
+)
+REDIS_METRICS = (Metric.REDIS_WRITE_PAUSE, Metric.REDIS_FAILOVER_TIME, Metric.TEMP_CLUSTER_NODES)
 # EC2 states of an instance the roll terminated (AWS forgets terminated instances after ~1 h).
 _GONE = {"shutting-down", "terminated"}
 
@@ -165,6 +177,11 @@ def report_failures(report: dict[str, Any]) -> list[str]:
         check(c["leftover_temp_nodes"] == 0, "redis.cluster.leftover_temp_nodes", c["leftover_temp_nodes"])
         check(c["node_ids_kept"] is True, "redis.cluster.node_ids_kept", c["node_ids_kept"])
         check(c["masters_in_place"] is True, "redis.cluster.masters_in_place", c["masters_in_place"])
+    metrics = report.get("metrics")
+    if metrics is not None:  # the roll's own metrics (EMF): every one a clean roll writes
+        wanted = set(ROLL_METRICS) | (set(REDIS_METRICS) if redis is not None else set())
+        missing = sorted(m.value for m in wanted if m.value not in metrics)
+        check(not missing, "metrics.missing", missing)
     traffic = report.get("traffic")
     if traffic is not None:
         for ok, name, value in traffic_failures(traffic):
@@ -256,6 +273,7 @@ def _roll(
         result = runner.wait(arn, timeout=timeout_s, poll=0.5, on_poll=poll)
         duration = time.monotonic() - t_roll
         history = runner.history(arn)
+        timeline = runner.timeline(arn)
     monitor.stop()
     time_factor = runner.time_scale
     after = asg.describe(scenario.asg_name)
@@ -263,6 +281,8 @@ def _roll(
     old_left = [i.instance_id for i in after.instances if AsgOps.is_outdated(i, after)]
     history_path = out_dir / "demo-history.json"
     history_path.write_text(json.dumps(history, indent=1, default=str))
+    note = f"; sandbox time, {time_factor} x real time" if time_factor != 1 else ""
+    png, page = write_report(timeline, out_dir, prefix="demo-", note=note)
     old_ids = [i.instance_id for i in before.instances]  # taken before the launch template bump
     report: dict[str, Any] = {
         "scenario": "field-report",
@@ -309,6 +329,10 @@ def _roll(
             )
         ),
         "lambda_invocations": len(runner.stats.invocations),
+        # the roll's own metrics, from the EMF documents its steps wrote (eks_rolling.metrics)
+        "metrics": summarize(runner.stats.emf),
+        # eks-rolling report's picture and page for this roll, and the data behind them
+        "timeline": {"png": str(png), "html": str(page), "nodes": node_table(timeline)},
         "setup_s": scenario.extras.get("setup_s"),
     }
     return report
@@ -357,6 +381,7 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
         )
     for failure in report.get("failures") or []:
         say(f"  FAILED {failure}")
+    say(f"  timeline: {report['timeline']['png']}, {report['timeline']['html']}")
     say(
         f"  report: {out_dir / 'demo-report.json'}; audit trail ({ex['history_events']} events): {ex['history_path']}"
     )

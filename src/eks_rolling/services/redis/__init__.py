@@ -18,6 +18,7 @@ from ...aws.lock import AsgLock
 from ...aws.secrets import secret_password
 from ...errors import RollInProgressError
 from ...k8s import KubeOps
+from ...metrics import redis_round
 from ...models import MoveRedisPodsInput, MoveRedisPodsOutput, PollState, RedisMove, RollContext
 from ...redis.connection import resolve_auth
 from ...redis.discovery import RedisGroup, discover_groups
@@ -111,6 +112,7 @@ def move_redis_pods(inp: MoveRedisPodsInput, deps: Deps) -> MoveRedisPodsOutput:
         )
     adv = PROCEDURES[current.kind].advance(current, env_for(group, ctx, deps))
     moves = [adv.move if m.pod == current.pod and m.namespace == current.namespace else m for m in moves]
+    redis_round(ctx, current, adv.move, moves)
     if adv.move.done:
         lock.release(group.ref, owner)
         log.info("moved redis pod %s off %s", current.ref, target.node_name)

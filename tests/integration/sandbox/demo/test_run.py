@@ -63,6 +63,18 @@ def _good_report() -> dict[str, Any]:
                 "masters_in_place": True,
             },
         },
+        "metrics": {
+            m: {"points": 1}
+            for m in (
+                "NodesReplaced",
+                "NodeReplacementDuration",
+                "DrainDuration",
+                "OwnersRecoveryTime",
+                "RedisWritePause",
+                "RedisClusterFailoverTime",
+                "TemporaryClusterNodesAlive",
+            )
+        },
         "traffic": {
             "requests": 9000,
             "min_requests": 4000,
@@ -110,3 +122,13 @@ def test_every_failing_report_field_fails_the_demo(path: tuple[str, ...], bad: A
     target[path[-1]] = bad
     failures = report_failures(report)
     assert len(failures) == 1 and failures[0].startswith(named), failures
+
+
+def test_a_metric_the_roll_did_not_write_fails_the_demo() -> None:
+    report = _good_report()
+    del report["metrics"]["RedisWritePause"]
+    assert report_failures(report) == ["metrics.missing: ['RedisWritePause']"]
+    # without Redis groups, the Redis metrics are not expected
+    del report["redis"], report["metrics"]["TemporaryClusterNodesAlive"]
+    del report["metrics"]["RedisClusterFailoverTime"]
+    assert report_failures(report) == []
