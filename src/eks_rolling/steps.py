@@ -42,6 +42,7 @@ STEPS: tuple[Step, ...] = tuple(
         "pause_autoscaler",
         "suspend_processes",
         "taint_old_nodes",
+        "check_gate",
         "surge_capacity",
         "wait_new_nodes",
         "move_redis_pods",

@@ -34,6 +34,7 @@ from ..planning.capacity import plan_capacity
 from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
+from .gate import windows_for
 from .plans import plan_nodes, stored
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
@@ -53,7 +54,10 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         redis_views=lambda refs: _redis_views(ctx, deps, refs),
         now=deps.now(),
     )
-    plan = build_plan(snap, policy(deps.settings, state.tags, ctx.scope))
+    _, windows, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
+    plan = build_plan(snap, policy(deps.settings, state.tags, ctx.scope)).model_copy(
+        update={"maintenance_windows": windows, "maintenance_windows_from": windows_from}
+    )
     log.info(
         "plan for %s: %d outdated, %d batches, %d findings",
         ctx.asg_name,
