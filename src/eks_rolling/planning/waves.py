@@ -41,9 +41,11 @@ LOOPS_PER_NODE: Final = 3
 LOOPS_PER_BATCH: Final = 1
 # The child's own events outside its loops: execution start/end, the batches Map, the final Pass.
 EVENTS_PER_WAVE: Final = 12
-# What one wave adds to the PARENT's history: Map iteration (2) and the startExecution.sync:2
-# Task (entered, scheduled, started, submitted, succeeded, exited).
-PARENT_EVENTS_PER_WAVE: Final = 8
+# What one wave adds to the PARENT's history: Map iteration (2), CheckGate saying go (Task:
+# entered, scheduled, started, succeeded, exited; its Choice: entered, exited) and the
+# startExecution.sync:2 Task (entered, scheduled, started, submitted, succeeded, exited). Each
+# further check of a paused roll or a closed window adds 9 (Wait and the Task and Choice again).
+PARENT_EVENTS_PER_WAVE: Final = 15
 MAX_NAME: Final = 80  # StartExecution's name limit
 # A stored plan's waves: one object per wave under this prefix (IAM grants only the prefix).
 STORE_PREFIX: Final = "waves"
