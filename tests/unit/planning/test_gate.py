@@ -25,7 +25,13 @@ def test_no_control_and_an_open_window_go_without_notice() -> None:
 def test_abort_fails_naming_who_even_while_paused_or_outside_a_window() -> None:
     paused, _ = decide(PAUSE, OPEN, NOW, None, RULES)
     with pytest.raises(RollAbortedError, match="bob"):
-        decide(Control(action="abort", by="bob"), WindowState(False, NOW + timedelta(hours=1)), NOW, paused, RULES)
+        decide(
+            Control(action="abort", by="bob"),
+            WindowState(False, NOW + timedelta(hours=1)),
+            NOW,
+            paused,
+            RULES,
+        )
 
 
 def test_a_closed_window_waits_until_it_opens_polling_at_most_poll_s() -> None:
