@@ -99,15 +99,14 @@ def realistic() -> Iterator[Field]:
 def test_a_roll_outside_its_window_waits_then_proceeds_in_it_and_a_later_wave_waits_again(
     realistic: Field,
 ) -> None:
-    # Given two old nodes to roll, one per wave, and an ASG tag with two windows: A opens a minute
-    # or two after the trigger (for one minute), B 15 minutes after A (times of the steps' clock)
+    # Given two old nodes to roll in batches of one, and an ASG tag with two windows: A opens a
+    # minute or two after the trigger (for one minute), B 15 minutes after A (the steps' clock)
     field = realistic
     before, ca_before = field.state(), field.autoscaler_replicas()
     two = sorted(i.instance_id for i in before.instances)[:2]
     mail = inbox(field.env)
     settings = {
         "batch_size": "1",
-        "max_nodes_per_wave": "1",
         "instance_ids": json.dumps(two),
         "notify_topic_arn": mail.topic,
         "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -132,6 +131,14 @@ def test_a_roll_outside_its_window_waits_then_proceeds_in_it_and_a_later_wave_wa
     assert result["status"] == "SUCCEEDED", result.get("cause")
     assert not {i.instance_id for i in field.state().instances} & set(two)
     assert leftovers(field, before, ca_before) == []
+    # ... the plan shows the windows, and with windows each batch is a wave of its own
+    (plan,) = [
+        json.loads(e["stateExitedEventDetails"]["output"])["plan"]
+        for e in own
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "PlanRoll"
+    ]
+    assert plan["maintenance_windows_from"] == f"tag {TAG_MAINTENANCE_WINDOWS}"
+    assert [len(w["batches"]) for w in plan["waves"]] == [1, 1]
     # ... the first wave waited for A (a visible Wait in the history) and started inside it
     answers = [g for _, g in gate_answers(own)]
     assert answers[0]["reason"] == "window" and answers[0]["opens_at"] == a.isoformat()

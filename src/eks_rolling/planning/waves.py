@@ -114,18 +114,27 @@ def expected_events(batches: Sequence[Sequence[NodeTarget]]) -> int:
 
 
 def fits(
-    batches: Sequence[Sequence[NodeTarget]], *, wave_budget: int = WAVE_HISTORY_BUDGET, max_nodes: int = 0
+    batches: Sequence[Sequence[NodeTarget]],
+    *,
+    wave_budget: int = WAVE_HISTORY_BUDGET,
+    max_nodes: int = 0,
+    max_batches: int = 0,
 ) -> bool:
     nodes = sum(len(b) for b in batches)
     return (
         expected_events(batches) <= wave_budget
         and round_scale(batches) >= GUARD_FACTOR
         and (max_nodes <= 0 or nodes <= max_nodes)
+        and (max_batches <= 0 or len(batches) <= max_batches)
     )
 
 
 def group_waves(
-    batches: Sequence[Sequence[NodeTarget]], *, wave_budget: int = WAVE_HISTORY_BUDGET, max_nodes: int = 0
+    batches: Sequence[Sequence[NodeTarget]],
+    *,
+    wave_budget: int = WAVE_HISTORY_BUDGET,
+    max_nodes: int = 0,
+    max_batches: int = 0,
 ) -> list[WaveShape]:
     """Consecutive batches, greedily, while the wave still fits; a batch that does not fit even
     alone is a wave of its own (build_plan reports it as a blocker)."""
@@ -143,7 +152,9 @@ def group_waves(
             )
 
     for batch in batches:
-        if current and not fits([*current, batch], wave_budget=wave_budget, max_nodes=max_nodes):
+        if current and not fits(
+            [*current, batch], wave_budget=wave_budget, max_nodes=max_nodes, max_batches=max_batches
+        ):
             close()
             current = []
         current.append(batch)

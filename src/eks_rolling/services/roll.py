@@ -4,6 +4,7 @@ exclude from load balancers, terminate."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from ..aws.asg import AsgOps
 from ..errors import CapacityError, NewNodesTimeoutError, PlanBlockedError
@@ -54,9 +55,11 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         redis_views=lambda refs: _redis_views(ctx, deps, refs),
         now=deps.now(),
     )
-    _, windows, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
-    plan = build_plan(snap, policy(deps.settings, state.tags, ctx.scope)).model_copy(
-        update={"maintenance_windows": windows, "maintenance_windows_from": windows_from}
+    windows, text, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
+    # CheckGate runs between waves: with windows, each batch is a wave, so none starts outside one.
+    rules = replace(policy(deps.settings, state.tags, ctx.scope), max_batches_per_wave=1 if windows else 0)
+    plan = build_plan(snap, rules).model_copy(
+        update={"maintenance_windows": text, "maintenance_windows_from": windows_from}
     )
     log.info(
         "plan for %s: %d outdated, %d batches, %d findings",
