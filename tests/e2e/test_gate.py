@@ -18,6 +18,7 @@ import pytest
 from eks_rolling import cli
 from eks_rolling.aws.asg import AsgOps
 from eks_rolling.labels import TAG_CONTROL, TAG_MAINTENANCE_WINDOWS
+from eks_rolling.planning.waves import PARENT_EVENTS_PER_WAVE
 from eks_rolling.services import deps
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.runner import LocalRunner
@@ -26,6 +27,7 @@ from eks_rolling_sandbox.timing import StepClock
 from tests.e2e.conftest import Field, leftovers, states_entered
 
 pytestmark = [pytest.mark.slow]
+EVENTS_PER_GATE_WAIT = 9  # WaitForGate (2), CheckGate again (5), GateSays (2)
 
 
 def eventually(what: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -65,6 +67,24 @@ def gate_answers(own: list[dict[str, Any]]) -> list[tuple[datetime, dict[str, An
         for e in own
         if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "CheckGate"
     ]
+
+
+def iteration_events(own: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The parent's events of each RollWaves iteration (its gate checks and its wave)."""
+    out: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] | None = None
+    for ev in own:
+        if (
+            ev["type"] == "MapIterationStarted"
+            and ev["mapIterationStartedEventDetails"]["name"] == "RollWaves"
+        ):
+            current = []
+            out.append(current)
+        if current is not None:
+            current.append(ev)
+            if ev["type"].startswith("MapIteration") and ev["type"] != "MapIterationStarted":
+                current = None
+    return out
 
 
 def set_tag(field: Field, key: str, value: str) -> None:
@@ -198,6 +218,14 @@ def test_a_paused_roll_finishes_its_wave_waits_and_resumes_where_it_stopped(fiel
     # ... the pause sat between the first wave's end and the second's start
     pause_times = [t for t, g in answers if g["reason"] == "paused"]
     assert waves[0][0]["stopDate"] <= min(pause_times) and max(pause_times) <= waves[1][0]["startDate"]
+    # ... each check that said wait cost the parent 9 events (Wait, Task, Choice) over the wave's 15
+    iterations = iteration_events(own)
+    assert [len(i) for i in iterations] == [
+        PARENT_EVENTS_PER_WAVE
+        + EVENTS_PER_GATE_WAIT * sum(1 for _, g in gate_answers(i) if g["action"] == "wait")
+        for i in iterations
+    ]
+    assert len(iterations[1]) > PARENT_EVENTS_PER_WAVE
     # ... and people were told
     kinds = Counter(mail.kinds())
     assert kinds["paused"] == 1 and kinds["resumed"] == 1
