@@ -84,6 +84,8 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     "suspend_processes": frozenset({N.DESCRIBE_ASG, N.RECORD_ORIGINALS, N.SUSPEND_PROCESSES}),
     # NoSchedule taint on the planned nodes (Kubernetes only)
     "taint_old_nodes": frozenset({N.KUBERNETES}),
+    # before PauseAutoscaler, the same gate as check_gate (a roll outside its windows waits there)
+    "await_window": frozenset({N.DESCRIBE_ASG, N.HOLD_LOCK, N.NOTIFY}),
     # before each wave: AsgLock.hold renews the lock and reads the operator's control (conditional
     # UpdateItem), the ASG's tags (control, maintenance windows); publishes waiting/paused/resumed
     "check_gate": frozenset({N.DESCRIBE_ASG, N.HOLD_LOCK, N.NOTIFY}),

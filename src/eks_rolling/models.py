@@ -425,6 +425,15 @@ class CheckGateOutput(GateState):
     pass
 
 
+class AwaitWindowInput(Model):
+    ctx: RollContext
+    gate: GateState | None = Field(None, description="The previous check's answer, when it said wait")
+
+
+class AwaitWindowOutput(GateState):
+    pass
+
+
 class ReleaseLockInput(Model):
     ctx: RollContext
 

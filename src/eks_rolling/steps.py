@@ -39,6 +39,7 @@ STEPS: tuple[Step, ...] = tuple(
         "resolve_target",
         "acquire_lock",
         "plan_roll",
+        "await_window",
         "pause_autoscaler",
         "suspend_processes",
         "taint_old_nodes",

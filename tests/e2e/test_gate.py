@@ -60,13 +60,24 @@ def inbox(env: SandboxEnv) -> SimpleNamespace:
     return SimpleNamespace(topic=topic, kinds=kinds)
 
 
-def gate_answers(own: list[dict[str, Any]]) -> list[tuple[datetime, dict[str, Any]]]:
-    """Each CheckGate answer in the parent's history, with when it was given."""
+def gate_answers(
+    own: list[dict[str, Any]], state: str = "CheckGate"
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """Each answer of the gate `state` (CheckGate, AwaitWindow) in the parent's history, with when."""
     return [
         (e["timestamp"], json.loads(e["stateExitedEventDetails"]["output"])["gate"])
         for e in own
-        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "CheckGate"
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == state
     ]
+
+
+def entered_at(own: list[dict[str, Any]], state: str) -> datetime:
+    (t,) = [
+        e["timestamp"]
+        for e in own
+        if e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] == state
+    ]
+    return t  # type: ignore[no-any-return]
 
 
 def iteration_events(own: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -119,8 +130,9 @@ def realistic() -> Iterator[Field]:
 def test_a_roll_outside_its_window_waits_then_proceeds_in_it_and_a_later_wave_waits_again(
     realistic: Field,
 ) -> None:
-    # Given two old nodes to roll in batches of one, and an ASG tag with two windows: A opens a
-    # minute or two after the trigger (for one minute), B 15 minutes after A (the steps' clock)
+    # Given two old nodes to roll in batches of one, and an ASG tag with two windows: A opens 3 to
+    # 4 minutes after the trigger (for one minute), B 15 minutes after A (the steps' clock; the
+    # steps before AwaitWindow take about 100 s of it)
     field = realistic
     before, ca_before = field.state(), field.autoscaler_replicas()
     two = sorted(i.instance_id for i in before.instances)[:2]
@@ -135,7 +147,7 @@ def test_a_roll_outside_its_window_waits_then_proceeds_in_it_and_a_later_wave_wa
         clock = deps.step_clock
         assert isinstance(clock, StepClock)
         now = clock()
-        a = (now + timedelta(minutes=2)).replace(second=0, microsecond=0)
+        a = (now + timedelta(minutes=4)).replace(second=0, microsecond=0)
         b = a + timedelta(minutes=15)
         set_tag(field, TAG_MAINTENANCE_WINDOWS, f"* {a:%H:%M}/1m UTC; * {b:%H:%M}/1h UTC")
         # When the launch template changes now, outside both windows
@@ -159,15 +171,24 @@ def test_a_roll_outside_its_window_waits_then_proceeds_in_it_and_a_later_wave_wa
     ]
     assert plan["maintenance_windows_from"] == f"tag {TAG_MAINTENANCE_WINDOWS}"
     assert [len(w["batches"]) for w in plan["waves"]] == [1, 1]
-    # ... the first wave waited for A (a visible Wait in the history) and started inside it
-    answers = [g for _, g in gate_answers(own)]
-    assert answers[0]["reason"] == "window" and answers[0]["opens_at"] == a.isoformat()
-    assert "WaitForGate" in {name for name, _ in states_entered(own)}
+    # ... the roll waited for A before pausing or tainting anything (a visible Wait in the
+    # history), then started: cluster-autoscaler was paused only inside A
+    before_start = [g for _, g in gate_answers(own, "AwaitWindow")]
+    assert before_start[0]["reason"] == "window" and before_start[0]["opens_at"] == a.isoformat(), (
+        before_start, a, [g for _, g in gate_answers(own)], now
+    )
+    assert before_start[-1]["action"] == "go" and {g["action"] for g in before_start[:-1]} == {"wait"}
+    assert "WaitForWindow" in {name for name, _ in states_entered(own)}
+    assert a <= step_time(entered_at(own, "PauseAutoscaler")) < a + timedelta(minutes=1)
+    # ... the first wave started inside A
     assert len(children) == 2
     assert a <= step_time(starts[0]) < a + timedelta(minutes=1)
     # ... the second wave found A closed and waited for B: no wave started outside a window
+    answers = [g for _, g in gate_answers(own)]
+    assert answers[0]["action"] == "go"
     second = [g for g in answers if g.get("opens_at") == b.isoformat()]
     assert second and second[0]["reason"] == "window"
+    assert "WaitForGate" in {name for name, _ in states_entered(own)}
     assert step_time(starts[1]) >= b
     assert [g["reason"] for g in answers if g["action"] == "go"] == ["open", "open"]
     # ... and people were told each time the roll started waiting

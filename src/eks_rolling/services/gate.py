@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from ..errors import InvalidInputError, SettingsError
 from ..labels import TAG_CONTROL, TAG_MAINTENANCE_WINDOWS
-from ..models import CheckGateInput, CheckGateOutput, Control
+from ..models import AwaitWindowInput, AwaitWindowOutput, CheckGateInput, CheckGateOutput, Control
 from ..planning.gate import GateRules, decide
 from ..planning.windows import Window, WindowError, parse_windows, window_state
 from ..settings import Settings
@@ -52,6 +52,13 @@ def control_of(lock: tuple[str, str] | None, tags: Mapping[str, str], asg_name: 
     if not found:
         return None
     return max(found, key=lambda c: CONTROLS.index(c.action) if c.action != "resume" else -1)
+
+
+def await_window(inp: AwaitWindowInput, deps: Deps) -> AwaitWindowOutput:
+    """The same gate before PauseAutoscaler: a roll triggered outside its windows (or paused
+    before it began) waits with nothing paused or tainted yet."""
+    out = check_gate(CheckGateInput(ctx=inp.ctx, wave="the roll's start", gate=inp.gate), deps)
+    return AwaitWindowOutput(**out.model_dump())
 
 
 def check_gate(inp: CheckGateInput, deps: Deps) -> CheckGateOutput:
