@@ -207,6 +207,7 @@ def _control(args: argparse.Namespace) -> int:
     """pause / resume / abort: stored on the roll's lock item, acted on by CheckGate."""
     import getpass
 
+    from .errors import EksRollingError
     from .services.deps import Deps
     from .services.gate import set_control
 
@@ -218,7 +219,11 @@ def _control(args: argparse.Namespace) -> int:
         return 1
     by = args.by or f"{getpass.getuser()} (eks-rolling {args.command})"
     for asg in asgs:
-        execution = set_control(asg, args.command, by, deps)
+        try:
+            execution = set_control(asg, args.command, by, deps)
+        except EksRollingError as exc:
+            print(f"eks-rolling {args.command}: {exc}", file=sys.stderr)
+            return 1
         print(f"{args.command} asked for the roll of {asg} ({execution}); it acts before the next wave")
     return 0
 
