@@ -57,6 +57,7 @@ TAG_WRITES: Final = frozenset({Need.RECORD_ORIGINALS, Need.CLEAR_ORIGINALS})
 LOCK_ACTIONS: Final[Mapping[Need, tuple[str, tuple[str, ...]]]] = {
     Need.TAKE_LOCK: ("asg", ("dynamodb:GetItem", "dynamodb:PutItem")),
     Need.RELEASE_LOCK: ("asg", ("dynamodb:DeleteItem",)),
+    Need.HOLD_LOCK: ("asg", ("dynamodb:UpdateItem",)),
     Need.REDIS_GROUP_LOCK: ("redis", ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem")),
     Need.RELEASE_REDIS_LOCKS: ("redis", ("dynamodb:DeleteItem", "dynamodb:GetItem")),
 }

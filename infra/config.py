@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from eks_rolling.labels import TAINT_RETIRING
+from eks_rolling.planning.windows import parse_windows
 from eks_rolling.settings import Settings
 
 
@@ -176,6 +177,10 @@ RUNTIME_KEYS: Final = (
     "do_not_disrupt_timeout_s",
     "do_not_disrupt_on_deadline",
     "do_not_disrupt_poll_cap_s",
+    "maintenance_windows",
+    "pause_timeout_s",
+    "pause_reminder_s",
+    "gate_poll_s",
 )
 
 
@@ -259,12 +264,22 @@ class StackConfig(BaseModel):
     do_not_disrupt_timeout_s: int = _setting("do_not_disrupt_timeout_s")
     do_not_disrupt_on_deadline: Literal["fail", "evict"] = _setting("do_not_disrupt_on_deadline")
     do_not_disrupt_poll_cap_s: int = _setting("do_not_disrupt_poll_cap_s")
+    maintenance_windows: str = _setting("maintenance_windows")
+    pause_timeout_s: int = _setting("pause_timeout_s")
+    pause_reminder_s: int = _setting("pause_reminder_s")
+    gate_poll_s: int = _setting("gate_poll_s")
 
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
         if value not in LOG_RETENTION_DAYS:
             raise ValueError(f"CloudWatch Logs accepts only {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _windows(cls, value: str) -> str:
+        parse_windows(value)  # a bad window fails synth, naming the bad part, not the first roll
         return value
 
     @field_validator("suspend_processes")

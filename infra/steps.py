@@ -15,6 +15,7 @@ follows what the step's service calls (`src/eks_rolling/services/`):
   `RELEASE_REDIS_LOCKS`: the per-Redis-group lock items (`redis#<group>`) in the same table.
 - `READ_REDIS_SECRETS`: `services.redis.env_for` reads a group's password from Secrets Manager
   (or from a Kubernetes Secret, which is RBAC's business).
+- `HOLD_LOCK`: `AsgLock.hold` renews this run's lock item and reads the operator's control on it.
 - `DESCRIBE_EXECUTIONS`: `aws.executions` asks Step Functions whether a lock's holder execution
   (of this state machine) is still running, before taking a dead run's lock over.
 
@@ -47,6 +48,7 @@ class Need(StrEnum):
     NOTIFY = "notify"
     READ_REDIS_SECRETS = "read-redis-secrets"
     DESCRIBE_EXECUTIONS = "describe-executions"
+    HOLD_LOCK = "hold-lock"
 
 
 N = Need
@@ -82,6 +84,11 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     "suspend_processes": frozenset({N.DESCRIBE_ASG, N.RECORD_ORIGINALS, N.SUSPEND_PROCESSES}),
     # NoSchedule taint on the planned nodes (Kubernetes only)
     "taint_old_nodes": frozenset({N.KUBERNETES}),
+    # before PauseAutoscaler, the same gate as check_gate (a roll outside its windows waits there)
+    "await_window": frozenset({N.DESCRIBE_ASG, N.HOLD_LOCK, N.NOTIFY}),
+    # before each wave: AsgLock.hold renews the lock and reads the operator's control (conditional
+    # UpdateItem), the ASG's tags (control, maintenance windows); publishes waiting/paused/resumed
+    "check_gate": frozenset({N.DESCRIBE_ASG, N.HOLD_LOCK, N.NOTIFY}),
     # UpdateAutoScalingGroup desired (and max)
     "surge_capacity": frozenset({N.DESCRIBE_ASG, N.SET_CAPACITY}),
     # new instances InService and their nodes Ready

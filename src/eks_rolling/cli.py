@@ -6,6 +6,8 @@
   status   a roll's waves, nodes done / in flight / left, each in-flight node's step and the
            estimated time left (--wait: until it ends)
   report   a roll's timeline (PNG, one row per node) and per-node table (HTML), from its histories
+  pause | resume | abort <roll>   control a running roll (an ASG name or its execution ARN):
+           it acts before its next wave (what is in flight finishes first)
 
 `plan` reads the same EKS_ROLLING_* settings as the Lambdas: real AWS by default, or a running
 sandbox after `source <kubeconfig>.env` written by `eks-rolling-sandbox up`. `start` and `status`
@@ -55,6 +57,11 @@ def render_plan(plan: Plan, cluster: str) -> str:
         lines.append(f"  batch {i}: {nodes}")
     if plan.az_sequential:
         lines.append("  per-AZ sequencing: one availability zone finishes before the next starts")
+    if plan.maintenance_windows:
+        lines.append(
+            f"  maintenance windows ({plan.maintenance_windows_from}): {plan.maintenance_windows};"
+            " a wave starts only inside one"
+        )
     lines += _scope_lines(plan)
     if plan.held:
         lines.append(f"  do-not-disrupt pods (never evicted; their node waits): {len(plan.held)}")
@@ -210,6 +217,31 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _control(args: argparse.Namespace) -> int:
+    """pause / resume / abort: stored on the roll's lock item, acted on by CheckGate."""
+    import getpass
+
+    from .errors import EksRollingError
+    from .services.deps import Deps
+    from .services.gate import set_control
+
+    deps = Deps.from_env()
+    roll: str = args.roll
+    asgs = deps.lock.keys_held_by(roll) if roll.startswith("arn:") else [roll]
+    if not asgs:
+        print(f"eks-rolling {args.command}: {roll} holds no lock (not running?)", file=sys.stderr)
+        return 1
+    by = args.by or f"{getpass.getuser()} (eks-rolling {args.command})"
+    for asg in asgs:
+        try:
+            execution = set_control(asg, args.command, by, deps)
+        except EksRollingError as exc:
+            print(f"eks-rolling {args.command}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.command} asked for the roll of {asg} ({execution}); it acts before the next wave")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from eks_rolling_sandbox.demo.run import run_demo
 
@@ -273,6 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("execution_arn", help="the roll (parent) execution")
     report.add_argument("--out", default="build", help="where timeline.png and report.html go")
     report.set_defaults(fn=_report)
+    for name, what in (
+        ("pause", "pause a running roll before its next wave (bounded by pause_timeout_s)"),
+        ("resume", "resume a paused roll where it stopped"),
+        ("abort", "stop a running roll before its next wave and roll it back (RollAbortedError)"),
+    ):
+        control = sub.add_parser(name, help=what)
+        control.add_argument("roll", help="the ASG name, or the roll's execution ARN")
+        control.add_argument("--by", help="who asks, recorded in the history (default: the local user)")
+        control.set_defaults(fn=_control)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

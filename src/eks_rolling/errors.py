@@ -89,6 +89,20 @@ class DoNotDisruptDeadlineError(PermanentError):
     """A do-not-disrupt pod still ran at its deadline and the setting says stop (names the pod)."""
 
 
+class RollAbortedError(PermanentError):
+    """An operator aborted the roll (`eks-rolling abort` or the ASG tag): it stopped before its
+    next wave and rolled back. The message names who asked."""
+
+
+class RollNotFoundError(PermanentError):
+    """`eks-rolling pause|resume|abort` named a roll that is not running (no lock held)."""
+
+
+class PauseTimeoutError(PermanentError):
+    """The roll stayed paused longer than `pause_timeout_s`: it stops and rolls back rather than
+    hold the group (cluster-autoscaler off, old nodes tainted) for ever."""
+
+
 class HistoryBudgetExceededError(PermanentError):
     """A polling loop used every round its wave allows: the wave stops (and the roll rolls back)
     well before the execution could reach Step Functions' 25,000-event limit, where no Catch runs."""

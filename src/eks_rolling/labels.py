@@ -55,6 +55,9 @@ TAG_NODE_SELECTOR = "eks-rolling/node-selector"  # a label selector, kubectl syn
 TAG_INSTANCE_IDS = "eks-rolling/instance-ids"  # comma- or space-separated
 TAG_EXCLUDE_SELECTOR = "eks-rolling/exclude-selector"  # a label selector, kubectl syntax
 TAG_AZ_SEQUENTIAL = "eks-rolling/az-sequential"  # "true": finish one AZ before the next
+# Maintenance windows (planning/windows.py syntax) and the operator's pause/abort for the console.
+TAG_MAINTENANCE_WINDOWS = "eks-rolling/maintenance-windows"
+TAG_CONTROL = "eks-rolling/control"  # "pause" or "abort"; remove it (or "resume") to go on
 
 # Annotations on a Redis group's StatefulSets (eks_rolling.redis.discovery reads them).
 REDIS_PREFIX = "eks-rolling.io/redis-"

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Model(BaseModel):
@@ -111,6 +111,8 @@ class Plan(Model):
     excluded: list[OutOfScope] = Field(default_factory=list)
     held: list[HeldPod] = Field(default_factory=list, description="Do-not-disrupt pods (the first few)")
     az_sequential: bool = False
+    maintenance_windows: str = Field("", description="Windows new waves wait for (empty: any time)")
+    maintenance_windows_from: str = Field("", description="Where they came from: tag or setting")
     waves: list[Wave] = Field(default_factory=list, description="The batches as child executions")
 
     @property
@@ -386,6 +388,52 @@ class RestoreClusterInput(Model):
 
 
 class RestoreClusterOutput(RestoreReport):
+    pass
+
+
+class Control(Model):
+    """An operator's pause / resume / abort of a roll: the lock item's `control` (CLI) or the
+    ASG tag `eks-rolling/control` (console)."""
+
+    action: Literal["pause", "resume", "abort"]
+    by: str = Field(description="Who or what asked: the CLI's caller, or the tag")
+
+
+class GateState(Model):
+    """CheckGate's answer before a wave: go, or wait (a closed window, a pause) and check again."""
+
+    action: Literal["go", "wait"]
+    reason: Literal["open", "window", "paused", "resumed"]
+    message: str
+    wait_s: int = Field(0, description="The Wait state's SecondsPath before the next check")
+    wait_until: str | None = Field(None, description="When the next check runs (ISO 8601)")
+    opens_at: str | None = Field(None, description="When the next window opens, while waiting for it")
+    paused_since: str | None = None
+    paused_by: str | None = None
+    reminded_at: str | None = None
+
+
+class CheckGateInput(Model):
+    ctx: RollContext
+    wave: str = Field(description="The wave about to start")
+    gate: GateState | None = Field(None, description="The previous check's answer, when it said wait")
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _first(cls, v: Any) -> Any:
+        return None if v == {} else v  # the wave's first check: the Map's ItemSelector says {}
+
+
+class CheckGateOutput(GateState):
+    pass
+
+
+class AwaitWindowInput(Model):
+    ctx: RollContext
+    gate: GateState | None = Field(None, description="The previous check's answer, when it said wait")
+
+
+class AwaitWindowOutput(GateState):
     pass
 
 

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import SettingsError
 from .labels import TAG_OPT_IN, TAINT_RETIRING
 from .planning.selectors import parse_selector
+from .planning.windows import parse_windows
 
 PREFIX = "EKS_ROLLING_"
 # The local sandbox's own variables share the prefix; they are not runtime settings.
@@ -73,6 +74,23 @@ class Settings(BaseSettings):
     exclude_selector: str = Field("", description="Never roll old nodes matching this label selector")
     az_sequential: bool = Field(False, description="Finish one availability zone before the next")
 
+    # --- maintenance windows, pause / resume / abort (checked before every wave: CheckGate) --------
+    maintenance_windows: str = Field(
+        "", description="When new waves may start: 'DAYS HH:MM/DURATION ZONE; ...' (empty: any time)"
+    )
+    # The roll's execution ends at 24 h (the ASL's TimeoutSeconds, where no Catch runs): a pause
+    # must fail, and roll back, well before that.
+    pause_timeout_s: int = Field(
+        6 * 3600,
+        ge=60,
+        le=20 * 3600,
+        description="A roll paused longer fails (PauseTimeoutError) and rolls back",
+    )
+    pause_reminder_s: int = Field(3600, ge=60, description="How often a paused roll reminds people")
+    gate_poll_s: int = Field(
+        300, ge=1, description="Longest wait between checks of a paused roll or a closed window"
+    )
+
     # --- do-not-disrupt pods --------------------------------------------------------------------
     do_not_disrupt_timeout_s: int = Field(
         3600, ge=0, description="How long a node waits for its do-not-disrupt pods, unless they say"
@@ -105,6 +123,12 @@ class Settings(BaseSettings):
     @classmethod
     def _selector(cls, v: str) -> str:
         parse_selector(v)  # SelectorError is a ValueError: load_settings names the variable
+        return v
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _windows(cls, v: str) -> str:
+        parse_windows(v)  # WindowError is a ValueError: load_settings names the variable
         return v
 
 

@@ -50,6 +50,8 @@ def test_missing_key_fails_synth_naming_it(context: dict[str, Any], key: str) ->
         ("kubernetes_group", "system:masters", "kubernetes_group: 'system:masters' is not valid"),
         ("taint_key", "not a key", "taint_key: 'not a key' is not valid"),
         ("log_level", "LOUD", "log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        ("maintenance_windows", "Mon 22:00/4h Mars/Base", "maintenance_windows: .*time zone 'Mars/Base'"),
+        ("pause_timeout_s", 86400, "pause_timeout_s: Input should be less than or equal to 72000"),
     ],
 )
 def test_invalid_value_fails_synth_naming_the_key(

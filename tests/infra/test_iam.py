@@ -143,6 +143,9 @@ def test_dynamodb_only_on_the_lock_table_and_each_step_on_its_own_locks(synth: S
     assert {steps[r]: g for r, g in grants.items()} == {
         # a dead run's lock taken over: its Redis group locks released as its Rollback would
         "acquire_lock": {(get, "asg#*"), (put, "asg#*"), (get, "redis#*"), (delete, "redis#*")},
+        # before each wave: renew this run's lock and read the operator's control on it
+        "check_gate": {("dynamodb:UpdateItem", "asg#*")},
+        "await_window": {("dynamodb:UpdateItem", "asg#*")},
         "release_lock": {(delete, "asg#*")},
         "move_redis_pods": {(get, "redis#*"), (put, "redis#*"), (delete, "redis#*")},
         "restore_cluster": {(get, "redis#*"), (delete, "redis#*")},
@@ -161,7 +164,7 @@ def test_only_publishers_may_publish(synth: Synth, step: Step) -> None:
         assert [s.resources for s in allowed(statements, "kms:GenerateDataKey")] == [(f"<{key_id}>",)]
     else:
         assert publish == []
-    assert {"acquire_lock", "plan_roll", "terminate_instance", "rollback"} == {
+    assert {"acquire_lock", "plan_roll", "await_window", "check_gate", "terminate_instance", "rollback"} == {
         s.id for s in STEPS if Need.NOTIFY in needs_of(s)
     }
 

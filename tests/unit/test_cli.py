@@ -41,3 +41,18 @@ def test_a_plan_with_nothing_in_scope_says_so() -> None:
     text = render_plan(plan, "prod")
     assert "1 outdated instance(s), none in scope: nothing to do." in text
     assert "i-1 node-i-1 us-east-1a: not in the instance ids (setting)" in text
+
+
+def test_the_plan_text_shows_the_maintenance_windows_and_where_they_came_from() -> None:
+    plan = build_plan(snapshot([instance("i-1")]), Policy())
+    assert "maintenance windows" not in render_plan(plan, "prod")
+    windowed = plan.model_copy(
+        update={
+            "maintenance_windows": "Mon-Fri 22:00/4h Europe/Berlin",
+            "maintenance_windows_from": "tag eks-rolling/maintenance-windows",
+        }
+    )
+    assert (
+        "maintenance windows (tag eks-rolling/maintenance-windows): Mon-Fri 22:00/4h Europe/Berlin;"
+        " a wave starts only inside one" in render_plan(windowed, "prod")
+    )

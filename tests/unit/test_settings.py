@@ -41,3 +41,15 @@ def test_a_bad_scope_selector_is_a_settings_error_naming_it(monkeypatch: pytest.
     monkeypatch.setenv("EKS_ROLLING_NODE_SELECTOR", "role in (worker")
     with pytest.raises(SettingsError, match=r"EKS_ROLLING_NODE_SELECTOR: .*unbalanced"):
         load_settings()
+
+
+def test_a_bad_maintenance_window_is_a_settings_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EKS_ROLLING_MAINTENANCE_WINDOWS", "Mon-Fri 22:00/4h UTC; Sat 25:00/1h UTC")
+    with pytest.raises(SettingsError, match=r"EKS_ROLLING_MAINTENANCE_WINDOWS: .*start '25:00'"):
+        load_settings()
+
+
+def test_a_pause_bound_past_the_executions_24_hours_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EKS_ROLLING_PAUSE_TIMEOUT_S", str(24 * 3600))
+    with pytest.raises(SettingsError, match="EKS_ROLLING_PAUSE_TIMEOUT_S"):
+        load_settings()

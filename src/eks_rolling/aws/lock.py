@@ -14,13 +14,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_rolling.aws.clients import aws_errors, error_code
-from eks_rolling.errors import RollInProgressError
+from eks_rolling.errors import LockLostError, RollInProgressError, RollNotFoundError
 
 log = logging.getLogger(__name__)
 
 KEY_ATTR = "lock_key"
 EXPIRES_ATTR = "expires_at"
 TOOK_OVER_ATTR = "took_over_from"
+# An operator's pause / resume / abort of the roll holding the lock (`eks-rolling pause` etc.):
+# the lock item lives exactly as long as the roll, so a control never outlives its roll.
+CONTROL_ATTR = "control"
+CONTROL_BY_ATTR = "control_by"
+CONTROL_AT_ATTR = "control_at"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
@@ -132,6 +137,72 @@ class AsgLock:
             raise
         log.info("lock for %s %s released", self._what, key)
         return True
+
+    def hold(self, key: str, owner: str, *, ttl_s: int, now: float) -> tuple[str, str] | None:
+        """Renew `owner`'s lock (a roll waiting for a window or paused may outlive the TTL) and
+        return the operator's (control, by) stored on it, if any. LockLostError when `owner` no
+        longer holds it."""
+        try:
+            with aws_errors():
+                item = self._ddb.update_item(
+                    TableName=self._table,
+                    Key={KEY_ATTR: {"S": lock_key(key, self._scope)}},
+                    UpdateExpression="SET #exp = :exp",
+                    ConditionExpression="#owner = :owner",
+                    ExpressionAttributeNames={"#exp": EXPIRES_ATTR, "#owner": "owner"},
+                    ExpressionAttributeValues={":exp": {"N": str(int(now) + ttl_s)}, ":owner": {"S": owner}},
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+        except ClientError as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                raise LockLostError(f"{self._what} {key}: this execution no longer holds the lock") from exc
+            raise
+        control = item.get(CONTROL_ATTR, {}).get("S")
+        return (control, item.get(CONTROL_BY_ATTR, {}).get("S", "unknown")) if control else None
+
+    def set_control(self, key: str, control: str, *, by: str, now: float) -> str:
+        """Store an operator's control on the roll holding the lock; returns that roll (its
+        execution). RollNotFoundError when no roll holds it."""
+        try:
+            with aws_errors():
+                item = self._ddb.update_item(
+                    TableName=self._table,
+                    Key={KEY_ATTR: {"S": lock_key(key, self._scope)}},
+                    UpdateExpression="SET #c = :c, #by = :by, #at = :at",
+                    ConditionExpression="attribute_exists(#k) AND #exp > :now",
+                    ExpressionAttributeNames={
+                        "#c": CONTROL_ATTR,
+                        "#by": CONTROL_BY_ATTR,
+                        "#at": CONTROL_AT_ATTR,
+                        "#k": KEY_ATTR,
+                        "#exp": EXPIRES_ATTR,
+                    },
+                    ExpressionAttributeValues={
+                        ":c": {"S": control},
+                        ":by": {"S": by},
+                        ":at": {"N": str(int(now))},
+                        ":now": {"N": str(int(now))},
+                    },
+                    ReturnValues="ALL_NEW",
+                )["Attributes"]
+        except ClientError as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                raise RollNotFoundError(f"no roll of {self._what} {key} is running (no lock held)") from exc
+            raise
+        return str(item.get("owner", {}).get("S", ""))
+
+    def keys_held_by(self, owner: str) -> list[str]:
+        """The names whose lock `owner` holds (the CLI finds a roll's ASG by its execution)."""
+        prefix = lock_key("", self._scope)
+        with aws_errors():
+            pages = self._ddb.get_paginator("scan").paginate(
+                TableName=self._table,
+                FilterExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+            keys = [i[KEY_ATTR]["S"] for page in pages for i in page.get("Items", [])]
+        return sorted(k.removeprefix(prefix) for k in keys if k.startswith(prefix))
 
     def holder(self, key: str, *, now: float | None = None) -> str | None:
         """Current owner (None if free). With `now`, an expired lock counts as free."""

@@ -22,7 +22,9 @@ from eks_rolling.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NotifyKind = Literal["started", "node_done", "blocked", "succeeded", "failed", "taken_over"]
+NotifyKind = Literal[
+    "started", "node_done", "blocked", "succeeded", "failed", "taken_over", "waiting", "paused", "resumed"
+]
 KINDS: Final[frozenset[str]] = frozenset(get_args(NotifyKind))
 
 SOURCE: Final = "eks-rolling"

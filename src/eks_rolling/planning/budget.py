@@ -6,7 +6,7 @@ from __future__ import annotations
 # History events the state machine writes (see statemachine/*.asl.json and the README's "Waves";
 # tests/e2e checks these against a measured execution). A Task state is
 # 5 events, a Wait 2, a Choice 2, a Pass 2, a Map iteration 2 plus 3-4 for the Map state itself.
-EVENTS_FIXED = 80  # resolve, plan, pause, suspend, taint, restore, release, maps' own events
+EVENTS_FIXED = 87  # resolve, plan, await-window saying go, pause, suspend, taint, restore, release, maps
 EVENTS_PER_BATCH = 24  # map iteration, surge, one wait-new-nodes round, inner map
 EVENTS_PER_WAIT_ROUND = 9  # Task + Choice + Wait
 EVENTS_PER_NODE = (

@@ -164,7 +164,12 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
             ]
             for b in batches
         ]
-    shapes = group_waves(batches, wave_budget=policy.wave_history_events, max_nodes=policy.max_nodes_per_wave)
+    shapes = group_waves(
+        batches,
+        wave_budget=policy.wave_history_events,
+        max_nodes=policy.max_nodes_per_wave,
+        max_batches=policy.max_batches_per_wave,
+    )
     events = sum(s.expected_events for s in shapes) + parent_events(len(shapes)) + EVENTS_FIXED
     too_big = [s for s in shapes if oversized(s)]
     if too_big:

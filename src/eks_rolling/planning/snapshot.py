@@ -150,6 +150,8 @@ class Policy:
 
     wave_history_events: int = 10_000  # expected events per child execution (planning.waves)
     max_nodes_per_wave: int = 0  # 0: as many as the wave's history budget allows
+    # 1 with maintenance windows: CheckGate runs between waves, so then no batch starts outside one
+    max_batches_per_wave: int = 0
 
 
 @dataclass(frozen=True)

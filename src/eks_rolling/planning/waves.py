@@ -41,9 +41,11 @@ LOOPS_PER_NODE: Final = 3
 LOOPS_PER_BATCH: Final = 1
 # The child's own events outside its loops: execution start/end, the batches Map, the final Pass.
 EVENTS_PER_WAVE: Final = 12
-# What one wave adds to the PARENT's history: Map iteration (2) and the startExecution.sync:2
-# Task (entered, scheduled, started, submitted, succeeded, exited).
-PARENT_EVENTS_PER_WAVE: Final = 8
+# What one wave adds to the PARENT's history: Map iteration (2), CheckGate saying go (Task:
+# entered, scheduled, started, succeeded, exited; its Choice: entered, exited) and the
+# startExecution.sync:2 Task (entered, scheduled, started, submitted, succeeded, exited). Each
+# further check of a paused roll or a closed window adds 9 (Wait and the Task and Choice again).
+PARENT_EVENTS_PER_WAVE: Final = 15
 MAX_NAME: Final = 80  # StartExecution's name limit
 # A stored plan's waves: one object per wave under this prefix (IAM grants only the prefix).
 STORE_PREFIX: Final = "waves"
@@ -112,18 +114,27 @@ def expected_events(batches: Sequence[Sequence[NodeTarget]]) -> int:
 
 
 def fits(
-    batches: Sequence[Sequence[NodeTarget]], *, wave_budget: int = WAVE_HISTORY_BUDGET, max_nodes: int = 0
+    batches: Sequence[Sequence[NodeTarget]],
+    *,
+    wave_budget: int = WAVE_HISTORY_BUDGET,
+    max_nodes: int = 0,
+    max_batches: int = 0,
 ) -> bool:
     nodes = sum(len(b) for b in batches)
     return (
         expected_events(batches) <= wave_budget
         and round_scale(batches) >= GUARD_FACTOR
         and (max_nodes <= 0 or nodes <= max_nodes)
+        and (max_batches <= 0 or len(batches) <= max_batches)
     )
 
 
 def group_waves(
-    batches: Sequence[Sequence[NodeTarget]], *, wave_budget: int = WAVE_HISTORY_BUDGET, max_nodes: int = 0
+    batches: Sequence[Sequence[NodeTarget]],
+    *,
+    wave_budget: int = WAVE_HISTORY_BUDGET,
+    max_nodes: int = 0,
+    max_batches: int = 0,
 ) -> list[WaveShape]:
     """Consecutive batches, greedily, while the wave still fits; a batch that does not fit even
     alone is a wave of its own (build_plan reports it as a blocker)."""
@@ -141,7 +152,9 @@ def group_waves(
             )
 
     for batch in batches:
-        if current and not fits([*current, batch], wave_budget=wave_budget, max_nodes=max_nodes):
+        if current and not fits(
+            [*current, batch], wave_budget=wave_budget, max_nodes=max_nodes, max_batches=max_batches
+        ):
             close()
             current = []
         current.append(batch)

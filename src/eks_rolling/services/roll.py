@@ -4,6 +4,7 @@ exclude from load balancers, terminate."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from ..aws.asg import AsgOps
 from ..errors import CapacityError, NewNodesTimeoutError, PlanBlockedError
@@ -35,6 +36,7 @@ from ..planning.capacity import plan_capacity
 from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
+from .gate import windows_for
 from .plans import plan_nodes, stored
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
@@ -54,7 +56,12 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         redis_views=lambda refs: _redis_views(ctx, deps, refs),
         now=deps.now(),
     )
-    plan = build_plan(snap, policy(deps.settings, state.tags, ctx.scope))
+    windows, text, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
+    # CheckGate runs between waves: with windows, each batch is a wave, so none starts outside one.
+    rules = replace(policy(deps.settings, state.tags, ctx.scope), max_batches_per_wave=1 if windows else 0)
+    plan = build_plan(snap, rules).model_copy(
+        update={"maintenance_windows": text, "maintenance_windows_from": windows_from}
+    )
     log.info(
         "plan for %s: %d outdated, %d batches, %d findings",
         ctx.asg_name,

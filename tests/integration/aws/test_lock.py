@@ -118,3 +118,42 @@ def test_holder_can_ignore_expired_locks(lock: AsgLock) -> None:
     assert lock.holder("workers", now=T0 + 30) == "exec-a"
     assert lock.holder("workers", now=T0 + 61) is None
     assert lock.holder("workers") == "exec-a"  # the item is still there until TTL removes it
+
+
+def test_an_operators_control_is_stored_on_the_running_rolls_lock_and_read_by_its_holder(
+    lock: AsgLock, ddb: Any
+) -> None:
+    # Given a roll holding the lock of prod-a
+    owner = "arn:aws:states:us-east-1:123456789012:execution:roll:exec-1"
+    lock.acquire("prod-a", owner, ttl_s=TTL, now=T0)
+    assert lock.hold("prod-a", owner, ttl_s=TTL, now=T0 + 10) is None  # nothing asked yet
+    # When an operator pauses it
+    assert lock.set_control("prod-a", "pause", by="alice", now=T0 + 20) == owner
+    # Then the holder reads the pause and who asked, and its lock is renewed from now
+    assert lock.hold("prod-a", owner, ttl_s=TTL, now=T0 + 30) == ("pause", "alice")
+    found = item(ddb, "prod-a")
+    assert found is not None and found["expires_at"]["N"] == str(int(T0 + 30) + TTL)
+    # ... the CLI finds the roll's group by its execution
+    assert lock.keys_held_by(owner) == ["prod-a"]
+    assert lock.keys_held_by(owner + "-other") == []
+
+
+def test_a_control_for_a_group_no_roll_holds_is_refused(lock: AsgLock, ddb: Any) -> None:
+    from eks_rolling.errors import RollNotFoundError
+
+    with pytest.raises(RollNotFoundError, match="prod-b"):
+        lock.set_control("prod-b", "abort", by="alice", now=T0)
+    assert item(ddb, "prod-b") is None  # nothing written
+    # ... nor for an expired one
+    lock.acquire("prod-b", "exec-old", ttl_s=TTL, now=T0)
+    with pytest.raises(RollNotFoundError):
+        lock.set_control("prod-b", "abort", by="alice", now=T0 + TTL + 1)
+
+
+def test_a_holder_that_lost_its_lock_learns_it_when_it_checks(lock: AsgLock) -> None:
+    from eks_rolling.errors import LockLostError
+
+    lock.acquire("prod-c", "exec-1", ttl_s=TTL, now=T0)
+    lock.take_over("prod-c", holder="exec-1", owner="exec-2", ttl_s=TTL, now=T0 + 1)
+    with pytest.raises(LockLostError):
+        lock.hold("prod-c", "exec-1", ttl_s=TTL, now=T0 + 2)

@@ -54,6 +54,15 @@ def test_waves_keep_the_plan_order_and_respect_a_node_cap() -> None:
     assert [list(b) for s in shapes for b in s.batches] == batches
 
 
+def test_with_a_batch_cap_each_wave_holds_one_batch_even_a_small_one() -> None:
+    # per-AZ sequencing can leave batches smaller than the batch size (2): a node cap of 2 would
+    # put two of them in one wave, a batch cap never does
+    small = _batches(3, 1)
+    assert [len(s.batches) for s in waves.group_waves(small, max_nodes=2)] == [2, 1]
+    assert [len(s.batches) for s in waves.group_waves(small, max_batches=1)] == [1, 1, 1]
+    assert [len(s.batches) for s in waves.group_waves(small)] == [3]
+
+
 def test_a_batch_too_big_for_any_wave_blocks_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(waves, "GUARD_FACTOR", 50)
     plan = build_plan(snapshot([instance(f"i-{k}") for k in range(4)]), Policy(batch_size=4))

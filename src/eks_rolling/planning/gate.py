@@ -1,0 +1,94 @@
+"""Whether the next wave may start: the operator's pause / resume / abort and the maintenance
+windows, decided from what CheckGate read (pure: no I/O, time passed in).
+
+Abort wins over pause, pause over a closed window. A wave already running is never stopped
+here: the gate sits between waves, so what is in flight finishes first. Each answer carries
+what the next check needs (since when paused, when people were last reminded) because the
+state machine feeds it back in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from ..errors import PauseTimeoutError, RollAbortedError
+from ..models import Control, GateState
+from .windows import WindowState
+
+Notice = Literal["waiting", "paused", "resumed"]
+
+
+@dataclass(frozen=True)
+class GateRules:
+    pause_timeout_s: int
+    pause_reminder_s: int
+    poll_s: int  # longest Wait between two checks, so an abort or a resume is seen in time
+
+
+def _wait(seconds: float, rules: GateRules) -> int:
+    return max(1, min(rules.poll_s, math.ceil(seconds)))
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+def decide(
+    control: Control | None,
+    window: WindowState,
+    now: datetime,
+    prev: GateState | None,
+    rules: GateRules,
+) -> tuple[GateState, Notice | None]:
+    """The gate's answer and the notification to send with it (None: nothing new to say).
+    Raises RollAbortedError on abort and PauseTimeoutError past the pause bound."""
+    if control is not None and control.action == "abort":
+        raise RollAbortedError(f"roll aborted by {control.by}")
+    was_paused = prev is not None and prev.reason == "paused"
+    if control is not None and control.action == "pause":
+        since = (
+            datetime.fromisoformat(prev.paused_since) if was_paused and prev and prev.paused_since else now
+        )
+        paused_s = (now - since).total_seconds()
+        if paused_s >= rules.pause_timeout_s:
+            raise PauseTimeoutError(
+                f"roll paused by {control.by} for {int(paused_s)} s, longer than pause_timeout_s="
+                f"{rules.pause_timeout_s}: stopping and rolling back"
+            )
+        last = prev.reminded_at if was_paused and prev else None
+        remind = (
+            last is None or (now - datetime.fromisoformat(last)).total_seconds() >= rules.pause_reminder_s
+        )
+        wait_s = _wait(rules.pause_timeout_s - paused_s, rules)
+        state = GateState(
+            action="wait",
+            reason="paused",
+            message=f"paused by {control.by} since {_iso(since)}; fails at {_iso(since + timedelta(seconds=rules.pause_timeout_s))} unless resumed",
+            wait_s=wait_s,
+            wait_until=_iso(now + timedelta(seconds=wait_s)),
+            paused_since=_iso(since),
+            paused_by=control.by,
+            reminded_at=_iso(now) if remind else last,
+        )
+        return state, "paused" if remind else None
+    if not window.open:
+        assert window.until is not None  # a closed window always has a next opening
+        wait_s = _wait((window.until - now).total_seconds(), rules)
+        state = GateState(
+            action="wait",
+            reason="window",
+            message=f"outside the maintenance windows; the next opens at {_iso(window.until)}",
+            wait_s=wait_s,
+            wait_until=_iso(now + timedelta(seconds=wait_s)),
+            opens_at=_iso(window.until),
+        )
+        first = prev is None or prev.reason != "window"
+        return state, "waiting" if first else None
+    if was_paused:
+        by = control.by if control is not None else "unknown (the pause was cleared)"
+        return GateState(action="go", reason="resumed", message=f"resumed by {by}"), "resumed"
+    until = f" (window open until {_iso(window.until)})" if window.until else ""
+    return GateState(action="go", reason="open", message=f"go{until}"), None
