@@ -143,6 +143,15 @@ class PollState(Model):
     done: bool = False
     next_wait_s: int = 1
     detail: list[str] = Field(default_factory=list, description="What is still pending, for people")
+    idle: int = Field(0, description="Consecutive checks that saw nothing change (adaptive polling)")
+
+    @staticmethod
+    def pace(prev: PollState | None, detail: list[str], base_s: int, cap_s: int) -> tuple[int, int]:
+        """(idle, next_wait_s) of adaptive polling: the wait doubles from `base_s` up to `cap_s`
+        while what is pending stays the same, and drops back to `base_s` on any change, so a
+        loop's rounds grow with the log of how long the real thing takes, not linearly."""
+        idle = prev.idle + 1 if prev is not None and prev.detail == detail else 0
+        return idle, max(1, min(max(cap_s, base_s), base_s << min(idle, 30)))
 
     @staticmethod
     def begin(prev: PollState | None, now: datetime, timeout_s: int) -> tuple[datetime, datetime, int]:

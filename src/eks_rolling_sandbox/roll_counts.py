@@ -27,6 +27,9 @@ class RollCounts:
     batches: int  # SurgeCapacity entered
     history_events: int
     lambda_invocations: int
+    # States entered (Task, Choice, Wait, Pass, Map and each Map iteration's states): what Step
+    # Functions bills as state transitions, one per StateEntered event.
+    state_transitions: int
     node_poll_rounds: int
     batch_poll_rounds: int
     redis_poll_rounds: int
@@ -36,6 +39,7 @@ class RollCounts:
         return {
             "history_events": round(self.history_events / n, 1),
             "lambda_invocations": round(self.lambda_invocations / n, 1),
+            "state_transitions": round(self.state_transitions / n, 1),
             "node_poll_rounds": round(self.node_poll_rounds / n, 2),
             "polling_rounds": round(
                 (self.node_poll_rounds + self.batch_poll_rounds + self.redis_poll_rounds) / n, 2
@@ -59,6 +63,7 @@ def count_roll(history: list[dict[str, Any]]) -> RollCounts:
         batches=entered["SurgeCapacity"],
         history_events=len(history),
         lambda_invocations=sum(1 for ev in history if ev["type"] == "LambdaFunctionScheduled"),
+        state_transitions=sum(1 for ev in history if ev["type"].endswith("StateEntered")),
         node_poll_rounds=sum(entered[s] for s in NODE_POLL_WAITS),
         batch_poll_rounds=sum(entered[s] for s in BATCH_POLL_WAITS),
         redis_poll_rounds=sum(entered[s] for s in REDIS_POLL_WAITS),
