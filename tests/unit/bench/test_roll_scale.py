@@ -1,0 +1,23 @@
+"""bench/roll_scale.py's lower bound: the boot, the longest PDB-forced eviction chain and the
+deregistration delay, from the scenario; a tighter PDB lengthens it (a number that can move)."""
+
+from __future__ import annotations
+
+from bench.roll_scale import REPLICAS, allowed, deployments, lower_bound_s
+
+
+def test_a_pdb_percentage_rounds_up_as_kubernetes_does_and_never_allows_zero() -> None:
+    assert allowed(1, REPLICAS) == 1
+    assert allowed("20%", REPLICAS) == 2
+    assert allowed("30%", REPLICAS) == 3
+    assert allowed("1%", REPLICAS) == 1
+
+
+def test_the_lower_bound_is_the_slowest_boot_plus_the_maxunavailable_1_chain_plus_deregistration() -> None:
+    # 30 nodes x 15 pods: 45 Deployments of 10, PDBs 1 / 20 % / 30 % in turn
+    assert len(deployments(30, 15)) == 45
+    assert {mu for _, mu in deployments(30, 15)} == {1, "20%", "30%"}
+    # boot 90 s x 1.33 jitter = 119.7, then 10 evictions one at a time x (8 s start + 1 s ready), then 30 s
+    assert lower_bound_s(30, 15) == 239.7
+    # Control: without the maxUnavailable 1 PDBs the chain is 5 steps (20 %), not 10.
+    assert lower_bound_s(30, 15, pdbs=("20%", "30%")) == 194.7
