@@ -24,7 +24,7 @@ from typing import Any
 from eks_rolling.aws.asg import AsgOps
 from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.env import SandboxEnv
-from eks_rolling_sandbox.roll_counts import count_roll
+from eks_rolling_sandbox.roll_counts import PHASES, count_roll, phase_seconds
 from eks_rolling_sandbox.runner import LocalRunner
 from eks_rolling_sandbox.scenarios import (
     Scenario,
@@ -146,6 +146,8 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float) -> dict[str,
             # No HTTP traffic in this scenario (thousands of pod servers would measure the
             # machine, not the roll); the field-report e2e tests carry traffic through rolls.
             "traffic_failed": None,
+            # Real seconds per phase, summed over every batch (waves run one after another).
+            "phases_s": {k: round(sum(phase_seconds(h)[k] for h in histories) / factor, 1) for k in PHASES},
             "setup_wall_s": round(setup_s, 1),
         }
 

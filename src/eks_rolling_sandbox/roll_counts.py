@@ -68,3 +68,33 @@ def count_roll(history: list[dict[str, Any]]) -> RollCounts:
         batch_poll_rounds=sum(entered[s] for s in BATCH_POLL_WAITS),
         redis_poll_rounds=sum(entered[s] for s in REDIS_POLL_WAITS),
     )
+
+
+# Where a wave's time goes, per batch (batches run one after another): the new nodes' boot
+# (SurgeCapacity entered -> ReplaceNodes entered), the drains and owners' recovery (-> the batch's
+# last ExcludeFromLoadBalancers), then the deregistration delay and termination (-> ReplaceNodes
+# exited).
+PHASES = ("boot", "drain", "deregister")
+
+
+def phase_seconds(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds spent in each phase over the batches of one execution's history (wall clock of
+    the events: divide by the time factor for real seconds)."""
+    totals = dict.fromkeys(PHASES, 0.0)
+    surge = nodes = drained = None
+    for ev in history:
+        name = (ev.get("stateEnteredEventDetails") or ev.get("stateExitedEventDetails") or {}).get("name")
+        t = ev["timestamp"].timestamp()
+        entered = ev["type"].endswith("StateEntered")
+        if entered and name == "SurgeCapacity":
+            surge, nodes, drained = t, None, None
+        elif entered and name == "ReplaceNodes" and surge is not None:
+            nodes = t
+            totals["boot"] += t - surge
+        elif entered and name == "ExcludeFromLoadBalancers" and nodes is not None:
+            drained = t
+        elif not entered and name == "ReplaceNodes" and nodes is not None:
+            totals["drain"] += (drained or t) - nodes
+            totals["deregister"] += t - (drained or t)
+            surge = nodes = drained = None
+    return {k: round(v, 2) for k, v in totals.items()}
