@@ -35,11 +35,33 @@ from eks_rolling_sandbox.scenarios import (
 )
 from eks_rolling_sandbox.timing import REALISTIC
 from eks_rolling_sandbox.traffic.availability import AvailabilityMonitor
+from infra.packaging import MEASURED_COLD_IMPORT_CPU_S, memory_for
 
 OUT = Path("build/bench/roll-scale.json")
+LAMBDA_MEMORY_MB = memory_for(MEASURED_COLD_IMPORT_CPU_S)  # what infra/workflow.py deploys
 REPLICAS = 10
 PDB_MAX_UNAVAILABLE: tuple[int | str, ...] = (1, "20%", "30%")
 DEREGISTRATION_DELAY_S = 30  # the tool's default (Settings.deregistration_delay_s)
+# List prices, us-east-1, 2026: Step Functions Standard $0.025 per 1,000 state transitions; Lambda
+# (x86) $0.20 per million requests and $0.0000166667 per GB-second.
+USD_PER_TRANSITION = 0.025 / 1000
+USD_PER_INVOCATION = 0.20 / 1_000_000
+USD_PER_GB_S = 0.0000166667
+
+
+def cost_per_1000_nodes(
+    transitions_per_node: float, invocations_per_node: float, gb_s_per_node: float
+) -> float:
+    """USD per 1,000 replaced nodes at list prices (the free tiers left out)."""
+    return round(
+        1000
+        * (
+            transitions_per_node * USD_PER_TRANSITION
+            + invocations_per_node * USD_PER_INVOCATION
+            + gb_s_per_node * USD_PER_GB_S
+        ),
+        2,
+    )
 
 
 def allowed(max_unavailable: int | str, replicas: int) -> int:
@@ -121,6 +143,7 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float) -> dict[str,
             arn = result["executionArn"]
             executions = [arn, *runner.children(arn)]
             histories = [runner.own_history(a) for a in executions]
+            gb_s = sum(i.duration_s for i in runner.stats.invocations) * LAMBDA_MEMORY_MB / 1024
         monitor.stop()
         counts = count_roll([ev for h in histories for ev in h])
         per = counts.per_node()
@@ -142,6 +165,11 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float) -> dict[str,
             "lambda_invocations_per_node": per["lambda_invocations"],
             "state_transitions_per_node": per["state_transitions"],
             "max_state_bytes": max(_state_bytes(h) for h in histories),
+            # In-process handler time on this machine (no cold starts) at the deployed memory size.
+            "lambda_gb_s_per_node": round(gb_s / max(counts.nodes, 1), 2),
+            "cost_per_1000_nodes_usd": cost_per_1000_nodes(
+                per["state_transitions"], per["lambda_invocations"], gb_s / max(counts.nodes, 1)
+            ),
             "pdb_violations": monitor.violations,
             # No HTTP traffic in this scenario (thousands of pod servers would measure the
             # machine, not the roll); the field-report e2e tests carry traffic through rolls.

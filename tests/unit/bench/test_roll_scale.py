@@ -3,7 +3,7 @@ deregistration delay, from the scenario; a tighter PDB lengthens it (a number th
 
 from __future__ import annotations
 
-from bench.roll_scale import REPLICAS, allowed, deployments, lower_bound_s
+from bench.roll_scale import REPLICAS, allowed, cost_per_1000_nodes, deployments, lower_bound_s
 
 
 def test_a_pdb_percentage_rounds_up_as_kubernetes_does_and_never_allows_zero() -> None:
@@ -21,3 +21,9 @@ def test_the_lower_bound_is_the_slowest_boot_plus_the_maxunavailable_1_chain_plu
     assert lower_bound_s(30, 15) == 239.7
     # Control: without the maxUnavailable 1 PDBs the chain is 5 steps (20 %), not 10.
     assert lower_bound_s(30, 15, pdbs=("20%", "30%")) == 194.7
+
+
+def test_cost_per_1000_nodes_at_list_prices() -> None:
+    # 40 transitions ($1.00), 15 invocations ($0.003) and 1 GB-s ($0.0167) per node, x 1,000
+    assert cost_per_1000_nodes(40, 15, 1.0) == 1.02
+    assert cost_per_1000_nodes(80, 15, 1.0) == 2.02  # transitions dominate
