@@ -137,7 +137,7 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     held = (prev.held if prev else 0) + 1 if only_held else 0
     if holding:
         deadline = max(deadline, max(holding) + timedelta(seconds=s.drain_timeout_s))
-    idle, wait_s = PollState.pace(prev, remaining, _poll_s(s), s.poll_cap_s)
+    idle, wait_s = PollState.pace(prev, remaining, _poll_s(s), s.poll_cap_s, now=now, deadline=deadline)
     if throttled or held:
         wait_s = _next_wait_s(throttled, held, holding, now, s)
     if not done and now >= deadline:
@@ -195,7 +195,7 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
         if not ok:
             pending.append(detail)
     done = not pending
-    idle, wait_s = PollState.pace(inp.wait, pending, _poll_s(s), s.poll_cap_s)
+    idle, wait_s = PollState.pace(inp.wait, pending, _poll_s(s), s.poll_cap_s, now=now, deadline=deadline)
     if not done and now >= deadline:
         raise OwnersNotReadyError(
             f"workloads evicted from {inp.node.node_name} did not recover within {s.owners_ready_timeout_s}s: "
