@@ -35,10 +35,11 @@ from eks_rolling_sandbox.scenarios import (
 )
 from eks_rolling_sandbox.timing import REALISTIC
 from eks_rolling_sandbox.traffic.availability import AvailabilityMonitor
-from infra.packaging import MEASURED_COLD_IMPORT_CPU_S, memory_for
 
 OUT = Path("build/bench/roll-scale.json")
-LAMBDA_MEMORY_MB = memory_for(MEASURED_COLD_IMPORT_CPU_S)  # what infra/workflow.py deploys
+# What infra/workflow.py deploys (tests/unit/bench/test_roll_scale.py keeps them equal; `infra`
+# is not importable from a script run as `python bench/roll_scale.py`).
+LAMBDA_MEMORY_MB = 1024
 REPLICAS = 10
 PDB_MAX_UNAVAILABLE: tuple[int | str, ...] = (1, "20%", "30%")
 DEREGISTRATION_DELAY_S = 30  # the tool's default (Settings.deregistration_delay_s)

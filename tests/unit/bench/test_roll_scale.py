@@ -3,7 +3,15 @@ deregistration delay, from the scenario; a tighter PDB lengthens it (a number th
 
 from __future__ import annotations
 
-from bench.roll_scale import REPLICAS, allowed, cost_per_1000_nodes, deployments, lower_bound_s
+from bench.roll_scale import (
+    LAMBDA_MEMORY_MB,
+    REPLICAS,
+    allowed,
+    cost_per_1000_nodes,
+    deployments,
+    lower_bound_s,
+)
+from infra.workflow import MEMORY_MB
 
 
 def test_a_pdb_percentage_rounds_up_as_kubernetes_does_and_never_allows_zero() -> None:
@@ -27,3 +35,7 @@ def test_cost_per_1000_nodes_at_list_prices() -> None:
     # 40 transitions ($1.00), 15 invocations ($0.003) and 1 GB-s ($0.0167) per node, x 1,000
     assert cost_per_1000_nodes(40, 15, 1.0) == 1.02
     assert cost_per_1000_nodes(80, 15, 1.0) == 2.02  # transitions dominate
+
+
+def test_the_cost_uses_the_memory_size_the_stack_deploys() -> None:
+    assert LAMBDA_MEMORY_MB == MEMORY_MB
