@@ -3,6 +3,8 @@ deregistration delay, from the scenario; a tighter PDB lengthens it (a number th
 
 from __future__ import annotations
 
+import pytest
+
 from bench.roll_scale import (
     LAMBDA_MEMORY_MB,
     REPLICAS,
@@ -10,6 +12,7 @@ from bench.roll_scale import (
     cost_per_1000_nodes,
     deployments,
     lower_bound_s,
+    main,
 )
 from infra.workflow import MEMORY_MB
 
@@ -39,3 +42,12 @@ def test_cost_per_1000_nodes_at_list_prices() -> None:
 
 def test_the_cost_uses_the_memory_size_the_stack_deploys() -> None:
     assert LAMBDA_MEMORY_MB == MEMORY_MB
+
+
+def test_a_size_the_sandbox_cannot_address_stops_before_any_sandbox_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--sizes", "30,300", "--serial-nodes", "0"])
+    assert exc.value.code == 2
+    assert "size(s) [300]" in capsys.readouterr().err
