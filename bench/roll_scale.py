@@ -1,19 +1,32 @@
-"""Roll-scale benchmark (not a test): roll stateless node groups of growing size through the real
-state machine and measure duration, history events per node (the 25,000-event budget) and
-evictions, compared as ratios within one run.
+"""Roll-scale benchmark (issue 11 item 5; not a test): roll stateless node groups through the real
+state machines (parent + wave children) in the REALISTIC timing profile (60-120 s boots, pod
+start, grace periods, the tool's default polls and deadlines, all scaled by one time factor) and
+write build/bench/roll-scale.json, one row per size.
 
-Run: .venv/bin/python bench/roll_scale.py [--sizes 6,12,24] [--batch 3] [--pods-per-node 10]
+Scenario per size: `nodes` old nodes, 15 pods per node in 10-replica Deployments, a PDB on every
+Deployment (maxUnavailable 1, 20 % and 30 % in turn). `serial_s`: the same scenario rolled one node
+at a time (batch_size 1, cordon-and-drain style) measured at `--serial-nodes` and extrapolated
+linearly to each size (said so in the row). `lower_bound_s`: see lower_bound_s() and the README.
+
+Run: .venv/bin/python bench/roll_scale.py [--sizes 30,100] [--serial-nodes 30] [--factor 0.05]
+(Sizes above 127 nodes stop with an error: the sandbox's cloud bridge has 254 node addresses per
+run, and a roll launches one new instance per old one; issue 11's 300 and 1,000 need more.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
-from eks_rolling.planning.plan import estimate_history_events
+from eks_rolling.aws.asg import AsgOps
 from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.env import SandboxEnv
+from eks_rolling_sandbox.roll_counts import PHASES, count_roll, phase_seconds
 from eks_rolling_sandbox.runner import LocalRunner
 from eks_rolling_sandbox.scenarios import (
     Scenario,
@@ -22,6 +35,64 @@ from eks_rolling_sandbox.scenarios import (
     wait_nodes_ready,
     wait_workloads_ready,
 )
+from eks_rolling_sandbox.timing import REALISTIC
+from eks_rolling_sandbox.traffic.availability import AvailabilityMonitor
+
+OUT = Path("build/bench/roll-scale.json")
+# What infra/workflow.py deploys (tests/unit/bench/test_roll_scale.py keeps them equal; `infra`
+# is not importable from a script run as `python bench/roll_scale.py`).
+LAMBDA_MEMORY_MB = 1024
+REPLICAS = 10
+# eks_rolling_sandbox.cloud.bridge: node k's pods are 127.k.0.x, k < 255, never reused in a run.
+SANDBOX_NODE_ADDRESSES = 254
+PDB_MAX_UNAVAILABLE: tuple[int | str, ...] = (1, "20%", "30%")
+DEREGISTRATION_DELAY_S = 30  # the tool's default (Settings.deregistration_delay_s)
+# List prices, us-east-1, 2026: Step Functions Standard $0.025 per 1,000 state transitions; Lambda
+# (x86) $0.20 per million requests and $0.0000166667 per GB-second.
+USD_PER_TRANSITION = 0.025 / 1000
+USD_PER_INVOCATION = 0.20 / 1_000_000
+USD_PER_GB_S = 0.0000166667
+
+
+def cost_per_1000_nodes(
+    transitions_per_node: float, invocations_per_node: float, gb_s_per_node: float
+) -> float:
+    """USD per 1,000 replaced nodes at list prices (the free tiers left out)."""
+    return round(
+        1000
+        * (
+            transitions_per_node * USD_PER_TRANSITION
+            + invocations_per_node * USD_PER_INVOCATION
+            + gb_s_per_node * USD_PER_GB_S
+        ),
+        2,
+    )
+
+
+def allowed(max_unavailable: int | str, replicas: int) -> int:
+    """Pods a PDB lets go at once (a percentage of maxUnavailable rounds up, as Kubernetes does)."""
+    if isinstance(max_unavailable, str):
+        return max(1, math.ceil(replicas * int(max_unavailable.rstrip("%")) / 100))
+    return max(1, max_unavailable)
+
+
+def deployments(
+    nodes: int, pods_per_node: int, pdbs: tuple[int | str, ...] = PDB_MAX_UNAVAILABLE
+) -> list[tuple[str, int | str]]:
+    return [(f"svc-{d}", pdbs[d % len(pdbs)]) for d in range(max(nodes * pods_per_node // REPLICAS, 1))]
+
+
+def lower_bound_s(nodes: int, pods_per_node: int, pdbs: tuple[int | str, ...] = PDB_MAX_UNAVAILABLE) -> float:
+    """No roll of this scenario can be faster (real seconds): the slowest new node's boot (the
+    profile's boot + Ready, +jitter), then the longest PDB-forced eviction chain (every pod of a
+    Deployment sits on an old node; its PDB lets `allowed` go at a time and the next may go only
+    when a replacement is Ready: pod start + ready), then the last node's deregistration delay."""
+    boot = (REALISTIC.node_boot_s + REALISTIC.node_ready_s) * (1 + REALISTIC.jitter)
+    step = REALISTIC.pod_start_s + REALISTIC.pod_ready_s
+    chain = max(
+        math.ceil(REPLICAS / allowed(mu, REPLICAS)) for _, mu in deployments(nodes, pods_per_node, pdbs)
+    )
+    return round(boot + chain * step + DEREGISTRATION_DELAY_S, 1)
 
 
 def stateless(env: SandboxEnv, nodes: int, pods_per_node: int) -> Scenario:
@@ -39,67 +110,121 @@ def stateless(env: SandboxEnv, nodes: int, pods_per_node: int) -> Scenario:
         subnets,
         desired=nodes,
         min_size=1,
-        max_size=nodes + 10,
+        max_size=nodes + 60,
         ami="ami-0aaaaaaaaaaaaaaa1",
         opted_in=True,
         labels={"role": "worker"},
     )
-    wait_nodes_ready(env, nodes, timeout=120)
+    wait_nodes_ready(env, nodes, timeout=120 + nodes)
     env.sandbox.apply(m.namespace("apps"))
-    for d in range(max(nodes * pods_per_node // 10, 1)):
-        env.sandbox.apply(m.deployment(f"svc-{d}", "apps", 10))
-        env.sandbox.apply(m.pdb(f"svc-{d}", "apps", selector={"app": f"svc-{d}"}, max_unavailable=1))
-    wait_workloads_ready(env, timeout=300)
+    for name, mu in deployments(nodes, pods_per_node):
+        env.sandbox.apply(m.deployment(name, "apps", REPLICAS))
+        env.sandbox.apply(m.pdb(name, "apps", selector={"app": name}, max_unavailable=mu))
+    wait_workloads_ready(env, timeout=300 + nodes)
     return Scenario(env=env, asg_name="workers", launch_template_id=lt, azs=azs)
 
 
-def run(nodes: int, batch: int, pods_per_node: int) -> dict[str, float]:
-    with SandboxEnv() as env:
+def _state_bytes(history: list[dict[str, Any]]) -> int:
+    sizes = [0]
+    for ev in history:
+        for key, field in (("stateEnteredEventDetails", "input"), ("stateExitedEventDetails", "output")):
+            value = (ev.get(key) or {}).get(field)
+            if value:
+                sizes.append(len(value.encode()))
+    return max(sizes)
+
+
+def roll(nodes: int, batch: int, pods_per_node: int, factor: float) -> dict[str, Any]:
+    with SandboxEnv(timing_profile="realistic", time_factor=factor) as env:
+        t_setup = time.monotonic()
         sc = stateless(env, nodes, pods_per_node)
-        settings = {
-            "batch_size": str(batch),
-            "deregistration_delay_s": "10",
-            "poll_interval_s": "5",
-            "drain_timeout_s": "600",
-            "owners_ready_timeout_s": "600",
-            "new_nodes_timeout_s": "600",
-        }
-        with LocalRunner(env, time_scale=0.05, settings=settings) as runner:
-            mark = env.sandbox.request_log.mark()
+        setup_s = time.monotonic() - t_setup
+        settings = {"batch_size": str(batch), "POWERTOOLS_LOG_LEVEL": "WARNING"}
+        monitor = AvailabilityMonitor(env.sandbox.store).start()
+        with LocalRunner(env, settings=settings) as runner:
             t0 = time.monotonic()
-            result = runner.run(sc.bump_launch_template(), timeout=1800)
-            duration = time.monotonic() - t0
-            events = len(runner.history(result["executionArn"]))
-        evictions = [e for e in env.sandbox.request_log.entries(mark) if e.path.endswith("/eviction")]
-        batches = -(-nodes // batch)
+            result = runner.run(sc.bump_launch_template(), timeout=3 * 3600)
+            wall = time.monotonic() - t0
+            arn = result["executionArn"]
+            executions = [arn, *runner.children(arn)]
+            histories = [runner.own_history(a) for a in executions]
+            gb_s = sum(i.duration_s for i in runner.stats.invocations) * LAMBDA_MEMORY_MB / 1024
+        monitor.stop()
+        counts = count_roll([ev for h in histories for ev in h])
+        per = counts.per_node()
+        state = AsgOps(env.aws("autoscaling"), env.aws("ec2")).describe("workers")
+        old_left = sum(1 for i in state.instances if AsgOps.is_outdated(i, state))
         return {
             "nodes": nodes,
-            "pods": nodes * pods_per_node,
+            "pods": len(deployments(nodes, pods_per_node)) * REPLICAS,
+            "batch_size": batch,
             "status": result["status"],
-            "duration_s": round(duration, 1),
-            "s_per_node": round(duration / nodes, 2),
-            "history_events": events,
-            "events_per_node": round(events / nodes, 1),
-            "planner_estimate": estimate_history_events(nodes, batches),
-            "evictions_201": sum(1 for e in evictions if e.status == 201),
-            "evictions_429": sum(1 for e in evictions if e.status == 429),
+            "replaced": counts.nodes,
+            "old_instances_left": old_left,
+            "duration_wall_s": round(wall, 1),
+            "duration_s": round(wall / factor, 1),  # real time: wall / the one time factor
+            "lower_bound_s": lower_bound_s(nodes, pods_per_node),
+            "executions": len(executions),
+            "max_history_events": max(len(h) for h in histories),
+            "events_per_node": per["history_events"],
+            "lambda_invocations_per_node": per["lambda_invocations"],
+            "state_transitions_per_node": per["state_transitions"],
+            "max_state_bytes": max(_state_bytes(h) for h in histories),
+            # In-process handler time on this machine (no cold starts) at the deployed memory size.
+            "lambda_gb_s_per_node": round(gb_s / max(counts.nodes, 1), 2),
+            "cost_per_1000_nodes_usd": cost_per_1000_nodes(
+                per["state_transitions"], per["lambda_invocations"], gb_s / max(counts.nodes, 1)
+            ),
+            "pdb_violations": monitor.violations,
+            # No HTTP traffic in this scenario (thousands of pod servers would measure the
+            # machine, not the roll); the field-report e2e tests carry traffic through rolls.
+            "traffic_failed": None,
+            # Real seconds per phase, summed over every batch (waves run one after another).
+            "phases_s": {k: round(sum(phase_seconds(h)[k] for h in histories) / factor, 1) for k in PHASES},
+            "setup_wall_s": round(setup_s, 1),
         }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="6,12,24")
-    parser.add_argument("--batch", type=int, default=3)
-    parser.add_argument("--pods-per-node", type=int, default=10)
-    args = parser.parse_args()
-    rows = [run(int(n), args.batch, args.pods_per_node) for n in args.sizes.split(",")]
-    print(json.dumps(rows, indent=1))
-    base = rows[0]
-    for r in rows[1:]:
-        print(
-            f"{r['nodes']} vs {base['nodes']} nodes: duration x{r['duration_s'] / base['duration_s']:.2f}, events per node {r['events_per_node']} vs {base['events_per_node']} (planner budgets {r['planner_estimate'] / r['nodes']:.0f})"
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="30,100")
+    ap.add_argument("--pods-per-node", type=int, default=15)
+    ap.add_argument("--serial-nodes", type=int, default=30, help="0: no serial run")
+    ap.add_argument("--factor", type=float, default=0.05, help="the one time factor (realistic profile)")
+    ap.add_argument("--batch", type=int, default=0, help="0: nodes / 10, within 2-50")
+    args = ap.parse_args(argv)
+    sizes = [int(n) for n in args.sizes.split(",") if n]
+    too_big = [n for n in sizes if 2 * n > SANDBOX_NODE_ADDRESSES]
+    if too_big:
+        ap.error(
+            f"size(s) {too_big}: a roll launches one new instance per old one and the sandbox's cloud "
+            f"bridge gives every instance it ever launches one of {SANDBOX_NODE_ADDRESSES} node "
+            f"addresses (127.k.0.x): at most {SANDBOX_NODE_ADDRESSES // 2} nodes per run"
         )
+    serial: dict[str, Any] | None = None
+    if args.serial_nodes:
+        serial = roll(args.serial_nodes, 1, args.pods_per_node, args.factor)
+        print("serial:", json.dumps(serial), flush=True)
+    rows = []
+    for n in sizes:
+        batch = args.batch or min(50, max(2, n // 10))
+        row = roll(n, batch, args.pods_per_node, args.factor)
+        if serial and serial["status"] == "SUCCEEDED":
+            row["serial_s"] = round(serial["duration_s"] * n / serial["nodes"], 1)
+            row["serial_method"] = (
+                "measured"
+                if n == serial["nodes"]
+                else f"extrapolated from a {serial['nodes']}-node serial run"
+            )
+            row["serial_over_duration"] = round(row["serial_s"] / row["duration_s"], 2)
+        row["duration_over_lower_bound"] = round(row["duration_s"] / row["lower_bound_s"], 2)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"factor": args.factor, "serial": serial, "sizes": rows}, indent=1) + "\n")
+    print(f"wrote {OUT}")
+    return 0 if all(r["status"] == "SUCCEEDED" for r in rows) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

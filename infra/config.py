@@ -160,6 +160,7 @@ RUNTIME_KEYS: Final = (
     "max_nodes_per_wave",
     "asg_concurrency",
     "poll_interval_s",
+    "poll_cap_s",
     "new_nodes_timeout_s",
     "drain_timeout_s",
     "owners_ready_timeout_s",
@@ -247,6 +248,7 @@ class StackConfig(BaseModel):
     max_nodes_per_wave: int = _setting("max_nodes_per_wave")
     asg_concurrency: int = _setting("asg_concurrency")
     poll_interval_s: int = _setting("poll_interval_s")
+    poll_cap_s: int = _setting("poll_cap_s")
     new_nodes_timeout_s: int = _setting("new_nodes_timeout_s")
     drain_timeout_s: int = _setting("drain_timeout_s")
     owners_ready_timeout_s: int = _setting("owners_ready_timeout_s")

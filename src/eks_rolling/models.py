@@ -8,6 +8,7 @@ are referred to by instance id and name, pods by namespace/name.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -145,6 +146,27 @@ class PollState(Model):
     done: bool = False
     next_wait_s: int = 1
     detail: list[str] = Field(default_factory=list, description="What is still pending, for people")
+    idle: int = Field(0, description="Consecutive checks that saw nothing change (adaptive polling)")
+
+    @staticmethod
+    def pace(
+        prev: PollState | None,
+        detail: list[str],
+        base_s: int,
+        cap_s: int,
+        *,
+        now: datetime,
+        deadline: datetime,
+    ) -> tuple[int, int]:
+        """(idle, next_wait_s) of adaptive polling: the wait doubles from `base_s` up to `cap_s`
+        while what is pending stays the same, and drops back to `base_s` on any change, so a
+        loop's rounds grow with the log of how long the real thing takes, not linearly. It never
+        sleeps past the deadline by more than a second: a stuck loop still fails on time."""
+        idle = prev.idle + 1 if prev is not None and prev.detail == detail else 0
+        wait = min(max(cap_s, base_s), base_s << min(idle, 30))
+        if now < deadline:
+            wait = min(wait, math.ceil((deadline - now).total_seconds()) + 1)
+        return idle, max(1, wait)
 
     @staticmethod
     def begin(prev: PollState | None, now: datetime, timeout_s: int) -> tuple[datetime, datetime, int]:

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
 
     # --- deadlines and polling (seconds) -------------------------------------------------------
     poll_interval_s: int = Field(10, ge=1)
+    poll_cap_s: int = Field(
+        60,
+        ge=1,
+        description="Longest wait between checks of a wait loop that sees no change (the wait doubles "
+        "from poll_interval_s and drops back to it on progress; = poll_interval_s polls at a fixed interval)",
+    )
     new_nodes_timeout_s: int = Field(900, ge=1)
     drain_timeout_s: int = Field(900, ge=1)
     owners_ready_timeout_s: int = Field(600, ge=1)

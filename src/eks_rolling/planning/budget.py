@@ -20,9 +20,15 @@ EVENTS_PER_NODE = (
 # batch), 82 Lambda invocations, 682 history events (114 per node). Re-measure with
 # `.venv/bin/pytest tests/e2e/test_realistic_roll.py -s -n 0` (it prints the counts and fails
 # when a real roll needs more rounds than budgeted here).
+# Re-measured 2026-12-07 with adaptive polling (PollState.pace, poll_cap_s 60; same test):
+# 4.33-5.67 drain/owner rounds per node, 4.67-5.33 new-nodes rounds per batch, 14.3-15.3 Lambda
+# invocations and 36-39 state transitions per node (fixed 10 s polling: 4.67 / 7.33-8.67 / 15.7 /
+# 40.3). Neither assumption is lowered: a wait restarts at poll_interval_s on every change, so a
+# large batch whose nodes boot at different times polls up to the fixed rate, and more pods per
+# node mean more drain changes; adaptive polling never makes MORE rounds than fixed polling.
 ASSUMED_POLL_ROUNDS_PER_NODE = 6  # measured 3.3 per node; headroom for nodes with more pods/PDBs
 # The batch waits for its slowest new node: the profile's 120 s worst boot / the 10 s poll.
-ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s)
+ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s); adaptive 4.67-5.33
 # MoveRedisPods rounds (Task + Choice + Wait each) per managed Redis pod on an old node. Measured
 # on the field-report demo (`make demo`, realistic profile, factor 0.05; execution.counts in
 # build/demo-report.json): 173 rounds for the 12 Redis pods, 2,212 history events for 6 nodes (compressed

@@ -30,10 +30,15 @@ from .deps import Deps
 log = logging.getLogger(__name__)
 
 
+def _poll_s(settings: Settings) -> int:
+    """The first wait of a drain or owners loop: pods go within seconds, not a node's boot."""
+    return max(1, min(settings.poll_interval_s, 5))
+
+
 def backoff_s(throttled: int, settings: Settings, rng: random.Random | None = None) -> int:
     """Exponential backoff with jitter after consecutive 429s (kubectl uses a fixed 5 s)."""
     if throttled <= 0:
-        return max(1, min(settings.poll_interval_s, 5))
+        return _poll_s(settings)
     cap = min(settings.eviction_backoff_cap_s, settings.eviction_backoff_base_s * 2.0 ** (throttled - 1))
     jitter = rng.uniform(0.5, 1.0) if rng else random.uniform(0.5, 1.0)
     return max(1, math.ceil(cap * jitter))
@@ -140,6 +145,9 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
         deadline = max(deadline, max(holding) + timedelta(seconds=s.drain_timeout_s))
     if done:
         emit(ctx, Metric.DRAIN_DURATION, (now - started).total_seconds())
+    idle, wait_s = PollState.pace(prev, remaining, _poll_s(s), s.poll_cap_s, now=now, deadline=deadline)
+    if throttled or held:
+        wait_s = _next_wait_s(throttled, held, holding, now, s)
     if not done and now >= deadline:
         raise DrainTimeoutError(
             f"node {node.metadata.name} not drained after {s.drain_timeout_s}s: "
@@ -150,7 +158,8 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
         deadline=deadline,
         attempt=attempt,
         done=done,
-        next_wait_s=0 if done else _next_wait_s(throttled, held, holding, now, s),
+        next_wait_s=0 if done else wait_s,
+        idle=idle,
         evicted=evicted,
         blocked=blocked,
         throttled=throttled,
@@ -196,6 +205,7 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
     done = not pending
     if done:
         emit(ctx, Metric.OWNERS_RECOVERY_TIME, (now - started).total_seconds())
+    idle, wait_s = PollState.pace(inp.wait, pending, _poll_s(s), s.poll_cap_s, now=now, deadline=deadline)
     if not done and now >= deadline:
         raise OwnersNotReadyError(
             f"workloads evicted from {inp.node.node_name} did not recover within {s.owners_ready_timeout_s}s: "
@@ -206,7 +216,8 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
         deadline=deadline,
         attempt=attempt,
         done=done,
-        next_wait_s=0 if done else max(1, min(s.poll_interval_s, 5)),
+        next_wait_s=0 if done else wait_s,
+        idle=idle,
         owners=[o.ref for o, _ in owners],
         detail=pending,
     )

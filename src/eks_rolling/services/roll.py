@@ -221,6 +221,9 @@ def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:
     if len(new) < expected:
         pending.append(f"{expected - len(new)} instance(s) not launched yet")
     done = len(ready) >= expected and not pending
+    idle, wait_s = PollState.pace(
+        inp.wait, pending, s.poll_interval_s, s.poll_cap_s, now=now, deadline=deadline
+    )
     if not done and now >= deadline:
         raise NewNodesTimeoutError(
             f"new nodes of ASG {ctx.asg_name} not Ready after {s.new_nodes_timeout_s}s: " + "; ".join(pending)
@@ -230,8 +233,9 @@ def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:
         deadline=deadline,
         attempt=attempt,
         done=done,
-        next_wait_s=s.poll_interval_s,
+        next_wait_s=wait_s,
         detail=pending,
+        idle=idle,
         ready_new_nodes=sorted(ready),
     )
 
