@@ -12,6 +12,7 @@ from constructs import Construct
 from eks_rolling.planning.waves import STORE_PREFIX
 
 from . import nag
+from .buckets import private_bucket
 
 # Longer than any roll (TimeoutSeconds 24 h), short enough not to keep old plans around: the
 # execution history (90 days) and the logs are the audit trail, not these copies.
@@ -21,22 +22,15 @@ EXPIRE_DAYS = 7
 class PlansBucket(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(EXPIRE_DAYS))],
             # Transient copies of what the executions carry: a deleted stack leaves nothing behind.
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=False,
-        )
-        nag.acknowledge(
-            self.bucket,
-            "AwsSolutions-S1",
-            "holds only transient copies of plans (expire after 7 days); every read and write is "
-            "already in the executions' histories and the Lambdas' logs",
+            no_access_logs_because="holds only transient copies of plans (expire after 7 days); every "
+            "read and write is already in the executions' histories and the Lambdas' logs",
         )
         self.objects = self.bucket.arn_for_objects(f"{STORE_PREFIX}/*")
 

@@ -13,7 +13,7 @@ from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from . import nag
+from .buckets import private_bucket
 
 LOG_EXPIRY = Duration.days(365)
 
@@ -21,12 +21,9 @@ LOG_EXPIRY = Duration.days(365)
 class Trail(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(expiration=LOG_EXPIRY, noncurrent_version_expiration=LOG_EXPIRY)
@@ -34,13 +31,9 @@ class Trail(Construct):
             # CloudTrail logs are evidence: kept when the stack goes (the name is generated, so a
             # retained bucket never blocks the next create).
             removal_policy=RemovalPolicy.RETAIN,
-        )
-        nag.acknowledge(
-            self.bucket,
-            "AwsSolutions-S1",
-            "this bucket only receives CloudTrail log files, written by the trail of this stack; "
-            "CloudTrail validates each file (log file validation) and the bucket policy allows only "
-            "cloudtrail.amazonaws.com to write",
+            no_access_logs_because="this bucket only receives CloudTrail log files, written by the "
+            "trail of this stack; CloudTrail validates each file (log file validation) and the bucket "
+            "policy allows only cloudtrail.amazonaws.com to write",
         )
         # Write management events of this region: what the triggers match. Read events would
         # cost without starting anything.
