@@ -379,6 +379,8 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
         say(
             f"  baseline (drain + terminate without exclusion or deregistration wait): {base['requests']} requests, {base['failed']} failed {_kinds(base)}, max latency {base['max_latency_ms']:.0f} ms"
         )
+        for sample in tr.get("failure_samples") or []:  # the roll's own failed requests, stamped
+            say(f"    failed request at {sample}")
     for failure in report.get("failures") or []:
         say(f"  FAILED {failure}")
     say(f"  timeline: {report['timeline']['png']}, {report['timeline']['html']}")

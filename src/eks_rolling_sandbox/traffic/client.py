@@ -12,11 +12,15 @@ import concurrent.futures
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .http_pods import TrafficLoop
 
 KINDS = ("refused", "reset", "5xx", "timeout", "other")
+# Failures kept verbatim, each stamped with the wall clock at its answer: enough to match a burst
+# with the execution history's timestamps (which step of which node was running then).
+MAX_SAMPLES = 20
 
 
 @dataclass
@@ -33,8 +37,9 @@ class TrafficCounts:
         if kind is not None:
             self.failed += 1
             self.failed_by_kind[kind] += 1
-            if len(self.samples) < 5:
-                self.samples.append(f"{kind}: {detail}"[:160])
+            if len(self.samples) < MAX_SAMPLES:
+                at = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+                self.samples.append(f"{at} {kind}: {detail}"[:180])
 
     def report(self) -> dict[str, Any]:
         return {

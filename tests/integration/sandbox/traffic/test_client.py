@@ -4,6 +4,7 @@ it happens (a port nobody listens on, a server that resets, one that never answe
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -56,7 +57,8 @@ def test_each_failure_kind_is_counted(loop: TrafficLoop, behaviour: str, kind: s
         assert counts["failed"] == 0, counts
     else:
         assert counts["failed"] == counts["requests"] == counts["failed_by_kind"][kind], counts
-        assert counts["failure_samples"]
+        # Stamped "HH:MM:SS.mmm kind: detail", to be matched with the history's timestamps.
+        assert re.fullmatch(rf"\d\d:\d\d:\d\d\.\d{{3}} {kind}: .+", counts["failure_samples"][0]), counts
     if behaviour == "hang":
         assert counts["max_latency_ms"] >= 300
 
