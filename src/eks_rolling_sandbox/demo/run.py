@@ -381,6 +381,11 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
         )
         for sample in tr.get("failure_samples") or []:  # the roll's own failed requests, stamped
             say(f"    failed request at {sample}")
+        if tr.get("failed"):
+            lag = tr.get("loop_lag") or {}
+            say(
+                f"    traffic loop: max lag {lag.get('max_ms')} ms; stalls over 100 ms at {lag.get('stall_samples')}"
+            )
     for failure in report.get("failures") or []:
         say(f"  FAILED {failure}")
     say(f"  timeline: {report['timeline']['png']}, {report['timeline']['html']}")

@@ -20,6 +20,7 @@ from ..env import SandboxEnv
 from ..traffic.client import LoadClient
 from ..traffic.http_pods import HttpRuntime, TrafficLoop
 from ..traffic.lb import LoadBalancer
+from ..traffic.loop_lag import LoopLag
 
 SERVICE = ("ingress-nginx", "ingress-nginx-controller")
 # Sent through the load balancer for the whole roll: >= 5,000 requests in the demo's roll (90 s
@@ -45,6 +46,7 @@ class WebLoad:
         env.sandbox.kubelet.add_runtime(self.runtime)  # before the scenario's pods start
         self.lb: LoadBalancer | None = None
         self.client: LoadClient | None = None
+        self.lag: LoopLag | None = None
         self._t0 = time.monotonic()
 
     def start(self, say: Callable[[str], None]) -> WebLoad:
@@ -61,16 +63,20 @@ class WebLoad:
             f"  web traffic: {RATE_PER_S:.0f} req/s through a {s.mode}-mode load balancer ({len(lb.targets)} targets, health checks {s.interval_s:.0f}s x{s.healthy_threshold}/{s.unhealthy_threshold}, deregistration delay {s.deregistration_delay_s:.0f}s, x{self.scale} wall clock) to {SERVICE[0]}/{SERVICE[1]}"
         )
         self.client = LoadClient(self.loop, lb.address, rate=RATE_PER_S, concurrency=CONCURRENCY).start()
+        self.lag = LoopLag(self.loop).start()
         self._t0 = time.monotonic()
         return self
 
     def finish_roll(self) -> dict[str, Any]:
         assert self.client is not None and self.lb is not None
+        assert self.lag is not None
         counts = self.client.stop()
         self.client = None
         seconds = time.monotonic() - self._t0
         return {
             **counts,
+            # How late the loop serving client, LB and pods ran: explains a failure, never hides one.
+            "loop_lag": self.lag.stop(),
             "rate_per_s": RATE_PER_S,
             "seconds": round(seconds, 1),
             "min_requests": int(RATE_PER_S * seconds * MIN_SENT_FRACTION),

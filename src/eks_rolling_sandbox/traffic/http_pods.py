@@ -9,7 +9,7 @@ force-deleted, node gone) resets every open connection.
 
 Upstream: the kubelet's killContainer (pkg/kubelet/kuberuntime/kuberuntime_container.go:
 preStop, then StopContainer with the remaining grace) and a web server's graceful shutdown
-(nginx's SIGQUIT, Go's http.Server.Shutdown).
+(Go's http.Server.Shutdown: listeners closed, every accepted connection served; nginx's SIGQUIT).
 """
 
 from __future__ import annotations
@@ -138,7 +138,9 @@ class PodServer:
         self.state = "draining"
         if self.server is not None:
             self.server.close()  # the listening socket: new connections are refused
-        while self.in_flight and loop.time() < deadline and self.state == "draining":
+        # Every accepted connection is served, including one whose request is not read yet (Go's
+        # Shutdown waits for connections in StateNew too): only the grace period cuts them.
+        while (self.in_flight or self.conns) and loop.time() < deadline and self.state == "draining":
             await asyncio.sleep(0.005)
         if self.state == "draining":
             self.kill_now("exited")

@@ -72,6 +72,40 @@ def test_pre_stop_then_sigterm_refuses_new_connections_and_finishes_in_flight(
     assert server.state == "exited"
 
 
+def test_a_connection_accepted_before_sigterm_is_served_though_its_request_comes_after(
+    sb: Sandbox, web: tuple[TrafficLoop, HttpRuntime]
+) -> None:
+    """Go's Shutdown serves a connection still in StateNew: a load balancer that opened it just
+    before the listener closed (the event loop late to read it) gets its answer, not a reset."""
+    loop, runtime = web
+    sb.apply(tf.web_deployment(replicas=1, pre_stop_s=5))
+    pod = _ready_pod(sb)
+    ip = pod["status"]["podIP"]
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(ip, PORT)
+
+    async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        writer.write(b"GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        try:
+            return await reader.read()
+        finally:
+            writer.close()
+
+    # Given a connection accepted during preStop, with no request sent yet
+    sb.registry.delete("pods", "default", pod["metadata"]["name"], {})
+    reader, writer = loop.run(connect())
+    server = runtime.servers[pod["metadata"]["uid"]]
+    sb.wait_for(lambda: server.state == "pre-stop" and server.conns, timeout=3, what="accepted in preStop")
+    # When SIGTERM closes the listener before the request arrives
+    sb.wait_for(lambda: server.state != "pre-stop", timeout=3, what="preStop over")
+    assert _get(loop, ip)[0] == "refused"
+    # Then the request on the accepted connection is still answered
+    assert loop.run(ask(reader, writer)).startswith(b"HTTP/1.1 200")
+    sb.wait_for(lambda: server.state == "exited", timeout=5, what="server exited")
+
+
 def test_a_pod_deleted_without_grace_resets_its_connections(
     sb: Sandbox, web: tuple[TrafficLoop, HttpRuntime]
 ) -> None:
