@@ -101,6 +101,7 @@ class AccessScope:
     security_group_ids: Sequence[str]
     kubernetes_group: str
     state_machine_name: str
+    hook_function_arns: Sequence[str] = ()
 
 
 def asg_arn(scope: Construct) -> str:
@@ -212,6 +213,14 @@ def step_statements(
                 sid="NotifyEncrypted",
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 resources=[access.topic_key.key_arn],
+            )
+        )
+    if Need.CALL_HOOKS in needs and access.hook_function_arns:
+        out.append(
+            iam.PolicyStatement(
+                sid="InvokeHookFunctions",
+                actions=["lambda:InvokeFunction"],
+                resources=list(access.hook_function_arns),
             )
         )
     if Need.READ_REDIS_SECRETS in needs and access.redis_secret_arns:
