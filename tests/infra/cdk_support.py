@@ -33,6 +33,8 @@ VARIANT_CONTEXT: Mapping[str, Any] = {
     "batch_size": "3",
     "create_trail": "true",
     "drift_check_schedule": "rate(1 day)",
+    "hook_functions": "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check",
+    "pre_drain_hooks": "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check",
 }
 
 
