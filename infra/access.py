@@ -277,6 +277,7 @@ class StepAccess(Construct):
         self.access_entries: dict[str, eks.CfnAccessEntry] = {}
         for step in steps:
             needs = needs_of(step)
+            own = step_statements(self, needs, access)
             role = iam.Role(
                 self,
                 f"{step.state}Role",
@@ -284,7 +285,8 @@ class StepAccess(Construct):
                 description=f"eks-rolling {step.id}: {', '.join(sorted(needs))}",
                 inline_policies={
                     "vpc-attachment": iam.PolicyDocument(statements=vpc_statements(self, access)),
-                    "step": iam.PolicyDocument(statements=step_statements(self, needs, access)),
+                    # a hook step with no hook_functions has nothing to allow: no empty document
+                    **({"step": iam.PolicyDocument(statements=own)} if own else {}),
                 },
             )
             self.roles[step.id] = role
