@@ -50,7 +50,9 @@ def test_the_same_target_twice_is_refused() -> None:
 
 
 def test_payload_has_exactly_the_documented_keys() -> None:
-    body = json.loads(payload("pre_drain", roll="r1", asg="ng", node="ip-1", instance_id="i-1", az="us-east-1a"))
+    body = json.loads(
+        payload("pre_drain", roll="r1", asg="ng", node="ip-1", instance_id="i-1", az="us-east-1a")
+    )
     assert body == {
         "phase": "pre_drain",
         "roll": "r1",
