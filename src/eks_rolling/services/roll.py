@@ -60,7 +60,11 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
     windows, text, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
     hooks = hooks_for(deps.settings, state.tags)  # so does a bad hook target
     # CheckGate runs between waves: with windows, each batch is a wave, so none starts outside one.
-    rules = replace(policy(deps.settings, state.tags, ctx.scope), max_batches_per_wave=1 if windows else 0)
+    rules = replace(
+        policy(deps.settings, state.tags, ctx.scope),
+        max_batches_per_wave=1 if windows else 0,
+        hook_steps=bool(hooks.pre_drain) + bool(hooks.post_replace),  # their events, in the budget
+    )
     plan = build_plan(snap, rules)
     plan = plan.model_copy(
         update={
