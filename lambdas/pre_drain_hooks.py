@@ -1,4 +1,4 @@
-"""Call the node's pre-drain hooks before anything is evicted or moved off it."""
+"""Call the node's pre-drain hooks before its first eviction."""
 
 from eks_rolling.models import PreDrainHooksInput
 from eks_rolling.services.hooks import pre_drain_hooks

@@ -40,6 +40,16 @@ def hook_outputs(history: list[dict[str, Any]], phase: str) -> list[dict[str, An
     return [o for o in outs if isinstance(o, dict) and o.get("phase") == phase]
 
 
+def plan_of(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """PlanRoll's output, as the Lambda returned it."""
+    return next(
+        json.loads(e["lambdaFunctionSucceededEventDetails"]["output"])
+        for e in history
+        if e["type"] == "LambdaFunctionSucceeded"
+        and '"estimated_history_events"' in e["lambdaFunctionSucceededEventDetails"]["output"]
+    )
+
+
 def old_nodes(field: Field) -> dict[str, tuple[str, str]]:
     """instance id -> (node name, zone) of the roll's old nodes."""
     ids = {i.instance_id for i in field.state().instances}
@@ -112,6 +122,18 @@ def test_hooks_are_called_once_per_replaced_node_with_the_payload_and_a_verified
         steps = [n for n, i in order if i == iid]
         assert steps[0] == "PreDrainHooks" and steps[1] == "DrainNode", steps
         assert steps[-2:] == ["TerminateInstance", "PostReplaceHooks"], steps
+    # ... the plan listed the hooks and where they came from, and budgeted their events
+    plan = plan_of(history)
+    assert (
+        plan["hooks"]["pre_drain"] == [arn] and plan["hooks"]["pre_drain_from"] == "setting pre_drain_hooks"
+    )
+    assert plan["hooks"]["post_replace"] == [endpoint.url]
+    print(
+        f"hooks roll: {len(old)} nodes, {len(pre.calls)} pre-drain Lambda calls, "
+        f"{len(endpoint.recorder.calls)} signed HTTPS calls, {len(history)} history events of "
+        f"{plan['estimated_history_events']} budgeted"
+    )
+    assert len(history) <= plan["estimated_history_events"]
     assert leftovers(field, before, ca_before) == []
 
 
@@ -144,6 +166,8 @@ def test_a_failing_pre_drain_hook_stops_the_roll_before_any_eviction_and_rollbac
     ]
     assert evictions == []
     assert "DrainNode" not in [n for n, _ in states_entered(history)]
+    took = (result["stopDate"] - result["startDate"]).total_seconds()
+    print(f"failing hook: {len(pre.calls)} calls for {sorted(called)}, roll failed after {took:.1f} s")
     # ... no old instance was terminated, and Rollback restored taints, autoscaler, processes, max
     assert instances <= {i.instance_id for i in field.state().instances}
     assert "Rollback" in [n for n, _ in states_entered(history)]

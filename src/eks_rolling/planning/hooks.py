@@ -2,9 +2,10 @@
 means. Pure: no I/O, no clock (the service passes elapsed time in; the adapters do the calls).
 
 A target is a Lambda function ARN (invoked RequestResponse) or an `https://` URL (a POST signed
-with SigV4). `pre_drain` hooks run for a node after it is tainted and before anything is evicted
-or moved off it; `post_replace` hooks after its instance is terminated and the owners of its pods
-are Ready again. A hook that still fails after its retries stops the roll (HookFailedError).
+with SigV4). `pre_drain` hooks run for a node after it is tainted and its managed Redis pods are
+moved (switchovers: deleted and recreated, never evicted), before its first eviction;
+`post_replace` hooks after its instance is terminated (the owners of its evicted pods were Ready
+again before that). A hook that still fails after its retries stops the roll (HookFailedError).
 """
 
 from __future__ import annotations
