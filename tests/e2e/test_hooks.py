@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.credentials import ReadOnlyCredentials
 
+from eks_rolling.labels import LABEL_TOPOLOGY_ZONE
 from eks_rolling_sandbox.cloud.hooks import HttpsHookServer, create_hook_function
 from eks_rolling_sandbox.env import DUMMY_CREDENTIALS
 from tests.e2e.conftest import Field, leftovers, states_entered
@@ -57,7 +58,7 @@ def old_nodes(field: Field) -> dict[str, tuple[str, str]]:
     for n in field.env.sandbox.store.all("nodes"):
         iid = n["spec"]["providerID"].rsplit("/", 1)[-1]
         if iid in ids:
-            out[iid] = (n["metadata"]["name"], n["metadata"]["labels"]["topology.kubernetes.io/zone"])
+            out[iid] = (n["metadata"]["name"], n["metadata"]["labels"][LABEL_TOPOLOGY_ZONE])
     return out
 
 
