@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Final
 
-from ..aws.hooks import HookCaller
 from ..errors import HookFailedError, SettingsError
 from ..labels import TAG_POST_REPLACE_HOOKS, TAG_PRE_DRAIN_HOOKS
 from ..models import (
@@ -23,11 +24,15 @@ from ..models import (
 )
 from ..planning.hooks import Answer, HookError, Phase, RetryPolicy, parse_hooks, payload
 from ..settings import Settings
+from ..steps import LAMBDA_TIMEOUT_S
 from .deps import Deps
 
 log = logging.getLogger(__name__)
 
 Call = Callable[[str, bytes, float], Answer]
+# All hooks of one step share its Lambda's time, less a margin to answer: a step that timed out
+# would be retried by the state machine and call the hooks that already passed again.
+STEP_BUDGET_S: Final = LAMBDA_TIMEOUT_S - 30
 
 
 def hooks_for(settings: Settings, tags: Mapping[str, str]) -> Hooks:
@@ -93,10 +98,12 @@ def run_hooks(phase: Phase, inp: HooksInput, deps: Deps, call: Call | None = Non
         az=node.az,
     )
     rules = policy(deps.settings)
-    caller = call or HookCaller(deps.settings).call
+    caller = call or deps.hooks.call
     calls: list[HookCall] = []
+    started = deps.monotonic()
     for target in targets:
-        done = call_hook(target, body, rules, caller, deps)
+        left = STEP_BUDGET_S - (deps.monotonic() - started)
+        done = call_hook(target, body, replace(rules, deadline_s=min(rules.deadline_s, left)), caller, deps)
         calls.append(done)
         if not done.ok:
             raise HookFailedError(

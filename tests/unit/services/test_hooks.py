@@ -97,6 +97,30 @@ def test_the_deadline_bounds_a_slow_failing_hook() -> None:
     assert clock.t == 110
 
 
+def test_all_hooks_of_a_step_fit_its_lambda_timeout() -> None:
+    # Given three hooks that each answer after 30 s, passing only on their fourth call
+    from eks_rolling.services.hooks import STEP_BUDGET_S
+    from eks_rolling.steps import LAMBDA_TIMEOUT_S
+
+    clock = Clock()
+    seen: dict[str, int] = {}
+
+    def call(target: str, body: bytes, timeout_s: float) -> Answer:
+        seen[target] = seen.get(target, 0) + 1
+        clock.t += min(30, timeout_s)
+        if timeout_s < 30:
+            return Answer(False, "no answer", retry=True)
+        return Answer(seen[target] >= 4, f"call {seen[target]}", retry=True)
+
+    settings = {"hook_attempts": 4, "hook_timeout_s": 30, "hook_deadline_s": 240, "hook_backoff_s": 1}
+    # When the first two pass after 127 s each, the third gets only what is left of the step
+    with pytest.raises(HookFailedError) as err:
+        run_hooks("pre_drain", step_input(URL, ARN, f"{ARN}:live"), deps(clock, **settings), call)
+    # Then the step ends within its Lambda's time, naming the hook that ran out of it
+    assert seen[URL] == seen[ARN] == 4 and f"{ARN}:live" in str(err.value)
+    assert clock.t <= STEP_BUDGET_S < LAMBDA_TIMEOUT_S
+
+
 def test_the_tag_wins_over_the_setting_and_says_so() -> None:
     s = Settings(pre_drain_hooks=URL, post_replace_hooks=ARN)
     hooks = hooks_for(s, {TAG_PRE_DRAIN_HOOKS: ARN})
