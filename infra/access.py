@@ -102,6 +102,7 @@ class AccessScope:
     kubernetes_group: str
     state_machine_name: str
     hook_function_arns: Sequence[str] = ()
+    hook_api_arns: Sequence[str] = ()
 
 
 def asg_arn(scope: Construct) -> str:
@@ -221,6 +222,12 @@ def step_statements(
                 sid="InvokeHookFunctions",
                 actions=["lambda:InvokeFunction"],
                 resources=list(access.hook_function_arns),
+            )
+        )
+    if Need.CALL_HOOKS in needs and access.hook_api_arns:
+        out.append(
+            iam.PolicyStatement(
+                sid="InvokeHookApis", actions=["execute-api:Invoke"], resources=list(access.hook_api_arns)
             )
         )
     if Need.READ_REDIS_SECRETS in needs and access.redis_secret_arns:

@@ -90,6 +90,14 @@ LambdaArn = Annotated[
     str,
     _pattern(LAMBDA_ARN.pattern, "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check"),
 ]
+# An API Gateway route, exactly (no wildcard): arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH
+ExecuteApiArn = Annotated[
+    str,
+    _pattern(
+        r"arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:[a-z0-9]+/[A-Za-z0-9_-]+/POST/[A-Za-z0-9._~/-]*",
+        "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/node-retiring",
+    ),
+]
 Email = Annotated[str, _pattern(r"[^@\s]+@[^@\s]+\.[^@\s]+", "oncall@example.com")]
 # DNS-1123 label (namespaces, Deployment names) and a Kubernetes qualified name (taint keys).
 K8sName = Annotated[str, _pattern(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "kube-system")]
@@ -225,6 +233,12 @@ class StackConfig(BaseModel):
         (),
         description="Lambda functions the hook steps may invoke (lambda:InvokeFunction on exactly these); "
         "every Lambda hook of the settings or of an ASG's hook tags must be listed",
+    )
+
+    hook_api_arns: Annotated[tuple[ExecuteApiArn, ...], Listed] = Field(
+        (),
+        description="API Gateway routes of https:// hooks behind IAM authorization: execute-api:Invoke "
+        "on exactly these",
     )
 
     # --- triggers ------------------------------------------------------------------------------

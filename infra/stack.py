@@ -115,6 +115,7 @@ class EksRollingStack(Stack):
                 kubernetes_group=config.kubernetes_group,
                 state_machine_name=name,
                 hook_function_arns=config.hook_functions,
+                hook_api_arns=config.hook_api_arns,
             ),
         )
 

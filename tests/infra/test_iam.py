@@ -194,6 +194,13 @@ def test_hook_functions_only_when_configured_only_those_and_only_for_the_hook_st
             assert s.resources == (variant.context["hook_functions"],)  # no wildcard, no qualifier
             invokers.add(step.id)
     assert invokers == {"pre_drain_hooks", "post_replace_hooks"}
+    callers = set()
+    for step in STEPS:
+        assert allowed(step_statements(synth, step), "execute-api:Invoke") == [], step.id
+        for s in allowed(step_statements(variant, step), "execute-api:Invoke"):
+            assert s.actions == ("execute-api:Invoke",) and s.resources == (variant.context["hook_api_arns"],)
+            callers.add(step.id)
+    assert callers == invokers
 
 
 def test_custom_opt_in_tag_is_the_condition(variant: Synth) -> None:
