@@ -101,6 +101,8 @@ class AccessScope:
     security_group_ids: Sequence[str]
     kubernetes_group: str
     state_machine_name: str
+    hook_function_arns: Sequence[str] = ()
+    hook_api_arns: Sequence[str] = ()
 
 
 def asg_arn(scope: Construct) -> str:
@@ -214,6 +216,20 @@ def step_statements(
                 resources=[access.topic_key.key_arn],
             )
         )
+    if Need.CALL_HOOKS in needs and access.hook_function_arns:
+        out.append(
+            iam.PolicyStatement(
+                sid="InvokeHookFunctions",
+                actions=["lambda:InvokeFunction"],
+                resources=list(access.hook_function_arns),
+            )
+        )
+    if Need.CALL_HOOKS in needs and access.hook_api_arns:
+        out.append(
+            iam.PolicyStatement(
+                sid="InvokeHookApis", actions=["execute-api:Invoke"], resources=list(access.hook_api_arns)
+            )
+        )
     if Need.READ_REDIS_SECRETS in needs and access.redis_secret_arns:
         out.append(
             iam.PolicyStatement(
@@ -268,6 +284,7 @@ class StepAccess(Construct):
         self.access_entries: dict[str, eks.CfnAccessEntry] = {}
         for step in steps:
             needs = needs_of(step)
+            own = step_statements(self, needs, access)
             role = iam.Role(
                 self,
                 f"{step.state}Role",
@@ -275,7 +292,8 @@ class StepAccess(Construct):
                 description=f"eks-rolling {step.id}: {', '.join(sorted(needs))}",
                 inline_policies={
                     "vpc-attachment": iam.PolicyDocument(statements=vpc_statements(self, access)),
-                    "step": iam.PolicyDocument(statements=step_statements(self, needs, access)),
+                    # a hook step with no hook_functions has nothing to allow: no empty document
+                    **({"step": iam.PolicyDocument(statements=own)} if own else {}),
                 },
             )
             self.roles[step.id] = role

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from eks_rolling.labels import TAINT_RETIRING
+from eks_rolling.planning.hooks import LAMBDA_ARN, kind_of, parse_hooks
 from eks_rolling.planning.windows import parse_windows
 from eks_rolling.settings import Settings
 
@@ -83,6 +84,18 @@ SecretArn = Annotated[
     _pattern(
         r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+",
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:redis/auth-AbCdEf",
+    ),
+]
+LambdaArn = Annotated[
+    str,
+    _pattern(LAMBDA_ARN.pattern, "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check"),
+]
+# An API Gateway route, exactly (no wildcard): arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH
+ExecuteApiArn = Annotated[
+    str,
+    _pattern(
+        r"arn:aws[a-z-]*:execute-api:[a-z0-9-]+:\d{12}:[a-z0-9]+/[A-Za-z0-9_-]+/POST/[A-Za-z0-9._~/-]*",
+        "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/node-retiring",
     ),
 ]
 Email = Annotated[str, _pattern(r"[^@\s]+@[^@\s]+\.[^@\s]+", "oncall@example.com")]
@@ -182,6 +195,14 @@ RUNTIME_KEYS: Final = (
     "pause_timeout_s",
     "pause_reminder_s",
     "gate_poll_s",
+    "pre_drain_hooks",
+    "post_replace_hooks",
+    "hook_timeout_s",
+    "hook_attempts",
+    "hook_deadline_s",
+    "hook_backoff_s",
+    "hook_backoff_cap_s",
+    "hook_signing_service",
 )
 
 
@@ -206,6 +227,18 @@ class StackConfig(BaseModel):
     kubernetes_group: KubeGroup = Field("eks-rolling", description="Group bound by deploy/rbac.yaml")
     redis_secret_arns: Annotated[tuple[SecretArn, ...], Listed] = Field(
         (), description="Secrets Manager secrets holding Redis credentials (read-only)"
+    )
+
+    hook_functions: Annotated[tuple[LambdaArn, ...], Listed] = Field(
+        (),
+        description="Lambda functions the hook steps may invoke (lambda:InvokeFunction on exactly these); "
+        "every Lambda hook of the settings or of an ASG's hook tags must be listed",
+    )
+
+    hook_api_arns: Annotated[tuple[ExecuteApiArn, ...], Listed] = Field(
+        (),
+        description="API Gateway routes of https:// hooks behind IAM authorization: execute-api:Invoke "
+        "on exactly these",
     )
 
     # --- triggers ------------------------------------------------------------------------------
@@ -270,6 +303,14 @@ class StackConfig(BaseModel):
     pause_timeout_s: int = _setting("pause_timeout_s")
     pause_reminder_s: int = _setting("pause_reminder_s")
     gate_poll_s: int = _setting("gate_poll_s")
+    pre_drain_hooks: str = _setting("pre_drain_hooks")
+    post_replace_hooks: str = _setting("post_replace_hooks")
+    hook_timeout_s: float = _setting("hook_timeout_s")
+    hook_attempts: int = _setting("hook_attempts")
+    hook_deadline_s: float = _setting("hook_deadline_s")
+    hook_backoff_s: float = _setting("hook_backoff_s")
+    hook_backoff_cap_s: float = _setting("hook_backoff_cap_s")
+    hook_signing_service: str = _setting("hook_signing_service")
 
     @field_validator("log_retention_days")
     @classmethod
@@ -294,6 +335,17 @@ class StackConfig(BaseModel):
         if needed:
             raise ValueError(f"must not include {needed}: the roll itself launches and terminates")
         return value
+
+    @model_validator(mode="after")
+    def _hooks_invokable(self) -> StackConfig:
+        # parse_hooks raises HookError (a ValueError): pydantic names the key
+        targets = parse_hooks(self.pre_drain_hooks) + parse_hooks(self.post_replace_hooks)
+        missing = sorted({t for t in targets if kind_of(t) == "lambda"} - set(self.hook_functions))
+        if missing:
+            raise ValueError(
+                f"hook_functions: add {missing}: the hook steps may invoke only the functions listed there"
+            )
+        return self
 
     @model_validator(mode="after")
     def _notified(self) -> StackConfig:

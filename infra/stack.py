@@ -114,6 +114,8 @@ class EksRollingStack(Stack):
                 security_group_ids=config.security_group_ids,
                 kubernetes_group=config.kubernetes_group,
                 state_machine_name=name,
+                hook_function_arns=config.hook_functions,
+                hook_api_arns=config.hook_api_arns,
             ),
         )
 

@@ -16,6 +16,9 @@ follows what the step's service calls (`src/eks_rolling/services/`):
 - `READ_REDIS_SECRETS`: `services.redis.env_for` reads a group's password from Secrets Manager
   (or from a Kubernetes Secret, which is RBAC's business).
 - `HOLD_LOCK`: `AsgLock.hold` renews this run's lock item and reads the operator's control on it.
+- `CALL_HOOKS`: `aws.hooks.HookCaller` invokes the hook functions listed in CDK context
+  `hook_functions` (lambda:InvokeFunction on exactly those ARNs) and signs its https:// calls with
+  the step's role (execute-api:Invoke on exactly the `hook_api_arns` routes); none listed, no statement.
 - `DESCRIBE_EXECUTIONS`: `aws.executions` asks Step Functions whether a lock's holder execution
   (of this state machine) is still running, before taking a dead run's lock over.
 
@@ -49,6 +52,7 @@ class Need(StrEnum):
     READ_REDIS_SECRETS = "read-redis-secrets"
     DESCRIBE_EXECUTIONS = "describe-executions"
     HOLD_LOCK = "hold-lock"
+    CALL_HOOKS = "call-hooks"
 
 
 N = Need
@@ -102,6 +106,10 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     "exclude_from_load_balancers": frozenset({N.KUBERNETES}),
     # re-validates the instance and its node, then terminates with decrement; publishes "node_done"
     "terminate_instance": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.TERMINATE_INSTANCE, N.NOTIFY}),
+    # lambda:InvokeFunction on the hook functions of CDK context `hook_functions` only, and
+    # execute-api:Invoke on its `hook_api_arns` routes (https:// hooks are signed with the role)
+    "pre_drain_hooks": frozenset({N.CALL_HOOKS}),
+    "post_replace_hooks": frozenset({N.CALL_HOOKS}),
     # untaint, restore MaxSize, resume processes, restore cluster-autoscaler, Redis cleanup (and
     # this run's Redis group locks), clear the record
     "restore_cluster": frozenset(

@@ -63,6 +63,7 @@ def render_plan(plan: Plan, cluster: str) -> str:
             " a wave starts only inside one"
         )
     lines += _scope_lines(plan)
+    lines += _hook_lines(plan)
     if plan.held:
         lines.append(f"  do-not-disrupt pods (never evicted; their node waits): {len(plan.held)}")
         lines += [
@@ -79,6 +80,20 @@ def render_plan(plan: Plan, cluster: str) -> str:
     lines.append(f"  history budget: about {plan.estimated_history_events} of 25,000 events")
     lines.append("  BLOCKED: the roll would stop before any change." if plan.blocked else "  Ready to roll.")
     return "\n".join(lines)
+
+
+def _hook_lines(plan: Plan) -> list[str]:
+    h = plan.hooks
+    lines = []
+    if h.pre_drain:
+        lines.append(
+            f"  pre-drain hooks ({h.pre_drain_from}), per node before any eviction; a failure stops the roll:"
+        )
+        lines += [f"    - {t}" for t in h.pre_drain]
+    if h.post_replace:
+        lines.append(f"  post-replace hooks ({h.post_replace_from}), per node once it is replaced:")
+        lines += [f"    - {t}" for t in h.post_replace]
+    return lines
 
 
 def _scope_lines(plan: Plan) -> list[str]:

@@ -141,6 +141,11 @@ class RedisTempNodeError(PermanentError):
     """The temporary Redis Cluster node could not be created or placed safely (names the pod)."""
 
 
+class HookFailedError(PermanentError):
+    """A pre-drain or post-replace hook still failed after its retries (names the hook, the node
+    and its last answer): the roll stops, and Rollback restores what it paused."""
+
+
 class LockHolderUnknownError(PermanentError):
     """The lock is held by an execution that cannot be described, so it is not taken over."""
 

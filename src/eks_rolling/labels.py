@@ -58,6 +58,9 @@ TAG_AZ_SEQUENTIAL = "eks-rolling/az-sequential"  # "true": finish one AZ before 
 # Maintenance windows (planning/windows.py syntax) and the operator's pause/abort for the console.
 TAG_MAINTENANCE_WINDOWS = "eks-rolling/maintenance-windows"
 TAG_CONTROL = "eks-rolling/control"  # "pause" or "abort"; remove it (or "resume") to go on
+# Per-node hooks (Lambda ARNs or https:// URLs, comma-separated): they replace the settings'.
+TAG_PRE_DRAIN_HOOKS = "eks-rolling/pre-drain-hooks"
+TAG_POST_REPLACE_HOOKS = "eks-rolling/post-replace-hooks"
 
 # Annotations on a Redis group's StatefulSets (eks_rolling.redis.discovery reads them).
 REDIS_PREFIX = "eks-rolling.io/redis-"

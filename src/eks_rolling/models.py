@@ -81,6 +81,16 @@ class HeldPod(Model):
     on_deadline: Literal["fail", "evict"]
 
 
+class Hooks(Model):
+    """The per-node hooks of one ASG's roll (eks_rolling.planning.hooks): Lambda ARNs or https://
+    URLs, in the order they run. Empty lists: the wave's Choice states skip the hook steps."""
+
+    pre_drain: list[str] = Field(default_factory=list)
+    post_replace: list[str] = Field(default_factory=list)
+    pre_drain_from: str = Field("", description="Where they came from: tag or setting")
+    post_replace_from: str = Field("", description="Where they came from: tag or setting")
+
+
 class Wave(Model):
     """One child execution of the roll: consecutive batches sized to fit its own history
     (eks_rolling.planning.waves)."""
@@ -95,6 +105,7 @@ class Wave(Model):
     nodes: int = Field(0, description="Old nodes in the wave")
     bucket: str | None = Field(None, description="Where `key` is, when the batches are stored")
     key: str | None = Field(None, description="S3 key of the batches; `batches` is then empty")
+    hooks: Hooks = Field(default_factory=Hooks, description="The roll's per-node hooks")
 
 
 class Plan(Model):
@@ -114,6 +125,7 @@ class Plan(Model):
     az_sequential: bool = False
     maintenance_windows: str = Field("", description="Windows new waves wait for (empty: any time)")
     maintenance_windows_from: str = Field("", description="Where they came from: tag or setting")
+    hooks: Hooks = Field(default_factory=Hooks, description="Per-node hooks that apply")
     waves: list[Wave] = Field(default_factory=list, description="The batches as child executions")
 
     @property
@@ -401,6 +413,43 @@ class TerminateInstanceOutput(Model):
     instance_id: str
     terminated: bool
     note: str = ""
+
+
+class HookCall(Model):
+    """One hook target's outcome for one node: the audit trail in the history."""
+
+    target: str
+    ok: bool
+    attempts: int
+    answer: str = Field(description="The last answer, shortened")
+    duration_s: float
+
+
+class HooksInput(Model):
+    ctx: RollContext
+    node: NodeTarget
+    hooks: list[str] = Field(description="The targets of this phase, in order")
+
+
+class HooksOutput(Model):
+    phase: Literal["pre_drain", "post_replace"]
+    calls: list[HookCall]
+
+
+class PreDrainHooksInput(HooksInput):
+    pass
+
+
+class PreDrainHooksOutput(HooksOutput):
+    pass
+
+
+class PostReplaceHooksInput(HooksInput):
+    pass
+
+
+class PostReplaceHooksOutput(HooksOutput):
+    pass
 
 
 class RestoreClusterInput(Model):

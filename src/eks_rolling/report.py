@@ -17,6 +17,7 @@ COLORS = {
     "exclude": "#9467bd",
     "deregistration": "#8c564b",
     "terminate": "#7f7f7f",
+    "hooks": "#17becf",  # pre-drain and post-replace hooks, when set
 }
 MARKERS = {"evicted": ("v", "#000000"), "refused": ("x", "#ff7f0e"), "failover": ("*", "#e6b800")}
 PNG_NAME = "timeline.png"
@@ -69,7 +70,9 @@ def render_png(t: Timeline, path: Path, note: str = "") -> Path:
         fontsize=11,
     )
     ax.grid(axis="x", alpha=0.3)
-    legend: list[Artist] = [Patch(color=COLORS[s], label=s) for s in STEP_ORDER]
+    hooked = any(seg.step == "hooks" for r in t.rows for seg in r.segments)
+    shown = [*STEP_ORDER, "hooks"] if hooked else STEP_ORDER
+    legend: list[Artist] = [Patch(color=COLORS[s], label=s) for s in shown]
     legend.append(Patch(facecolor="#999999", hatch="///", edgecolor="white", label="polling / timed wait"))
     legend.append(Patch(color="#f2e6b3", label="new nodes booting (surge)"))
     legend += [

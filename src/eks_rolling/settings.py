@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import SettingsError
 from .labels import TAG_OPT_IN, TAINT_RETIRING
+from .planning.hooks import parse_hooks
 from .planning.selectors import parse_selector
 from .planning.windows import parse_windows
 
@@ -102,6 +103,26 @@ class Settings(BaseSettings):
         300, ge=1, description="Longest wait between checks of a do-not-disrupt pod (the wait doubles)"
     )
 
+    # --- per-node hooks (each list also an ASG tag: labels.TAG_*_HOOKS, the tag wins) -------------
+    pre_drain_hooks: str = Field(
+        "", description="Lambda ARNs / https:// URLs called for each old node before its drain"
+    )
+    post_replace_hooks: str = Field(
+        "", description="Lambda ARNs / https:// URLs called after each old node is replaced"
+    )
+    hook_timeout_s: float = Field(30.0, gt=0, le=120, description="Each call of a hook")
+    hook_attempts: int = Field(3, ge=1, le=10, description="Calls of a failing hook before the roll stops")
+    # Every attempt and pause of one step's hooks fit in its Lambda's 300 s (steps.LAMBDA_TIMEOUT_S).
+    hook_deadline_s: float = Field(
+        120.0, gt=0, le=240, description="All attempts of one hook for one node, pauses included"
+    )
+    hook_backoff_s: float = Field(2.0, ge=0, description="Pause after a failed call (doubles)")
+    hook_backoff_cap_s: float = Field(30.0, ge=0, description="Longest pause between calls of a hook")
+    hook_signing_service: str = Field(
+        "execute-api", min_length=1, description="SigV4 service name for https:// hooks"
+    )
+    hook_ca_file: str | None = Field(None, description="CA bundle for https:// hooks (else the system's)")
+
     # --- Redis --------------------------------------------------------------------------------------
     redis_enabled: bool = Field(True, description="Move managed Redis pods with the Redis steps")
     redis_failback: bool = Field(True, description="End with the master on its original pod")
@@ -129,6 +150,12 @@ class Settings(BaseSettings):
     @classmethod
     def _selector(cls, v: str) -> str:
         parse_selector(v)  # SelectorError is a ValueError: load_settings names the variable
+        return v
+
+    @field_validator("pre_drain_hooks", "post_replace_hooks")
+    @classmethod
+    def _hooks(cls, v: str) -> str:
+        parse_hooks(v)  # HookError is a ValueError: load_settings names the variable
         return v
 
     @field_validator("maintenance_windows")

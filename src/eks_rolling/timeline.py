@@ -21,6 +21,7 @@ from typing import Any
 NODE_STEPS: dict[str, str] = {
     "MoveRedisPods": "redis",
     "PauseBeforeRedisCheck": "redis",
+    "PreDrainHooks": "hooks",  # only when hooks are set (not in STEP_ORDER: most rolls have none)
     "DrainNode": "drain",
     "BackOffBeforeDrain": "drain",
     "WaitOwnersReady": "owners",
@@ -28,6 +29,7 @@ NODE_STEPS: dict[str, str] = {
     "ExcludeFromLoadBalancers": "exclude",
     "DeregistrationDelay": "deregistration",
     "TerminateInstance": "terminate",
+    "PostReplaceHooks": "hooks",
     "NodeReplaced": "replaced",
 }
 WAIT_STATES = frozenset(

@@ -92,6 +92,8 @@ def test_launch_template_change_replaces_every_old_node_with_zero_disruption(fie
         assert {"DrainNode", "WaitOwnersReady", "ExcludeFromLoadBalancers", "TerminateInstance"} <= set(
             steps
         ), (node, steps)
+    # ... and with no hooks set, the hook steps were skipped by their Choices: no invocation
+    assert not {"PreDrainHooks", "PostReplaceHooks"} & {name for name, _ in entered}
     # ... and the lock was released
     assert field.env.aws("dynamodb").scan(TableName=field.env.lock_table)["Count"] == 0
     # The planner's history-event estimate is an upper bound of what was written.

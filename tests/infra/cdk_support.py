@@ -33,6 +33,9 @@ VARIANT_CONTEXT: Mapping[str, Any] = {
     "batch_size": "3",
     "create_trail": "true",
     "drift_check_schedule": "rate(1 day)",
+    "hook_functions": "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check",
+    "pre_drain_hooks": "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check",
+    "hook_api_arns": "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/node-replaced",
 }
 
 

@@ -146,3 +146,19 @@ def test_synth_entry_point_reports_bad_context_without_a_traceback() -> None:
 def test_every_context_key_is_documented() -> None:
     text = (REPO / "docs" / "deploy.md").read_text()
     assert [k for k in StackConfig.model_fields if f"`{k}`" not in text] == []
+
+
+def test_a_lambda_hook_not_in_hook_functions_fails_synth_naming_it(context: dict[str, Any]) -> None:
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check"
+    with pytest.raises(ConfigError, match="hook_functions: add"):
+        load_config({**context, "pre_drain_hooks": arn})
+    assert load_config({**context, "pre_drain_hooks": arn, "hook_functions": arn}).hook_functions == (arn,)
+    with pytest.raises(ConfigError, match="hook_functions"):
+        load_config({**context, "hook_functions": "arn:aws:lambda:eu-west-1:123456789012:function:*"})
+
+
+def test_hook_api_arns_name_exact_post_routes(context: dict[str, Any]) -> None:
+    route = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/node-replaced"
+    assert load_config({**context, "hook_api_arns": route}).hook_api_arns == (route,)
+    with pytest.raises(ConfigError, match="hook_api_arns"):
+        load_config({**context, "hook_api_arns": "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/*"})

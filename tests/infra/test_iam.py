@@ -182,6 +182,27 @@ def test_redis_secrets_only_when_configured_and_only_those(synth: Synth, variant
     assert readers == {s.id for s in STEPS if Need.READ_REDIS_SECRETS in needs_of(s)}
 
 
+def test_hook_functions_only_when_configured_only_those_and_only_for_the_hook_steps(
+    synth: Synth, variant: Synth
+) -> None:
+    for step in STEPS:
+        assert allowed(step_statements(synth, step), "lambda:InvokeFunction") == [], step.id
+    invokers = set()
+    for step in STEPS:
+        for s in allowed(step_statements(variant, step), "lambda:InvokeFunction"):
+            assert s.actions == ("lambda:InvokeFunction",)
+            assert s.resources == (variant.context["hook_functions"],)  # no wildcard, no qualifier
+            invokers.add(step.id)
+    assert invokers == {"pre_drain_hooks", "post_replace_hooks"}
+    callers = set()
+    for step in STEPS:
+        assert allowed(step_statements(synth, step), "execute-api:Invoke") == [], step.id
+        for s in allowed(step_statements(variant, step), "execute-api:Invoke"):
+            assert s.actions == ("execute-api:Invoke",) and s.resources == (variant.context["hook_api_arns"],)
+            callers.add(step.id)
+    assert callers == invokers
+
+
 def test_custom_opt_in_tag_is_the_condition(variant: Synth) -> None:
     surge = next(s for s in STEPS if s.id == "surge_capacity")
     (statement,) = allowed(step_statements(variant, surge), "autoscaling:UpdateAutoScalingGroup")

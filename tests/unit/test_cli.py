@@ -56,3 +56,27 @@ def test_the_plan_text_shows_the_maintenance_windows_and_where_they_came_from() 
         "maintenance windows (tag eks-rolling/maintenance-windows): Mon-Fri 22:00/4h Europe/Berlin;"
         " a wave starts only inside one" in render_plan(windowed, "prod")
     )
+
+
+def test_the_plan_text_lists_the_hooks_that_apply_and_where_they_came_from() -> None:
+    from eks_rolling.labels import TAG_PRE_DRAIN_HOOKS
+    from eks_rolling.models import Hooks
+
+    plan = build_plan(snapshot([instance("i-1")]), Policy())
+    assert "hooks" not in render_plan(plan, "prod")
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:check"
+    hooked = plan.model_copy(
+        update={
+            "hooks": Hooks(
+                pre_drain=[arn],
+                pre_drain_from=f"tag {TAG_PRE_DRAIN_HOOKS}",
+                post_replace=["https://hooks.example.com/done"],
+                post_replace_from="setting post_replace_hooks",
+            )
+        }
+    )
+    text = render_plan(hooked, "prod")
+    assert f"pre-drain hooks (tag {TAG_PRE_DRAIN_HOOKS}), per node before any eviction" in text
+    assert f"    - {arn}" in text
+    assert "post-replace hooks (setting post_replace_hooks), per node once it is replaced:" in text
+    assert "    - https://hooks.example.com/done" in text

@@ -145,3 +145,17 @@ def test_wave_executions_come_from_the_rollwave_tasks_parameters() -> None:
     assert wave_executions(PARENT) == [
         "arn:aws:states:us-east-1:123456789012:execution:eks-rolling-wave:r-w01"
     ]
+
+
+def test_hook_steps_are_a_nodes_hooks_time() -> None:
+    wave = [
+        _entered(10, "MoveRedisPods", 1),
+        _entered(11, "PreDrainHooks", 1),
+        _entered(13, "DrainNode", 1),
+        _entered(15, "TerminateInstance", 1),
+        _entered(16, "PostReplaceHooks", 1),
+        _entered(19, "NodeReplaced", 1),
+    ]
+    t = build_timeline("r", "RUNNING", PARENT, [("r-w01", "RUNNING", wave)])
+    row = next(r for r in t.rows if r.instance_id == "i-1")
+    assert row.step_seconds() == {"redis": 1.0, "hooks": 5.0, "drain": 2.0, "terminate": 1.0, "replaced": 0.0}

@@ -9,9 +9,11 @@ from __future__ import annotations
 EVENTS_FIXED = 87  # resolve, plan, await-window saying go, pause, suspend, taint, restore, release, maps
 EVENTS_PER_BATCH = 24  # map iteration, surge, one wait-new-nodes round, inner map
 EVENTS_PER_WAIT_ROUND = 9  # Task + Choice + Wait
-EVENTS_PER_NODE = (
-    39  # map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, pass
-)
+# map iteration, redis, choice, drain, choice, owners, choice, exclude, wait, terminate, choice
+# (PostReplaceHooks or not), pass. PreDrainHooks is chosen by the Redis Choice, at no cost; each
+# hook step that runs adds EVENTS_PER_HOOK_STEP.
+EVENTS_PER_NODE = 41
+EVENTS_PER_HOOK_STEP = 5  # a Task: entered, scheduled, started, succeeded, exited
 # Polling rounds (Task + Choice + Wait each), calibrated on a roll in the REALISTIC timing profile
 # (eks_rolling_sandbox/timing.py: 60-120 s EC2 boot, probes, preStop and grace periods, the
 # tool's default 10 s polls and deadlines, all scaled by one factor, so the rounds are the real

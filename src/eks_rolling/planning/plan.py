@@ -169,6 +169,7 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
         wave_budget=policy.wave_history_events,
         max_nodes=policy.max_nodes_per_wave,
         max_batches=policy.max_batches_per_wave,
+        hook_steps=policy.hook_steps,
     )
     events = sum(s.expected_events for s in shapes) + parent_events(len(shapes)) + EVENTS_FIXED
     too_big = [s for s in shapes if oversized(s)]

@@ -152,6 +152,7 @@ class Policy:
     max_nodes_per_wave: int = 0  # 0: as many as the wave's history budget allows
     # 1 with maintenance windows: CheckGate runs between waves, so then no batch starts outside one
     max_batches_per_wave: int = 0
+    hook_steps: int = 0  # hook Task states each node runs (PreDrainHooks, PostReplaceHooks): 0-2
 
 
 @dataclass(frozen=True)

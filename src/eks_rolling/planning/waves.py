@@ -89,20 +89,27 @@ def loop_rounds(batches: Sequence[Sequence[NodeTarget]]) -> int:
     return per_batch + per_node
 
 
-def structural_events(batches: Sequence[Sequence[NodeTarget]]) -> int:
+def node_events(hook_steps: int = 0) -> int:
+    """A node's events outside its polling loops: more with each hook step it runs (0-2)."""
+    return budget.EVENTS_PER_NODE + hook_steps * budget.EVENTS_PER_HOOK_STEP
+
+
+def structural_events(batches: Sequence[Sequence[NodeTarget]], hook_steps: int = 0) -> int:
     """Events of the wave that no polling loop repeats (each loop's first round included)."""
     nodes = sum(len(b) for b in batches)
-    return EVENTS_PER_WAVE + len(batches) * budget.EVENTS_PER_BATCH + nodes * budget.EVENTS_PER_NODE
+    return EVENTS_PER_WAVE + len(batches) * budget.EVENTS_PER_BATCH + nodes * node_events(hook_steps)
 
 
-def round_scale(batches: Sequence[Sequence[NodeTarget]], guard: int = HISTORY_GUARD_EVENTS) -> int:
+def round_scale(
+    batches: Sequence[Sequence[NodeTarget]], guard: int = HISTORY_GUARD_EVENTS, hook_steps: int = 0
+) -> int:
     """The largest k such that every loop of the wave polling k x its measured rounds stays,
     all together, under `guard` events: each loop's cap (eks_rolling.guard) is k x its rounds."""
-    room = guard - structural_events(batches)
+    room = guard - structural_events(batches, hook_steps)
     return max(room // (budget.EVENTS_PER_WAIT_ROUND * max(loop_rounds(batches), 1)), 0)
 
 
-def expected_events(batches: Sequence[Sequence[NodeTarget]]) -> int:
+def expected_events(batches: Sequence[Sequence[NodeTarget]], hook_steps: int = 0) -> int:
     nodes = sum(len(b) for b in batches)
     extra = sum(n.redis_rounds + n.held_rounds for b in batches for n in b)
     return (
@@ -110,6 +117,7 @@ def expected_events(batches: Sequence[Sequence[NodeTarget]]) -> int:
         - budget.EVENTS_FIXED
         + EVENTS_PER_WAVE
         + extra * budget.EVENTS_PER_WAIT_ROUND
+        + nodes * hook_steps * budget.EVENTS_PER_HOOK_STEP
     )
 
 
@@ -119,11 +127,12 @@ def fits(
     wave_budget: int = WAVE_HISTORY_BUDGET,
     max_nodes: int = 0,
     max_batches: int = 0,
+    hook_steps: int = 0,
 ) -> bool:
     nodes = sum(len(b) for b in batches)
     return (
-        expected_events(batches) <= wave_budget
-        and round_scale(batches) >= GUARD_FACTOR
+        expected_events(batches, hook_steps) <= wave_budget
+        and round_scale(batches, hook_steps=hook_steps) >= GUARD_FACTOR
         and (max_nodes <= 0 or nodes <= max_nodes)
         and (max_batches <= 0 or len(batches) <= max_batches)
     )
@@ -135,6 +144,7 @@ def group_waves(
     wave_budget: int = WAVE_HISTORY_BUDGET,
     max_nodes: int = 0,
     max_batches: int = 0,
+    hook_steps: int = 0,
 ) -> list[WaveShape]:
     """Consecutive batches, greedily, while the wave still fits; a batch that does not fit even
     alone is a wave of its own (build_plan reports it as a blocker)."""
@@ -146,14 +156,18 @@ def group_waves(
             out.append(
                 WaveShape(
                     batches=tuple(tuple(b) for b in current),
-                    round_scale=round_scale(current),
-                    expected_events=expected_events(current),
+                    round_scale=round_scale(current, hook_steps=hook_steps),
+                    expected_events=expected_events(current, hook_steps),
                 )
             )
 
     for batch in batches:
         if current and not fits(
-            [*current, batch], wave_budget=wave_budget, max_nodes=max_nodes, max_batches=max_batches
+            [*current, batch],
+            wave_budget=wave_budget,
+            max_nodes=max_nodes,
+            max_batches=max_batches,
+            hook_steps=hook_steps,
         ):
             close()
             current = []

@@ -14,6 +14,7 @@ from ..aws.asg import AsgOps
 from ..aws.clients import aws_client
 from ..aws.eks_auth import kube_connection
 from ..aws.executions import Executions
+from ..aws.hooks import HookCaller
 from ..aws.lock import AsgLock
 from ..aws.notify import Notifier, notifier
 from ..aws.plans import PlanStore
@@ -68,6 +69,10 @@ class Deps:
     @cached_property
     def plans(self) -> PlanStore:
         return PlanStore(aws_client("s3", self.settings), self.settings.plan_bucket)
+
+    @cached_property
+    def hooks(self) -> HookCaller:
+        return HookCaller(self.settings)
 
     @cached_property
     def lock(self) -> AsgLock:

@@ -37,6 +37,7 @@ from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
 from .gate import windows_for
+from .hooks import hooks_for
 from .plans import plan_nodes, stored
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
@@ -57,10 +58,22 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         now=deps.now(),
     )
     windows, text, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
+    hooks = hooks_for(deps.settings, state.tags)  # so does a bad hook target
     # CheckGate runs between waves: with windows, each batch is a wave, so none starts outside one.
-    rules = replace(policy(deps.settings, state.tags, ctx.scope), max_batches_per_wave=1 if windows else 0)
-    plan = build_plan(snap, rules).model_copy(
-        update={"maintenance_windows": text, "maintenance_windows_from": windows_from}
+    rules = replace(
+        policy(deps.settings, state.tags, ctx.scope),
+        max_batches_per_wave=1 if windows else 0,
+        hook_steps=bool(hooks.pre_drain) + bool(hooks.post_replace),  # their events, in the budget
+    )
+    plan = build_plan(snap, rules)
+    plan = plan.model_copy(
+        update={
+            "maintenance_windows": text,
+            "maintenance_windows_from": windows_from,
+            "hooks": hooks,
+            # each wave carries them: its Choice states call the hook steps only when there are some
+            "waves": [w.model_copy(update={"hooks": hooks}) for w in plan.waves],
+        }
     )
     log.info(
         "plan for %s: %d outdated, %d batches, %d findings",

@@ -64,6 +64,8 @@ NODE_STATES = {
     "DeregistrationDelay",
     "MoveRedisPods",
     "PauseBeforeRedisCheck",
+    "PreDrainHooks",
+    "PostReplaceHooks",
 }
 
 
@@ -88,7 +90,13 @@ class Progress:
             node = (inp.get("node") or {}).get("node_name") if isinstance(inp, dict) else None
             if name in NODE_STATES and node:
                 self.node_step[node] = "replaced" if name == "NodeReplaced" else name + _redis_phase(inp)
-            elif name not in ("NodeDrained", "OwnersRecovered", "NewNodesReady", "RedisMoved"):
+            elif name not in (
+                "NodeDrained",
+                "OwnersRecovered",
+                "NewNodesReady",
+                "RedisMoved",
+                "PostReplaceHooksConfigured",
+            ):
                 self.phase = name
         self.seen_events = len(history)
 

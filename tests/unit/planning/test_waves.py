@@ -84,3 +84,25 @@ def test_child_names_are_valid_unique_and_at_most_80_characters() -> None:
     assert len(names) == 3 * 119
     assert all(NAME.match(n) for n in names)
     assert waves.child_name("arn:...:execution:sm:roll-1", "nodes a/b", 3) == "roll-1-nodes-a-b-w03"
+
+
+def test_hook_steps_are_in_the_budget_and_the_guard() -> None:
+    # Given the same 40 nodes, with no hooks and with both hook steps on every node
+    batches = _batches(40, 2)
+    plain, hooked = waves.group_waves(batches), waves.group_waves(batches, hook_steps=2)
+    # Then each node's two hook Tasks (5 events each) are expected, and the worst case still fits
+    assert sum(s.expected_events for s in hooked) - sum(s.expected_events for s in plain) == 40 * 10
+    for s in hooked:
+        worst = waves.structural_events(
+            s.batches, hook_steps=2
+        ) + budget.EVENTS_PER_WAIT_ROUND * s.round_scale * (waves.loop_rounds(s.batches))
+        assert worst <= waves.HISTORY_GUARD_EVENTS
+
+
+def test_a_plan_with_hooks_expects_their_events() -> None:
+    snap = snapshot(instances=[instance(f"i-{k}", outdated=True) for k in range(4)])
+    without, with_hooks = build_plan(snap, Policy()), build_plan(snap, Policy(hook_steps=1))
+    assert (
+        with_hooks.estimated_history_events - without.estimated_history_events
+        == 4 * budget.EVENTS_PER_HOOK_STEP
+    )
