@@ -106,6 +106,8 @@ class Wave(Model):
     bucket: str | None = Field(None, description="Where `key` is, when the batches are stored")
     key: str | None = Field(None, description="S3 key of the batches; `batches` is then empty")
     hooks: Hooks = Field(default_factory=Hooks, description="The roll's per-node hooks")
+    canary: bool = Field(False, description="The canary wave: one node per zone, baked first")
+    bake_s: int = Field(0, description="How long the health alarms must stay OK after it (0: no gate)")
 
 
 class Plan(Model):
@@ -127,6 +129,14 @@ class Plan(Model):
     maintenance_windows_from: str = Field("", description="Where they came from: tag or setting")
     hooks: Hooks = Field(default_factory=Hooks, description="Per-node hooks that apply")
     waves: list[Wave] = Field(default_factory=list, description="The batches as child executions")
+    canary_per_az: int = Field(0, description="Old nodes per zone in the first wave (0: no canary)")
+    canary_nodes: int = Field(0, description="Old nodes in the canary wave")
+    health_alarms: list[str] = Field(default_factory=list, description="Alarms that must stay OK")
+    health_alarms_from: str = Field("", description="Where they came from: tag or setting")
+    health_bake_s: int = Field(0, description="How long they must stay OK after every wave")
+    previous_version: str | None = Field(
+        None, description="The launch template version of the old instances (what a revert points back at)"
+    )
 
     @property
     def blockers(self) -> list[Finding]:
@@ -474,7 +484,7 @@ class GateState(Model):
     """CheckGate's answer before a wave: go, or wait (a closed window, a pause) and check again."""
 
     action: Literal["go", "wait"]
-    reason: Literal["open", "window", "paused", "resumed"]
+    reason: Literal["open", "window", "paused", "resumed", "baking", "healthy"]
     message: str
     wait_s: int = Field(0, description="The Wait state's SecondsPath before the next check")
     wait_until: str | None = Field(None, description="When the next check runs (ISO 8601)")
@@ -482,11 +492,14 @@ class GateState(Model):
     paused_since: str | None = None
     paused_by: str | None = None
     reminded_at: str | None = None
+    bake_since: str | None = Field(None, description="When the wave's bake began (the alarms were OK)")
 
 
 class CheckGateInput(Model):
     ctx: RollContext
-    wave: str = Field(description="The wave about to start")
+    wave: str = Field(description="The wave about to start, or that just ran (rolled)")
+    rolled: bool = Field(False, description="The wave has run: the health gate bakes it")
+    bake_s: int = Field(0, description="The wave's bake time (Wave.bake_s)")
     gate: GateState | None = Field(None, description="The previous check's answer, when it said wait")
 
     @field_validator("gate", mode="before")

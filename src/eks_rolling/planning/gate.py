@@ -10,11 +10,12 @@ state machine feeds it back in.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ..errors import PauseTimeoutError, RollAbortedError
+from ..errors import HealthAlarmError, PauseTimeoutError, RollAbortedError
 from ..models import Control, GateState
 from .windows import WindowState
 
@@ -92,3 +93,46 @@ def decide(
         return GateState(action="go", reason="resumed", message=f"resumed by {by}"), "resumed"
     until = f" (window open until {_iso(window.until)})" if window.until else ""
     return GateState(action="go", reason="open", message=f"go{until}"), None
+
+
+def bake_rounds(bake_s: int, poll_s: int) -> int:
+    """Waits of one wave's bake: the bound the plan budgets for (each wait is at most poll_s and
+    ends no later than the bake, so there are never more)."""
+    return math.ceil(bake_s / max(poll_s, 1)) if bake_s > 0 else 0
+
+
+def check_health(firing: Sequence[str], wave: str) -> None:
+    """An alarm in ALARM stops the roll: HealthAlarmError names every firing alarm."""
+    if firing:
+        raise HealthAlarmError(f"health alarm(s) in ALARM at the gate of wave {wave}: {'; '.join(firing)}")
+
+
+def bake(
+    firing: Sequence[str], wave: str, now: datetime, prev: GateState | None, bake_s: int, poll_s: int
+) -> GateState:
+    """After a wave: go once the alarms have been OK (not ALARM) for `bake_s` since the first
+    check, else wait at most `poll_s` and never past the bake's end (an adaptive, bounded wait:
+    bake_rounds). Raises HealthAlarmError as soon as one is in ALARM."""
+    check_health(firing, wave)
+    since = (
+        datetime.fromisoformat(prev.bake_since)
+        if prev is not None and prev.reason == "baking" and prev.bake_since
+        else now
+    )
+    left = bake_s - (now - since).total_seconds()
+    if left <= 0:
+        return GateState(
+            action="go",
+            reason="healthy",
+            message=f"wave {wave} baked: health alarms OK for {bake_s} s since {_iso(since)}",
+            bake_since=_iso(since),
+        )
+    wait_s = max(1, min(poll_s, math.ceil(left)))
+    return GateState(
+        action="wait",
+        reason="baking",
+        message=f"wave {wave} baking: health alarms OK since {_iso(since)}; {math.ceil(left)} s to go",
+        wait_s=wait_s,
+        wait_until=_iso(now + timedelta(seconds=wait_s)),
+        bake_since=_iso(since),
+    )

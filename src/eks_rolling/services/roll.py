@@ -4,9 +4,10 @@ exclude from load balancers, terminate."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import replace
 
-from ..aws.asg import AsgOps
+from ..aws.asg import AsgOps, AsgState
 from ..errors import CapacityError, NewNodesTimeoutError, PlanBlockedError
 from ..k8s.ops import instance_id_of
 from ..labels import EXCLUDE_FROM_EXTERNAL_LB
@@ -33,15 +34,16 @@ from ..models import (
 )
 from ..planning import RedisGroupView, build_plan
 from ..planning.capacity import plan_capacity
+from ..planning.gate import bake_rounds
 from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
-from .gate import windows_for
+from .gate import alarms_for, check_alarms_exist, windows_for
 from .hooks import hooks_for
 from .plans import plan_nodes, stored
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
-from .snapshot import gather, gather_batch, policy
+from .snapshot import canary_per_az, gather, gather_batch, policy
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,16 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
     )
     windows, text, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
     hooks = hooks_for(deps.settings, state.tags)  # so does a bad hook target
+    alarms = check_alarms_exist(deps.settings, state.tags, deps)  # and a missing health alarm
+    bake_s = deps.settings.health_bake_s if alarms else 0
     # CheckGate runs between waves: with windows, each batch is a wave, so none starts outside one.
     rules = replace(
         policy(deps.settings, state.tags, ctx.scope),
         max_batches_per_wave=1 if windows else 0,
         hook_steps=bool(hooks.pre_drain) + bool(hooks.post_replace),  # their events, in the budget
+        bake_rounds=bake_rounds(bake_s, deps.settings.health_poll_s) if alarms else 0,
+        # A canary is there to be judged: without health alarms there is no gate to judge it.
+        canary_per_az=canary_per_az(deps.settings, state.tags) if alarms else 0,
     )
     plan = build_plan(snap, rules)
     plan = plan.model_copy(
@@ -72,7 +79,12 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
             "maintenance_windows_from": windows_from,
             "hooks": hooks,
             # each wave carries them: its Choice states call the hook steps only when there are some
-            "waves": [w.model_copy(update={"hooks": hooks}) for w in plan.waves],
+            # (and the parent's HasBake runs the health gate after it only with alarms)
+            "waves": [w.model_copy(update={"hooks": hooks, "bake_s": bake_s}) for w in plan.waves],
+            "health_alarms": alarms,
+            "health_alarms_from": alarms_for(deps.settings, state.tags)[1],
+            "health_bake_s": bake_s,
+            "previous_version": previous_version(state),
         }
     )
     log.info(
@@ -95,6 +107,17 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         raise PlanBlockedError("; ".join(f.message for f in plan.blockers))
     # Each wave's child execution is named after this roll, the ASG and the wave.
     return stored(plan_state(plan, ctx.execution_id), deps)
+
+
+def previous_version(state: AsgState) -> str | None:
+    """The launch template version most old instances run: what the roll replaces (and what
+    revert_on_alarm points the ASG back at)."""
+    versions = Counter(
+        i.launch_template_version
+        for i in state.instances
+        if i.launch_template_version and AsgOps.is_outdated(i, state)
+    )
+    return versions.most_common(1)[0][0] if versions else None
 
 
 def _redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
