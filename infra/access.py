@@ -103,6 +103,7 @@ class AccessScope:
     state_machine_name: str
     hook_function_arns: Sequence[str] = ()
     hook_api_arns: Sequence[str] = ()
+    alarm_names: Sequence[str] = ()  # the health gate's CloudWatch alarms
 
 
 def asg_arn(scope: Construct) -> str:
@@ -124,6 +125,12 @@ def executions_arn(scope: Construct, state_machine_name: str) -> str:
         resource="execution",
         resource_name=f"{state_machine_name}:*",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def alarm_arn(scope: Construct, name: str) -> str:
+    return Stack.of(scope).format_arn(
+        service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
     )
 
 
@@ -228,6 +235,14 @@ def step_statements(
         out.append(
             iam.PolicyStatement(
                 sid="InvokeHookApis", actions=["execute-api:Invoke"], resources=list(access.hook_api_arns)
+            )
+        )
+    if Need.READ_ALARMS in needs and access.alarm_names:
+        out.append(
+            iam.PolicyStatement(
+                sid="ReadHealthAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[alarm_arn(scope, n) for n in access.alarm_names],
             )
         )
     if Need.READ_REDIS_SECRETS in needs and access.redis_secret_arns:

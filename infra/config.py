@@ -203,6 +203,11 @@ RUNTIME_KEYS: Final = (
     "hook_backoff_s",
     "hook_backoff_cap_s",
     "hook_signing_service",
+    "canary_per_az",
+    "health_alarms",
+    "health_bake_s",
+    "health_poll_s",
+    "revert_on_alarm",
 )
 
 
@@ -311,6 +316,21 @@ class StackConfig(BaseModel):
     hook_backoff_s: float = _setting("hook_backoff_s")
     hook_backoff_cap_s: float = _setting("hook_backoff_cap_s")
     hook_signing_service: str = _setting("hook_signing_service")
+    canary_per_az: int = _setting("canary_per_az")
+    health_alarms: str = _setting("health_alarms")
+    health_bake_s: int = _setting("health_bake_s")
+    health_poll_s: int = _setting("health_poll_s")
+    revert_on_alarm: bool = _setting("revert_on_alarm")
+    health_alarm_names: Annotated[tuple[str, ...], Listed] = Field(
+        (),
+        description="Further CloudWatch alarms an ASG's eks-rolling/health-alarms tag may name: the gate "
+        "may read (cloudwatch:DescribeAlarms) exactly these and those of health_alarms",
+    )
+
+    def alarm_names(self) -> tuple[str, ...]:
+        """Every alarm the health gate may read: the setting's and the listed ones."""
+        named = (n.strip() for n in self.health_alarms.split(","))
+        return tuple(dict.fromkeys([*(n for n in named if n), *self.health_alarm_names]))
 
     @field_validator("log_retention_days")
     @classmethod

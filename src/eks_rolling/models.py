@@ -107,6 +107,9 @@ class Wave(Model):
     key: str | None = Field(None, description="S3 key of the batches; `batches` is then empty")
     hooks: Hooks = Field(default_factory=Hooks, description="The roll's per-node hooks")
     canary: bool = Field(False, description="The canary wave: one node per zone, baked first")
+    taint_rest: bool = Field(
+        False, description="The first wave after the canary: the old nodes not tainted yet are, before it"
+    )
     bake_s: int = Field(0, description="How long the health alarms must stay OK after it (0: no gate)")
 
 
@@ -134,6 +137,7 @@ class Plan(Model):
     health_alarms: list[str] = Field(default_factory=list, description="Alarms that must stay OK")
     health_alarms_from: str = Field("", description="Where they came from: tag or setting")
     health_bake_s: int = Field(0, description="How long they must stay OK after every wave")
+    revert_on_alarm: bool = Field(False, description="On HealthAlarmError, roll back to previous_version")
     previous_version: str | None = Field(
         None, description="The launch template version of the old instances (what a revert points back at)"
     )
@@ -341,6 +345,35 @@ class TaintOldNodesInput(Model):
 class TaintOldNodesOutput(Model):
     tainted: list[str]
     missing: list[str] = Field(default_factory=list, description="Planned instances with no node")
+
+
+class TaintRemainingNodesInput(Model):
+    ctx: RollContext
+    plan: Plan
+    wave: int = Field(description="The first wave after the canary: its nodes and all later ones")
+
+
+class TaintRemainingNodesOutput(TaintOldNodesOutput):
+    pass
+
+
+class RevertTargetInput(Model):
+    ctx: RollContext
+    plan: Plan
+    error: StepError
+
+
+class RevertTargetOutput(Model):
+    """Rollback's revert (revert_on_alarm after HealthAlarmError): the ASG points back at the
+    previous launch template version and the nodes of the rolled version are rolled back to it
+    by the wave machine (its waves, empty when there is nothing to revert)."""
+
+    reverted: bool
+    version: str | None = Field(None, description="The version the ASG points at now")
+    rolled_version: str | None = Field(None, description="The version it pointed at (the bad one)")
+    waves: list[Wave] = Field(default_factory=list)
+    tainted: list[str] = Field(default_factory=list)
+    note: str = ""
 
 
 class SurgeCapacityInput(Model):

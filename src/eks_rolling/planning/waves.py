@@ -198,6 +198,7 @@ def waves_of(shapes: Sequence[WaveShape], canary: int = 0) -> list[Wave]:
             expected_events=s.expected_events,
             nodes=s.nodes,
             canary=i <= canary,
+            taint_rest=canary > 0 and i == canary + 1,
         )
         for i, s in enumerate(shapes, 1)
     ]

@@ -15,6 +15,7 @@ from ..metrics import Metric, emit
 from ..models import (
     ExcludeFromLoadBalancersInput,
     ExcludeFromLoadBalancersOutput,
+    NodeTarget,
     PauseAutoscalerInput,
     PauseAutoscalerOutput,
     PlanRollInput,
@@ -27,6 +28,8 @@ from ..models import (
     SuspendProcessesOutput,
     TaintOldNodesInput,
     TaintOldNodesOutput,
+    TaintRemainingNodesInput,
+    TaintRemainingNodesOutput,
     TerminateInstanceInput,
     TerminateInstanceOutput,
     WaitNewNodesInput,
@@ -56,7 +59,7 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         state,
         deps.kube(ctx.cluster_name),
         deps.settings,
-        redis_views=lambda refs: _redis_views(ctx, deps, refs),
+        redis_views=lambda refs: redis_views(ctx, deps, refs),
         now=deps.now(),
     )
     windows, text, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
@@ -85,6 +88,7 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
             "health_alarms_from": alarms_for(deps.settings, state.tags)[1],
             "health_bake_s": bake_s,
             "previous_version": previous_version(state),
+            "revert_on_alarm": deps.settings.revert_on_alarm,
         }
     )
     log.info(
@@ -120,7 +124,7 @@ def previous_version(state: AsgState) -> str | None:
     return versions.most_common(1)[0][0] if versions else None
 
 
-def _redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
+def redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
     if not deps.settings.redis_enabled:
         return ()
     groups = [g for g in groups_of(deps.kube(ctx.cluster_name)) if g.ref in refs]
@@ -183,11 +187,24 @@ def suspend_processes(inp: SuspendProcessesInput, deps: Deps) -> SuspendProcesse
 
 
 def taint_old_nodes(inp: TaintOldNodesInput, deps: Deps) -> TaintOldNodesOutput:
-    ctx, s = inp.ctx, deps.settings
+    """Every planned old node; with a canary, only the canary's: the others are tainted when the
+    canary has baked (TaintRemainingNodes), so a bad new version never touched them."""
+    canary = any(w.canary for w in inp.plan.waves)
+    return taint(inp.ctx, plan_nodes(inp.plan, deps, lambda w: w.canary or not canary), deps)
+
+
+def taint_remaining_nodes(inp: TaintRemainingNodesInput, deps: Deps) -> TaintRemainingNodesOutput:
+    """Before the first wave after the canary: the old nodes of it and of every later wave."""
+    out = taint(inp.ctx, plan_nodes(inp.plan, deps, lambda w: w.index >= inp.wave), deps)
+    return TaintRemainingNodesOutput(**out.model_dump())
+
+
+def taint(ctx: RollContext, targets: list[NodeTarget], deps: Deps) -> TaintOldNodesOutput:
+    s = deps.settings
     kube = deps.kube(ctx.cluster_name)
     by_instance = kube.nodes_by_instance()
     tainted, missing = [], []
-    for target in plan_nodes(inp.plan, deps):
+    for target in targets:
         node = by_instance.get(target.instance_id)
         if node is None:
             missing.append(target.instance_id)
