@@ -526,6 +526,7 @@ class GateState(Model):
     paused_by: str | None = None
     reminded_at: str | None = None
     bake_since: str | None = Field(None, description="When the wave's bake began (the alarms were OK)")
+    baked_s: int = Field(0, description="Seconds of Waits the wave has baked so far, alarms OK")
 
 
 class CheckGateInput(Model):

@@ -110,29 +110,33 @@ def check_health(firing: Sequence[str], wave: str) -> None:
 def bake(
     firing: Sequence[str], wave: str, now: datetime, prev: GateState | None, bake_s: int, poll_s: int
 ) -> GateState:
-    """After a wave: go once the alarms have been OK (not ALARM) for `bake_s` since the first
-    check, else wait at most `poll_s` and never past the bake's end (an adaptive, bounded wait:
-    bake_rounds). Raises HealthAlarmError as soon as one is in ALARM."""
+    """After a wave: go once the alarms stayed OK (not ALARM) through Waits adding up to `bake_s`,
+    else wait at most `poll_s` and never past the bake (an adaptive, bounded wait: exactly
+    bake_rounds Waits). Raises HealthAlarmError as soon as one is in ALARM.
+
+    The bake is counted in the state machine's own Waits, not from the clock: on AWS a Wait takes
+    its seconds (so the real bake is at least bake_s), and wherever Waits are scaled (the sandbox)
+    the bake is scaled with them, so its rounds are the real ones."""
     check_health(firing, wave)
-    since = (
-        datetime.fromisoformat(prev.bake_since)
-        if prev is not None and prev.reason == "baking" and prev.bake_since
-        else now
-    )
-    left = bake_s - (now - since).total_seconds()
+    baking = prev is not None and prev.reason == "baking"
+    since = datetime.fromisoformat(prev.bake_since) if baking and prev and prev.bake_since else now
+    baked = prev.baked_s + prev.wait_s if baking and prev else 0
+    left = bake_s - baked
     if left <= 0:
         return GateState(
             action="go",
             reason="healthy",
-            message=f"wave {wave} baked: health alarms OK for {bake_s} s since {_iso(since)}",
+            message=f"wave {wave} baked: health alarms OK for {baked} s since {_iso(since)}",
             bake_since=_iso(since),
+            baked_s=baked,
         )
-    wait_s = max(1, min(poll_s, math.ceil(left)))
+    wait_s = max(1, min(poll_s, left))
     return GateState(
         action="wait",
         reason="baking",
-        message=f"wave {wave} baking: health alarms OK since {_iso(since)}; {math.ceil(left)} s to go",
+        message=f"wave {wave} baking: health alarms OK since {_iso(since)}; {left} s to go",
         wait_s=wait_s,
         wait_until=_iso(now + timedelta(seconds=wait_s)),
         bake_since=_iso(since),
+        baked_s=baked,
     )

@@ -80,11 +80,21 @@ def test_a_wave_bakes_in_bounded_waits_then_goes() -> None:
         states.append(prev)
         if prev.action == "go":
             break
-        now += timedelta(seconds=prev.wait_s)
+        now += timedelta(seconds=prev.wait_s + 7)  # each check itself takes a while
     # Then it waited 120, 120, then only what was left (60), never more rounds than budgeted
     assert [s.wait_s for s in states[:-1]] == [120, 120, 60]
     assert len(states) - 1 == bake_rounds(300, 120) == 3
     assert states[-1].reason == "healthy" and states[-1].bake_since == NOW.isoformat()
+    assert states[-1].baked_s == 300
+
+
+def test_the_bake_counts_the_waits_not_the_clock() -> None:
+    # A clock that does not move with the (scaled) Waits still bakes in bake_rounds rounds
+    prev = None
+    for _ in range(bake_rounds(300, 120)):
+        prev = bake([], "w01", NOW, prev, 300, 120)
+        assert prev.action == "wait"
+    assert bake([], "w01", NOW, prev, 300, 120).action == "go"
 
 
 def test_an_alarm_in_alarm_stops_the_bake_naming_it() -> None:
