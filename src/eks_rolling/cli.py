@@ -262,7 +262,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     timing = {"timing_profile": args.timing_profile, "time_factor": args.time_factor}
     report = run_demo(
-        out_dir=Path(args.out), redis=not args.no_redis, **{k: v for k, v in timing.items() if v is not None}
+        out_dir=Path(args.out),
+        scenario_name=args.scenario,
+        redis=not args.no_redis,
+        **{k: v for k, v in timing.items() if v is not None},
     )
     # Any report field that shows a failure (run_demo lists them in report["failures"] and the
     # summary prints them) makes the exit code non-zero.
@@ -277,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="roll the field-report scenario on the local sandbox")
     demo.add_argument("--out", default="build", help="where the report and history go")
+    demo.add_argument(
+        "--scenario",
+        choices=("field-report", "bad-ami"),
+        default="field-report",
+        help="field-report (the default), or bad-ami: the new AMI breaks the shop, its alarm halts the "
+        "roll after the canary wave and the canary is reverted (exit 0 when that happens)",
+    )
     demo.add_argument(
         "--no-redis", action="store_true", help="leave the Redis groups (real redis-server processes) out"
     )
