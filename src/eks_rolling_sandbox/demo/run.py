@@ -151,7 +151,7 @@ def report_failures(report: dict[str, Any]) -> list[str]:
             out.append(f"{name}: {value}")
 
     ex = report["execution"]
-    if report["scenario"] == "bad-ami":
+    if report.get("scenario") == "bad-ami":
         # The expected outcome: the alarm halted the roll after the canary, which was reverted.
         check(report["halted_by_alarm"] is True, "halted_by_alarm", f"{ex['status']} {ex['error']}")
         check(report["reverted"] is True, "reverted", report["revert"])
@@ -427,7 +427,12 @@ def _bad_ami_report(
             "old_nodes_left": len(old & set(live)),
             "bad_ami_nodes_left": sum(1 for v in images.values() if v == BAD_AMI),
             "other_old_nodes_touched": sorted((old - canary) & touched),
-            "launch_template_version": [before.target_version, after.target_version],
+            # before the roll, what it rolled to, and after the revert
+            "launch_template_version": [
+                before.target_version,
+                revert["rolled_version"] if revert else None,
+                after.target_version,
+            ],
             "cause": (result.get("cause") or "")[:300],
         },
     }
@@ -481,7 +486,7 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
             say(
                 f"    traffic loop: max lag {lag.get('max_ms')} ms; stalls over 100 ms at {lag.get('stall_samples')}"
             )
-    if report["scenario"] == "bad-ami":
+    if report.get("scenario") == "bad-ami":
         b = report["bad_ami"]
         say(
             f"  bad-ami: halted_by_alarm {report['halted_by_alarm']}, reverted {report['reverted']} (launch template version "
