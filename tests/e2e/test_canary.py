@@ -76,8 +76,9 @@ def test_a_roll_whose_alarm_stays_ok_bakes_after_each_wave_and_completes(field: 
         answers = [g for _, g in gate_answers(events)]
         baking = [g for g in answers if g["reason"] == "baking"]
         assert answers[-1]["reason"] == "healthy", answers
-        assert 1 <= len(baking) <= bake_rounds(bake, poll)
-        assert all(0 < g["wait_s"] <= poll for g in baking)
+        # Waits of at most poll_s, never past the bake: exactly bake_rounds of them
+        assert [g["wait_s"] for g in baking] == [50, 50, 20]
+        assert len(baking) == bake_rounds(bake, poll) and answers[-1]["baked_s"] == bake
         assert {g["bake_since"] for g in baking + answers[-1:]} == {baking[0]["bake_since"]}
         # ... and the parent's history grows by the bake's bounded events only
         waits_before = sum(1 for g in answers if g["action"] == "wait" and g["reason"] != "baking")
