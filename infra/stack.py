@@ -117,6 +117,7 @@ class EksRollingStack(Stack):
                 hook_function_arns=config.hook_functions,
                 hook_api_arns=config.hook_api_arns,
                 alarm_names=config.alarm_names(),
+                node_role_arns=config.node_role_arns if config.revert_on_alarm else (),
             ),
         )
 

@@ -21,6 +21,9 @@ follows what the step's service calls (`src/eks_rolling/services/`):
   the step's role (execute-api:Invoke on exactly the `hook_api_arns` routes); none listed, no statement.
 - `READ_ALARMS`: `aws.alarms.Alarms` reads the health gate's CloudWatch alarms (DescribeAlarms on
   exactly the alarms of CDK context `health_alarms` and `health_alarm_names`; none, no statement).
+- `POINT_BACK`: with `revert_on_alarm` only, `AsgOps.set_launch_template_version`'s
+  UpdateAutoScalingGroup names a launch template: AWS then checks that the caller may
+  ec2:RunInstances/CreateTags with it and iam:PassRole its instance role (`node_role_arns`).
 - `DESCRIBE_EXECUTIONS`: `aws.executions` asks Step Functions whether a lock's holder execution
   (of this state machine) is still running, before taking a dead run's lock over.
 
@@ -56,6 +59,7 @@ class Need(StrEnum):
     HOLD_LOCK = "hold-lock"
     CALL_HOOKS = "call-hooks"
     READ_ALARMS = "read-alarms"
+    POINT_BACK = "point-back"
 
 
 N = Need
@@ -132,7 +136,9 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     ),
     # revert_on_alarm: UpdateAutoScalingGroup's launch template version (back to the old
     # instances'), then plans (snapshot, Redis health) and taints the bad version's nodes
-    "revert_target": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.SET_CAPACITY, N.READ_REDIS_SECRETS}),
+    "revert_target": frozenset(
+        {N.DESCRIBE_ASG, N.KUBERNETES, N.SET_CAPACITY, N.READ_REDIS_SECRETS, N.POINT_BACK}
+    ),
     # AsgLock.release: conditional DeleteItem
     "release_lock": frozenset({N.RELEASE_LOCK}),
     # as restore_cluster, plus shedding idle surge instances; publishes "failed"

@@ -39,6 +39,7 @@ VARIANT_CONTEXT: Mapping[str, Any] = {
     "health_alarms": "checkout-5xx",
     "health_alarm_names": "payments-latency",
     "revert_on_alarm": "true",
+    "node_role_arns": "arn:aws:iam::123456789012:role/eks-node",
 }
 
 
