@@ -107,3 +107,11 @@ def test_no_bake_time_goes_at_once_and_the_budget_counts_each_round() -> None:
     assert bake([], "w01", NOW, None, 0, 60).action == "go"
     assert bake_rounds(0, 60) == 0
     assert parent_events(2, 5) - parent_events(2) == 2 * (BAKE_EVENTS + 5 * BAKE_EVENTS_PER_ROUND)
+
+
+def test_the_plan_budgets_each_waves_bake() -> None:
+    insts = [instance(f"i-{k}", ZONES[k % 2]) for k in range(6)]
+    plain = build_plan(snapshot(insts), Policy(canary_per_az=1))
+    baked = build_plan(snapshot(insts), Policy(canary_per_az=1, bake_rounds=5))
+    per_wave = BAKE_EVENTS + 5 * BAKE_EVENTS_PER_ROUND
+    assert baked.estimated_history_events - plain.estimated_history_events == len(plain.waves) * per_wave
