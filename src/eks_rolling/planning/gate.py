@@ -108,7 +108,13 @@ def check_health(firing: Sequence[str], wave: str) -> None:
 
 
 def bake(
-    firing: Sequence[str], wave: str, now: datetime, prev: GateState | None, bake_s: int, poll_s: int
+    firing: Sequence[str],
+    wave: str,
+    now: datetime,
+    prev: GateState | None,
+    bake_s: int,
+    poll_s: int,
+    control: Control | None = None,
 ) -> GateState:
     """After a wave: go once the alarms stayed OK (not ALARM) through Waits adding up to `bake_s`,
     else wait at most `poll_s` and never past the bake (an adaptive, bounded wait: exactly
@@ -116,8 +122,11 @@ def bake(
 
     The bake is counted in the state machine's own Waits, not from the clock: on AWS a Wait takes
     its seconds (so the real bake is at least bake_s), and wherever Waits are scaled (the sandbox)
-    the bake is scaled with them, so its rounds are the real ones."""
+    the bake is scaled with them, so its rounds are the real ones. An abort is not kept waiting
+    for the bake (RollAbortedError); a pause acts at the next wave's gate."""
     check_health(firing, wave)
+    if control is not None and control.action == "abort":
+        raise RollAbortedError(f"roll aborted by {control.by} while wave {wave} baked")
     baking = prev is not None and prev.reason == "baking"
     since = datetime.fromisoformat(prev.bake_since) if baking and prev and prev.bake_since else now
     baked = prev.baked_s + prev.wait_s if baking and prev else 0

@@ -105,7 +105,8 @@ def check_gate(inp: CheckGateInput, deps: Deps) -> CheckGateOutput:
     tags = deps.asg.tags(ctx.asg_name)
     firing = firing_alarms(alarms_for(s, tags)[0], deps)
     if inp.rolled:
-        state = bake(firing, inp.wave, now, inp.gate, inp.bake_s, s.health_poll_s)
+        control = control_of(lock, tags, ctx.asg_name)
+        state = bake(firing, inp.wave, now, inp.gate, inp.bake_s, s.health_poll_s, control)
         log.info("health gate after %s: %s (%s)", inp.wave, state.action, state.message)
         return CheckGateOutput(**state.model_dump())
     check_health(firing, inp.wave)  # an alarm that fired while the roll waited also stops it

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eks_rolling.errors import HealthAlarmError
-from eks_rolling.models import NodeTarget
+from eks_rolling.errors import HealthAlarmError, RollAbortedError
+from eks_rolling.models import Control, NodeTarget
 from eks_rolling.planning import Policy, build_plan
 from eks_rolling.planning.gate import bake, bake_rounds
 from eks_rolling.planning.waves import BAKE_EVENTS, BAKE_EVENTS_PER_ROUND, canary_split, parent_events
@@ -115,3 +115,10 @@ def test_the_plan_budgets_each_waves_bake() -> None:
     baked = build_plan(snapshot(insts), Policy(canary_per_az=1, bake_rounds=5))
     per_wave = BAKE_EVENTS + 5 * BAKE_EVENTS_PER_ROUND
     assert baked.estimated_history_events - plain.estimated_history_events == len(plain.waves) * per_wave
+
+
+def test_an_abort_stops_the_bake_and_a_pause_waits_for_the_next_gate() -> None:
+    baking = bake([], "w01", NOW, None, 300, 60)
+    with pytest.raises(RollAbortedError, match="bob"):
+        bake([], "w01", NOW, baking, 300, 60, Control(action="abort", by="bob"))
+    assert bake([], "w01", NOW, baking, 300, 60, Control(action="pause", by="alice")).reason == "baking"
