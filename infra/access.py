@@ -78,6 +78,10 @@ WHY_EXECUTIONS = (
     "DescribeExecution on this state machine's executions only (their names are generated per run): "
     "is a lock's holder execution still running?"
 )
+WHY_POINT_BACK = (
+    "revert_on_alarm only: UpdateAutoScalingGroup naming a launch template is allowed only if the caller "
+    "may RunInstances with it (the group, not this role, launches); its resources are generated per launch"
+)
 WHY_NO_RESOURCE_LEVEL = (
     "only actions without resource-level permissions use *: ec2:DescribeNetworkInterfaces/DescribeSubnets "
     "(VPC attachment), xray:PutTraceSegments/PutTelemetryRecords (active tracing) and, for steps that "
@@ -103,6 +107,8 @@ class AccessScope:
     state_machine_name: str
     hook_function_arns: Sequence[str] = ()
     hook_api_arns: Sequence[str] = ()
+    alarm_names: Sequence[str] = ()  # the health gate's CloudWatch alarms
+    node_role_arns: Sequence[str] = ()  # revert_on_alarm: the roles a launch template passes
 
 
 def asg_arn(scope: Construct) -> str:
@@ -125,6 +131,22 @@ def executions_arn(scope: Construct, state_machine_name: str) -> str:
         resource_name=f"{state_machine_name}:*",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
+
+
+def alarm_arn(scope: Construct, name: str) -> str:
+    return Stack.of(scope).format_arn(
+        service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+
+
+def launch_resource_arns(scope: Construct) -> list[str]:
+    """What RunInstances with a launch template touches (template, instance, volumes, network
+    interfaces, subnets, security groups in this region and account; public or own AMIs)."""
+    stack = Stack.of(scope)
+    return [
+        f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:*",
+        f"arn:{stack.partition}:ec2:{stack.region}::image/*",
+    ]
 
 
 def cluster_arn(scope: Construct, cluster_name: str) -> str:
@@ -230,6 +252,28 @@ def step_statements(
                 sid="InvokeHookApis", actions=["execute-api:Invoke"], resources=list(access.hook_api_arns)
             )
         )
+    if Need.READ_ALARMS in needs and access.alarm_names:
+        out.append(
+            iam.PolicyStatement(
+                sid="ReadHealthAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[alarm_arn(scope, n) for n in access.alarm_names],
+            )
+        )
+    if Need.POINT_BACK in needs and access.node_role_arns:
+        out += [
+            iam.PolicyStatement(
+                sid="UseTheLaunchTemplate",
+                actions=["ec2:RunInstances", "ec2:CreateTags"],
+                resources=launch_resource_arns(scope),
+            ),
+            iam.PolicyStatement(
+                sid="PassNodeRoles",
+                actions=["iam:PassRole"],
+                resources=list(access.node_role_arns),
+                conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            ),
+        ]
     if Need.READ_REDIS_SECRETS in needs and access.redis_secret_arns:
         out.append(
             iam.PolicyStatement(
@@ -318,3 +362,6 @@ class StepAccess(Construct):
         nag.wildcard(role, _ec2_arn(self, "network-interface", "*"), WHY_ENI)
         if needs & set(ASG_MUTATIONS):
             nag.wildcard(role, asg_arn(self), WHY_ASG_ARN)
+        if Need.POINT_BACK in needs and access.node_role_arns:
+            for arn in launch_resource_arns(self):
+                nag.wildcard(role, arn, WHY_POINT_BACK)

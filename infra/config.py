@@ -86,6 +86,12 @@ SecretArn = Annotated[
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:redis/auth-AbCdEf",
     ),
 ]
+RoleArn = Annotated[
+    str,
+    _pattern(
+        r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+", "arn:aws:iam::123456789012:role/eks-node"
+    ),
+]
 LambdaArn = Annotated[
     str,
     _pattern(LAMBDA_ARN.pattern, "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check"),
@@ -203,6 +209,11 @@ RUNTIME_KEYS: Final = (
     "hook_backoff_s",
     "hook_backoff_cap_s",
     "hook_signing_service",
+    "canary_per_az",
+    "health_alarms",
+    "health_bake_s",
+    "health_poll_s",
+    "revert_on_alarm",
 )
 
 
@@ -311,6 +322,27 @@ class StackConfig(BaseModel):
     hook_backoff_s: float = _setting("hook_backoff_s")
     hook_backoff_cap_s: float = _setting("hook_backoff_cap_s")
     hook_signing_service: str = _setting("hook_signing_service")
+    canary_per_az: int = _setting("canary_per_az")
+    health_alarms: str = _setting("health_alarms")
+    health_bake_s: int = _setting("health_bake_s")
+    health_poll_s: int = _setting("health_poll_s")
+    revert_on_alarm: bool = _setting("revert_on_alarm")
+    health_alarm_names: Annotated[tuple[str, ...], Listed] = Field(
+        (),
+        description="Further CloudWatch alarms an ASG's eks-rolling/health-alarms tag may name: the gate "
+        "may read (cloudwatch:DescribeAlarms) exactly these and those of health_alarms",
+    )
+
+    node_role_arns: Annotated[tuple[RoleArn, ...], Listed] = Field(
+        (),
+        description="With revert_on_alarm: the IAM roles of the node groups' instance profiles; pointing an "
+        "ASG back at a launch template needs iam:PassRole on them (to ec2.amazonaws.com only)",
+    )
+
+    def alarm_names(self) -> tuple[str, ...]:
+        """Every alarm the health gate may read: the setting's and the listed ones."""
+        named = (n.strip() for n in self.health_alarms.split(","))
+        return tuple(dict.fromkeys([*(n for n in named if n), *self.health_alarm_names]))
 
     @field_validator("log_retention_days")
     @classmethod
@@ -344,6 +376,15 @@ class StackConfig(BaseModel):
         if missing:
             raise ValueError(
                 f"hook_functions: add {missing}: the hook steps may invoke only the functions listed there"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _revert_can_pass_roles(self) -> StackConfig:
+        if self.revert_on_alarm and not self.node_role_arns:
+            raise ValueError(
+                "node_role_arns: list the node instance roles: with revert_on_alarm, RevertTarget's "
+                "UpdateAutoScalingGroup names a launch template, which needs iam:PassRole on its role"
             )
         return self
 

@@ -29,7 +29,7 @@ SERVICE: Final = "eks-rolling"
 PENDING_SETTINGS: Final[frozenset[str]] = frozenset()
 
 # The steps that use the plans bucket (eks_rolling.services.plans).
-PLAN_STEPS: Final = ("plan_roll", "taint_old_nodes")
+PLAN_STEPS: Final = ("plan_roll", "taint_old_nodes", "taint_remaining_nodes", "revert_target")
 
 RETENTION: Final = {
     1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
@@ -116,6 +116,8 @@ class EksRollingStack(Stack):
                 state_machine_name=name,
                 hook_function_arns=config.hook_functions,
                 hook_api_arns=config.hook_api_arns,
+                alarm_names=config.alarm_names(),
+                node_role_arns=config.node_role_arns if config.revert_on_alarm else (),
             ),
         )
 
@@ -154,6 +156,8 @@ class EksRollingStack(Stack):
             workflow.log_groups[step.id].grant_write(access.roles[step.id])
         plans.grant_write(access.roles["plan_roll"])
         plans.grant_read(access.roles["taint_old_nodes"])
+        plans.grant_read(access.roles["taint_remaining_nodes"])
+        plans.grant_write(access.roles["revert_target"])  # a large revert plan's waves, as PlanRoll's
         plans.grant_read(workflow.wave_state_machine.role)  # ReadWave (aws-sdk:s3:getObject)
 
         notifications.notify_on_status_changes(workflow.state_machine)

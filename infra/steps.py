@@ -19,6 +19,11 @@ follows what the step's service calls (`src/eks_rolling/services/`):
 - `CALL_HOOKS`: `aws.hooks.HookCaller` invokes the hook functions listed in CDK context
   `hook_functions` (lambda:InvokeFunction on exactly those ARNs) and signs its https:// calls with
   the step's role (execute-api:Invoke on exactly the `hook_api_arns` routes); none listed, no statement.
+- `READ_ALARMS`: `aws.alarms.Alarms` reads the health gate's CloudWatch alarms (DescribeAlarms on
+  exactly the alarms of CDK context `health_alarms` and `health_alarm_names`; none, no statement).
+- `POINT_BACK`: with `revert_on_alarm` only, `AsgOps.set_launch_template_version`'s
+  UpdateAutoScalingGroup names a launch template: AWS then checks that the caller may
+  ec2:RunInstances/CreateTags with it and iam:PassRole its instance role (`node_role_arns`).
 - `DESCRIBE_EXECUTIONS`: `aws.executions` asks Step Functions whether a lock's holder execution
   (of this state machine) is still running, before taking a dead run's lock over.
 
@@ -53,6 +58,8 @@ class Need(StrEnum):
     DESCRIBE_EXECUTIONS = "describe-executions"
     HOLD_LOCK = "hold-lock"
     CALL_HOOKS = "call-hooks"
+    READ_ALARMS = "read-alarms"
+    POINT_BACK = "point-back"
 
 
 N = Need
@@ -81,7 +88,8 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     # as its Rollback would have (ROLLBACK above)
     "acquire_lock": ROLLBACK | {N.TAKE_LOCK, N.DESCRIBE_EXECUTIONS},
     # snapshot of ASG + nodes/pods/PDBs, and the health of each Redis group; publishes "blocked"
-    "plan_roll": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.NOTIFY, N.READ_REDIS_SECRETS}),
+    # (and that every health alarm exists)
+    "plan_roll": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.NOTIFY, N.READ_REDIS_SECRETS, N.READ_ALARMS}),
     # scale cluster-autoscaler to 0 after recording its replicas on the ASG
     "pause_autoscaler": frozenset({N.DESCRIBE_ASG, N.KUBERNETES, N.RECORD_ORIGINALS}),
     # record min/max/desired on the ASG, then SuspendProcesses
@@ -89,10 +97,13 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     # NoSchedule taint on the planned nodes (Kubernetes only)
     "taint_old_nodes": frozenset({N.KUBERNETES}),
     # before PauseAutoscaler, the same gate as check_gate (a roll outside its windows waits there)
-    "await_window": frozenset({N.DESCRIBE_ASG, N.HOLD_LOCK, N.NOTIFY}),
+    "await_window": frozenset({N.DESCRIBE_ASG, N.HOLD_LOCK, N.NOTIFY, N.READ_ALARMS}),
     # before each wave: AsgLock.hold renews the lock and reads the operator's control (conditional
-    # UpdateItem), the ASG's tags (control, maintenance windows); publishes waiting/paused/resumed
-    "check_gate": frozenset({N.DESCRIBE_ASG, N.HOLD_LOCK, N.NOTIFY}),
+    # UpdateItem), the ASG's tags (control, maintenance windows, health alarms); publishes
+    # waiting/paused/resumed; after a wave, the health alarms' states (the bake)
+    "check_gate": frozenset({N.DESCRIBE_ASG, N.HOLD_LOCK, N.NOTIFY, N.READ_ALARMS}),
+    # after the canary baked: the same taint on the old nodes of the later waves
+    "taint_remaining_nodes": frozenset({N.KUBERNETES}),
     # UpdateAutoScalingGroup desired (and max)
     "surge_capacity": frozenset({N.DESCRIBE_ASG, N.SET_CAPACITY}),
     # new instances InService and their nodes Ready
@@ -122,6 +133,11 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
             N.READ_REDIS_SECRETS,
             N.RELEASE_REDIS_LOCKS,
         }
+    ),
+    # revert_on_alarm: UpdateAutoScalingGroup's launch template version (back to the old
+    # instances'), then plans (snapshot, Redis health) and taints the bad version's nodes
+    "revert_target": frozenset(
+        {N.DESCRIBE_ASG, N.KUBERNETES, N.SET_CAPACITY, N.READ_REDIS_SECRETS, N.POINT_BACK}
     ),
     # AsgLock.release: conditional DeleteItem
     "release_lock": frozenset({N.RELEASE_LOCK}),

@@ -55,6 +55,7 @@ def render_plan(plan: Plan, cluster: str) -> str:
             f"{n.instance_id} {n.node_name or '(no node)'} {n.az} {n.pods} pod(s)" for n in batch
         )
         lines.append(f"  batch {i}: {nodes}")
+    lines += _canary_lines(plan)
     if plan.az_sequential:
         lines.append("  per-AZ sequencing: one availability zone finishes before the next starts")
     if plan.maintenance_windows:
@@ -80,6 +81,29 @@ def render_plan(plan: Plan, cluster: str) -> str:
     lines.append(f"  history budget: about {plan.estimated_history_events} of 25,000 events")
     lines.append("  BLOCKED: the roll would stop before any change." if plan.blocked else "  Ready to roll.")
     return "\n".join(lines)
+
+
+def _canary_lines(plan: Plan) -> list[str]:
+    if not plan.health_alarms:
+        return []
+    lines = []
+    canary = [w for w in plan.waves if w.canary]
+    if canary:
+        nodes = [n for w in canary for b in w.batches for n in b]
+        lines.append(
+            f"  canary wave ({plan.canary_per_az} per zone; only its nodes are tainted until it baked): "
+            + ", ".join(f"{n.instance_id} {n.node_name or '(no node)'} {n.az}" for n in nodes)
+        )
+    revert = (
+        f"; on ALARM the ASG points back at version {plan.previous_version} and the canary is reverted"
+        if plan.revert_on_alarm
+        else ""
+    )
+    lines.append(
+        f"  health gate ({plan.health_alarms_from}): {', '.join(plan.health_alarms)} must stay OK for "
+        f"{plan.health_bake_s} s after each of {len(plan.waves)} wave(s){revert}"
+    )
+    return lines
 
 
 def _hook_lines(plan: Plan) -> list[str]:
@@ -262,7 +286,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     timing = {"timing_profile": args.timing_profile, "time_factor": args.time_factor}
     report = run_demo(
-        out_dir=Path(args.out), redis=not args.no_redis, **{k: v for k, v in timing.items() if v is not None}
+        out_dir=Path(args.out),
+        scenario_name=args.scenario,
+        redis=not args.no_redis,
+        **{k: v for k, v in timing.items() if v is not None},
     )
     # Any report field that shows a failure (run_demo lists them in report["failures"] and the
     # summary prints them) makes the exit code non-zero.
@@ -277,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="roll the field-report scenario on the local sandbox")
     demo.add_argument("--out", default="build", help="where the report and history go")
+    demo.add_argument(
+        "--scenario",
+        choices=("field-report", "bad-ami"),
+        default="field-report",
+        help="field-report (the default), or bad-ami: the new AMI breaks the shop, its alarm halts the "
+        "roll after the canary wave and the canary is reverted (exit 0 when that happens)",
+    )
     demo.add_argument(
         "--no-redis", action="store_true", help="leave the Redis groups (real redis-server processes) out"
     )

@@ -103,6 +103,13 @@ class PauseTimeoutError(PermanentError):
     hold the group (cluster-autoscaler off, old nodes tainted) for ever."""
 
 
+class HealthAlarmError(PermanentError):
+    """A health alarm (setting `health_alarms`, tag `eks-rolling/health-alarms`) was in ALARM
+    while a wave baked or before the next one: the roll stops and rolls back (and, with
+    `revert_on_alarm`, points the ASG back at its previous launch template version). The message
+    names the alarm."""
+
+
 class HistoryBudgetExceededError(PermanentError):
     """A polling loop used every round its wave allows: the wave stops (and the roll rolls back)
     well before the execution could reach Step Functions' 25,000-event limit, where no Catch runs."""

@@ -61,6 +61,9 @@ TAG_CONTROL = "eks-rolling/control"  # "pause" or "abort"; remove it (or "resume
 # Per-node hooks (Lambda ARNs or https:// URLs, comma-separated): they replace the settings'.
 TAG_PRE_DRAIN_HOOKS = "eks-rolling/pre-drain-hooks"
 TAG_POST_REPLACE_HOOKS = "eks-rolling/post-replace-hooks"
+# The canary wave and the health gate after every wave (they replace the settings').
+TAG_CANARY_PER_AZ = "eks-rolling/canary-per-az"  # old nodes per AZ in the first wave; 0: no canary
+TAG_HEALTH_ALARMS = "eks-rolling/health-alarms"  # CloudWatch alarm names, comma-separated
 
 # Annotations on a Redis group's StatefulSets (eks_rolling.redis.discovery reads them).
 REDIS_PREFIX = "eks-rolling.io/redis-"

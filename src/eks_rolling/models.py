@@ -106,6 +106,11 @@ class Wave(Model):
     bucket: str | None = Field(None, description="Where `key` is, when the batches are stored")
     key: str | None = Field(None, description="S3 key of the batches; `batches` is then empty")
     hooks: Hooks = Field(default_factory=Hooks, description="The roll's per-node hooks")
+    canary: bool = Field(False, description="The canary wave: one node per zone, baked first")
+    taint_rest: bool = Field(
+        False, description="The first wave after the canary: the old nodes not tainted yet are, before it"
+    )
+    bake_s: int = Field(0, description="How long the health alarms must stay OK after it (0: no gate)")
 
 
 class Plan(Model):
@@ -127,6 +132,15 @@ class Plan(Model):
     maintenance_windows_from: str = Field("", description="Where they came from: tag or setting")
     hooks: Hooks = Field(default_factory=Hooks, description="Per-node hooks that apply")
     waves: list[Wave] = Field(default_factory=list, description="The batches as child executions")
+    canary_per_az: int = Field(0, description="Old nodes per zone in the first wave (0: no canary)")
+    canary_nodes: int = Field(0, description="Old nodes in the canary wave")
+    health_alarms: list[str] = Field(default_factory=list, description="Alarms that must stay OK")
+    health_alarms_from: str = Field("", description="Where they came from: tag or setting")
+    health_bake_s: int = Field(0, description="How long they must stay OK after every wave")
+    revert_on_alarm: bool = Field(False, description="On HealthAlarmError, roll back to previous_version")
+    previous_version: str | None = Field(
+        None, description="The launch template version of the old instances (what a revert points back at)"
+    )
 
     @property
     def blockers(self) -> list[Finding]:
@@ -333,6 +347,35 @@ class TaintOldNodesOutput(Model):
     missing: list[str] = Field(default_factory=list, description="Planned instances with no node")
 
 
+class TaintRemainingNodesInput(Model):
+    ctx: RollContext
+    plan: Plan
+    wave: int = Field(description="The first wave after the canary: its nodes and all later ones")
+
+
+class TaintRemainingNodesOutput(TaintOldNodesOutput):
+    pass
+
+
+class RevertTargetInput(Model):
+    ctx: RollContext
+    plan: Plan
+    error: StepError
+
+
+class RevertTargetOutput(Model):
+    """Rollback's revert (revert_on_alarm after HealthAlarmError): the ASG points back at the
+    previous launch template version and the nodes of the rolled version are rolled back to it
+    by the wave machine (its waves, empty when there is nothing to revert)."""
+
+    reverted: bool
+    version: str | None = Field(None, description="The version the ASG points at now")
+    rolled_version: str | None = Field(None, description="The version it pointed at (the bad one)")
+    waves: list[Wave] = Field(default_factory=list)
+    tainted: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
 class SurgeCapacityInput(Model):
     ctx: RollContext
     batch: list[NodeTarget]
@@ -474,7 +517,7 @@ class GateState(Model):
     """CheckGate's answer before a wave: go, or wait (a closed window, a pause) and check again."""
 
     action: Literal["go", "wait"]
-    reason: Literal["open", "window", "paused", "resumed"]
+    reason: Literal["open", "window", "paused", "resumed", "baking", "healthy"]
     message: str
     wait_s: int = Field(0, description="The Wait state's SecondsPath before the next check")
     wait_until: str | None = Field(None, description="When the next check runs (ISO 8601)")
@@ -482,11 +525,15 @@ class GateState(Model):
     paused_since: str | None = None
     paused_by: str | None = None
     reminded_at: str | None = None
+    bake_since: str | None = Field(None, description="When the wave's bake began (the alarms were OK)")
+    baked_s: int = Field(0, description="Seconds of Waits the wave has baked so far, alarms OK")
 
 
 class CheckGateInput(Model):
     ctx: RollContext
-    wave: str = Field(description="The wave about to start")
+    wave: str = Field(description="The wave about to start, or that just ran (rolled)")
+    rolled: bool = Field(False, description="The wave has run: the health gate bakes it")
+    bake_s: int = Field(0, description="The wave's bake time (Wave.bake_s)")
     gate: GateState | None = Field(None, description="The previous check's answer, when it said wait")
 
     @field_validator("gate", mode="before")

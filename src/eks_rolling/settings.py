@@ -92,6 +92,23 @@ class Settings(BaseSettings):
         300, ge=1, description="Longest wait between checks of a paused roll or a closed window"
     )
 
+    # --- canary wave and health gate (each also an ASG tag: labels.TAG_*, the tag wins) -----------
+    canary_per_az: int = Field(
+        1, ge=0, le=50, description="Old nodes per availability zone in the first wave (0: no canary wave)"
+    )
+    health_alarms: str = Field(
+        "", description="CloudWatch alarm names (comma-separated) that must stay OK after every wave"
+    )
+    health_bake_s: int = Field(
+        300, ge=0, le=6 * 3600, description="How long the alarms must stay OK after a wave before the next"
+    )
+    health_poll_s: int = Field(
+        60, ge=1, description="Longest wait between two checks of the alarms while a wave bakes"
+    )
+    revert_on_alarm: bool = Field(
+        False, description="On HealthAlarmError, point the ASG back at its previous launch template version"
+    )
+
     # --- do-not-disrupt pods --------------------------------------------------------------------
     do_not_disrupt_timeout_s: int = Field(
         3600, ge=0, description="How long a node waits for its do-not-disrupt pods, unless they say"

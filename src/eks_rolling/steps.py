@@ -44,6 +44,7 @@ STEPS: tuple[Step, ...] = tuple(
         "suspend_processes",
         "taint_old_nodes",
         "check_gate",
+        "taint_remaining_nodes",
         "surge_capacity",
         "wait_new_nodes",
         "pre_drain_hooks",
@@ -54,6 +55,7 @@ STEPS: tuple[Step, ...] = tuple(
         "terminate_instance",
         "post_replace_hooks",
         "restore_cluster",
+        "revert_target",
         "release_lock",
         "rollback",
     )

@@ -4,6 +4,10 @@ behind PDBs (one with 2 of its 3 pods on one node and maxUnavailable 1), an ingr
 DaemonSets, Redis under Sentinel and a Redis Cluster (a maxUnavailable 1 PDB per StatefulSet), and
 cluster-autoscaler in kube-system.
 
+`bad-ami` is the same cluster whose new launch template version brings an AMI that breaks an
+application: `BadAmiAlarm` watches the cluster and sets a CloudWatch alarm (moto's) to ALARM while a
+pod of the shop runs on a node of that AMI, and back to OK when none does.
+
 Upstream: none; the field report describes the production cluster it reproduces.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -419,3 +424,106 @@ def describe(scenario: Scenario) -> str:
         },
         indent=2,
     )
+
+
+# --- bad-ami ----------------------------------------------------------------------------------
+BAD_AMI = "ami-0bad0a1b2c3d4e5f6"  # the new version's AMI: the shop's pods fail on it
+BAD_AMI_ALARM = "shop-5xx"
+BAD_AMI_APP_NAMESPACE = "shop"
+
+
+class BadAmiAlarm:
+    """A real signal from the cluster, not a timer: every `poll_s` (real seconds, a sandbox
+    watcher's, nothing the runtime is calibrated on) read the pods and nodes from the store and
+    each new node's AMI from EC2; while a Ready pod of the shop runs on a node of `bad_ami`, the
+    alarm is ALARM (moto's set_alarm_state), else OK. It records every change."""
+
+    def __init__(
+        self, env: SandboxEnv, bad_ami: str = BAD_AMI, alarm: str = BAD_AMI_ALARM, poll_s: float = 0.2
+    ):
+        self.env, self.bad_ami, self.alarm, self.poll_s = env, bad_ami, alarm, poll_s
+        self.state = "OK"
+        self.changes: list[tuple[float, str, str]] = []  # (time, state, reason)
+        self._ami: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bad-ami-alarm", daemon=True)
+
+    def start(self) -> BadAmiAlarm:
+        cw = self.env.aws("cloudwatch")
+        cw.put_metric_alarm(
+            AlarmName=self.alarm,
+            AlarmDescription="5xx of the shop's pods (sandbox: set by BadAmiAlarm)",
+            Namespace="Sandbox/Shop",
+            MetricName="HTTPCode_Target_5XX_Count",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        cw.set_alarm_state(AlarmName=self.alarm, StateValue="OK", StateReason="no shop pod on a bad node")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> BadAmiAlarm:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def bad_pods(self) -> list[str]:
+        """`namespace/pod on node` for each Ready shop pod on a node of the bad AMI."""
+        store = self.env.sandbox.store
+        nodes = {
+            n["metadata"]["name"]: n["spec"].get("providerID", "").rsplit("/", 1)[-1]
+            for n in store.all("nodes")
+        }
+        unknown = [i for i in nodes.values() if i.startswith("i-") and i not in self._ami]
+        if unknown:
+            for r in self.env.aws("ec2").describe_instances(InstanceIds=unknown)["Reservations"]:
+                for inst in r["Instances"]:
+                    self._ami[inst["InstanceId"]] = inst.get("ImageId", "")
+        bad = {name for name, iid in nodes.items() if self._ami.get(iid) == self.bad_ami}
+        return [
+            f"{p['metadata']['namespace']}/{p['metadata']['name']} on {p['spec']['nodeName']}"
+            for p in self.env.sandbox.pods(BAD_AMI_APP_NAMESPACE)
+            if p["spec"].get("nodeName") in bad and pod_is_ready(p)
+        ]
+
+    def _run(self) -> None:
+        cw = self.env.aws("cloudwatch")
+        while not self._stop.wait(self.poll_s):
+            try:
+                bad = self.bad_pods()
+            except Exception:  # the sandbox stopping under us: the next round (or stop) decides
+                log.debug("bad-ami watcher round failed", exc_info=True)
+                continue
+            want = "ALARM" if bad else "OK"
+            if want != self.state:
+                reason = (
+                    f"{len(bad)} shop pod(s) failing on {self.bad_ami}: {', '.join(bad[:3])}"
+                    if bad
+                    else "no shop pod on a bad node"
+                )
+                cw.set_alarm_state(AlarmName=self.alarm, StateValue=want, StateReason=reason[:1000])
+                self.state = want
+                self.changes.append((time.time(), want, reason))
+                log.info("alarm %s -> %s (%s)", self.alarm, want, reason)
+
+
+def bad_ami(env: SandboxEnv, **kwargs: Any) -> Scenario:
+    """The field-report cluster plus a DaemonSet of the shop on every worker (its log agent: a
+    pod of the shop lands on each new node at once, whatever the drain moves) and the alarm
+    BadAmiAlarm drives. Bump the launch template with `image_id=BAD_AMI`."""
+    scenario = field_report(env, **kwargs)
+    env.sandbox.apply(
+        m.daemonset("log-agent", BAD_AMI_APP_NAMESPACE, tolerate_all=False, labels={"app": "log-agent"})
+    )
+    wait_workloads_ready(env)
+    scenario.new_ami = BAD_AMI
+    scenario.extras["alarm"] = BAD_AMI_ALARM
+    return scenario

@@ -37,9 +37,9 @@ def both() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
 
 
 ALL_TASKS = [(name, st) for name, st, _ in both() if st["Type"] == "Task"]
-# Lambda Tasks; RollWave starts a child execution (states:startExecution.sync:2), ReadWave reads
-# a stored wave's batches (aws-sdk:s3:getObject).
-SERVICE_TASKS = {"RollWave", "ReadWave"}
+# Lambda Tasks; RollWave (and RevertWave, for revert_on_alarm) starts a child execution
+# (states:startExecution.sync:2), ReadWave reads a stored wave's batches (aws-sdk:s3:getObject).
+SERVICE_TASKS = {"RollWave", "RevertWave", "ReadWave"}
 TASKS = {name: st for name, st in ALL_TASKS if name not in SERVICE_TASKS}
 
 
@@ -52,8 +52,9 @@ def test_every_step_has_exactly_one_task_state_and_placeholder() -> None:
     assert placeholders == {s.placeholder for s in STEPS} | {WAVE_PLACEHOLDER}
 
 
-def test_the_roll_starts_each_wave_as_a_linked_child_execution() -> None:
-    (wave,) = [st for name, st in ALL_TASKS if name == "RollWave"]
+@pytest.mark.parametrize("state", ["RollWave", "RevertWave"])
+def test_the_roll_starts_each_wave_as_a_linked_child_execution(state: str) -> None:
+    (wave,) = [st for name, st in ALL_TASKS if name == state]
     assert wave["Resource"] == "arn:aws:states:::states:startExecution.sync:2"
     params = wave["Parameters"]
     assert params["StateMachineArn"] == "${" + WAVE_PLACEHOLDER + "}"

@@ -36,6 +36,10 @@ VARIANT_CONTEXT: Mapping[str, Any] = {
     "hook_functions": "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check",
     "pre_drain_hooks": "arn:aws:lambda:eu-west-1:123456789012:function:pre-drain-check",
     "hook_api_arns": "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/node-replaced",
+    "health_alarms": "checkout-5xx",
+    "health_alarm_names": "payments-latency",
+    "revert_on_alarm": "true",
+    "node_role_arns": "arn:aws:iam::123456789012:role/eks-node",
 }
 
 

@@ -162,3 +162,12 @@ def test_hook_api_arns_name_exact_post_routes(context: dict[str, Any]) -> None:
     assert load_config({**context, "hook_api_arns": route}).hook_api_arns == (route,)
     with pytest.raises(ConfigError, match="hook_api_arns"):
         load_config({**context, "hook_api_arns": "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/*"})
+
+
+def test_revert_on_alarm_without_the_node_roles_fails_synth_naming_the_key(context: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="node_role_arns"):
+        load_config({**context, "revert_on_alarm": "true"})
+    role = "arn:aws:iam::123456789012:role/eks-node"
+    assert load_config({**context, "revert_on_alarm": "true", "node_role_arns": role}).node_role_arns == (
+        role,
+    )

@@ -203,6 +203,40 @@ def test_hook_functions_only_when_configured_only_those_and_only_for_the_hook_st
     assert callers == invokers
 
 
+def test_health_alarms_only_when_configured_only_those_and_only_for_the_gate_steps(
+    synth: Synth, variant: Synth
+) -> None:
+    for step in STEPS:
+        assert allowed(step_statements(synth, step), "cloudwatch:DescribeAlarms") == [], step.id
+    readers = set()
+    arn = f"arn:aws:cloudwatch:{FAKE_REGION}:{FAKE_ACCOUNT}:alarm:"
+    for step in STEPS:
+        for s in allowed(step_statements(variant, step), "cloudwatch:DescribeAlarms"):
+            assert s.actions == ("cloudwatch:DescribeAlarms",)
+            assert s.resources == (f"{arn}checkout-5xx", f"{arn}payments-latency")  # no wildcard
+            readers.add(step.id)
+    assert readers == {"plan_roll", "await_window", "check_gate"}
+
+
+def test_pointing_back_may_launch_and_pass_only_the_node_roles_and_only_with_revert_on(
+    synth: Synth, variant: Synth
+) -> None:
+    for step in STEPS:
+        for action in ("iam:PassRole", "ec2:RunInstances"):
+            assert allowed(step_statements(synth, step), action) == [], step.id
+    for step in STEPS:
+        passing = allowed(step_statements(variant, step), "iam:PassRole")
+        launching = allowed(step_statements(variant, step), "ec2:RunInstances")
+        if step.id != "revert_target":
+            assert passing == launching == [], step.id
+            continue
+        (p,) = passing
+        assert p.resources == (variant.context["node_role_arns"],)
+        assert p.conditions == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+        (launch,) = launching
+        assert "*" not in launch.resources and all(f":{FAKE_REGION}:" in r for r in launch.resources)
+
+
 def test_custom_opt_in_tag_is_the_condition(variant: Synth) -> None:
     surge = next(s for s in STEPS if s.id == "surge_capacity")
     (statement,) = allowed(step_statements(variant, surge), "autoscaling:UpdateAutoScalingGroup")

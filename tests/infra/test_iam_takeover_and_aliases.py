@@ -77,4 +77,4 @@ def test_capacity_changes_stay_on_opted_in_groups_for_every_step_that_makes_them
         ):
             updaters.add(step.id)
             assert s.conditions["StringEquals"] == {tag: synth.context["opt_in_tag_value"]}
-    assert updaters == {"surge_capacity", "restore_cluster", "rollback", "acquire_lock"}
+    assert updaters == {"surge_capacity", "restore_cluster", "rollback", "acquire_lock", "revert_target"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tests.infra.cdk_support import FAKE_STACK_ID, PSEUDO, Synth, resolve
 
-STEPS_AND_STATE_MACHINE = 22  # 20 steps, the roll's and its waves' state machines
+STEPS_AND_STATE_MACHINE = 24  # 22 steps, the roll's and its waves' state machines
 
 
 def test_every_log_group_is_retained_on_delete_and_replacement_but_not_after_a_failed_create(

@@ -16,7 +16,8 @@ def _objects(synth: Synth) -> str:
 def test_only_plan_roll_writes_and_only_taint_and_the_wave_machine_read(synth: Synth) -> None:
     objects = _objects(synth)
     fns = synth.functions_by_handler()
-    roles = {step: function_role(fns[BY_ID[step].handler][1]) for step in ("plan_roll", "taint_old_nodes")}
+    steps = ("plan_roll", "taint_old_nodes", "taint_remaining_nodes", "revert_target")
+    roles = {step: function_role(fns[BY_ID[step].handler][1]) for step in steps}
     _, wave = synth.wave_machine()
     wave_role = wave["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     s3_statements = {
@@ -24,9 +25,11 @@ def test_only_plan_roll_writes_and_only_taint_and_the_wave_machine_read(synth: S
         for role, statements in all_role_statements(synth).items()
     }
     users = {role for role, statements in s3_statements.items() if statements}
-    assert users == {roles["plan_roll"], roles["taint_old_nodes"], wave_role}
+    assert users == {*roles.values(), wave_role}
+    # the revert's plan (revert_on_alarm) is stored as PlanRoll's is; the later waves' taint reads it
     for role, action in ((roles["plan_roll"], "s3:PutObject"), (roles["taint_old_nodes"], "s3:GetObject"),
-                         (wave_role, "s3:GetObject")):  # fmt: skip
+                         (roles["taint_remaining_nodes"], "s3:GetObject"),
+                         (roles["revert_target"], "s3:PutObject"), (wave_role, "s3:GetObject")):  # fmt: skip
         (statement,) = s3_statements[role]
         assert statement.actions == (action,) and statement.resources == (objects,)
     assert allowed(role_statements(synth.template, roles["plan_roll"]), "s3:GetObject") == []

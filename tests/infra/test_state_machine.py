@@ -71,7 +71,8 @@ def test_every_task_points_at_its_steps_function(synth: Synth) -> None:
 
     wave = json.loads(rendered_definition(synth, wave=True))
     found = {**tasks(deployed["States"]), **tasks(wave["States"])}
-    assert found.pop("RollWave") == "arn:aws:states:::states:startExecution.sync:2"
+    for child in ("RollWave", "RevertWave"):
+        assert found.pop(child) == "arn:aws:states:::states:startExecution.sync:2"
     assert found.pop("ReadWave") == "arn:aws:states:::aws-sdk:s3:getObject"
     assert set(found) == {s.state for s in STEPS}
     for name, resource in found.items():

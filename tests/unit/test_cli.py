@@ -80,3 +80,25 @@ def test_the_plan_text_lists_the_hooks_that_apply_and_where_they_came_from() -> 
     assert f"    - {arn}" in text
     assert "post-replace hooks (setting post_replace_hooks), per node once it is replaced:" in text
     assert "    - https://hooks.example.com/done" in text
+
+
+def test_the_plan_text_shows_the_canary_wave_and_the_health_gate() -> None:
+    insts = [instance(f"i-{z}{k}", f"us-east-1{z}") for z in "ab" for k in range(2)]
+    plan = build_plan(snapshot(insts), Policy(canary_per_az=1))
+    assert "health gate" not in render_plan(plan, "prod")  # no alarms: no gate, no canary shown
+    gated = plan.model_copy(
+        update={
+            "health_alarms": ["shop-5xx"],
+            "health_alarms_from": "setting health_alarms",
+            "health_bake_s": 300,
+            "revert_on_alarm": True,
+            "previous_version": "1",
+        }
+    )
+    text = render_plan(gated, "prod")
+    assert "canary wave (1 per zone" in text
+    assert "i-a0 node-i-a0 us-east-1a, i-b0 node-i-b0 us-east-1b" in text
+    assert (
+        "health gate (setting health_alarms): shop-5xx must stay OK for 300 s after each of 2 wave(s)" in text
+    )
+    assert "points back at version 1" in text

@@ -272,6 +272,30 @@ class AsgOps:
             new_max,
         )
 
+    def set_launch_template_version(self, name: str, version: str) -> bool:
+        """Point the group at `version` of its own launch template (plain or in its
+        MixedInstancesPolicy; per-type overrides are left as they are). False: already there."""
+        group = self._group(name)
+        spec = launch_template_spec(group)
+        if spec is None:
+            raise LaunchTemplateNotFoundError(f"ASG {name} has no launch template to point back")
+        if str(spec.get("Version")) == version:
+            return False
+        ref = {k: spec[k] for k in ("LaunchTemplateId",) if k in spec} or {
+            "LaunchTemplateName": spec["LaunchTemplateName"]
+        }
+        params: dict[str, Any] = {"AutoScalingGroupName": name}
+        if group.get("LaunchTemplate"):
+            params["LaunchTemplate"] = {**ref, "Version": version}
+        else:
+            params["MixedInstancesPolicy"] = {
+                "LaunchTemplate": {"LaunchTemplateSpecification": {**ref, "Version": version}}
+            }
+        with aws_errors():
+            self._asg.update_auto_scaling_group(**params)
+        log.info("ASG %s launch template version %s -> %s", name, spec.get("Version"), version)
+        return True
+
     def suspend(self, name: str, processes: Iterable[str]) -> None:
         # An empty ScalingProcesses list means "all processes" to the API: never send one.
         wanted = sorted(set(processes))

@@ -10,11 +10,12 @@ state machine feeds it back in.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ..errors import PauseTimeoutError, RollAbortedError
+from ..errors import HealthAlarmError, PauseTimeoutError, RollAbortedError
 from ..models import Control, GateState
 from .windows import WindowState
 
@@ -92,3 +93,59 @@ def decide(
         return GateState(action="go", reason="resumed", message=f"resumed by {by}"), "resumed"
     until = f" (window open until {_iso(window.until)})" if window.until else ""
     return GateState(action="go", reason="open", message=f"go{until}"), None
+
+
+def bake_rounds(bake_s: int, poll_s: int) -> int:
+    """Waits of one wave's bake: the bound the plan budgets for (each wait is at most poll_s and
+    ends no later than the bake, so there are never more)."""
+    return math.ceil(bake_s / max(poll_s, 1)) if bake_s > 0 else 0
+
+
+def check_health(firing: Sequence[str], wave: str) -> None:
+    """An alarm in ALARM stops the roll: HealthAlarmError names every firing alarm."""
+    if firing:
+        raise HealthAlarmError(f"health alarm(s) in ALARM at the gate of wave {wave}: {'; '.join(firing)}")
+
+
+def bake(
+    firing: Sequence[str],
+    wave: str,
+    now: datetime,
+    prev: GateState | None,
+    bake_s: int,
+    poll_s: int,
+    control: Control | None = None,
+) -> GateState:
+    """After a wave: go once the alarms stayed OK (not ALARM) through Waits adding up to `bake_s`,
+    else wait at most `poll_s` and never past the bake (an adaptive, bounded wait: exactly
+    bake_rounds Waits). Raises HealthAlarmError as soon as one is in ALARM.
+
+    The bake is counted in the state machine's own Waits, not from the clock: on AWS a Wait takes
+    its seconds (so the real bake is at least bake_s), and wherever Waits are scaled (the sandbox)
+    the bake is scaled with them, so its rounds are the real ones. An abort is not kept waiting
+    for the bake (RollAbortedError); a pause acts at the next wave's gate."""
+    check_health(firing, wave)
+    if control is not None and control.action == "abort":
+        raise RollAbortedError(f"roll aborted by {control.by} while wave {wave} baked")
+    baking = prev is not None and prev.reason == "baking"
+    since = datetime.fromisoformat(prev.bake_since) if baking and prev and prev.bake_since else now
+    baked = prev.baked_s + prev.wait_s if baking and prev else 0
+    left = bake_s - baked
+    if left <= 0:
+        return GateState(
+            action="go",
+            reason="healthy",
+            message=f"wave {wave} baked: health alarms OK for {baked} s since {_iso(since)}",
+            bake_since=_iso(since),
+            baked_s=baked,
+        )
+    wait_s = max(1, min(poll_s, left))
+    return GateState(
+        action="wait",
+        reason="baking",
+        message=f"wave {wave} baking: health alarms OK since {_iso(since)}; {left} s to go",
+        wait_s=wait_s,
+        wait_until=_iso(now + timedelta(seconds=wait_s)),
+        bake_since=_iso(since),
+        baked_s=baked,
+    )

@@ -24,7 +24,15 @@ from .capacity import plan_capacity, with_capacity_peak
 from .scope import DeadlineError, describe_deadline, hold_rounds, parse_deadline, scope_decisions, seconds_of
 from .selectors import selector_matches
 from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView, Policy, Taint
-from .waves import GUARD_FACTOR, HISTORY_GUARD_EVENTS, group_waves, oversized, parent_events, waves_of
+from .waves import (
+    GUARD_FACTOR,
+    HISTORY_GUARD_EVENTS,
+    canary_split,
+    group_waves,
+    oversized,
+    parent_events,
+    waves_of,
+)
 
 # Lifecycle states an outdated instance can be in and still be ours to replace. Terminating ones
 # are already going; Warmed ones are not serving.
@@ -140,11 +148,13 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
 
     masters = {p for g in snap.redis_groups if g.kind == "sentinel" for p in g.master_pods}
     # Sentinel masters' nodes go last: their switchovers then see the group's replicas moved.
-    batches = make_batches(
-        targets,
-        policy.batch_size,
-        last={p.node for p in snap.pods if p.ref in masters},
-        az_sequential=policy.az_sequential,
+    last = {p.node for p in snap.pods if p.ref in masters}
+    # The canary (one node per zone, by default) is the first wave: the health gate bakes it
+    # before any other old node is touched.
+    canary, rest = canary_split(targets, policy.canary_per_az, last)
+    canary_batches = make_batches(canary, policy.batch_size, last=last)
+    batches = canary_batches + make_batches(
+        rest, policy.batch_size, last=last, az_sequential=policy.az_sequential
     )
     ordered = [t for b in batches for t in b]
     capacity = plan_capacity(snap, batches)
@@ -164,14 +174,18 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
             ]
             for b in batches
         ]
-    shapes = group_waves(
-        batches,
-        wave_budget=policy.wave_history_events,
-        max_nodes=policy.max_nodes_per_wave,
-        max_batches=policy.max_batches_per_wave,
-        hook_steps=policy.hook_steps,
+    sizing = {
+        "wave_budget": policy.wave_history_events,
+        "max_nodes": policy.max_nodes_per_wave,
+        "max_batches": policy.max_batches_per_wave,
+        "hook_steps": policy.hook_steps,
+    }
+    # The canary's batches never share a wave with the others: the gate runs between waves.
+    canary_shapes = group_waves(batches[: len(canary_batches)], **sizing)
+    shapes = canary_shapes + group_waves(batches[len(canary_batches) :], **sizing)
+    events = (
+        sum(s.expected_events for s in shapes) + parent_events(len(shapes), policy.bake_rounds) + EVENTS_FIXED
     )
-    events = sum(s.expected_events for s in shapes) + parent_events(len(shapes)) + EVENTS_FIXED
     too_big = [s for s in shapes if oversized(s)]
     if too_big:
         findings.append(
@@ -190,7 +204,11 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
         outdated=len(outdated_all),
         # A plan over the history limit never runs: its order would only make the state huge.
         batches=[] if any(f.kind == "history-limit" for f in findings) else batches,
-        waves=[] if any(f.kind == "history-limit" for f in findings) else waves_of(shapes),
+        waves=[]
+        if any(f.kind == "history-limit" for f in findings)
+        else waves_of(shapes, canary=len(canary_shapes)),
+        canary_per_az=policy.canary_per_az,
+        canary_nodes=len(canary),
         findings=findings,
         surge=surge,
         estimated_history_events=events,

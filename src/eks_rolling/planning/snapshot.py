@@ -153,6 +153,8 @@ class Policy:
     # 1 with maintenance windows: CheckGate runs between waves, so then no batch starts outside one
     max_batches_per_wave: int = 0
     hook_steps: int = 0  # hook Task states each node runs (PreDrainHooks, PostReplaceHooks): 0-2
+    canary_per_az: int = 0  # old nodes per zone in the first wave (0: no canary wave)
+    bake_rounds: int = 0  # CheckGate rounds of the health gate after each wave (0: no alarms)
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,15 @@ LOOPS_PER_BATCH: Final = 1
 # The child's own events outside its loops: execution start/end, the batches Map, the final Pass.
 EVENTS_PER_WAVE: Final = 12
 # What one wave adds to the PARENT's history: Map iteration (2), CheckGate saying go (Task:
-# entered, scheduled, started, succeeded, exited; its Choice: entered, exited) and the
-# startExecution.sync:2 Task (entered, scheduled, started, submitted, succeeded, exited). Each
-# further check of a paused roll or a closed window adds 9 (Wait and the Task and Choice again).
-PARENT_EVENTS_PER_WAVE: Final = 15
+# entered, scheduled, started, succeeded, exited; its Choice: entered, exited), the
+# startExecution.sync:2 Task (entered, scheduled, started, submitted, succeeded, exited), the
+# Choice HasBake and the Succeed WaveDone (2 each). Each further check of a paused roll or a
+# closed window adds 9 (Wait and the Task and Choice again).
+PARENT_EVENTS_PER_WAVE: Final = 19
+# The health gate after a wave (the Pass MarkRolled, CheckGate and its Choice): 9 events, and 9
+# more for each further check (Wait, Task, Choice).
+BAKE_EVENTS: Final = 9
+BAKE_EVENTS_PER_ROUND: Final = 9
 MAX_NAME: Final = 80  # StartExecution's name limit
 # A stored plan's waves: one object per wave under this prefix (IAM grants only the prefix).
 STORE_PREFIX: Final = "waves"
@@ -181,8 +186,9 @@ def oversized(shape: WaveShape) -> bool:
     return shape.round_scale < GUARD_FACTOR
 
 
-def waves_of(shapes: Sequence[WaveShape]) -> list[Wave]:
-    """The plan's waves, named `wNN` until the service prefixes the execution's name."""
+def waves_of(shapes: Sequence[WaveShape], canary: int = 0) -> list[Wave]:
+    """The plan's waves, named `wNN` until the service prefixes the execution's name; the first
+    `canary` of them hold the canary nodes."""
     return [
         Wave(
             index=i,
@@ -191,6 +197,8 @@ def waves_of(shapes: Sequence[WaveShape]) -> list[Wave]:
             round_scale=s.round_scale,
             expected_events=s.expected_events,
             nodes=s.nodes,
+            canary=i <= canary,
+            taint_rest=canary > 0 and i == canary + 1,
         )
         for i, s in enumerate(shapes, 1)
     ]
@@ -212,9 +220,31 @@ def named(waves: Sequence[Wave], execution_id: str, asg_name: str) -> list[Wave]
     return [w.model_copy(update={"name": child_name(execution_id, asg_name, w.index)}) for w in waves]
 
 
-def parent_events(waves: int) -> int:
-    """What the waves add to the parent's history: a constant per wave."""
-    return waves * PARENT_EVENTS_PER_WAVE
+def parent_events(waves: int, bake_rounds: int = 0) -> int:
+    """What the waves add to the parent's history: a constant per wave, plus the health gate's
+    bake after each wave (its rounds are bounded: health_bake.rounds)."""
+    bake = BAKE_EVENTS + bake_rounds * BAKE_EVENTS_PER_ROUND if bake_rounds else 0
+    return waves * (PARENT_EVENTS_PER_WAVE + bake)
+
+
+def canary_split(
+    targets: Sequence[NodeTarget], per_az: int, last: set[str] | None = None
+) -> tuple[list[NodeTarget], list[NodeTarget]]:
+    """(canary, the rest): the first `per_az` old nodes of each zone, cheapest first (fewest pods
+    to move), nodes in `last` (hosting a Sentinel master) only if the zone has nothing else. The
+    canary keeps the targets' order; 0 means no canary."""
+    if per_az <= 0:
+        return [], list(targets)
+    chosen: set[str] = set()
+    for az in sorted({t.az for t in targets}):
+        zone = sorted(
+            (t for t in targets if t.az == az),
+            key=lambda t: (t.node_name in (last or set()), t.pods, t.instance_id),
+        )
+        chosen.update(t.instance_id for t in zone[:per_az])
+    return [t for t in targets if t.instance_id in chosen], [
+        t for t in targets if t.instance_id not in chosen
+    ]
 
 
 def plan_state(plan: Plan, execution_id: str) -> PlanRollOutput:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from ..aws.alarms import Alarms
 from ..aws.asg import AsgOps
 from ..aws.clients import aws_client
 from ..aws.eks_auth import kube_connection
@@ -57,6 +58,10 @@ class Deps:
             aws_client("ec2", self.settings),
             aws_client("ssm", self.settings),
         )
+
+    @cached_property
+    def alarms(self) -> Alarms:
+        return Alarms(aws_client("cloudwatch", self.settings))
 
     @cached_property
     def notifier(self) -> Notifier:

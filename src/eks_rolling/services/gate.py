@@ -1,5 +1,6 @@
 """CheckGate, before every wave: read the operator's control (the lock item, the ASG tag) and the
 maintenance windows (the ASG tag, else the setting), renew the lock, and let planning.gate decide.
+After a wave (`rolled`), the health gate: the CloudWatch alarms must stay OK for the bake time.
 
 Also the operator's side: `eks-rolling pause|resume|abort` store the control on the lock item.
 """
@@ -10,9 +11,9 @@ import logging
 from collections.abc import Mapping
 
 from ..errors import InvalidInputError, SettingsError
-from ..labels import TAG_CONTROL, TAG_MAINTENANCE_WINDOWS
+from ..labels import TAG_CONTROL, TAG_HEALTH_ALARMS, TAG_MAINTENANCE_WINDOWS
 from ..models import AwaitWindowInput, AwaitWindowOutput, CheckGateInput, CheckGateOutput, Control
-from ..planning.gate import GateRules, decide
+from ..planning.gate import GateRules, bake, check_health, decide
 from ..planning.windows import Window, WindowError, parse_windows, window_state
 from ..settings import Settings
 from .deps import Deps
@@ -34,6 +35,42 @@ def windows_for(settings: Settings, tags: Mapping[str, str]) -> tuple[tuple[Wind
     except WindowError as exc:
         error = InvalidInputError if source.startswith("tag") else SettingsError
         raise error(f"{source}: {exc}") from None
+
+
+def alarms_for(settings: Settings, tags: Mapping[str, str]) -> tuple[list[str], str]:
+    """(alarm names, where they came from): the ASG's tag wins over the setting."""
+    if TAG_HEALTH_ALARMS in tags:
+        text, source = tags[TAG_HEALTH_ALARMS], f"tag {TAG_HEALTH_ALARMS}"
+    else:
+        text, source = settings.health_alarms, "setting health_alarms"
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    return names, source if names else ""
+
+
+def check_alarms_exist(settings: Settings, tags: Mapping[str, str], deps: Deps) -> list[str]:
+    """PlanRoll's check, before anything changes: every named alarm exists (a typo would make the
+    gate halt the roll after its first wave). SettingsError (InvalidInputError for the tag)."""
+    names, source = alarms_for(settings, tags)
+    missing = [n for n in names if n not in deps.alarms.states(names)] if names else []
+    if missing:
+        error = InvalidInputError if source.startswith("tag") else SettingsError
+        raise error(f"{source}: no CloudWatch alarm named {', '.join(repr(n) for n in missing)}")
+    return names
+
+
+def firing_alarms(names: list[str], deps: Deps) -> list[str]:
+    """Alarms in ALARM, and alarms that no longer exist (health cannot be shown), described."""
+    if not names:
+        return []
+    states = deps.alarms.states(names)
+    out = []
+    for n in names:
+        a = states.get(n)
+        if a is None:
+            out.append(f"{n}: the alarm no longer exists")
+        elif a.state == "ALARM":
+            out.append(f"{n}: {a.reason or 'ALARM'}")
+    return out
 
 
 def control_of(lock: tuple[str, str] | None, tags: Mapping[str, str], asg_name: str) -> Control | None:
@@ -66,6 +103,13 @@ def check_gate(inp: CheckGateInput, deps: Deps) -> CheckGateOutput:
     now = deps.now()
     lock = deps.lock.hold(ctx.asg_name, ctx.execution_id, ttl_s=s.lock_ttl_s, now=now.timestamp())
     tags = deps.asg.tags(ctx.asg_name)
+    firing = firing_alarms(alarms_for(s, tags)[0], deps)
+    if inp.rolled:
+        control = control_of(lock, tags, ctx.asg_name)
+        state = bake(firing, inp.wave, now, inp.gate, inp.bake_s, s.health_poll_s, control)
+        log.info("health gate after %s: %s (%s)", inp.wave, state.action, state.message)
+        return CheckGateOutput(**state.model_dump())
+    check_health(firing, inp.wave)  # an alarm that fired while the roll waited also stops it
     control = control_of(lock, tags, ctx.asg_name)
     windows, text, _ = windows_for(s, tags)
     rules = GateRules(s.pause_timeout_s, s.pause_reminder_s, s.gate_poll_s)

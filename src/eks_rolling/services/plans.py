@@ -8,8 +8,9 @@ plan (TaintOldNodes) read them back with `plan_nodes`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from ..models import NodeTarget, Plan, PlanRollOutput
+from ..models import NodeTarget, Plan, PlanRollOutput, Wave
 from ..planning.waves import offloaded
 from .deps import Deps
 
@@ -27,12 +28,15 @@ def stored(state: PlanRollOutput, deps: Deps) -> PlanRollOutput:
     return small
 
 
-def plan_nodes(plan: Plan, deps: Deps) -> list[NodeTarget]:
-    """Every node of the plan, in order, wherever its waves' batches are."""
+def plan_nodes(plan: Plan, deps: Deps, keep: Callable[[Wave], bool] = lambda w: True) -> list[NodeTarget]:
+    """Every node of the plan (of its waves that `keep` keeps), in order, wherever its waves'
+    batches are."""
     if not plan.waves:
         return plan.nodes
     out: list[NodeTarget] = []
     for w in plan.waves:
+        if not keep(w):
+            continue
         batches = deps.plans.batches(w.key) if w.key else w.batches
         out += [n for b in batches for n in b]
     return out

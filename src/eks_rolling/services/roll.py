@@ -4,9 +4,10 @@ exclude from load balancers, terminate."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import replace
 
-from ..aws.asg import AsgOps
+from ..aws.asg import AsgOps, AsgState
 from ..errors import CapacityError, NewNodesTimeoutError, PlanBlockedError
 from ..k8s.ops import instance_id_of
 from ..labels import EXCLUDE_FROM_EXTERNAL_LB
@@ -14,6 +15,7 @@ from ..metrics import Metric, emit
 from ..models import (
     ExcludeFromLoadBalancersInput,
     ExcludeFromLoadBalancersOutput,
+    NodeTarget,
     PauseAutoscalerInput,
     PauseAutoscalerOutput,
     PlanRollInput,
@@ -26,6 +28,8 @@ from ..models import (
     SuspendProcessesOutput,
     TaintOldNodesInput,
     TaintOldNodesOutput,
+    TaintRemainingNodesInput,
+    TaintRemainingNodesOutput,
     TerminateInstanceInput,
     TerminateInstanceOutput,
     WaitNewNodesInput,
@@ -33,15 +37,16 @@ from ..models import (
 )
 from ..planning import RedisGroupView, build_plan
 from ..planning.capacity import plan_capacity
+from ..planning.gate import bake_rounds
 from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
-from .gate import windows_for
+from .gate import alarms_for, check_alarms_exist, windows_for
 from .hooks import hooks_for
 from .plans import plan_nodes, stored
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
-from .snapshot import gather, gather_batch, policy
+from .snapshot import canary_per_az, gather, gather_batch, policy
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +59,21 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
         state,
         deps.kube(ctx.cluster_name),
         deps.settings,
-        redis_views=lambda refs: _redis_views(ctx, deps, refs),
+        redis_views=lambda refs: redis_views(ctx, deps, refs),
         now=deps.now(),
     )
     windows, text, windows_from = windows_for(deps.settings, state.tags)  # a bad one stops here
     hooks = hooks_for(deps.settings, state.tags)  # so does a bad hook target
+    alarms = check_alarms_exist(deps.settings, state.tags, deps)  # and a missing health alarm
+    bake_s = deps.settings.health_bake_s if alarms else 0
     # CheckGate runs between waves: with windows, each batch is a wave, so none starts outside one.
     rules = replace(
         policy(deps.settings, state.tags, ctx.scope),
         max_batches_per_wave=1 if windows else 0,
         hook_steps=bool(hooks.pre_drain) + bool(hooks.post_replace),  # their events, in the budget
+        bake_rounds=bake_rounds(bake_s, deps.settings.health_poll_s) if alarms else 0,
+        # A canary is there to be judged: without health alarms there is no gate to judge it.
+        canary_per_az=canary_per_az(deps.settings, state.tags) if alarms else 0,
     )
     plan = build_plan(snap, rules)
     plan = plan.model_copy(
@@ -72,7 +82,13 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
             "maintenance_windows_from": windows_from,
             "hooks": hooks,
             # each wave carries them: its Choice states call the hook steps only when there are some
-            "waves": [w.model_copy(update={"hooks": hooks}) for w in plan.waves],
+            # (and the parent's HasBake runs the health gate after it only with alarms)
+            "waves": [w.model_copy(update={"hooks": hooks, "bake_s": bake_s}) for w in plan.waves],
+            "health_alarms": alarms,
+            "health_alarms_from": alarms_for(deps.settings, state.tags)[1],
+            "health_bake_s": bake_s,
+            "previous_version": previous_version(state),
+            "revert_on_alarm": deps.settings.revert_on_alarm,
         }
     )
     log.info(
@@ -97,7 +113,18 @@ def plan_roll(inp: PlanRollInput, deps: Deps) -> PlanRollOutput:
     return stored(plan_state(plan, ctx.execution_id), deps)
 
 
-def _redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
+def previous_version(state: AsgState) -> str | None:
+    """The launch template version most old instances run: what the roll replaces (and what
+    revert_on_alarm points the ASG back at)."""
+    versions = Counter(
+        i.launch_template_version
+        for i in state.instances
+        if i.launch_template_version and AsgOps.is_outdated(i, state)
+    )
+    return versions.most_common(1)[0][0] if versions else None
+
+
+def redis_views(ctx: RollContext, deps: Deps, refs: set[str]) -> tuple[RedisGroupView, ...]:
     if not deps.settings.redis_enabled:
         return ()
     groups = [g for g in groups_of(deps.kube(ctx.cluster_name)) if g.ref in refs]
@@ -160,11 +187,24 @@ def suspend_processes(inp: SuspendProcessesInput, deps: Deps) -> SuspendProcesse
 
 
 def taint_old_nodes(inp: TaintOldNodesInput, deps: Deps) -> TaintOldNodesOutput:
-    ctx, s = inp.ctx, deps.settings
+    """Every planned old node; with a canary, only the canary's: the others are tainted when the
+    canary has baked (TaintRemainingNodes), so a bad new version never touched them."""
+    canary = any(w.canary for w in inp.plan.waves)
+    return taint(inp.ctx, plan_nodes(inp.plan, deps, lambda w: w.canary or not canary), deps)
+
+
+def taint_remaining_nodes(inp: TaintRemainingNodesInput, deps: Deps) -> TaintRemainingNodesOutput:
+    """Before the first wave after the canary: the old nodes of it and of every later wave."""
+    out = taint(inp.ctx, plan_nodes(inp.plan, deps, lambda w: w.index >= inp.wave), deps)
+    return TaintRemainingNodesOutput(**out.model_dump())
+
+
+def taint(ctx: RollContext, targets: list[NodeTarget], deps: Deps) -> TaintOldNodesOutput:
+    s = deps.settings
     kube = deps.kube(ctx.cluster_name)
     by_instance = kube.nodes_by_instance()
     tainted, missing = [], []
-    for target in plan_nodes(inp.plan, deps):
+    for target in targets:
         node = by_instance.get(target.instance_id)
         if node is None:
             missing.append(target.instance_id)

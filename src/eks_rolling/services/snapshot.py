@@ -11,7 +11,13 @@ from ..aws.asg import AsgOps, AsgState
 from ..errors import InvalidInputError
 from ..k8s import KubeOps
 from ..k8s.ops import pod_requests
-from ..labels import TAG_AZ_SEQUENTIAL, TAG_EXCLUDE_SELECTOR, TAG_INSTANCE_IDS, TAG_NODE_SELECTOR
+from ..labels import (
+    TAG_AZ_SEQUENTIAL,
+    TAG_CANARY_PER_AZ,
+    TAG_EXCLUDE_SELECTOR,
+    TAG_INSTANCE_IDS,
+    TAG_NODE_SELECTOR,
+)
 from ..models import NodeTarget, RollScope
 from ..planning import (
     AsgView,
@@ -129,6 +135,16 @@ def policy(
         do_not_disrupt_poll_cap_s=s.do_not_disrupt_poll_cap_s,
         max_nodes_per_wave=s.max_nodes_per_wave,
     )
+
+
+def canary_per_az(settings: Settings, tags: Mapping[str, str]) -> int:
+    """The canary's old nodes per zone: the ASG's tag wins over the setting."""
+    text = tags.get(TAG_CANARY_PER_AZ, "").strip()
+    if not text:
+        return settings.canary_per_az
+    if not text.isdigit() or int(text) > 50:
+        raise InvalidInputError(f"tag {TAG_CANARY_PER_AZ} is {text!r}: expected a whole number 0-50")
+    return int(text)
 
 
 def scope_of(settings: Settings, tags: Mapping[str, str], start: RollScope | None = None) -> Scope:

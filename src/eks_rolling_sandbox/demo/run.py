@@ -24,7 +24,7 @@ from eks_rolling.timeline import node_table
 from ..env import SandboxEnv
 from ..roll_counts import count_roll
 from ..runner import LocalRunner
-from ..scenarios import Scenario, field_report
+from ..scenarios import BAD_AMI, BAD_AMI_ALARM, BadAmiAlarm, Scenario, bad_ami, field_report
 from ..traffic.availability import AvailabilityMonitor
 from .redis_load import RedisLoad, summary_lines
 from .web_load import WebLoad, traffic_failures
@@ -41,6 +41,10 @@ DEMO_SETTINGS = {
 # so its polling rounds and history events are a real roll's. Reported with every run.
 DEMO_TIMING_PROFILE = "realistic"
 DEMO_TIME_FACTOR = 0.05
+SCENARIOS = ("field-report", "bad-ami")
+# bad-ami: the shop's alarm is the health gate, and a firing alarm reverts the canary. The bake
+# is the default (300 s, scaled with the Waits like everything else).
+BAD_AMI_SETTINGS = {"health_alarms": BAD_AMI_ALARM, "revert_on_alarm": "true"}
 # The metrics every clean roll writes (EvictionErrors only when an eviction fails), and those a
 # roll with Redis pods adds.
 ROLL_METRICS = (
@@ -147,13 +151,29 @@ def report_failures(report: dict[str, Any]) -> list[str]:
             out.append(f"{name}: {value}")
 
     ex = report["execution"]
-    check(ex["status"] == "SUCCEEDED", "execution.status", ex["status"])
-    check(report["old_instances_left"] == 0, "old_instances_left", report["old_instances_left"])
-    check(
-        report["nodes_replaced"] == report["old_instances_before"],
-        "nodes_replaced",
-        f"{report['nodes_replaced']} of {report['old_instances_before']}",
-    )
+    if report.get("scenario") == "bad-ami":
+        # The expected outcome: the alarm halted the roll after the canary, which was reverted.
+        check(report["halted_by_alarm"] is True, "halted_by_alarm", f"{ex['status']} {ex['error']}")
+        check(report["reverted"] is True, "reverted", report["revert"])
+        b = report["bad_ami"]
+        check(b["bad_ami_nodes_left"] == 0, "bad_ami.bad_ami_nodes_left", b["bad_ami_nodes_left"])
+        check(
+            b["other_old_nodes_touched"] == [],
+            "bad_ami.other_old_nodes_touched",
+            b["other_old_nodes_touched"],
+        )
+        left = report["old_instances_before"] - b["canary_nodes"]
+        check(
+            b["old_nodes_left"] == left, "bad_ami.old_nodes_left", f"{b['old_nodes_left']} (expected {left})"
+        )
+    else:
+        check(ex["status"] == "SUCCEEDED", "execution.status", ex["status"])
+        check(report["old_instances_left"] == 0, "old_instances_left", report["old_instances_left"])
+        check(
+            report["nodes_replaced"] == report["old_instances_before"],
+            "nodes_replaced",
+            f"{report['nodes_replaced']} of {report['old_instances_before']}",
+        )
     check(report["pdb_violations"] == 0, "pdb_violations", report["pdb_violations"])
     avail = report["availability"]
     check(avail["errors"] == 0, "availability.errors", f"{avail['errors']} {avail['error_samples']}")
@@ -200,6 +220,7 @@ def report_failures(report: dict[str, Any]) -> list[str]:
 def run_demo(
     *,
     out_dir: Path = Path("build"),
+    scenario_name: str = "field-report",
     redis: bool = True,
     stream: TextIO | None = None,
     timeout_s: float = 360.0,
@@ -214,20 +235,27 @@ def run_demo(
         # sys.stdout read at call time: a default bound at import would miss a later redirection
         print(msg, file=stream or sys.stdout, flush=True)
 
+    bad = scenario_name == "bad-ami"
+    redis = redis and not bad  # bad-ami is about the canary: no Redis, to keep it quick
+    if bad:
+        settings = {**BAD_AMI_SETTINGS, **(settings or {})}
     with SandboxEnv(redis=redis, timing_profile=timing_profile, time_factor=time_factor) as env:
         web = WebLoad(env)  # its HTTP runtime serves the scenario's LoadBalancer pods
         say(
             "eks-rolling demo: starting the local sandbox (Kubernetes API, moto, cloud bridge"
             + (", Redis pods as redis-server processes)" if redis else ")")
         )
-        scenario: Scenario = field_report(env, redis=redis)
+        scenario: Scenario = bad_ami(env, redis=False) if bad else field_report(env, redis=redis)
+        alarm = BadAmiAlarm(env).start() if bad else None
         say(
-            f"  field-report scenario up in {time.monotonic() - t0:.1f}s: {len(env.sandbox.store.all('nodes'))} nodes, {len(env.sandbox.pods())} pods; kubeconfig: {env.kubeconfig(out_dir / 'kubeconfig')}"
+            f"  {scenario_name} scenario up in {time.monotonic() - t0:.1f}s: {len(env.sandbox.store.all('nodes'))} nodes, {len(env.sandbox.pods())} pods; kubeconfig: {env.kubeconfig(out_dir / 'kubeconfig')}"
         )
         load = RedisLoad(env, scenario, max_seconds=timeout_s + 60).start(say) if redis else None
         try:
             web.start(say)
-            report = _roll(env, scenario, out_dir, say, timeout_s, settings)
+            report = _roll(env, scenario, out_dir, say, timeout_s, settings, scenario_name)
+            if alarm is not None:
+                report["alarm"] = {"name": alarm.alarm, "changes": alarm.changes}
             traffic = web.finish_roll()
             if load is not None:
                 report["redis"] = load.finish(say)
@@ -236,6 +264,8 @@ def run_demo(
         finally:
             if load is not None:
                 load.stop()
+            if alarm is not None:
+                alarm.stop()
             web.stop()
         report["failures"] = report_failures(report)
         (out_dir / "demo-report.json").write_text(json.dumps(report, indent=2, default=str))
@@ -250,13 +280,14 @@ def _roll(
     say: Callable[[str], None],
     timeout_s: float,
     settings: dict[str, str] | None,
+    scenario_name: str = "field-report",
 ) -> dict[str, Any]:
     asg = AsgOps(env.aws("autoscaling"), env.aws("ec2"))
     before = asg.describe(scenario.asg_name)
     ca_before = env.sandbox.store.require("deployments", *scenario.autoscaler)["spec"]["replicas"]
     monitor = AvailabilityMonitor(env.sandbox.store).start()
     with LocalRunner(env, settings={**DEMO_SETTINGS, **(settings or {})}) as runner:
-        event = scenario.bump_launch_template()
+        event = scenario.bump_launch_template(image_id=scenario.new_ami)
         say(
             f"  operator: new launch template version {event['detail']['requestParameters']['launchTemplate']['version']} for ASG {scenario.asg_name} -> CloudTrail UpdateAutoScalingGroup -> state machine"
         )
@@ -293,7 +324,7 @@ def _roll(
     png, page = write_report(timeline, out_dir, prefix="demo-", note=note)
     old_ids = [i.instance_id for i in before.instances]  # taken before the launch template bump
     report: dict[str, Any] = {
-        "scenario": "field-report",
+        "scenario": scenario_name,
         "timing": {
             "profile": env.timing_profile.name,
             # the sandbox's durations, the state machine's Waits and (realistic) the steps' clock
@@ -343,7 +374,68 @@ def _roll(
         "timeline": {"png": str(png), "html": str(page), "nodes": node_table(timeline)},
         "setup_s": scenario.extras.get("setup_s"),
     }
+    if scenario_name == "bad-ami":
+        report.update(_bad_ami_report(env, before, after, history, result))
     return report
+
+
+def _outputs(history: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in history
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == state
+    ]
+
+
+def _node_steps(history: list[dict[str, Any]], step: str) -> set[str]:
+    out: set[str] = set()
+    for e in history:
+        d = e.get("stateEnteredEventDetails")
+        if d and d["name"] == step:
+            node = json.loads(d.get("input") or "{}").get("node") or {}
+            if node.get("instance_id"):
+                out.add(str(node["instance_id"]))
+    return out
+
+
+def _bad_ami_report(
+    env: SandboxEnv, before: Any, after: Any, history: list[dict[str, Any]], result: dict[str, Any]
+) -> dict[str, Any]:
+    """halted_by_alarm, reverted and what was left: measured on the ASG, EC2 and the histories."""
+    plans = [o["plan"] for o in _outputs(history, "PlanRoll")]
+    waves = plans[0]["waves"] if plans else []
+    canary = {n["instance_id"] for w in waves if w.get("canary") for b in w["batches"] for n in b}
+    old = {i.instance_id for i in before.instances}
+    live = [i.instance_id for i in after.instances if not i.lifecycle_state.startswith("Terminat")]
+    images = {
+        i["InstanceId"]: i["ImageId"]
+        for r in (env.aws("ec2").describe_instances(InstanceIds=live)["Reservations"] if live else [])
+        for i in r["Instances"]
+    }
+    revert = next((o["revert"] for o in _outputs(history, "RevertTarget")), None)
+    touched = set().union(*(_node_steps(history, s) for s in ("DrainNode", "TerminateInstance")))
+    return {
+        "halted_by_alarm": result["status"] == "FAILED" and result.get("error") == "HealthAlarmError",
+        "reverted": bool(revert and revert["reverted"])
+        and after.target_version == before.target_version
+        and BAD_AMI not in images.values(),
+        "revert": revert,
+        "bad_ami": {
+            "canary_nodes": len(canary),
+            "canary_zones": sorted({i.az for i in before.instances if i.instance_id in canary}),
+            # the group's original (old-template) instances still in service: all but the canary
+            "old_nodes_left": len(old & set(live)),
+            "bad_ami_nodes_left": sum(1 for v in images.values() if v == BAD_AMI),
+            "other_old_nodes_touched": sorted((old - canary) & touched),
+            # before the roll, what it rolled to, and after the revert
+            "launch_template_version": [
+                before.target_version,
+                revert["rolled_version"] if revert else None,
+                after.target_version,
+            ],
+            "cause": (result.get("cause") or "")[:300],
+        },
+    }
 
 
 def _kinds(counts: dict[str, Any]) -> str:
@@ -393,6 +485,18 @@ def _summary(report: dict[str, Any], out_dir: Path, say: Callable[[str], None]) 
             lag = tr.get("loop_lag") or {}
             say(
                 f"    traffic loop: max lag {lag.get('max_ms')} ms; stalls over 100 ms at {lag.get('stall_samples')}"
+            )
+    if report.get("scenario") == "bad-ami":
+        b = report["bad_ami"]
+        say(
+            f"  bad-ami: halted_by_alarm {report['halted_by_alarm']}, reverted {report['reverted']} (launch template version "
+            f"{' -> '.join(map(str, b['launch_template_version']))}); canary {b['canary_nodes']} node(s) in {', '.join(b['canary_zones'])}; "
+            f"old nodes left {b['old_nodes_left']} of {report['old_instances_before']}, other old nodes touched {len(b['other_old_nodes_touched'])}, "
+            f"bad-AMI nodes left {b['bad_ami_nodes_left']}"
+        )
+        for t, state, reason in (report.get("alarm") or {}).get("changes", []):
+            say(
+                f"    alarm {report['alarm']['name']} -> {state} at {time.strftime('%H:%M:%S', time.gmtime(t))}: {reason}"
             )
     for failure in report.get("failures") or []:
         say(f"  FAILED {failure}")

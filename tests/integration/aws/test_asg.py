@@ -372,3 +372,18 @@ def test_put_and_delete_tags(ops: AsgOps, asg: Any, rolled_lt: str) -> None:
     ops.delete_tags("workers", ["eks-rolling/exec-abc/desired", "eks-rolling/exec-abc/max"])
     assert not any(k.startswith("eks-rolling/exec-abc/") for k in ops.describe("workers").tags)
     assert ops.describe("workers").tags[TAG_OPT_IN] == "true"
+
+
+def test_pointing_a_group_back_makes_the_new_instances_the_outdated_ones(ops: AsgOps, rolled_lt: str) -> None:
+    # Given 4 instances on v1 and 2 surged on v2 (the group's target)
+    old = {i.instance_id for i in ops.describe("workers").instances}
+    ops.set_capacity("workers", desired=6)
+    # When the group is pointed back at v1 (revert_on_alarm)
+    assert ops.set_launch_template_version("workers", "1") is True
+    state = ops.describe("workers")
+    # Then v1 is the target, the v2 instances are outdated and the old ones are not
+    assert state.target_version == "1" and state.target_image_id == AMI_OLD
+    assert set(outdated(ops, state)) == {i.instance_id for i in state.instances} - old
+    assert len(outdated(ops, state)) == 2
+    # ... and a retry changes nothing
+    assert ops.set_launch_template_version("workers", "1") is False

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from eks_rolling.errors import InvalidInputError, SettingsError
-from eks_rolling.labels import TAG_CONTROL, TAG_MAINTENANCE_WINDOWS
-from eks_rolling.services.gate import control_of, windows_for
+from eks_rolling.labels import TAG_CONTROL, TAG_HEALTH_ALARMS, TAG_MAINTENANCE_WINDOWS
+from eks_rolling.services.gate import alarms_for, control_of, windows_for
 from eks_rolling.settings import Settings
 
 SETTING = "Sat 00:00/24h UTC"
@@ -51,3 +51,10 @@ def test_the_stronger_control_wins_and_names_who_asked() -> None:
 def test_a_bad_control_tag_is_invalid_input() -> None:
     with pytest.raises(InvalidInputError, match="'stop'"):
         control_of(None, {TAG_CONTROL: "stop"}, "prod")
+
+
+def test_health_alarms_come_from_the_tag_over_the_setting_deduplicated() -> None:
+    s = Settings(health_alarms="a, b,a")
+    assert alarms_for(s, {}) == (["a", "b"], "setting health_alarms")
+    assert alarms_for(s, {TAG_HEALTH_ALARMS: " c "}) == (["c"], f"tag {TAG_HEALTH_ALARMS}")
+    assert alarms_for(Settings(), {}) == ([], "")

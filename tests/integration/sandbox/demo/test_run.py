@@ -132,3 +132,51 @@ def test_a_metric_the_roll_did_not_write_fails_the_demo() -> None:
     del report["redis"], report["metrics"]["TemporaryClusterNodesAlive"]
     del report["metrics"]["RedisClusterFailoverTime"]
     assert report_failures(report) == []
+
+
+def _bad_ami_report() -> dict[str, Any]:
+    report = _good_report()
+    del report["redis"], report["metrics"]["TemporaryClusterNodesAlive"]
+    del report["metrics"]["RedisClusterFailoverTime"], report["metrics"]["RedisWritePause"]
+    report.update(
+        scenario="bad-ami",
+        execution={"status": "FAILED", "error": "HealthAlarmError"},
+        nodes_replaced=2,
+        old_instances_left=0,
+        halted_by_alarm=True,
+        reverted=True,
+        revert={"reverted": True},
+        bad_ami={
+            "canary_nodes": 2,
+            "old_nodes_left": 4,
+            "bad_ami_nodes_left": 0,
+            "other_old_nodes_touched": [],
+        },
+    )
+    return report
+
+
+@pytest.mark.parametrize(
+    "path,bad,named",
+    [
+        (("halted_by_alarm",), False, "halted_by_alarm"),
+        (("reverted",), False, "reverted"),
+        (("bad_ami", "bad_ami_nodes_left"), 1, "bad_ami.bad_ami_nodes_left"),
+        (("bad_ami", "other_old_nodes_touched"), ["i-1"], "bad_ami.other_old_nodes_touched"),
+        (("bad_ami", "old_nodes_left"), 3, "bad_ami.old_nodes_left"),
+        (("restored", "asg_desired"), False, "restored.asg_desired"),
+        (("traffic", "failed"), 3, "traffic.failed"),
+    ],
+)
+def test_the_bad_ami_demo_passes_only_when_the_alarm_halted_and_the_canary_was_reverted(
+    path: tuple[str, ...], bad: Any, named: str
+) -> None:
+    # A FAILED execution is the expected outcome of bad-ami; every other field still counts
+    assert report_failures(_bad_ami_report()) == []
+    report = copy.deepcopy(_bad_ami_report())
+    target = report
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = bad
+    failures = report_failures(report)
+    assert len(failures) == 1 and failures[0].startswith(named), failures
