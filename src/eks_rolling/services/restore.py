@@ -151,13 +151,20 @@ def _restore(
 
 
 def _untaint(ctx: RollContext, deps: Deps) -> list[str]:
-    """Old nodes still carrying this run's taint get it (and the LB exclusion) removed."""
+    """Old nodes still carrying this run's taint get it (and the LB exclusion) removed, if their
+    instance is still in the group: a replaced node's Node object outlives its instance for a
+    while, and giving it back to the load balancers would send traffic to a machine that is gone."""
     kube = deps.kube(ctx.cluster_name)
     key = deps.settings.taint_key
+    in_service = {
+        i.instance_id
+        for i in deps.asg.describe(ctx.asg_name).instances
+        if not i.lifecycle_state.startswith("Terminat")
+    }
     out = []
     for node in kube.list_nodes():
         ours = any(t.key == key and (t.value or "") == ctx.taint_value for t in node.spec.taints or [])
-        if not ours:
+        if not ours or instance_id_of(node.spec.provider_id) not in in_service:
             continue
         kube.remove_taint(node.metadata.name, key, ctx.taint_value)
         if (node.metadata.labels or {}).get(EXCLUDE_FROM_EXTERNAL_LB):
