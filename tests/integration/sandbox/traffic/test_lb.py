@@ -134,3 +134,43 @@ def test_ip_mode_follows_endpoints_and_a_pod_without_pre_stop_costs_requests(
         assert counts["failed"] > 0 and counts["failed_by_kind"]["5xx"] == counts["failed"], counts
     else:
         assert counts["failed"] == 0, counts
+
+
+class _StallingLoadBalancer(LoadBalancer):
+    """Blocks its loop's thread as each health check begins, as a starved thread stalls."""
+
+    stall_s = 0.0
+    stalls = 0
+
+    async def _exchange(self, route: str | None, request: bytes) -> bytes:
+        if self.stall_s and request.startswith(b"GET /healthz"):
+            self.stalls += 1
+            time.sleep(self.stall_s)
+        return await super()._exchange(route, request)
+
+
+def test_a_stalled_event_loop_does_not_fail_the_health_checks_of_live_targets(
+    sb: Sandbox, loop: TrafficLoop
+) -> None:
+    """On a loaded machine the loop serving LB and pods stalls for longer than the (compressed)
+    health check timeout, where a real LB's checks would have passed. Counting those timeouts
+    marked every target unhealthy together, and the LB then failed open to every registered
+    target, a dead one included (a `make demo` run's 504s)."""
+    lb = _world(sb, loop, mode="instance", pre_stop_s=0, replicas=2)
+    lb.stop()
+    stalling = _StallingLoadBalancer(sb.store, loop, "default", "web", scale=SCALE).start()
+    try:
+        sb.wait_for(
+            lambda: set(stalling.states().values()) == {"healthy"}, timeout=10, what="targets healthy"
+        )
+        # When every health check of 3 rounds starts with a stall of 1.5x the check timeout
+        stalling.stall_s = 1.5 * stalling.settings.timeout_s * SCALE
+        checks = 3 * len(stalling.targets)
+        sb.wait_for(lambda: stalling.stalls >= checks, timeout=15, what=f"{checks} stalled checks")
+        stalling.stall_s = 0.0
+        time.sleep(stalling.settings.interval_s * SCALE)
+        # Then no live target was taken out
+        histories = {t.id: t.history for t in stalling.targets.values()}
+        assert all("unhealthy" not in h for h in histories.values()), histories
+    finally:
+        stalling.stop()
