@@ -76,10 +76,14 @@ def leftovers(field: Field, before: AsgState, ca_before: int) -> list[str]:
         out.append(f"max size {after.max_size} (was {before.max_size})")
     if field.autoscaler_replicas() != ca_before:
         out.append(f"cluster-autoscaler at {field.autoscaler_replicas()} (was {ca_before})")
+    # A replaced node's Node object outlives its instance (the cloud controller deletes it):
+    # RestoreCluster leaves its marks, so only nodes of instances still in the group count.
+    live = {i.instance_id for i in after.instances if not i.lifecycle_state.startswith("Terminat")}
     out += [
         f"node {n['metadata']['name']} tainted"
         for n in field.env.sandbox.store.all("nodes")
         if any(t["key"] == TAINT_RETIRING for t in n["spec"].get("taints") or [])
+        and n["spec"].get("providerID", "").rsplit("/", 1)[-1] in live
     ]
     out += [f"tag {k}" for k in after.tags if k.startswith("eks-rolling/saved/")]
     if field.env.aws("dynamodb").scan(TableName=field.env.lock_table)["Count"]:
