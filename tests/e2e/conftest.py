@@ -66,6 +66,18 @@ def states_entered(history: list[dict[str, Any]]) -> list[tuple[str, dict[str, A
     return out
 
 
+def tainted_in_group(field: Field, key: str) -> list[str]:
+    """Nodes carrying `key` whose instance is still in the group. A replaced node's Node object
+    outlives its instance (the cloud controller deletes it) and RestoreCluster leaves its marks."""
+    live = {i.instance_id for i in field.state().instances if not i.lifecycle_state.startswith("Terminat")}
+    return [
+        n["metadata"]["name"]
+        for n in field.env.sandbox.store.all("nodes")
+        if any(t["key"] == key for t in n["spec"].get("taints") or [])
+        and n["spec"].get("providerID", "").rsplit("/", 1)[-1] in live
+    ]
+
+
 def leftovers(field: Field, before: AsgState, ca_before: int) -> list[str]:
     """What a finished run left paused or changed: empty when everything was restored."""
     from eks_rolling.labels import TAINT_RETIRING
@@ -76,15 +88,7 @@ def leftovers(field: Field, before: AsgState, ca_before: int) -> list[str]:
         out.append(f"max size {after.max_size} (was {before.max_size})")
     if field.autoscaler_replicas() != ca_before:
         out.append(f"cluster-autoscaler at {field.autoscaler_replicas()} (was {ca_before})")
-    # A replaced node's Node object outlives its instance (the cloud controller deletes it):
-    # RestoreCluster leaves its marks, so only nodes of instances still in the group count.
-    live = {i.instance_id for i in after.instances if not i.lifecycle_state.startswith("Terminat")}
-    out += [
-        f"node {n['metadata']['name']} tainted"
-        for n in field.env.sandbox.store.all("nodes")
-        if any(t["key"] == TAINT_RETIRING for t in n["spec"].get("taints") or [])
-        and n["spec"].get("providerID", "").rsplit("/", 1)[-1] in live
-    ]
+    out += [f"node {name} tainted" for name in tainted_in_group(field, TAINT_RETIRING)]
     out += [f"tag {k}" for k in after.tags if k.startswith("eks-rolling/saved/")]
     if field.env.aws("dynamodb").scan(TableName=field.env.lock_table)["Count"]:
         out.append("lock held")

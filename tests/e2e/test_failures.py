@@ -13,18 +13,14 @@ from eks_rolling.labels import LABEL_HOSTNAME, TAINT_RETIRING
 from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.scenarios import NEW_AMI
-from tests.e2e.conftest import Field, leftovers, record_run, states_entered
+from tests.e2e.conftest import Field, leftovers, record_run, states_entered, tainted_in_group
 from tests.factories.fault_matrix import FaultRow
 
 pytestmark = [pytest.mark.slow]
 
 
 def _tainted(field: Field) -> list[str]:
-    return [
-        n["metadata"]["name"]
-        for n in field.env.sandbox.store.all("nodes")
-        if any(t["key"] == TAINT_RETIRING for t in n["spec"].get("taints") or [])
-    ]
+    return tainted_in_group(field, TAINT_RETIRING)
 
 
 def _assert_nothing_left_paused(field: Field, before, ca_before: int) -> None:  # type: ignore[no-untyped-def]

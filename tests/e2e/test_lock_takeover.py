@@ -11,7 +11,7 @@ import time
 import pytest
 
 from eks_rolling.labels import TAINT_RETIRING
-from tests.e2e.conftest import Field, leftovers, record_run, states_entered
+from tests.e2e.conftest import Field, leftovers, record_run, states_entered, tainted_in_group
 from tests.factories.fault_matrix import FaultRow
 
 pytestmark = pytest.mark.slow
@@ -19,11 +19,7 @@ TAINT = TAINT_RETIRING
 
 
 def _tainted(field: Field) -> list[str]:
-    return [
-        n["metadata"]["name"]
-        for n in field.env.sandbox.store.all("nodes")
-        if any(t["key"] == TAINT for t in n["spec"].get("taints") or [])
-    ]
+    return tainted_in_group(field, TAINT)
 
 
 def _lock_owner(field: Field) -> str | None:
