@@ -138,6 +138,7 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float) -> dict[str,
         t_setup = time.monotonic()
         sc = stateless(env, nodes, pods_per_node)
         setup_s = time.monotonic() - t_setup
+        print(f"{nodes} nodes and their pods ready after {setup_s:.0f} s wall; rolling", flush=True)
         settings = {"batch_size": str(batch), "POWERTOOLS_LOG_LEVEL": "WARNING"}
         monitor = AvailabilityMonitor(env.sandbox.store).start()
         with LocalRunner(env, settings=settings) as runner:
