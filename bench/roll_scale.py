@@ -9,8 +9,8 @@ at a time (batch_size 1, cordon-and-drain style) measured at `--serial-nodes` an
 linearly to each size (said so in the row). `lower_bound_s`: see lower_bound_s() and the README.
 
 Run: .venv/bin/python bench/roll_scale.py [--sizes 30,100] [--serial-nodes 30] [--factor 0.05]
-(Sizes above 127 nodes stop with an error: the sandbox's cloud bridge has 254 node addresses per
-run, and a roll launches one new instance per old one; issue 11's 300 and 1,000 need more.)
+(A roll launches one new instance per old one, and each instance takes one of the sandbox's
+MAX_NODE_INDEX node indices for the run: sizes above half of that stop with an error.)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 from eks_rolling.aws.asg import AsgOps
 from eks_rolling_sandbox import manifests as m
+from eks_rolling_sandbox.api.objects import MAX_NODE_INDEX
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.roll_counts import PHASES, count_roll, phase_seconds
 from eks_rolling_sandbox.runner import LocalRunner
@@ -43,8 +44,6 @@ OUT = Path("build/bench/roll-scale.json")
 # is not importable from a script run as `python bench/roll_scale.py`).
 LAMBDA_MEMORY_MB = 1024
 REPLICAS = 10
-# eks_rolling_sandbox.cloud.bridge: node k's pods are 127.k.0.x, k < 255, never reused in a run.
-SANDBOX_NODE_ADDRESSES = 254
 PDB_MAX_UNAVAILABLE: tuple[int | str, ...] = (1, "20%", "30%")
 DEREGISTRATION_DELAY_S = 30  # the tool's default (Settings.deregistration_delay_s)
 # List prices, us-east-1, 2026: Step Functions Standard $0.025 per 1,000 state transitions; Lambda
@@ -139,6 +138,7 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float) -> dict[str,
         t_setup = time.monotonic()
         sc = stateless(env, nodes, pods_per_node)
         setup_s = time.monotonic() - t_setup
+        print(f"{nodes} nodes and their pods ready after {setup_s:.0f} s wall; rolling", flush=True)
         settings = {"batch_size": str(batch), "POWERTOOLS_LOG_LEVEL": "WARNING"}
         monitor = AvailabilityMonitor(env.sandbox.store).start()
         with LocalRunner(env, settings=settings) as runner:
@@ -194,12 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=0, help="0: nodes / 10, within 2-50")
     args = ap.parse_args(argv)
     sizes = [int(n) for n in args.sizes.split(",") if n]
-    too_big = [n for n in sizes if 2 * n > SANDBOX_NODE_ADDRESSES]
+    too_big = [n for n in sizes if 2 * n > MAX_NODE_INDEX]
     if too_big:
         ap.error(
-            f"size(s) {too_big}: a roll launches one new instance per old one and the sandbox's cloud "
-            f"bridge gives every instance it ever launches one of {SANDBOX_NODE_ADDRESSES} node "
-            f"addresses (127.k.0.x): at most {SANDBOX_NODE_ADDRESSES // 2} nodes per run"
+            f"size(s) {too_big}: a roll launches one new instance per old one and the sandbox gives "
+            f"every instance of a run one of {MAX_NODE_INDEX} node indices: at most "
+            f"{MAX_NODE_INDEX // 2} nodes"
         )
     serial: dict[str, Any] | None = None
     if args.serial_nodes:

@@ -116,7 +116,7 @@ def _restore(
         autoscaler.original_replicas if autoscaler and autoscaler.found else (ours.ca if ours else None)
     )
     report = RestoreReport(notes=notes)
-    untainted = attempt("untaint old nodes", lambda: _untaint(ctx, deps)) or []
+    untainted = attempt("untaint old nodes", lambda: _untaint(ctx, deps, state)) or []
     terminated: list[str] = []
     if rollback and originals is not None:
         terminated = attempt("give back surge capacity", lambda: _shed_surge(ctx, deps, originals)) or []
@@ -150,17 +150,13 @@ def _restore(
     return report.model_copy(update={"untainted": untainted, "terminated_surge": terminated, "notes": notes})
 
 
-def _untaint(ctx: RollContext, deps: Deps) -> list[str]:
+def _untaint(ctx: RollContext, deps: Deps, state: AsgState) -> list[str]:
     """Old nodes still carrying this run's taint get it (and the LB exclusion) removed, if their
     instance is still in the group: a replaced node's Node object outlives its instance for a
     while, and giving it back to the load balancers would send traffic to a machine that is gone."""
     kube = deps.kube(ctx.cluster_name)
     key = deps.settings.taint_key
-    in_service = {
-        i.instance_id
-        for i in deps.asg.describe(ctx.asg_name).instances
-        if not i.lifecycle_state.startswith("Terminat")
-    }
+    in_service = {i.instance_id for i in state.instances if not i.lifecycle_state.startswith("Terminat")}
     out = []
     for node in kube.list_nodes():
         ours = any(t.key == key and (t.value or "") == ctx.taint_value for t in node.spec.taints or [])

@@ -38,6 +38,25 @@ TAINT_EFFECTS = {"NoSchedule", "PreferNoSchedule", "NoExecute"}
 
 KUBELET_VERSION = "v1.32.9-eks-113cf36"
 
+# Node k's addresses are loopback, so a pod's process can bind its pod IP. Node k = 254 g + i
+# (i in 1..254) owns 127.i.4g.0 - 127.i.4g+3.255: nodes 1-254 keep their 127.k.0.x of old, and
+# 63 generations after them reuse the second octets with higher third ones (a 1,000-node roll
+# launches 2,000 instances, each with an index never reused in its run).
+_ADDR_BLOCK = 4  # third-octet values per node
+ADDRESSES_PER_NODE = _ADDR_BLOCK * 256
+MAX_NODE_INDEX = 254 * (256 // _ADDR_BLOCK)
+
+
+def pod_ip(index: int, n: int) -> str:
+    """Node `index`'s n-th address: n = 1 is the node itself, pods take 2 and up. Index 0 is a
+    Node created without the bridge (no index annotation): 127.0.x.y, as before."""
+    if not 0 <= index <= MAX_NODE_INDEX or not 1 <= n < ADDRESSES_PER_NODE:
+        raise ValueError(f"no sandbox address {n} for node index {index} (0..{MAX_NODE_INDEX})")
+    if index == 0:
+        return f"127.0.{n >> 8}.{n & 255}"
+    g, i = divmod(index - 1, 254)
+    return f"127.{i + 1}.{g * _ADDR_BLOCK + (n >> 8)}.{n & 255}"
+
 
 def template_hash(template: Any) -> str:
     """A stable short hash of a pod template (pod-template-hash / controller-revision-hash)."""
@@ -112,7 +131,7 @@ def node_object(
 ) -> Obj:
     """A Node as the kubelet of an EKS AL2023 node registers it: NotReady until the kubelet is up."""
     now = timestamp()
-    host_ip = f"127.{index}.0.1"
+    host_ip = pod_ip(index, 1)
     return {
         "apiVersion": "v1",
         "kind": "Node",

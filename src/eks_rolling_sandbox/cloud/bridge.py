@@ -27,14 +27,14 @@ from typing import Any
 from eks_rolling.labels import REDIS_CLUSTER_BUS_PORT, REDIS_PORT, SENTINEL_PORT
 
 from ..api.errors import ApiError
-from ..api.objects import node_object
+from ..api.objects import MAX_NODE_INDEX, node_object, pod_ip
 from ..api.store import Obj, timestamp
 from .aws_faults import UNAVAILABLE_AZS
 
 FIRST_NODE_INDEX_ENV = "EKS_ROLLING_SANDBOX_FIRST_NODE_INDEX"
 # Redis pods listen on these ports of their pod IP (data, cluster bus, sentinel).
 REDIS_PORTS = (REDIS_PORT, REDIS_CLUSTER_BUS_PORT, SENTINEL_PORT)
-_PODS_PROBED = 16  # addresses 127.k.0.1-16 checked per node index (the host, then pods)
+_PODS_PROBED = 16  # node k's first addresses checked (pod_ip(k, 1-16): the host, then pods)
 
 
 def address_in_use(ip: str, ports: tuple[int, ...] = REDIS_PORTS) -> bool:
@@ -55,7 +55,7 @@ def address_in_use(ip: str, ports: tuple[int, ...] = REDIS_PORTS) -> bool:
 def index_in_use(k: int, pods: range = range(1, _PODS_PROBED + 1)) -> bool:
     """Whether anything listens on a Redis port of node k's first pod IPs: another sandbox (a
     parallel test worker, a leaked process) owns that index and its addresses."""
-    return any(address_in_use(f"127.{k}.0.{n}") for n in pods)
+    return any(address_in_use(pod_ip(k, n)) for n in pods)
 
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class CloudBridge:
         self.cluster_name = cluster_name
         self.region, self.account = region, account
         self.records: dict[str, InstanceRecord] = {}
-        # Node k's pod IPs are 127.k.0.x. Two sandboxes running at once on one machine (two test
+        # Node k's pod IPs are pod_ip(k, n). Two sandboxes running at once on one machine (two test
         # sessions) must not share addresses: a session may start its nodes elsewhere.
         self._next_index = int(os.environ.get(FIRST_NODE_INDEX_ENV) or 1)
         self._stop = threading.Event()
@@ -176,11 +176,11 @@ class CloudBridge:
 
     def _take_index(self) -> int:
         # A pod IP someone else listens on would answer for our pod: skip that node index.
-        while self._next_index < 255 and index_in_use(self._next_index):
+        while self._next_index <= MAX_NODE_INDEX and index_in_use(self._next_index):
             log.warning("node index %d is in use on this machine; skipping it", self._next_index)
             self._next_index += 1
-        if self._next_index >= 255:
-            raise RuntimeError("no free sandbox node index (127.k.0.x addresses) left")
+        if self._next_index > MAX_NODE_INDEX:
+            raise RuntimeError(f"no free sandbox node index left (all {MAX_NODE_INDEX} taken)")
         self._next_index += 1
         return self._next_index - 1
 

@@ -1,8 +1,8 @@
 """A simulated kubelet for every node (the kwok "pod-ready" stage, plus real processes).
 
 Pods bound to a Ready node start after `pod_start_s` with a fresh IP from the node's range
-(node k owns 127.k.0.0/16, so every reschedule changes the IP and every IP is bindable on
-loopback), and turn Ready after `pod_ready_s` or, for pods backed by a real process, when the
+(`pod_ip`: every node owns 1,024 loopback addresses, so every reschedule changes the IP and every
+IP is bindable), and turn Ready after `pod_ready_s` or, for pods backed by a real process, when the
 process answers its probe. A terminating pod goes away after min(grace, `pod_exit_s`) or when its
 process exits. In the realistic profile (`Timings.spec_scale` set) the pod spec's own numbers rule,
 on the scaled clock: Ready after the readiness probe's initialDelaySeconds plus the probe's phase
@@ -29,7 +29,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..api.errors import ApiError
-from ..api.objects import condition, container_status, node_index, node_is_ready, pod_is_ready, set_condition
+from ..api.objects import (
+    ADDRESSES_PER_NODE,
+    condition,
+    container_status,
+    node_index,
+    node_is_ready,
+    pod_ip,
+    pod_is_ready,
+    set_condition,
+)
 from ..api.store import Obj, WatchEvent, timestamp
 from .base import Controller, Manager, NamespacedKey
 
@@ -104,12 +113,6 @@ class _PodState:
     started_at: float | None = None
     term_at: float | None = None
     prestop_done: bool = False
-
-
-def pod_ip(index: int, n: int) -> str:
-    if index <= 254:
-        return f"127.{index}.{n >> 8}.{n & 255}"
-    return f"100.{64 + (index >> 8)}.{index & 255}.{n % 253 + 2}"
 
 
 class Kubelet(Controller[NamespacedKey]):
@@ -223,8 +226,9 @@ class Kubelet(Controller[NamespacedKey]):
     def _next_ip(self, node: Obj) -> str:
         k = node_index(node)
         n = self._ip_counters.get(k, 1) + 1
-        while (n & 255) in (0, 1, 255):
-            n += 1
+        while (n & 255) in (0, 1, 255) or n >= ADDRESSES_PER_NODE:
+            # Past the node's block, wrap round: that address's pod left long ago.
+            n = 2 if n >= ADDRESSES_PER_NODE else n + 1
         self._ip_counters[k] = n
         return pod_ip(k, n)
 

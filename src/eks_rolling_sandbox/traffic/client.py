@@ -12,10 +12,9 @@ import concurrent.futures
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from .http_pods import TrafficLoop
+from .http_pods import TrafficLoop, wall_stamp
 
 KINDS = ("refused", "reset", "5xx", "timeout", "other")
 # Failures kept verbatim, each stamped with the wall clock at its answer: enough to match a burst
@@ -38,7 +37,7 @@ class TrafficCounts:
             self.failed += 1
             self.failed_by_kind[kind] += 1
             if len(self.samples) < MAX_SAMPLES:
-                at = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+                at = wall_stamp()
                 self.samples.append(f"{at} {kind}: {detail}"[:180])
 
     def report(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ..api.selectors import label_selector_matches
@@ -64,6 +65,11 @@ class TrafficLoop:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
             self.loop.close()
+
+
+def wall_stamp() -> str:
+    """UTC HH:MM:SS.mmm: a traffic sample's time, to be matched with the execution history."""
+    return datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def pre_stop_seconds(pod: Obj) -> float:

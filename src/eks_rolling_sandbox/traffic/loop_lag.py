@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from .http_pods import TrafficLoop
+from .http_pods import TrafficLoop, wall_stamp
 
 STALL_MS = 100.0  # reported one by one above this
 MAX_STALLS_KEPT = 20
@@ -48,7 +47,7 @@ class LoopLag:
             if late_ms >= STALL_MS:
                 self.stalls += 1
                 if len(self.samples) < MAX_STALLS_KEPT:
-                    at = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+                    at = wall_stamp()
                     self.samples.append(f"{at} {late_ms:.0f} ms")
 
     def report(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from bench.roll_scale import (
     lower_bound_s,
     main,
 )
+from eks_rolling_sandbox.api.objects import MAX_NODE_INDEX
 from infra.workflow import MEMORY_MB
 
 
@@ -48,6 +49,6 @@ def test_a_size_the_sandbox_cannot_address_stops_before_any_sandbox_starts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["--sizes", "30,300", "--serial-nodes", "0"])
+        main(["--sizes", f"30,{MAX_NODE_INDEX // 2 + 1}", "--serial-nodes", "0"])
     assert exc.value.code == 2
-    assert "size(s) [300]" in capsys.readouterr().err
+    assert f"size(s) [{MAX_NODE_INDEX // 2 + 1}]" in capsys.readouterr().err
