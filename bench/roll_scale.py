@@ -96,7 +96,7 @@ def lower_bound_s(nodes: int, pods_per_node: int, pdbs: tuple[int | str, ...] = 
 
 def stateless(env: SandboxEnv, nodes: int, pods_per_node: int) -> Scenario:
     azs = (f"{env.region}a", f"{env.region}b")
-    subnets = _network(env, azs)
+    subnets = _network(env, azs, wide=True)
     env.aws("eks").create_cluster(
         name=env.cluster_name,
         version="1.32",

@@ -159,14 +159,15 @@ def cloudtrail_update_asg_event(
     }
 
 
-def _network(env: SandboxEnv, azs: tuple[str, ...]) -> list[str]:
+def _network(env: SandboxEnv, azs: tuple[str, ...], *, wide: bool = False) -> list[str]:
+    """One subnet per AZ: /24s (10.0.1.0, 10.0.2.0, ...), or /20s when `wide` (a roll of
+    hundreds of nodes: moto hands out subnet addresses and refuses a launch when they run out)."""
     ec2 = env.aws("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    cidrs = [f"10.0.{16 * (i + 1)}.0/20" if wide else f"10.0.{i + 1}.0/24" for i in range(len(azs))]
     return [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i + 1}.0/24", AvailabilityZone=az)["Subnet"][
-            "SubnetId"
-        ]
-        for i, az in enumerate(azs)
+        ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
+        for cidr, az in zip(cidrs, azs, strict=True)
     ]
 
 
