@@ -35,6 +35,7 @@ from eks_rolling.labels import (
 from . import manifests as m
 from .api.objects import node_is_ready, pod_is_ready
 from .api.store import Obj
+from .cloud.alarms import create_alarm
 from .env import SandboxEnv
 from .redis.manifests import init_redis_cluster, redis_cluster, sentinel_group
 
@@ -450,19 +451,7 @@ class BadAmiAlarm:
         self._thread = threading.Thread(target=self._run, name="bad-ami-alarm", daemon=True)
 
     def start(self) -> BadAmiAlarm:
-        cw = self.env.aws("cloudwatch")
-        cw.put_metric_alarm(
-            AlarmName=self.alarm,
-            AlarmDescription="5xx of the shop's pods (sandbox: set by BadAmiAlarm)",
-            Namespace="Sandbox/Shop",
-            MetricName="HTTPCode_Target_5XX_Count",
-            Statistic="Sum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-        )
-        cw.set_alarm_state(AlarmName=self.alarm, StateValue="OK", StateReason="no shop pod on a bad node")
+        create_alarm(self.env.aws("cloudwatch"), self.alarm, reason="no shop pod on a bad node")
         self._thread.start()
         return self
 

@@ -14,6 +14,7 @@ from eks_rolling.planning.gate import bake
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.gate import check_alarms_exist, firing_alarms
 from eks_rolling.settings import Settings
+from eks_rolling_sandbox.cloud.alarms import create_alarm
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
 
@@ -21,17 +22,7 @@ from eks_rolling_sandbox.cloud.moto_server import MotoServer
 def cw_deps(moto: MotoServer) -> tuple[Any, Deps]:
     settings = Settings(region="us-east-1", aws_endpoint_url=moto.endpoint_url, health_alarms="shop-5xx")
     cw = aws_client("cloudwatch", settings)
-    cw.put_metric_alarm(
-        AlarmName="shop-5xx",
-        Namespace="Shop",
-        MetricName="Errors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cw.set_alarm_state(AlarmName="shop-5xx", StateValue="OK", StateReason="fine")
+    create_alarm(cw, "shop-5xx", reason="fine")
     return cw, Deps(settings)
 
 
