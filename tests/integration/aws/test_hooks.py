@@ -8,25 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from botocore.credentials import ReadOnlyCredentials
 
 from eks_rolling.aws.hooks import HookCaller
 from eks_rolling.planning.hooks import payload
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.api.tls import make_tls
 from eks_rolling_sandbox.cloud.hooks import HttpsHookServer
+from tests.factories.hooks import https_hook_server
 
-CREDS = ReadOnlyCredentials("AKIDHOOKTEST", "hook-secret", None)
 BODY = payload("post_replace", roll="run-1", asg="ng", node="ip-1", instance_id="i-1", az="us-east-1a")
 
 
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpsHookServer]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDS.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDS.secret_key)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with HttpsHookServer(make_tls(tmp_path / "pki"), CREDS, region="us-east-1") as s:
+    with https_hook_server(tmp_path, monkeypatch) as s:
         yield s
 
 
