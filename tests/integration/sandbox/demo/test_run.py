@@ -114,14 +114,7 @@ def _good_report() -> dict[str, Any]:
     ],
 )
 def test_every_failing_report_field_fails_the_demo(path: tuple[str, ...], bad: Any, named: str) -> None:
-    assert report_failures(_good_report()) == []
-    report = copy.deepcopy(_good_report())
-    target = report
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = bad
-    failures = report_failures(report)
-    assert len(failures) == 1 and failures[0].startswith(named), failures
+    _assert_only_failure(_good_report(), path, bad, named)
 
 
 def test_a_metric_the_roll_did_not_write_fails_the_demo() -> None:
@@ -172,8 +165,13 @@ def test_the_bad_ami_demo_passes_only_when_the_alarm_halted_and_the_canary_was_r
     path: tuple[str, ...], bad: Any, named: str
 ) -> None:
     # A FAILED execution is the expected outcome of bad-ami; every other field still counts
-    assert report_failures(_bad_ami_report()) == []
-    report = copy.deepcopy(_bad_ami_report())
+    _assert_only_failure(_bad_ami_report(), path, bad, named)
+
+
+def _assert_only_failure(good: dict[str, Any], path: tuple[str, ...], bad: Any, named: str) -> None:
+    """`good` passes; with the field at `path` set to `bad`, the one failure names it."""
+    assert report_failures(good) == []
+    report = copy.deepcopy(good)
     target = report
     for key in path[:-1]:
         target = target[key]
