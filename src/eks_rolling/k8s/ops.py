@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ DO_NOT_DISRUPT_KEYS = (DO_NOT_DISRUPT, KARPENTER_DO_NOT_DISRUPT)
 # kube-apiserver's message for an eviction of a pod matched by more than one PDB (pkg/registry/
 # core/pod/storage/eviction.go): "This pod has more than one PodDisruptionBudget, ...".
 _MULTIPLE_PDBS = "more than one PodDisruptionBudget"
+# A 429's explanation may name the PDB's numbers from a listing this old: a drain that meets many
+# blocked pods lists the namespace's PDBs (thousands in a big cluster) once, not once per pod.
+_BLOCKED_PDBS_MAX_AGE_S = 5.0
 
 
 def instance_id_of(provider_id: str | None) -> str | None:
@@ -120,6 +124,7 @@ class KubeOps:
         self.timeout = settings.api_timeout_s
         self._owner_cache: dict[tuple[str, str, str], OwnerRef | None] = {}
         self._sts_cache: dict[tuple[str, str], Any] = {}
+        self._pdb_lists: dict[str, tuple[float, list[PdbView]]] = {}
 
     # --- nodes ---------------------------------------------------------------------------------
     def list_nodes(self) -> list[Any]:
@@ -263,7 +268,7 @@ class KubeOps:
     def _blocking_reason(self, pod: Any, exc: ApiException) -> str:
         """Name the PDB from our own lookup; the 429 text varies across versions."""
         ns, name = pod.metadata.namespace, pod.metadata.name
-        pdbs = self.pdbs_for(pod)
+        pdbs = self.pdbs_for(pod, max_age_s=_BLOCKED_PDBS_MAX_AGE_S)
         if pdbs:
             b = pdbs[0]
             return f"pod {ns}/{name} blocked by PodDisruptionBudget {b.ref} ({b.current_healthy} healthy, {b.desired_healthy} needed, {b.disruptions_allowed} disruptions allowed)"
@@ -319,12 +324,19 @@ class KubeOps:
             ).items
         return [_pdb_view(p) for p in items]
 
-    def pdbs_for(self, pod: Any) -> list[PdbView]:
+    def pdbs_for(self, pod: Any, *, max_age_s: float = 0.0) -> list[PdbView]:
+        """The PDBs selecting `pod`; with `max_age_s`, from a namespace listing at most that old."""
         ns = pod.metadata.namespace
-        with kube_errors(f"list PodDisruptionBudgets in {ns}"):
-            items = self.policy.list_namespaced_pod_disruption_budget(ns, _request_timeout=self.timeout).items
+        listed_at, views = self._pdb_lists.get(ns, (float("-inf"), []))
+        if time.monotonic() - listed_at > max_age_s:
+            with kube_errors(f"list PodDisruptionBudgets in {ns}"):
+                items = self.policy.list_namespaced_pod_disruption_budget(
+                    ns, _request_timeout=self.timeout
+                ).items
+            views = [_pdb_view(i) for i in items]
+            self._pdb_lists[ns] = (time.monotonic(), views)
         labels = pod.metadata.labels or {}
-        return [v for v in map(_pdb_view, items) if selector_matches(v.selector, labels)]
+        return [v for v in views if selector_matches(v.selector, labels)]
 
     # --- owners and workloads ------------------------------------------------------------------
     def owner_of(self, pod: Any) -> OwnerRef | None:

@@ -122,6 +122,26 @@ def test_eviction_outcomes(sb: Sandbox, kube: KubeOps) -> None:
     assert kube.evict(second).status == "gone"
 
 
+def test_a_drain_of_many_blocked_pods_lists_the_pdbs_once(sb: Sandbox, kube: KubeOps) -> None:
+    # Given six pods behind maxUnavailable 1, among 30 other PDBs of the namespace
+    pods = _deploy(sb, "shop", 6, max_unavailable=1)
+    for i in range(30):
+        sb.apply(m.pdb(f"other-{i}", "default", selector={"app": f"other-{i}"}, max_unavailable=1))
+    views = [kube.get_pod("default", p["metadata"]["name"]) for p in pods]
+    since = sb.request_log.mark()
+    # When all six are evicted back to back: one goes, five are blocked
+    outcomes = [kube.evict(v) for v in views]
+    assert [o.status for o in outcomes].count("blocked") == 5, outcomes
+    assert all("blocked by PodDisruptionBudget default/shop" in o.detail for o in outcomes[1:])
+    # Then the five explanations came from one listing of the namespace's PDBs
+    lists = [
+        e
+        for e in sb.request_log.entries(since)
+        if e.method == "GET" and e.path.endswith("/poddisruptionbudgets")
+    ]
+    assert len(lists) == 1, [e.path for e in lists]
+
+
 def test_a_pod_under_two_pdbs_is_a_clear_error(sb: Sandbox, kube: KubeOps) -> None:
     pods = _deploy(sb, "api", 2, max_unavailable=1)
     sb.apply(m.pdb("api-too", "default", selector={"app": "api"}, min_available=1))
