@@ -20,7 +20,11 @@ log = logging.getLogger(__name__)
 TOKEN_PREFIX = "k8s-aws-v1."
 ADMIN_TOKEN = "sandbox-admin"
 MAX_AGE_S = 15 * 60  # EKS accepts a token for 15 minutes after signing
-CACHE_S = 30.0
+CACHE_S = 120.0  # kube-apiserver's --authentication-token-webhook-cache-ttl default (2m)
+# The STS round trip goes to moto in this process. On a machine busy simulating 1,000 nodes it can
+# take seconds; a short timeout turned that into 401s, which no tool should retry. Longer than the
+# clients' request timeout, a slow check looks like a slow apiserver (a timeout, retried) instead.
+STS_TIMEOUT_S = 60.0
 
 
 def decode_token(token: str) -> str | None:
@@ -114,10 +118,10 @@ def eks_token_validator(
             return False
         req = urllib.request.Request(url, headers={"x-k8s-aws-id": cluster_name})
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
+            with urllib.request.urlopen(req, timeout=STS_TIMEOUT_S) as resp:
                 ok = resp.status == 200 and b"GetCallerIdentityResponse" in resp.read()
         except (urllib.error.URLError, OSError) as exc:
-            log.info("rejected token: STS said %s", exc)
+            log.warning("rejected token: STS said %s", exc)
             return False
         if ok:
             with lock:

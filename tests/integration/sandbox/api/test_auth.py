@@ -3,7 +3,12 @@ this cluster) is accepted, anything else gets 401."""
 
 from __future__ import annotations
 
+import base64
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from kubernetes import client
@@ -13,7 +18,7 @@ from eks_rolling.aws.clients import aws_client
 from eks_rolling.aws.eks_auth import get_token, kube_connection
 from eks_rolling.k8s.ops import api_client
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.api.auth import token_problem
+from eks_rolling_sandbox.api.auth import TOKEN_PREFIX, eks_token_validator, token_problem
 from eks_rolling_sandbox.env import SandboxEnv
 
 
@@ -64,3 +69,33 @@ def test_a_token_for_another_cluster_is_rejected(env: SandboxEnv) -> None:
     with pytest.raises(ApiException) as exc:
         _nodes(env, other)
     assert exc.value.status == 401
+
+
+def test_a_slow_sts_answer_still_authenticates() -> None:
+    # Given an STS stand-in that answers GetCallerIdentity after 6 s (moto on a machine busy
+    # simulating 1,000 nodes did; a 5 s timeout once turned that into 401s that failed a roll)
+    class SlowSts(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(6)
+            body = b"<GetCallerIdentityResponse/>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowSts)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        signed = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        url = (
+            f"http://127.0.0.1:{server.server_address[1]}/?Action=GetCallerIdentity"
+            f"&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Date={signed}"
+        )
+        token = TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+        # Then the token is accepted, late
+        assert eks_token_validator("sandbox")(token) is True
+    finally:
+        server.shutdown()
