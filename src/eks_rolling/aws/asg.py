@@ -19,7 +19,7 @@ lets capacity be checked against min/max the same way on AWS and on moto (which 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,7 +140,9 @@ class AsgOps:
         self._ssm = ssm  # only needed for templates whose ImageId is a `resolve:ssm:` alias
 
     # --- reads -------------------------------------------------------------------------------
-    def describe(self, name: str) -> AsgState:
+    def describe(self, name: str, *, only: Collection[str] | None = None) -> AsgState:
+        """The group, its launch targets and its instances; with `only`, just those instances
+        (a step about one node need not describe a thousand in EC2)."""
         group = self._group(name)
         spec = launch_template_spec(group)
         top = LaunchTarget(None, None, None)
@@ -149,7 +151,11 @@ class AsgOps:
         elif group.get("LaunchConfigurationName"):
             top = LaunchTarget(None, None, self._launch_configuration_image(group["LaunchConfigurationName"]))
         overrides = tuple((itype, self._target(o)) for itype, o in override_specs(group))
-        instances = self._instances(group.get("Instances") or [])
+        raw = group.get("Instances") or []
+        if only is not None:
+            wanted = set(only)
+            raw = [i for i in raw if i["InstanceId"] in wanted]
+        instances = self._instances(raw)
         log.info(
             "described ASG %s: desired %s, %d instances, target version %s",
             name,

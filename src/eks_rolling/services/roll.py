@@ -308,7 +308,7 @@ def exclude_from_load_balancers(
 
 def terminate_instance(inp: TerminateInstanceInput, deps: Deps) -> TerminateInstanceOutput:
     ctx, target = inp.ctx, inp.node
-    state = deps.asg.describe(ctx.asg_name)
+    state = deps.asg.describe(ctx.asg_name, only=[target.instance_id])
     inst = next((i for i in state.instances if i.instance_id == target.instance_id), None)
     if inst is None:
         return TerminateInstanceOutput(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -241,6 +242,23 @@ def test_more_than_one_ec2_batch_of_instances(ops: AsgOps, asg: Any, ec2: Any) -
 
     assert len(state.instances) == 105
     assert all(i.launch_template_version == "1" and i.image_id == AMI_OLD for i in state.instances)
+
+
+def test_describing_one_instance_asks_ec2_about_that_one_only(
+    ops: AsgOps, asg: Any, ec2: Any, moto: MotoServer
+) -> None:
+    # Given a group of 105 (two EC2 batches when described whole)
+    lt_id = create_lt(ec2, "one-lt")
+    create_asg(asg, "one", {"LaunchTemplateId": lt_id, "Version": "1"}, desired=105, max_size=110)
+    target = ops.describe("one").instances[7]
+    since = time.time()
+    # When a step about one node describes the group for that instance
+    state = ops.describe("one", only=[target.instance_id])
+    # Then it gets that instance, as the whole description had it, from one small EC2 call
+    assert state.instances == (target,) and state.desired == 105
+    assert [c.action for c in moto.calls.calls(since) if c.action == "DescribeInstances"] == [
+        "DescribeInstances"
+    ]
 
 
 # --- $Latest / $Default ------------------------------------------------------------------------
