@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     inline_plan_bytes: int = Field(
         32 * 1024, ge=0, description="A plan state larger than this keeps its waves' batches in plan_bucket"
     )
+    wave_concurrency: int = Field(
+        1,
+        ge=1,
+        le=40,
+        description="Waves of one ASG rolled at once when the surge room holds every old node's "
+        "replacement and no canary, health bake, zone order, window or Redis move needs them in turn",
+    )
     asg_concurrency: int = Field(
         1, ge=1, le=40, description="ASGs of one trigger rolled at once, each with its own lock and waves"
     )
