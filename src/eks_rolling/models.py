@@ -189,12 +189,15 @@ class PollState(Model):
         *,
         now: datetime,
         deadline: datetime,
+        unchanged: bool | None = None,
     ) -> tuple[int, int]:
         """(idle, next_wait_s) of adaptive polling: the wait doubles from `base_s` up to `cap_s`
         while what is pending stays the same, and drops back to `base_s` on any change, so a
         loop's rounds grow with the log of how long the real thing takes, not linearly. It never
-        sleeps past the deadline by more than a second: a stuck loop still fails on time."""
-        idle = prev.idle + 1 if prev is not None and prev.detail == detail else 0
+        sleeps past the deadline by more than a second: a stuck loop still fails on time.
+        `unchanged`: the caller's own notion of "nothing changed" (default: the same detail)."""
+        same = prev is not None and prev.detail == detail if unchanged is None else unchanged
+        idle = prev.idle + 1 if prev is not None and same else 0
         wait = min(max(cap_s, base_s), base_s << min(idle, 30))
         if now < deadline:
             wait = min(wait, math.ceil((deadline - now).total_seconds()) + 1)
@@ -432,6 +435,7 @@ class DrainNodeInput(Model):
 
 class WaitOwnersReadyOutput(PollState):
     owners: list[str] = Field(default_factory=list)
+    waiting_on: list[str] = Field(default_factory=list, description="The owners not recovered yet")
 
 
 class WaitOwnersReadyInput(Model):

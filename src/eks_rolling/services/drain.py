@@ -25,6 +25,7 @@ from ..planning.plan import is_evictable
 from ..planning.scope import deadline_of, hold_wait_s
 from ..planning.snapshot import OwnerRef, PodView
 from ..settings import Settings
+from . import deps as deps_module
 from .deps import Deps
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,33 @@ def _refuse(pod: PodView, settings: Settings) -> str | None:
 
 
 def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
+    """One round of the drain; while PDBs alone hold it and nothing moved, the round repeats in
+    this invocation every eviction_retry_s, up to drain_inline_s (counted in pauses, not on a
+    clock), and the state machine's next round then follows at that pace, not a back-off later."""
+    s = deps.settings
+    out = _drain_round(inp, deps)
+    pauses = s.drain_inline_s // s.eviction_retry_s
+    retried = 0
+    while retried < pauses and _only_pdb_blocked(inp, out):
+        step_clock_sleep(s.eviction_retry_s)
+        retried += 1
+        out = _drain_round(inp.model_copy(update={"drain": out}), deps)
+    if retried and not out.done:
+        out = out.model_copy(update={"next_wait_s": min(out.next_wait_s, s.eviction_retry_s)})
+    return out
+
+
+def _only_pdb_blocked(inp: DrainNodeInput, out: DrainNodeOutput) -> bool:
+    """Blocked by PDBs, nothing evicted this round, no do-not-disrupt pod holding the node."""
+    moved = len(out.evicted) > (len(inp.drain.evicted) if inp.drain else 0)
+    return bool(out.blocked) and not out.done and not out.held and not moved
+
+
+def step_clock_sleep(seconds: float) -> None:
+    deps_module.step_sleep(seconds)  # read at call time: the sandbox swaps it for a scaled one
+
+
+def _drain_round(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     ctx, target, s = inp.ctx, inp.node, deps.settings
     now = deps.now()
     prev = inp.drain
@@ -197,15 +225,22 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
     started, deadline, attempt = PollState.begin(inp.wait, now, s.owners_ready_timeout_s)
     kube: KubeOps = deps.kube(ctx.cluster_name)
     owners = _owners(inp.evicted)
-    pending = []
+    pending, waiting_on = [], []
     for o, before in owners:
         ok, detail = kube.workload_ready(OwnerRef(o.kind, o.namespace, o.name), before)
         if not ok:
             pending.append(detail)
+            waiting_on.append(o.ref)
     done = not pending
     if done:
         emit(ctx, Metric.OWNERS_RECOVERY_TIME, (now - started).total_seconds())
-    idle, wait_s = PollState.pace(inp.wait, pending, _poll_s(s), s.poll_cap_s, now=now, deadline=deadline)
+    # Progress is an owner that recovered, not a ready count that moved: while other nodes drain
+    # the same Deployments (a large batch, waves together) their counts move all the time, and
+    # polling at the base rate until the last of them recovers would spend the wave's history.
+    unchanged = inp.wait is not None and inp.wait.waiting_on == waiting_on
+    idle, wait_s = PollState.pace(
+        inp.wait, pending, _poll_s(s), s.poll_cap_s, now=now, deadline=deadline, unchanged=unchanged
+    )
     if not done and now >= deadline:
         raise OwnersNotReadyError(
             f"workloads evicted from {inp.node.node_name} did not recover within {s.owners_ready_timeout_s}s: "
@@ -219,5 +254,6 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
         next_wait_s=0 if done else wait_s,
         idle=idle,
         owners=[o.ref for o, _ in owners],
+        waiting_on=waiting_on,
         detail=pending,
     )
