@@ -193,6 +193,7 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float, waves_at_onc
             "replaced": counts.nodes,
             "old_instances_left": old_left,
             "duration_wall_s": round(wall, 1),
+            "factor": factor,
             "duration_s": round(wall / factor, 1),  # real time: wall / the one time factor
             "lower_bound_s": lower_bound_s(nodes, pods_per_node),
             "executions": len(executions),
@@ -222,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pods-per-node", type=int, default=15)
     ap.add_argument("--serial-nodes", type=int, default=30, help="0: no serial run")
     ap.add_argument("--factor", type=float, default=0.05, help="the one time factor (realistic profile)")
+    ap.add_argument(
+        "--size-factor",
+        action="append",
+        default=[],
+        help="SIZE=F: this size's time factor instead (a size whose simulation cannot keep --factor)",
+    )
     ap.add_argument("--batch", type=int, default=0, help="0: nodes / 10, within 2-50")
     ap.add_argument(
         "--wave-concurrency",
@@ -249,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         # Waves together: each wave one batch as large as a wave's history allows (50), all at once;
         # in turn: nodes / 10, as the rows before waves together were measured.
         batch = args.batch or (min(50, n) if args.wave_concurrency > 1 else min(50, max(2, n // 10)))
-        row = roll(n, batch, args.pods_per_node, args.factor, args.wave_concurrency)
+        factor = {int(k): float(v) for k, v in (kv.split("=", 1) for kv in args.size_factor)}.get(
+            n, args.factor
+        )
+        row = roll(n, batch, args.pods_per_node, factor, args.wave_concurrency)
         if serial and serial["status"] == "SUCCEEDED":
             row["serial_s"] = round(serial["duration_s"] * n / serial["nodes"], 1)
             row["serial_method"] = (

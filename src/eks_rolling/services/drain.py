@@ -69,7 +69,10 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     while retried < pauses and _only_pdb_blocked(inp, out):
         step_clock_sleep(s.eviction_retry_s)
         retried += 1
-        out = _drain_round(inp.model_copy(update={"drain": out}), deps)
+        # One state machine round however many in the call: `attempt` is what the guard counts.
+        out = _drain_round(inp.model_copy(update={"drain": out}), deps).model_copy(
+            update={"attempt": out.attempt}
+        )
     if retried and not out.done:
         out = out.model_copy(update={"next_wait_s": min(out.next_wait_s, s.eviction_retry_s)})
     return out

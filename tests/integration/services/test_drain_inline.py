@@ -75,6 +75,8 @@ def test_a_drain_held_by_a_pdb_retries_in_the_call_then_comes_back_soon(
     # With 3 s in the call at 1 s: 4 rounds of attempts, and the next round 1 s later
     out, attempts = _drain(env, target, drain_inline_s="3", eviction_retry_s="1")
     assert attempts == 4 * pods and out.blocked and out.next_wait_s == 1  # type: ignore[attr-defined]
+    # ... and it is one round for the wave's history guard (eks_rolling.guard counts `attempt`)
+    assert out.attempt == 1  # type: ignore[attr-defined]
 
 
 def test_a_pdb_that_frees_during_the_call_lets_the_drain_move_in_the_same_call(
