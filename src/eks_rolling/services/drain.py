@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from ..errors import DoNotDisruptDeadlineError, DrainTimeoutError, EvictionRejectedError, OwnersNotReadyError
 from ..k8s import KubeOps
@@ -29,6 +31,7 @@ from . import deps as deps_module
 from .deps import Deps
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=PollState)
 
 
 def _poll_s(settings: Settings) -> int:
@@ -59,33 +62,30 @@ def _refuse(pod: PodView, settings: Settings) -> str | None:
 
 
 def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
-    """One round of the drain; while PDBs alone hold it and nothing moved, the round repeats in
-    this invocation every eviction_retry_s, up to drain_inline_s (counted in pauses, not on a
-    clock), and the state machine's next round then follows at that pace, not a back-off later."""
-    s = deps.settings
-    out = _drain_round(inp, deps)
-    pauses = s.drain_inline_s // s.eviction_retry_s
-    retried = 0
-    while retried < pauses and _only_pdb_blocked(inp, out):
-        step_clock_sleep(s.eviction_retry_s)
-        retried += 1
-        # One state machine round however many in the call: `attempt` is what the guard counts.
-        out = _drain_round(inp.model_copy(update={"drain": out}), deps).model_copy(
-            update={"attempt": out.attempt}
-        )
-    if retried and not out.done:
-        out = out.model_copy(update={"next_wait_s": min(out.next_wait_s, s.eviction_retry_s)})
+    """One round of the drain, repeated in this invocation while pods are left (in_call) unless
+    do-not-disrupt pods hold the node (their own, longer, waits): a PDB chain moves when its
+    budget frees, not a back-off later; every pod evicted in the call is in its output."""
+    return in_call(
+        _drain_round(inp, deps),
+        lambda prev: _drain_round(inp.model_copy(update={"drain": prev}), deps),
+        lambda out: not out.done and not out.held,
+        deps.settings,
+    )
+
+
+def in_call(first: P, again: Callable[[P], P], pending: Callable[[P], bool], s: Settings) -> P:
+    """A wait loop's round, repeated within this invocation every inline_poll_s while `pending`,
+    up to inline_wait_s (counted in pauses, not on a clock); the state machine's next round then
+    follows inline_poll_s later. Kubectl's pace at a few history events a minute; the rounds in
+    the call count as one (`attempt`, what the history guard counts)."""
+    out, pauses = first, 0
+    while pauses < s.inline_wait_s // s.inline_poll_s and pending(out):
+        deps_module.step_sleep(s.inline_poll_s)  # read at call time: the sandbox scales it
+        pauses += 1
+        out = again(out).model_copy(update={"attempt": first.attempt})
+    if pauses and not out.done:
+        out = out.model_copy(update={"next_wait_s": min(out.next_wait_s, s.inline_poll_s)})
     return out
-
-
-def _only_pdb_blocked(inp: DrainNodeInput, out: DrainNodeOutput) -> bool:
-    """Blocked by PDBs, nothing evicted this round, no do-not-disrupt pod holding the node."""
-    moved = len(out.evicted) > (len(inp.drain.evicted) if inp.drain else 0)
-    return bool(out.blocked) and not out.done and not out.held and not moved
-
-
-def step_clock_sleep(seconds: float) -> None:
-    deps_module.step_sleep(seconds)  # read at call time: the sandbox swaps it for a scaled one
 
 
 def _drain_round(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
@@ -223,6 +223,19 @@ def _owners(evicted: list[EvictedPod]) -> list[tuple[OwnerRefModel, int | None]]
 
 
 def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyOutput:
+    """Until every owner of the pods evicted from the node is back at its desired replicas;
+    checked again within the call while not (in_call): owners recover within seconds, and while
+    other nodes drain the same Deployments (a large batch, waves together) the last of them may
+    take as long as their PDB chains, which the state machine would poll round after round."""
+    return in_call(
+        _owners_round(inp, deps),
+        lambda prev: _owners_round(inp.model_copy(update={"wait": prev}), deps),
+        lambda out: not out.done,
+        deps.settings,
+    )
+
+
+def _owners_round(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyOutput:
     ctx, s = inp.ctx, deps.settings
     now = deps.now()
     started, deadline, attempt = PollState.begin(inp.wait, now, s.owners_ready_timeout_s)

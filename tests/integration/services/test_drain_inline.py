@@ -1,4 +1,4 @@
-"""DrainNode held by a PDB retries within its invocation at eviction_retry_s, up to drain_inline_s,
+"""DrainNode with pods left retries within its invocation at inline_poll_s, up to inline_wait_s,
 so a PDB chain moves when its budget frees rather than a back-off later, at few history events;
 and WaitOwnersReady backs off while the same owners are pending, however their counts move."""
 
@@ -69,11 +69,11 @@ def test_a_drain_held_by_a_pdb_retries_in_the_call_then_comes_back_soon(
     env, target = world
     _max_unavailable(env, 0)
     # Control: no in-call retry: one attempt per pod, then the state machine backs off
-    out, attempts = _drain(env, target, drain_inline_s="0", eviction_retry_s="1")
+    out, attempts = _drain(env, target, inline_wait_s="0", inline_poll_s="1")
     pods = attempts
     assert pods >= 1 and out.blocked and out.next_wait_s >= 3  # type: ignore[attr-defined]
     # With 3 s in the call at 1 s: 4 rounds of attempts, and the next round 1 s later
-    out, attempts = _drain(env, target, drain_inline_s="3", eviction_retry_s="1")
+    out, attempts = _drain(env, target, inline_wait_s="3", inline_poll_s="1")
     assert attempts == 4 * pods and out.blocked and out.next_wait_s == 1  # type: ignore[attr-defined]
     # ... and it is one round for the wave's history guard (eks_rolling.guard counts `attempt`)
     assert out.attempt == 1  # type: ignore[attr-defined]
@@ -85,7 +85,7 @@ def test_a_pdb_that_frees_during_the_call_lets_the_drain_move_in_the_same_call(
     env, target = world
     _max_unavailable(env, 0)
     threading.Timer(1.5, _max_unavailable, (env, 1)).start()
-    out, _ = _drain(env, target, drain_inline_s="10", eviction_retry_s="1")
+    out, _ = _drain(env, target, inline_wait_s="10", inline_poll_s="1")
     assert out.evicted  # type: ignore[attr-defined]
 
 
