@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from eks_rolling.aws.asg import AsgOps
+from eks_rolling.labels import TAINT_RETIRING
 from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.api.objects import MAX_NODE_INDEX
 from eks_rolling_sandbox.env import SandboxEnv
@@ -40,6 +41,7 @@ from eks_rolling_sandbox.timing import REALISTIC
 from eks_rolling_sandbox.traffic.availability import AvailabilityMonitor
 
 OUT = Path("build/bench/roll-scale.json")
+EXTRA_SETTINGS: dict[str, str] = {}  # --set KEY=VALUE: a setting of the tool for every roll
 # What infra/workflow.py deploys (tests/unit/bench/test_roll_scale.py keeps them equal; `infra`
 # is not importable from a script run as `python bench/roll_scale.py`).
 LAMBDA_MEMORY_MB = 1024
@@ -123,6 +125,25 @@ def stateless(env: SandboxEnv, nodes: int, pods_per_node: int) -> Scenario:
     return Scenario(env=env, asg_name="workers", launch_template_id=lt, azs=azs)
 
 
+def leftovers(env: SandboxEnv, asg_name: str, max_before: int, desired_before: int) -> list[str]:
+    """What the roll left changed ("everything restored" is this list empty): suspended processes,
+    MaxSize or desired capacity not back, a node of the group still tainted, the lock held."""
+    state = AsgOps(env.aws("autoscaling"), env.aws("ec2")).describe(asg_name)
+    out = [f"suspended {p}" for p in state.suspended_processes]
+    if state.max_size != max_before:
+        out.append(f"max size {state.max_size} (was {max_before})")
+    if state.desired != desired_before:
+        out.append(f"desired {state.desired} (was {desired_before})")
+    live = {i.instance_id for i in state.instances if not i.lifecycle_state.startswith("Terminat")}
+    for node in env.sandbox.store.list("nodes")[0]:
+        taints = [t["key"] for t in node.get("spec", {}).get("taints") or []]
+        if TAINT_RETIRING in taints and node["spec"].get("providerID", "").rsplit("/", 1)[-1] in live:
+            out.append(f"node {node['metadata']['name']} tainted")
+    if env.aws("dynamodb").scan(TableName=env.lock_table)["Count"]:
+        out.append("lock held")
+    return out
+
+
 def _state_bytes(history: list[dict[str, Any]]) -> int:
     sizes = [0]
     for ev in history:
@@ -133,13 +154,19 @@ def _state_bytes(history: list[dict[str, Any]]) -> int:
     return max(sizes)
 
 
-def roll(nodes: int, batch: int, pods_per_node: int, factor: float) -> dict[str, Any]:
+def roll(nodes: int, batch: int, pods_per_node: int, factor: float, waves_at_once: int = 1) -> dict[str, Any]:
     with SandboxEnv(timing_profile="realistic", time_factor=factor) as env:
         t_setup = time.monotonic()
         sc = stateless(env, nodes, pods_per_node)
         setup_s = time.monotonic() - t_setup
         print(f"{nodes} nodes and their pods ready after {setup_s:.0f} s wall; rolling", flush=True)
-        settings = {"batch_size": str(batch), "POWERTOOLS_LOG_LEVEL": "WARNING"}
+        before = AsgOps(env.aws("autoscaling"), env.aws("ec2")).describe("workers")
+        settings = {
+            "batch_size": str(batch),
+            "wave_concurrency": str(waves_at_once),
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            **EXTRA_SETTINGS,
+        }
         monitor = AvailabilityMonitor(env.sandbox.store).start()
         with LocalRunner(env, settings=settings) as runner:
             t0 = time.monotonic()
@@ -158,10 +185,15 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float) -> dict[str,
             "nodes": nodes,
             "pods": len(deployments(nodes, pods_per_node)) * REPLICAS,
             "batch_size": batch,
+            "wave_concurrency": waves_at_once,
             "status": result["status"],
+            "error": result.get("error"),
+            "cause": (result.get("cause") or "")[:600] or None,
+            "leftovers": leftovers(env, "workers", before.max_size, before.desired),
             "replaced": counts.nodes,
             "old_instances_left": old_left,
             "duration_wall_s": round(wall, 1),
+            "factor": factor,
             "duration_s": round(wall / factor, 1),  # real time: wall / the one time factor
             "lower_bound_s": lower_bound_s(nodes, pods_per_node),
             "executions": len(executions),
@@ -191,8 +223,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pods-per-node", type=int, default=15)
     ap.add_argument("--serial-nodes", type=int, default=30, help="0: no serial run")
     ap.add_argument("--factor", type=float, default=0.05, help="the one time factor (realistic profile)")
+    ap.add_argument(
+        "--size-factor",
+        action="append",
+        default=[],
+        help="SIZE=F: this size's time factor instead (a size whose simulation cannot keep --factor)",
+    )
     ap.add_argument("--batch", type=int, default=0, help="0: nodes / 10, within 2-50")
+    ap.add_argument(
+        "--wave-concurrency",
+        type=int,
+        default=40,
+        help="waves at once (the tool's wave_concurrency; 1: in turn)",
+    )
+    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE: a tool setting for every roll")
     args = ap.parse_args(argv)
+    EXTRA_SETTINGS.update(kv.split("=", 1) for kv in args.set)
     sizes = [int(n) for n in args.sizes.split(",") if n]
     too_big = [n for n in sizes if 2 * n > MAX_NODE_INDEX]
     if too_big:
@@ -207,8 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         print("serial:", json.dumps(serial), flush=True)
     rows = []
     for n in sizes:
-        batch = args.batch or min(50, max(2, n // 10))
-        row = roll(n, batch, args.pods_per_node, args.factor)
+        # Waves together: each wave one batch as large as a wave's history allows (50), all at once;
+        # in turn: nodes / 10, as the rows before waves together were measured.
+        batch = args.batch or (min(50, n) if args.wave_concurrency > 1 else min(50, max(2, n // 10)))
+        factor = {int(k): float(v) for k, v in (kv.split("=", 1) for kv in args.size_factor)}.get(
+            n, args.factor
+        )
+        row = roll(n, batch, args.pods_per_node, factor, args.wave_concurrency)
         if serial and serial["status"] == "SUCCEEDED":
             row["serial_s"] = round(serial["duration_s"] * n / serial["nodes"], 1)
             row["serial_method"] = (
@@ -223,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"factor": args.factor, "serial": serial, "sizes": rows}, indent=1) + "\n")
     print(f"wrote {OUT}")
-    return 0 if all(r["status"] == "SUCCEEDED" for r in rows) else 1
+    return 0 if all(r["status"] == "SUCCEEDED" and not r["leftovers"] for r in rows) else 1
 
 
 if __name__ == "__main__":

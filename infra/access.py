@@ -78,6 +78,10 @@ WHY_EXECUTIONS = (
     "DescribeExecution on this state machine's executions only (their names are generated per run): "
     "is a lock's holder execution still running?"
 )
+WHY_WAVES = (
+    "StopExecution/DescribeExecution on the wave machine's executions only (each child is named "
+    "after its roll at run time): Rollback stops this roll's waves still running"
+)
 WHY_POINT_BACK = (
     "revert_on_alarm only: UpdateAutoScalingGroup naming a launch template is allowed only if the caller "
     "may RunInstances with it (the group, not this role, launches); its resources are generated per launch"
@@ -133,6 +137,20 @@ def executions_arn(scope: Construct, state_machine_name: str) -> str:
     )
 
 
+def wave_machine_name(state_machine_name: str) -> str:
+    """The wave (child) state machine's name: infra.workflow names it so."""
+    return f"{state_machine_name}-wave"[:80]
+
+
+def state_machine_arn(scope: Construct, state_machine_name: str) -> str:
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=state_machine_name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
 def alarm_arn(scope: Construct, name: str) -> str:
     return Stack.of(scope).format_arn(
         service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
@@ -181,6 +199,22 @@ def step_statements(
                 sid="IsTheLockHolderRunning",
                 actions=["states:DescribeExecution"],
                 resources=[executions_arn(scope, access.state_machine_name)],
+            )
+        )
+    if Need.STOP_WAVES in needs:
+        waves = wave_machine_name(access.state_machine_name)
+        out.append(
+            iam.PolicyStatement(
+                sid="ListWaves",
+                actions=["states:ListExecutions"],
+                resources=[state_machine_arn(scope, waves)],
+            )
+        )
+        out.append(
+            iam.PolicyStatement(
+                sid="StopThisRollsWaves",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[executions_arn(scope, waves)],
             )
         )
     mutations = sorted(a for n in needs - TAG_WRITES for a in ASG_MUTATIONS.get(n, ()))
@@ -359,6 +393,8 @@ class StepAccess(Construct):
             nag.wildcard(role, public_parameters_arn(self), WHY_PUBLIC_PARAMETERS)
         if Need.DESCRIBE_EXECUTIONS in needs:
             nag.wildcard(role, executions_arn(self, access.state_machine_name), WHY_EXECUTIONS)
+        if Need.STOP_WAVES in needs:
+            nag.wildcard(role, executions_arn(self, wave_machine_name(access.state_machine_name)), WHY_WAVES)
         nag.wildcard(role, _ec2_arn(self, "network-interface", "*"), WHY_ENI)
         if needs & set(ASG_MUTATIONS):
             nag.wildcard(role, asg_arn(self), WHY_ASG_ARN)

@@ -177,6 +177,7 @@ RUNTIME_KEYS: Final = (
     "delete_emptydir_data",
     "deregistration_delay_s",
     "max_nodes_per_wave",
+    "wave_concurrency",
     "asg_concurrency",
     "poll_interval_s",
     "poll_cap_s",
@@ -290,6 +291,7 @@ class StackConfig(BaseModel):
     delete_emptydir_data: bool = _setting("delete_emptydir_data")
     deregistration_delay_s: int = _setting("deregistration_delay_s")
     max_nodes_per_wave: int = _setting("max_nodes_per_wave")
+    wave_concurrency: int = _setting("wave_concurrency")
     asg_concurrency: int = _setting("asg_concurrency")
     poll_interval_s: int = _setting("poll_interval_s")
     poll_cap_s: int = _setting("poll_cap_s")

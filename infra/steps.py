@@ -26,6 +26,9 @@ follows what the step's service calls (`src/eks_rolling/services/`):
   ec2:RunInstances/CreateTags with it and iam:PassRole its instance role (`node_role_arns`).
 - `DESCRIBE_EXECUTIONS`: `aws.executions` asks Step Functions whether a lock's holder execution
   (of this state machine) is still running, before taking a dead run's lock over.
+- `STOP_WAVES`: Rollback lists the wave machine's running executions (ListExecutions on that
+  machine) and stops and describes this roll's children (StopExecution, DescribeExecution on the
+  wave machine's executions): waves that ran together must not go on draining while it restores.
 
 `DESCRIBE_ASG` includes reading AWS's public SSM parameters (`/aws/service/*`): a launch template
 whose ImageId is `resolve:ssm:<parameter>` is compared with each instance's AMI by resolving it.
@@ -56,6 +59,7 @@ class Need(StrEnum):
     NOTIFY = "notify"
     READ_REDIS_SECRETS = "read-redis-secrets"
     DESCRIBE_EXECUTIONS = "describe-executions"
+    STOP_WAVES = "stop-waves"
     HOLD_LOCK = "hold-lock"
     CALL_HOOKS = "call-hooks"
     READ_ALARMS = "read-alarms"
@@ -142,7 +146,8 @@ STEP_NEEDS: Final[Mapping[str, frozenset[Need]]] = {
     # AsgLock.release: conditional DeleteItem
     "release_lock": frozenset({N.RELEASE_LOCK}),
     # as restore_cluster, plus shedding idle surge instances; publishes "failed"
-    "rollback": ROLLBACK,
+    # ...and, first, stops this roll's waves still running (waves together: their siblings)
+    "rollback": ROLLBACK | {N.STOP_WAVES},
 }
 
 

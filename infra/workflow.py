@@ -26,6 +26,7 @@ from constructs import Construct
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, Step
 
 from . import nag
+from .access import wave_machine_name
 from .packaging import MEASURED_COLD_IMPORT_CPU_S, ROOT, LambdaPackage, memory_for
 
 ASL_PATH: Final = ROOT / "statemachine" / "rolling_upgrade.asl.json"
@@ -188,7 +189,7 @@ class Workflow(Construct):
             self.log_groups[step.id] = log_group
 
         arns = {s.placeholder: self.functions[s.id].function_arn for s in steps}
-        self.wave_name = f"{name}-wave"[:80]
+        self.wave_name = wave_machine_name(name)
         self.wave_log_group = logs.LogGroup(
             self,
             "WaveStateMachineLogs",

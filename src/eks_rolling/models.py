@@ -111,6 +111,11 @@ class Wave(Model):
         False, description="The first wave after the canary: the old nodes not tainted yet are, before it"
     )
     bake_s: int = Field(0, description="How long the health alarms must stay OK after it (0: no gate)")
+    surge_over_old: int = Field(
+        0,
+        description="Waves together (planning.together): SurgeCapacity raises the group to this plus "
+        "its live outdated instances; 0: each batch surges for itself",
+    )
 
 
 class Plan(Model):
@@ -132,6 +137,7 @@ class Plan(Model):
     maintenance_windows_from: str = Field("", description="Where they came from: tag or setting")
     hooks: Hooks = Field(default_factory=Hooks, description="Per-node hooks that apply")
     waves: list[Wave] = Field(default_factory=list, description="The batches as child executions")
+    wave_concurrency: int = Field(1, description="Waves at once: the RollWaves Map's MaxConcurrencyPath")
     canary_per_az: int = Field(0, description="Old nodes per zone in the first wave (0: no canary)")
     canary_nodes: int = Field(0, description="Old nodes in the canary wave")
     health_alarms: list[str] = Field(default_factory=list, description="Alarms that must stay OK")
@@ -183,12 +189,15 @@ class PollState(Model):
         *,
         now: datetime,
         deadline: datetime,
+        unchanged: bool | None = None,
     ) -> tuple[int, int]:
         """(idle, next_wait_s) of adaptive polling: the wait doubles from `base_s` up to `cap_s`
         while what is pending stays the same, and drops back to `base_s` on any change, so a
         loop's rounds grow with the log of how long the real thing takes, not linearly. It never
-        sleeps past the deadline by more than a second: a stuck loop still fails on time."""
-        idle = prev.idle + 1 if prev is not None and prev.detail == detail else 0
+        sleeps past the deadline by more than a second: a stuck loop still fails on time.
+        `unchanged`: the caller's own notion of "nothing changed" (default: the same detail)."""
+        same = prev is not None and prev.detail == detail if unchanged is None else unchanged
+        idle = prev.idle + 1 if prev is not None and same else 0
         wait = min(max(cap_s, base_s), base_s << min(idle, 30))
         if now < deadline:
             wait = min(wait, math.ceil((deadline - now).total_seconds()) + 1)
@@ -270,9 +279,10 @@ class StepError(Model):
     cause: str = Field("", alias="Cause")
 
     def unwrapped(self) -> StepError:
-        """A wave's failure reaches the parent as States.TaskFailed whose cause is the child's
-        DescribeExecution (JSON): the child's own error and cause are the ones to report."""
-        if self.error != "States.TaskFailed":
+        """A wave's failure reaches the parent as States.TaskFailed (WaveFailedError once the
+        wave's own Catch has named it) whose cause is the child's DescribeExecution (JSON): the
+        child's own error and cause are the ones to report."""
+        if self.error not in ("States.TaskFailed", "WaveFailedError"):
             return self
         try:
             child = json.loads(self.cause)
@@ -380,6 +390,7 @@ class SurgeCapacityInput(Model):
     ctx: RollContext
     batch: list[NodeTarget]
     asg: AsgOriginals
+    surge_over_old: int = Field(0, description="The wave's (Wave.surge_over_old); 0: surge for this batch")
 
 
 class SurgeCapacityOutput(Model):
@@ -424,6 +435,7 @@ class DrainNodeInput(Model):
 
 class WaitOwnersReadyOutput(PollState):
     owners: list[str] = Field(default_factory=list)
+    waiting_on: list[str] = Field(default_factory=list, description="The owners not recovered yet")
 
 
 class WaitOwnersReadyInput(Model):
@@ -568,6 +580,9 @@ class RollbackInput(Model):
     error: StepError
     autoscaler: AutoscalerState | None = None
     asg: AsgOriginals | None = None
+    wave_machine: str | None = Field(
+        None, description="The wave state machine: its running children are stopped first"
+    )
 
 
 class RollbackOutput(RestoreReport):

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     inline_plan_bytes: int = Field(
         32 * 1024, ge=0, description="A plan state larger than this keeps its waves' batches in plan_bucket"
     )
+    wave_concurrency: int = Field(
+        1,
+        ge=1,
+        le=40,
+        description="Waves of one ASG rolled at once when the surge room holds every old node's "
+        "replacement and no canary, health bake, zone order, window or Redis move needs them in turn",
+    )
     asg_concurrency: int = Field(
         1, ge=1, le=40, description="ASGs of one trigger rolled at once, each with its own lock and waves"
     )
@@ -161,6 +168,12 @@ class Settings(BaseSettings):
     owners_ready_timeout_s: int = Field(600, ge=1)
     eviction_backoff_base_s: float = Field(5.0, gt=0)
     eviction_backoff_cap_s: float = Field(60.0, gt=0)
+    # A drain held only by PDBs, and an owners' wait, check again within their invocation every
+    # inline_poll_s (kubectl drain's pace), up to inline_wait_s, before the state machine's next
+    # round (services.drain.in_call): a PDB chain moves when its budget frees, not a back-off
+    # later, at a few history events per minute.
+    inline_wait_s: int = Field(60, ge=0, le=240)
+    inline_poll_s: int = Field(5, ge=1, le=60)
     api_timeout_s: float = Field(20.0, gt=0, description="Per-request timeout to the Kubernetes API")
 
     @field_validator("node_selector", "exclude_selector")

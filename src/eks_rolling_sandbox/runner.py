@@ -226,9 +226,10 @@ def lambda_error_names() -> Iterator[None]:
 def scaled_time(
     scale: float, stats: RunnerStats, min_s: float = 0.05, *, step_clock: bool = False
 ) -> Iterator[None]:
-    """Waits and retry back-offs sleep `scale` x their seconds; with `step_clock` the handlers'
-    clock (Deps.now) runs 1/scale times faster too, so their deadlines keep the real ratio to
-    the Waits (timing.StepClock). Without it (the fast profile) handlers see the real clock."""
+    """Waits, retry back-offs and the handlers' in-call pauses (deps.step_sleep) sleep `scale` x
+    their seconds; with `step_clock` the handlers' clock (Deps.now) runs 1/scale times faster too,
+    so their deadlines keep the real ratio to the Waits (timing.StepClock). Without it (the fast
+    profile) handlers see the real clock."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
@@ -255,6 +256,7 @@ def scaled_time(
         mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
         mock.patch.object(retrier_decl, "time", _ScaledTime),
         mock.patch.object(deps, "step_clock", clock),
+        mock.patch.object(deps, "step_sleep", _ScaledTime.sleep),
     ):
         yield
 

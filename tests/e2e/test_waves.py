@@ -272,3 +272,58 @@ def test_two_groups_on_one_template_roll_as_two_children_with_their_own_locks(fi
         for g in asg.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(old))["AutoScalingGroups"]
     }
     assert all(not (now[name] & old[name]) for name in old)
+
+
+def test_waves_run_together_after_one_surge_for_every_old_node(field: Field) -> None:
+    # Given the field-report cluster (6 old nodes) in waves of 2, three of them allowed at once
+    before, ca_before = field.state(), field.autoscaler_replicas()
+    old_ids = {i.instance_id for i in before.instances}
+    monitor = field.monitor()
+    # When the launch template changes
+    with field.runner(max_nodes_per_wave="2", wave_concurrency="3") as runner:
+        result = runner.run(field.scenario.bump_launch_template(), timeout=300)
+        parent = result["executionArn"]
+        plan = _planned(runner.own_history(parent))
+        child_runs = [(runner.describe(c), runner.own_history(c)) for c in runner.children(parent)]
+    monitor.stop()
+    # Then the roll succeeds, every old instance replaced, everything restored, no PDB broken
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert not [i for i in field.state().instances if i.instance_id in old_ids]
+    assert leftovers(field, before, ca_before) == [] and monitor.violations == 0
+    # ... the plan ran the three waves at once, after one surge to every old node's replacement
+    assert plan["wave_concurrency"] == 3 and len(plan["waves"]) == 3
+    assert plan["surge"]["peak_desired"] == before.desired + len(old_ids)
+    surges = [
+        json.loads(e["stateExitedEventDetails"]["output"])["surge"]["desired"]
+        for _, history in child_runs
+        for e in history
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "SurgeCapacity"
+    ]
+    assert max(surges) == before.desired + len(old_ids), surges
+    # ... and the three children overlapped: each started before any of them finished
+    starts = [d["startDate"] for d, _ in child_runs]
+    stops = [d["stopDate"] for d, _ in child_runs]
+    assert len(child_runs) == 3 and max(starts) < min(stops), (starts, stops)
+
+
+def test_waves_together_that_fail_roll_back_the_whole_roll(field: Field) -> None:
+    # Given waves run together, and every eviction refused (403)
+    sb = field.env.sandbox
+    before, ca_before = field.state(), field.autoscaler_replicas()
+    sb.faults.add(method="POST", path=r"/eviction$", status=403)
+    # When the roll runs
+    with field.runner(max_nodes_per_wave="2", wave_concurrency="3") as runner:
+        result = runner.run(field.scenario.bump_launch_template(), timeout=300)
+        own = runner.own_history(result["executionArn"])
+        kids = [runner.describe(c) for c in runner.children(result["executionArn"])]
+    # Then the roll failed with the step's named error and ran its Rollback, after no child kept going
+    assert result["status"] == "FAILED" and result["error"] == "EvictionRejectedError", result.get("cause")
+    assert "FAILED" in {k["status"] for k in kids} and "RUNNING" not in {k["status"] for k in kids}
+    entered = [name for name, _ in states_entered(own)]
+    assert "Rollback" in entered and "RestoreCluster" not in entered
+    # ... and everything is restored, the surge for every old node given back
+    sb.faults.clear()
+    assert leftovers(field, before, ca_before) == []
+    after = field.state()
+    assert after.desired == before.desired
+    assert {i.instance_id for i in after.instances} >= {i.instance_id for i in before.instances}

@@ -29,19 +29,46 @@ def grants(synth: Synth, step: Step) -> set[tuple[str, str]]:
     }
 
 
-def test_only_acquire_lock_may_describe_this_state_machines_executions(synth: Synth) -> None:
-    executions = (
-        f"arn:aws:states:{FAKE_REGION}:{FAKE_ACCOUNT}:execution:eks-rolling-{synth.context['cluster_name']}:*"
+def _machine(synth: Synth, resource: str, suffix: str = "") -> str:
+    name = f"eks-rolling-{synth.context['cluster_name']}{suffix}"
+    return f"arn:aws:states:{FAKE_REGION}:{FAKE_ACCOUNT}:{resource}:{name}" + (
+        ":*" if resource == "execution" else ""
     )
+
+
+def test_only_acquire_lock_may_describe_this_state_machines_executions(synth: Synth) -> None:
+    executions, waves = _machine(synth, "execution"), _machine(synth, "execution", "-wave")
     for step in STEPS:
         described = {r for a, r in grants(synth, step) if a == "states:DescribeExecution"}
-        assert described == ({executions} if step.id == "acquire_lock" else set()), step.id
+        expected = {"acquire_lock": {executions}, "rollback": {waves}}.get(step.id, set())
+        assert described == expected, step.id
+
+
+def test_only_rollback_may_list_and_stop_the_waves(synth: Synth) -> None:
+    for step in STEPS:
+        granted = {
+            (a, r) for a, r in grants(synth, step) if a in ("states:ListExecutions", "states:StopExecution")
+        }
+        expected = (
+            {
+                ("states:ListExecutions", _machine(synth, "stateMachine", "-wave")),
+                ("states:StopExecution", _machine(synth, "execution", "-wave")),
+            }
+            if step.id == "rollback"
+            else set()
+        )
+        assert granted == expected, step.id
 
 
 def test_acquire_lock_may_do_whatever_rollback_may(synth: Synth) -> None:
     rollback, acquire = grants(synth, BY_ID["rollback"]), grants(synth, BY_ID["acquire_lock"])
     own_logs = {(a, r) for a, r in rollback if a.startswith("logs:")}  # each writes its own group
-    assert own_logs and rollback - own_logs - acquire == set()
+    # Stopping the waves is not needed to take a dead run's lock: Step Functions stops a stopped
+    # parent's .sync children itself (the sandbox does too, eks_rolling_sandbox.cloud.sfn_children).
+    waves = {
+        (a, r) for a, r in rollback if r.startswith(_machine(synth, "stateMachine", "-wave")) or "-wave:" in r
+    }
+    assert own_logs and waves and rollback - own_logs - waves - acquire == set()
     # ... including the Kubernetes side (untaint, cluster-autoscaler, Redis temp pods)
     entries = {e["Properties"]["Username"] for e in synth.resources("AWS::EKS::AccessEntry").values()}
     assert "eks-rolling:acquire_lock" in entries

@@ -24,6 +24,7 @@ from .capacity import plan_capacity, with_capacity_peak
 from .scope import DeadlineError, describe_deadline, hold_rounds, parse_deadline, scope_decisions, seconds_of
 from .selectors import selector_matches
 from .snapshot import ClusterSnapshot, InstanceView, NodeView, PdbView, PodView, Policy, Taint
+from .together import decide
 from .waves import (
     GUARD_FACTOR,
     HISTORY_GUARD_EVENTS,
@@ -186,6 +187,10 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
     events = (
         sum(s.expected_events for s in shapes) + parent_events(len(shapes), policy.bake_rounds) + EVENTS_FIXED
     )
+    together = decide(snap, policy, [t for b in batches for t in b], len(shapes))
+    findings += together.findings
+    if together.concurrency > 1:
+        surge = _together_surge(surge, together.peak_desired, findings)
     too_big = [s for s in shapes if oversized(s)]
     if too_big:
         findings.append(
@@ -206,7 +211,8 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
         batches=[] if any(f.kind == "history-limit" for f in findings) else batches,
         waves=[]
         if any(f.kind == "history-limit" for f in findings)
-        else waves_of(shapes, canary=len(canary_shapes)),
+        else waves_of(shapes, canary=len(canary_shapes), surge_over_old=together.surge_over_old),
+        wave_concurrency=together.concurrency,
         canary_per_az=policy.canary_per_az,
         canary_nodes=len(canary),
         findings=findings,
@@ -227,6 +233,22 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
         held=held[:MAX_FINDINGS_PER_KIND],
         az_sequential=policy.az_sequential,
     )
+
+
+def _together_surge(surge: SurgePlan, peak: int, findings: list[Finding]) -> SurgePlan:
+    """The surge of waves run together: every old node's replacement at once (MaxSize raised for
+    it, planning.together has checked that it may be); the per-batch max-size findings go."""
+    findings[:] = [f for f in findings if f.kind not in ("raise-max-size", "max-size")]
+    if peak <= surge.max_before:
+        return surge.model_copy(update={"peak_desired": peak, "raise_max_to": None})
+    findings.append(
+        Finding(
+            severity="warning",
+            kind="raise-max-size",
+            message=f"waves together surge to {peak} instances; MaxSize {surge.max_before} will be raised to {peak} during the roll and restored after",
+        )
+    )
+    return surge.model_copy(update={"peak_desired": peak, "raise_max_to": peak})
 
 
 def _held_pods(

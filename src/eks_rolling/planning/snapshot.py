@@ -155,6 +155,7 @@ class Policy:
     hook_steps: int = 0  # hook Task states each node runs (PreDrainHooks, PostReplaceHooks): 0-2
     canary_per_az: int = 0  # old nodes per zone in the first wave (0: no canary wave)
     bake_rounds: int = 0  # CheckGate rounds of the health gate after each wave (0: no alarms)
+    wave_concurrency: int = 1  # waves at once when capacity and safety allow (planning.together)
 
 
 @dataclass(frozen=True)

@@ -186,9 +186,9 @@ def oversized(shape: WaveShape) -> bool:
     return shape.round_scale < GUARD_FACTOR
 
 
-def waves_of(shapes: Sequence[WaveShape], canary: int = 0) -> list[Wave]:
+def waves_of(shapes: Sequence[WaveShape], canary: int = 0, surge_over_old: int = 0) -> list[Wave]:
     """The plan's waves, named `wNN` until the service prefixes the execution's name; the first
-    `canary` of them hold the canary nodes."""
+    `canary` of them hold the canary nodes. `surge_over_old`: waves together (planning.together)."""
     return [
         Wave(
             index=i,
@@ -199,6 +199,7 @@ def waves_of(shapes: Sequence[WaveShape], canary: int = 0) -> list[Wave]:
             nodes=s.nodes,
             canary=i <= canary,
             taint_rest=canary > 0 and i == canary + 1,
+            surge_over_old=surge_over_old,
         )
         for i, s in enumerate(shapes, 1)
     ]
@@ -214,6 +215,12 @@ def child_name(execution_id: str, asg_name: str, index: int) -> str:
         digest = hashlib.sha256(base.encode()).hexdigest()[:8]
         base = f"{base[: MAX_NAME - len(tail) - len(digest) - 1]}-{digest}"
     return f"{base}{tail}"
+
+
+def child_prefix(execution_id: str, asg_name: str) -> str:
+    """What every child name of this roll and ASG starts with (child_name may truncate the rest)."""
+    roll = execution_id.rsplit(":", 1)[-1]
+    return _NAME_CHARS.sub("-", f"{roll}-{asg_name}")[: MAX_NAME - len("-w100") - 9]
 
 
 def named(waves: Sequence[Wave], execution_id: str, asg_name: str) -> list[Wave]:

@@ -33,6 +33,9 @@ def utcnow() -> datetime:
 # a clock running faster by the same factor (eks_rolling_sandbox.timing.StepClock, installed by
 # the local runner), so a deadline in seconds keeps its real ratio to the Waits between polls.
 step_clock: Callable[[], datetime] = utcnow
+# A pause inside a step that stands for real time passing (an in-call retry's pace): time.sleep on
+# AWS; the local runner scales it by the same factor as the Waits.
+step_sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from ..errors import DoNotDisruptDeadlineError, DrainTimeoutError, EvictionRejectedError, OwnersNotReadyError
 from ..k8s import KubeOps
@@ -25,9 +27,11 @@ from ..planning.plan import is_evictable
 from ..planning.scope import deadline_of, hold_wait_s
 from ..planning.snapshot import OwnerRef, PodView
 from ..settings import Settings
+from . import deps as deps_module
 from .deps import Deps
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=PollState)
 
 
 def _poll_s(settings: Settings) -> int:
@@ -58,6 +62,33 @@ def _refuse(pod: PodView, settings: Settings) -> str | None:
 
 
 def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
+    """One round of the drain, repeated in this invocation while pods are left (in_call) unless
+    do-not-disrupt pods hold the node (their own, longer, waits): a PDB chain moves when its
+    budget frees, not a back-off later; every pod evicted in the call is in its output."""
+    return in_call(
+        _drain_round(inp, deps),
+        lambda prev: _drain_round(inp.model_copy(update={"drain": prev}), deps),
+        lambda out: not out.done and not out.held,
+        deps.settings,
+    )
+
+
+def in_call(first: P, again: Callable[[P], P], pending: Callable[[P], bool], s: Settings) -> P:
+    """A wait loop's round, repeated within this invocation every inline_poll_s while `pending`,
+    up to inline_wait_s (counted in pauses, not on a clock); the state machine's next round then
+    follows inline_poll_s later. Kubectl's pace at a few history events a minute; the rounds in
+    the call count as one (`attempt`, what the history guard counts)."""
+    out, pauses = first, 0
+    while pauses < s.inline_wait_s // s.inline_poll_s and pending(out):
+        deps_module.step_sleep(s.inline_poll_s)  # read at call time: the sandbox scales it
+        pauses += 1
+        out = again(out).model_copy(update={"attempt": first.attempt})
+    if pauses and not out.done:
+        out = out.model_copy(update={"next_wait_s": min(out.next_wait_s, s.inline_poll_s)})
+    return out
+
+
+def _drain_round(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     ctx, target, s = inp.ctx, inp.node, deps.settings
     now = deps.now()
     prev = inp.drain
@@ -192,20 +223,40 @@ def _owners(evicted: list[EvictedPod]) -> list[tuple[OwnerRefModel, int | None]]
 
 
 def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyOutput:
+    """Until every owner of the pods evicted from the node is back at its desired replicas;
+    checked again within the call while not (in_call): owners recover within seconds, and while
+    other nodes drain the same Deployments (a large batch, waves together) the last of them may
+    take as long as their PDB chains, which the state machine would poll round after round."""
+    return in_call(
+        _owners_round(inp, deps),
+        lambda prev: _owners_round(inp.model_copy(update={"wait": prev}), deps),
+        lambda out: not out.done,
+        deps.settings,
+    )
+
+
+def _owners_round(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyOutput:
     ctx, s = inp.ctx, deps.settings
     now = deps.now()
     started, deadline, attempt = PollState.begin(inp.wait, now, s.owners_ready_timeout_s)
     kube: KubeOps = deps.kube(ctx.cluster_name)
     owners = _owners(inp.evicted)
-    pending = []
+    pending, waiting_on = [], []
     for o, before in owners:
         ok, detail = kube.workload_ready(OwnerRef(o.kind, o.namespace, o.name), before)
         if not ok:
             pending.append(detail)
+            waiting_on.append(o.ref)
     done = not pending
     if done:
         emit(ctx, Metric.OWNERS_RECOVERY_TIME, (now - started).total_seconds())
-    idle, wait_s = PollState.pace(inp.wait, pending, _poll_s(s), s.poll_cap_s, now=now, deadline=deadline)
+    # Progress is an owner that recovered, not a ready count that moved: while other nodes drain
+    # the same Deployments (a large batch, waves together) their counts move all the time, and
+    # polling at the base rate until the last of them recovers would spend the wave's history.
+    unchanged = inp.wait is not None and inp.wait.waiting_on == waiting_on
+    idle, wait_s = PollState.pace(
+        inp.wait, pending, _poll_s(s), s.poll_cap_s, now=now, deadline=deadline, unchanged=unchanged
+    )
     if not done and now >= deadline:
         raise OwnersNotReadyError(
             f"workloads evicted from {inp.node.node_name} did not recover within {s.owners_ready_timeout_s}s: "
@@ -219,5 +270,6 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
         next_wait_s=0 if done else wait_s,
         idle=idle,
         owners=[o.ref for o, _ in owners],
+        waiting_on=waiting_on,
         detail=pending,
     )

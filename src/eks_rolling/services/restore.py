@@ -27,11 +27,14 @@ from ..models import (
     RollContext,
 )
 from ..planning.plan import is_evictable
+from ..planning.waves import child_prefix
 from .deps import Deps
 from .redis import redis_cleanup
 from .saved import delete_saved, merged_stale, read_saved
 
 log = logging.getLogger(__name__)
+# How long Rollback waits for the waves it stopped to end (a stop ends an execution in seconds).
+STOP_WAVES_TIMEOUT_S = 60
 
 
 def release_lock(inp: ReleaseLockInput, deps: Deps) -> ReleaseLockOutput:
@@ -63,7 +66,9 @@ def restore_cluster(inp: RestoreClusterInput, deps: Deps) -> RestoreClusterOutpu
 
 
 def rollback(inp: RollbackInput, deps: Deps) -> RollbackOutput:
+    stopped = stop_waves(inp, deps)
     report = _restore(inp.ctx, deps, inp.autoscaler, inp.asg, rollback=True)
+    report.notes[:0] = stopped
     error = inp.error.unwrapped()  # a failed wave: the child's own error, not States.TaskFailed
     log.warning("rolled back %s after %s", inp.ctx.asg_name, error.error)
     deps.notifier.publish(
@@ -78,6 +83,31 @@ def rollback(inp: RollbackInput, deps: Deps) -> RollbackOutput:
         },
     )
     return RollbackOutput(**report.model_dump(), error=error.error, cause=error.cause)
+
+
+def stop_waves(inp: RollbackInput, deps: Deps) -> list[str]:
+    """Waves that ran together: when one fails, its siblings may still drain and terminate (the
+    Map's abort does not stop them at once, or at all in the sandbox). Stop this roll's running
+    children and wait, within STOP_WAVES_TIMEOUT_S, until none runs, before anything is restored.
+    Best effort, as all of Rollback: what it could not do is in its notes."""
+    if not inp.wave_machine:
+        return []
+    executions = deps.executions
+    prefix = child_prefix(inp.ctx.execution_id, inp.ctx.asg_name)
+    try:
+        running = executions.running_children(inp.wave_machine, inp.ctx.execution_id, prefix)
+        for arn in running:
+            executions.stop(arn, "RollStopped", f"the roll rolls back after {inp.error.unwrapped().error}")
+        deadline = deps.monotonic() + STOP_WAVES_TIMEOUT_S
+        while running and deps.monotonic() < deadline:
+            deps.sleep(1)
+            running = [a for a in running if executions.is_alive(a)]
+    except (EksRollingError, OSError) as exc:
+        log.exception("rollback: stopping the waves failed")
+        return [f"stopping the roll's waves failed: {exc}"]
+    if running:
+        return [f"waves still running after {STOP_WAVES_TIMEOUT_S}s: {', '.join(running)}"]
+    return []
 
 
 def _restore(

@@ -219,17 +219,22 @@ def surge_capacity(inp: SurgeCapacityInput, deps: Deps) -> SurgeCapacityOutput:
     """Enough new instances for what the batch's drain evicts: at least original + this batch
     (each finished batch gave its capacity back when its old instances were terminated with
     decrement), more when the pods' requests need them (planning.capacity, on live data).
-    A retry is harmless: instances already launched count as room, so it asks for no more."""
+    A retry is harmless: instances already launched count as room, so it asks for no more.
+    Waves together: the floor `surge_over_old` + live outdated instances, the same for every
+    concurrent child (planning.together); it never lowers the desired capacity."""
     ctx = inp.ctx
     state = deps.asg.describe(ctx.asg_name)
-    fit = plan_capacity(
-        gather_batch(state, deps.kube(ctx.cluster_name), inp.batch), [inp.batch], inp.asg.desired
-    )
-    if fit.findings:
-        # The plan found room; something changed since. Surge the most a batch may and let the
-        # owner wait report what stays Pending, rather than stop halfway through the roll.
-        log.warning("surge %s: %s", ctx.asg_name, "; ".join(f.message for f in fit.findings))
-    desired = max(inp.asg.desired + len(inp.batch), state.desired + fit.surges[0])
+    if inp.surge_over_old:
+        desired = max(state.desired, inp.surge_over_old + live_outdated(state))
+    else:
+        fit = plan_capacity(
+            gather_batch(state, deps.kube(ctx.cluster_name), inp.batch), [inp.batch], inp.asg.desired
+        )
+        if fit.findings:
+            # The plan found room; something changed since. Surge the most a batch may and let the
+            # owner wait report what stays Pending, rather than stop halfway through the roll.
+            log.warning("surge %s: %s", ctx.asg_name, "; ".join(f.message for f in fit.findings))
+        desired = max(inp.asg.desired + len(inp.batch), state.desired + fit.surges[0])
     max_size = state.max_size
     raised = False
     if desired > max_size:
@@ -242,6 +247,16 @@ def surge_capacity(inp: SurgeCapacityInput, deps: Deps) -> SurgeCapacityOutput:
         deps.asg.set_capacity(ctx.asg_name, desired=desired, max_size=max_size if raised else None)
     log.info("surge %s: desired %d -> %d (max %d)", ctx.asg_name, state.desired, desired, max_size)
     return SurgeCapacityOutput(desired=desired, max_size=max_size, raised_max=raised)
+
+
+def live_outdated(state: AsgState) -> int:
+    """Waves together: the old instances the floor still counts (planning.together.live_outdated's
+    rule on live data: outdated and not already terminating)."""
+    return sum(
+        1
+        for i in state.instances
+        if AsgOps.is_outdated(i, state) and not i.lifecycle_state.startswith("Terminat")
+    )
 
 
 def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:

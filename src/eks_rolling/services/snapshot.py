@@ -134,6 +134,7 @@ def policy(
         poll_interval_s=s.poll_interval_s,
         do_not_disrupt_poll_cap_s=s.do_not_disrupt_poll_cap_s,
         max_nodes_per_wave=s.max_nodes_per_wave,
+        wave_concurrency=s.wave_concurrency,
     )
 
 

@@ -1,0 +1,49 @@
+"""bench/roll_scale.py's own checks, each shown reporting a failure: `leftovers` (the row's
+"everything restored") on a sandbox left changed, and `max_state_bytes` on an oversized state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.roll_scale import _state_bytes, leftovers, stateless
+from eks_rolling.aws.lock import KEY_ATTR
+from eks_rolling.labels import TAINT_RETIRING
+from eks_rolling_sandbox.env import SandboxEnv
+
+
+def test_leftovers_names_each_thing_a_roll_left_changed() -> None:
+    with SandboxEnv() as env:
+        sc = stateless(env, 2, 1)
+        asg = env.aws("autoscaling")
+        before = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[sc.asg_name])["AutoScalingGroups"][0]
+        # A scenario just set up has nothing left over
+        assert leftovers(env, sc.asg_name, before["MaxSize"], before["DesiredCapacity"]) == []
+        # Control: a suspended process, a raised MaxSize, a tainted node and a held lock are each named
+        asg.suspend_processes(AutoScalingGroupName=sc.asg_name, ScalingProcesses=["AZRebalance"])
+        asg.update_auto_scaling_group(AutoScalingGroupName=sc.asg_name, MaxSize=before["MaxSize"] + 5)
+        node = env.sandbox.store.list("nodes")[0][0]["metadata"]["name"]
+        env.sandbox.store.mutate("nodes", None, node, _tainted)
+        env.aws("dynamodb").put_item(TableName=env.lock_table, Item={KEY_ATTR: {"S": sc.asg_name}})
+        left = leftovers(env, sc.asg_name, before["MaxSize"], before["DesiredCapacity"])
+        assert left == [
+            "suspended AZRebalance",
+            f"max size {before['MaxSize'] + 5} (was {before['MaxSize']})",
+            f"node {node} tainted",
+            "lock held",
+        ]
+
+
+def _tainted(cur: dict[str, Any]) -> dict[str, Any]:
+    cur["spec"]["taints"] = [{"key": TAINT_RETIRING, "value": "run-1", "effect": "NoSchedule"}]
+    return cur
+
+
+def test_max_state_bytes_reports_a_state_over_64_kib() -> None:
+    big = json.dumps({"plan": "x" * 70_000})
+    history = [
+        {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "Rollback", "input": big}},
+        {"type": "TaskStateExited", "stateExitedEventDetails": {"name": "PlanRoll", "output": "{}"}},
+    ]
+    assert _state_bytes(history) > 64 * 1024
+    assert _state_bytes(history[1:]) == 2
