@@ -18,7 +18,9 @@ FAST = {
     "batch_size": "2",
     "deregistration_delay_s": "10",
     "poll_interval_s": "5",
-    "new_nodes_timeout_s": "120",
+    # Above the realistic profile's slowest boot (90 s x 1.33 jitter = 120 s; the Redis tests run
+    # in it too) with room for a loaded sandbox: 120 s timed out a realistic Sentinel roll once.
+    "new_nodes_timeout_s": "240",
     "drain_timeout_s": "120",
     "owners_ready_timeout_s": "120",
 }
