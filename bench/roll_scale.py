@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from eks_rolling.aws.asg import AsgOps
-from eks_rolling.labels import TAINT_RETIRING
 from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.api.objects import MAX_NODE_INDEX
+from eks_rolling_sandbox.checks import leftovers
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.roll_counts import PHASES, count_roll, phase_seconds
 from eks_rolling_sandbox.runner import LocalRunner
@@ -130,25 +130,6 @@ def stateless(env: SandboxEnv, nodes: int, pods_per_node: int) -> Scenario:
     return Scenario(env=env, asg_name="workers", launch_template_id=lt, azs=azs)
 
 
-def leftovers(env: SandboxEnv, asg_name: str, max_before: int, desired_before: int) -> list[str]:
-    """What the roll left changed ("everything restored" is this list empty): suspended processes,
-    MaxSize or desired capacity not back, a node of the group still tainted, the lock held."""
-    state = AsgOps(env.aws("autoscaling"), env.aws("ec2")).describe(asg_name)
-    out = [f"suspended {p}" for p in state.suspended_processes]
-    if state.max_size != max_before:
-        out.append(f"max size {state.max_size} (was {max_before})")
-    if state.desired != desired_before:
-        out.append(f"desired {state.desired} (was {desired_before})")
-    live = {i.instance_id for i in state.instances if not i.lifecycle_state.startswith("Terminat")}
-    for node in env.sandbox.store.list("nodes")[0]:
-        taints = [t["key"] for t in node.get("spec", {}).get("taints") or []]
-        if TAINT_RETIRING in taints and node["spec"].get("providerID", "").rsplit("/", 1)[-1] in live:
-            out.append(f"node {node['metadata']['name']} tainted")
-    if env.aws("dynamodb").scan(TableName=env.lock_table)["Count"]:
-        out.append("lock held")
-    return out
-
-
 def _state_bytes(history: list[dict[str, Any]]) -> int:
     sizes = [0]
     for ev in history:
@@ -194,7 +175,7 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float, waves_at_onc
             "status": result["status"],
             "error": result.get("error"),
             "cause": (result.get("cause") or "")[:600] or None,
-            "leftovers": leftovers(env, "workers", before.max_size, before.desired),
+            "leftovers": leftovers(env, "workers", before, desired=True),
             "replaced": counts.nodes,
             "old_instances_left": old_left,
             "duration_wall_s": round(wall, 1),
@@ -260,13 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         serial = roll(args.serial_nodes, 1, args.pods_per_node, args.serial_factor, 1)
         print("serial:", json.dumps(serial), flush=True)
     rows = []
+    factors = {int(k): float(v) for k, v in (kv.split("=", 1) for kv in args.size_factor)}
     for n in sizes:
         # Waves together: each wave one batch as large as a wave's history allows (50), all at once;
         # in turn: nodes / 10, as the rows before waves together were measured.
         batch = args.batch or (min(50, n) if args.wave_concurrency > 1 else min(50, max(2, n // 10)))
-        factor = {int(k): float(v) for k, v in (kv.split("=", 1) for kv in args.size_factor)}.get(
-            n, args.factor
-        )
+        factor = factors.get(n, args.factor)
         row = roll(n, batch, args.pods_per_node, factor, args.wave_concurrency)
         if serial and serial["status"] == "SUCCEEDED":
             row["serial_s"] = round(serial["duration_s"] * n / serial["nodes"], 1)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from eks_rolling.aws.asg import AsgOps, AsgState
+from eks_rolling_sandbox import checks
 from eks_rolling_sandbox.env import SandboxEnv
 from eks_rolling_sandbox.runner import LocalRunner
 from eks_rolling_sandbox.scenarios import Scenario, field_report
@@ -69,32 +70,14 @@ def states_entered(history: list[dict[str, Any]]) -> list[tuple[str, dict[str, A
 
 
 def tainted_in_group(field: Field, key: str) -> list[str]:
-    """Nodes carrying `key` whose instance is still in the group. A replaced node's Node object
-    outlives its instance (the cloud controller deletes it) and RestoreCluster leaves its marks."""
-    live = {i.instance_id for i in field.state().instances if not i.lifecycle_state.startswith("Terminat")}
-    return [
-        n["metadata"]["name"]
-        for n in field.env.sandbox.store.all("nodes")
-        if any(t["key"] == key for t in n["spec"].get("taints") or [])
-        and n["spec"].get("providerID", "").rsplit("/", 1)[-1] in live
-    ]
+    return checks.tainted_in_group(field.env, field.scenario.asg_name, key)
 
 
 def leftovers(field: Field, before: AsgState, ca_before: int) -> list[str]:
     """What a finished run left paused or changed: empty when everything was restored."""
-    from eks_rolling.labels import TAINT_RETIRING
-
-    after = field.state()
-    out = [f"suspended {p}" for p in after.suspended_processes]
-    if after.max_size != before.max_size:
-        out.append(f"max size {after.max_size} (was {before.max_size})")
-    if field.autoscaler_replicas() != ca_before:
-        out.append(f"cluster-autoscaler at {field.autoscaler_replicas()} (was {ca_before})")
-    out += [f"node {name} tainted" for name in tainted_in_group(field, TAINT_RETIRING)]
-    out += [f"tag {k}" for k in after.tags if k.startswith("eks-rolling/saved/")]
-    if field.env.aws("dynamodb").scan(TableName=field.env.lock_table)["Count"]:
-        out.append("lock held")
-    return out
+    return checks.leftovers(
+        field.env, field.scenario.asg_name, before, autoscaler=(*field.scenario.autoscaler, ca_before)
+    )
 
 
 def failed_attempts(history: list[dict[str, Any]]) -> dict[str, int]:

@@ -190,7 +190,10 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
     together = decide(snap, policy, [t for b in batches for t in b], len(shapes))
     findings += together.findings
     if together.concurrency > 1:
-        surge = _together_surge(surge, together.peak_desired, findings)
+        # One surge for every old node replaces the per-batch one, and so do its MaxSize findings.
+        findings = [f for f in findings if f.kind not in ("raise-max-size", "max-size")]
+        surge, raise_note = _together_surge(surge, together.peak_desired)
+        findings += raise_note
     too_big = [s for s in shapes if oversized(s)]
     if too_big:
         findings.append(
@@ -235,20 +238,17 @@ def build_plan(snap: ClusterSnapshot, policy: Policy) -> Plan:
     )
 
 
-def _together_surge(surge: SurgePlan, peak: int, findings: list[Finding]) -> SurgePlan:
+def _together_surge(surge: SurgePlan, peak: int) -> tuple[SurgePlan, list[Finding]]:
     """The surge of waves run together: every old node's replacement at once (MaxSize raised for
-    it, planning.together has checked that it may be); the per-batch max-size findings go."""
-    findings[:] = [f for f in findings if f.kind not in ("raise-max-size", "max-size")]
+    it: planning.together has checked that it may be), and the finding that says so."""
     if peak <= surge.max_before:
-        return surge.model_copy(update={"peak_desired": peak, "raise_max_to": None})
-    findings.append(
-        Finding(
-            severity="warning",
-            kind="raise-max-size",
-            message=f"waves together surge to {peak} instances; MaxSize {surge.max_before} will be raised to {peak} during the roll and restored after",
-        )
+        return surge.model_copy(update={"peak_desired": peak, "raise_max_to": None}), []
+    note = Finding(
+        severity="warning",
+        kind="raise-max-size",
+        message=f"waves together surge to {peak} instances; MaxSize {surge.max_before} will be raised to {peak} during the roll and restored after",
     )
-    return surge.model_copy(update={"peak_desired": peak, "raise_max_to": peak})
+    return surge.model_copy(update={"peak_desired": peak, "raise_max_to": peak}), [note]
 
 
 def _held_pods(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..models import Finding, NodeTarget
 from .capacity import plan_capacity
-from .snapshot import ClusterSnapshot, Policy
+from .snapshot import AsgView, ClusterSnapshot, Policy
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,10 @@ class Together:
     findings: list[Finding] = field(default_factory=list)
 
 
-def live_outdated(snap: ClusterSnapshot) -> int:
-    """Outdated instances not already terminating: what SurgeCapacity counts live (the same rule)."""
-    return sum(1 for i in snap.asg.instances if i.outdated and not i.lifecycle_state.startswith("Terminat"))
+def live_outdated(asg: AsgView) -> int:
+    """Outdated instances not already terminating: the floor's count, here on the plan's snapshot
+    and in SurgeCapacity on live data (services.snapshot.asg_view)."""
+    return sum(1 for i in asg.instances if i.outdated and not i.lifecycle_state.startswith("Terminat"))
 
 
 def why_one_at_a_time(policy: Policy, targets: Sequence[NodeTarget]) -> str:
@@ -66,7 +67,7 @@ def decide(snap: ClusterSnapshot, policy: Policy, targets: Sequence[NodeTarget],
         else:
             return Together(
                 concurrency=min(policy.wave_concurrency, waves),
-                surge_over_old=cap.peak_desired - live_outdated(snap),
+                surge_over_old=cap.peak_desired - live_outdated(snap.asg),
                 peak_desired=cap.peak_desired,
             )
     note = Finding(

@@ -66,10 +66,10 @@ def restore_cluster(inp: RestoreClusterInput, deps: Deps) -> RestoreClusterOutpu
 
 
 def rollback(inp: RollbackInput, deps: Deps) -> RollbackOutput:
-    stopped = stop_waves(inp, deps)
+    error = inp.error.unwrapped()  # a failed wave: the child's own error, not States.TaskFailed
+    stopped = stop_waves(inp, deps, error.error)
     report = _restore(inp.ctx, deps, inp.autoscaler, inp.asg, rollback=True)
     report.notes[:0] = stopped
-    error = inp.error.unwrapped()  # a failed wave: the child's own error, not States.TaskFailed
     log.warning("rolled back %s after %s", inp.ctx.asg_name, error.error)
     deps.notifier.publish(
         "failed",
@@ -85,7 +85,7 @@ def rollback(inp: RollbackInput, deps: Deps) -> RollbackOutput:
     return RollbackOutput(**report.model_dump(), error=error.error, cause=error.cause)
 
 
-def stop_waves(inp: RollbackInput, deps: Deps) -> list[str]:
+def stop_waves(inp: RollbackInput, deps: Deps, error: str) -> list[str]:
     """Waves that ran together: when one fails, its siblings may still drain and terminate (the
     Map's abort does not stop them at once, or at all in the sandbox). Stop this roll's running
     children and wait, within STOP_WAVES_TIMEOUT_S, until none runs, before anything is restored.
@@ -97,7 +97,7 @@ def stop_waves(inp: RollbackInput, deps: Deps) -> list[str]:
     try:
         running = executions.running_children(inp.wave_machine, inp.ctx.execution_id, prefix)
         for arn in running:
-            executions.stop(arn, "RollStopped", f"the roll rolls back after {inp.error.unwrapped().error}")
+            executions.stop(arn, "RollStopped", f"the roll rolls back after {error}")
         deadline = deps.monotonic() + STOP_WAVES_TIMEOUT_S
         while running and deps.monotonic() < deadline:
             deps.sleep(1)

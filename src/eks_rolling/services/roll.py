@@ -38,6 +38,7 @@ from ..models import (
 from ..planning import RedisGroupView, build_plan
 from ..planning.capacity import plan_capacity
 from ..planning.gate import bake_rounds
+from ..planning.together import live_outdated
 from ..planning.waves import plan_state
 from ..settings import check_environment
 from .deps import Deps
@@ -46,7 +47,7 @@ from .hooks import hooks_for
 from .plans import plan_nodes, stored
 from .redis import groups_of, redis_health
 from .saved import Saved, merged_stale, read_saved, write_saved
-from .snapshot import canary_per_az, gather, gather_batch, policy
+from .snapshot import asg_view, canary_per_az, gather, gather_batch, policy
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def surge_capacity(inp: SurgeCapacityInput, deps: Deps) -> SurgeCapacityOutput:
     ctx = inp.ctx
     state = deps.asg.describe(ctx.asg_name)
     if inp.surge_over_old:
-        desired = max(state.desired, inp.surge_over_old + live_outdated(state))
+        desired = max(state.desired, inp.surge_over_old + live_outdated(asg_view(state)))
     else:
         fit = plan_capacity(
             gather_batch(state, deps.kube(ctx.cluster_name), inp.batch), [inp.batch], inp.asg.desired
@@ -247,16 +248,6 @@ def surge_capacity(inp: SurgeCapacityInput, deps: Deps) -> SurgeCapacityOutput:
         deps.asg.set_capacity(ctx.asg_name, desired=desired, max_size=max_size if raised else None)
     log.info("surge %s: desired %d -> %d (max %d)", ctx.asg_name, state.desired, desired, max_size)
     return SurgeCapacityOutput(desired=desired, max_size=max_size, raised_max=raised)
-
-
-def live_outdated(state: AsgState) -> int:
-    """Waves together: the old instances the floor still counts (planning.together.live_outdated's
-    rule on live data: outdated and not already terminating)."""
-    return sum(
-        1
-        for i in state.instances
-        if AsgOps.is_outdated(i, state) and not i.lifecycle_state.startswith("Terminat")
-    )
 
 
 def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:

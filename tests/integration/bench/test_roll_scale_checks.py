@@ -1,14 +1,17 @@
 """bench/roll_scale.py's own checks, each shown reporting a failure: `leftovers` (the row's
-"everything restored") on a sandbox left changed, and `max_state_bytes` on an oversized state."""
+"everything restored", eks_rolling_sandbox.checks, shared with the e2e tests) on a sandbox left
+changed, and `max_state_bytes` on an oversized state."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from bench.roll_scale import _state_bytes, leftovers, stateless
+from bench.roll_scale import _state_bytes, stateless
+from eks_rolling.aws.asg import AsgOps
 from eks_rolling.aws.lock import KEY_ATTR
 from eks_rolling.labels import TAINT_RETIRING
+from eks_rolling_sandbox.checks import leftovers
 from eks_rolling_sandbox.env import SandboxEnv
 
 
@@ -16,19 +19,19 @@ def test_leftovers_names_each_thing_a_roll_left_changed() -> None:
     with SandboxEnv() as env:
         sc = stateless(env, 2, 1)
         asg = env.aws("autoscaling")
-        before = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[sc.asg_name])["AutoScalingGroups"][0]
+        before = AsgOps(asg, env.aws("ec2")).describe(sc.asg_name)
         # A scenario just set up has nothing left over
-        assert leftovers(env, sc.asg_name, before["MaxSize"], before["DesiredCapacity"]) == []
+        assert leftovers(env, sc.asg_name, before, desired=True) == []
         # Control: a suspended process, a raised MaxSize, a tainted node and a held lock are each named
         asg.suspend_processes(AutoScalingGroupName=sc.asg_name, ScalingProcesses=["AZRebalance"])
-        asg.update_auto_scaling_group(AutoScalingGroupName=sc.asg_name, MaxSize=before["MaxSize"] + 5)
+        asg.update_auto_scaling_group(AutoScalingGroupName=sc.asg_name, MaxSize=before.max_size + 5)
         node = env.sandbox.store.list("nodes")[0][0]["metadata"]["name"]
         env.sandbox.store.mutate("nodes", None, node, _tainted)
         env.aws("dynamodb").put_item(TableName=env.lock_table, Item={KEY_ATTR: {"S": sc.asg_name}})
-        left = leftovers(env, sc.asg_name, before["MaxSize"], before["DesiredCapacity"])
+        left = leftovers(env, sc.asg_name, before, desired=True)
         assert left == [
             "suspended AZRebalance",
-            f"max size {before['MaxSize'] + 5} (was {before['MaxSize']})",
+            f"max size {before.max_size + 5} (was {before.max_size})",
             f"node {node} tainted",
             "lock held",
         ]

@@ -16,6 +16,7 @@ from eks_rolling.services.deps import Deps
 from eks_rolling.services.resolve import resolve_target
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
+from tests.factories.aws import use_moto
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:eks-rolling:run-1"
@@ -25,13 +26,7 @@ EXEC = "arn:aws:states:us-east-1:123456789012:execution:eks-rolling:run-1"
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Deps, str]]:
     with MotoServer() as moto:
         moto.reset()
-        for k, v in {
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "EKS_ROLLING_AWS_ENDPOINT_URL": moto.endpoint_url,
-            "EKS_ROLLING_REGION": "us-east-1",
-        }.items():
-            monkeypatch.setenv(k, v)
+        use_moto(monkeypatch, moto.endpoint_url)
         ec2, asg = moto.client("ec2"), moto.client("autoscaling")
         vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")[

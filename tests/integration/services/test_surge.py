@@ -14,6 +14,7 @@ from eks_rolling.services.roll import surge_capacity
 from eks_rolling.settings import Settings
 from eks_rolling_sandbox.cloud.bridge import patch_moto_asg_launches
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
+from tests.factories.aws import use_moto
 from tests.integration.aws.test_asg import AMI_NEW, add_version, create_asg, create_lt
 
 CTX = RollContext(
@@ -27,13 +28,7 @@ CTX = RollContext(
 @pytest.fixture
 def deps(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Deps:
     patch_moto_asg_launches()  # launches tagged with the group's version, as on AWS (the sandbox's fix)
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "EKS_ROLLING_AWS_ENDPOINT_URL": moto.endpoint_url,
-        "EKS_ROLLING_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(k, v)
+    use_moto(monkeypatch, moto.endpoint_url)
     return Deps(Settings())
 
 
