@@ -6,14 +6,16 @@ instance-type labels) and turns Ready after `node_ready_s`. A terminated instanc
 Unknown at once (its processes die with it) and is deleted after `node_delete_s`, as the AWS
 cloud controller does; PodGC then removes its pods.
 
-moto fidelity fixes (one patched method, `patch_moto_asg_launches`): instances are launched from
-the ASG's configured launch template version, and spread over its AZs as a real ASG does.
+moto fidelity fixes (two patched methods, `patch_moto_asg`): instances are launched from the
+ASG's configured launch template version and spread over its AZs as a real ASG does, and
+terminating an instance the groups no longer hold is AWS's ValidationError, not a 500.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import socket
@@ -68,19 +70,29 @@ _patched = False
 _patch_lock = threading.Lock()
 
 
-def patch_moto_asg_launches() -> None:
-    """Two fidelity fixes to moto's ASG launches, in its one launch method:
+def patch_moto_asg() -> None:
+    """Fidelity fixes to moto's ASG. In its one launch method:
     - launch from the launch template version the ASG is configured with (moto passes no
       version, so instances were built and tagged from the template's *default* version);
     - spread new instances over the ASG's AZs, fewest instances first (moto uses the first subnet);
       an AZ out of capacity (`aws_faults.UNAVAILABLE_AZS`) gets none, as AWS's ASG launches in
       the others after InsufficientInstanceCapacity.
+    In TerminateInstanceInAutoScalingGroup: an instance no group holds (a retried call whose
+    first try was served after the client gave up) is AWS's ValidationError "Instance Id not
+    found - No managed instance found for instance ID ..." (keikoproj/upgrade-manager#25);
+    moto's `next()` without a default answered HTTP 500 and failed a 300-node roll.
     """
     global _patched
     with _patch_lock:
         if _patched:
             return
-        from moto.autoscaling.models import ASG_NAME_TAG, FakeAutoScalingGroup, InstanceState
+        from moto.autoscaling.exceptions import ValidationError
+        from moto.autoscaling.models import (
+            ASG_NAME_TAG,
+            AutoScalingBackend,
+            FakeAutoScalingGroup,
+            InstanceState,
+        )
 
         def replace(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
             propagated_tags[ASG_NAME_TAG] = self.name
@@ -131,7 +143,19 @@ def patch_moto_asg_launches() -> None:
                         )
                     )
 
+        moto_terminate = AutoScalingBackend.terminate_instance
+
+        @functools.wraps(moto_terminate)  # __wrapped__: moto's own, for the tests' control
+        def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
+            held = (st.instance.id for g in self.autoscaling_groups.values() for st in g.instance_states)
+            if instance_id not in held:
+                raise ValidationError(
+                    f"Instance Id not found - No managed instance found for instance ID: {instance_id}"
+                )
+            return moto_terminate(self, instance_id, should_decrement)
+
         FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[method-assign]
+        AutoScalingBackend.terminate_instance = terminate_instance  # type: ignore[method-assign]
         _patched = True
 
 
@@ -185,7 +209,7 @@ class CloudBridge:
         return self._next_index - 1
 
     def start(self) -> None:
-        patch_moto_asg_launches()
+        patch_moto_asg()
         self._thread = threading.Thread(target=self._loop, name="sandbox-cloud", daemon=True)
         self._thread.start()
 

@@ -199,6 +199,28 @@ class _CallRecorder:
         return [body]
 
 
+# Services whose calls moto serves as read-modify-writes of shared lists (an ASG's instance_states
+# and desired capacity; EC2's reservations). AWS applies each call atomically; moto's threaded
+# server does not: 300 concurrent TerminateInstanceInAutoScalingGroup calls lost each other's
+# removals and decrements, and the next capacity change then terminated the group's first (old)
+# instances with their pods (a 300-node roll with waves together).
+ATOMIC_SERVICES = frozenset({"autoscaling", "ec2"})
+
+
+class _AtomicCalls:
+    """One call at a time for ATOMIC_SERVICES, the response body read inside the lock."""
+
+    def __init__(self, app: WsgiApp, services: frozenset[str] = ATOMIC_SERVICES) -> None:
+        self._app, self._services = app, services
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if _service(environ) not in self._services:
+            return self._app(environ, start_response)
+        with self._lock:
+            return [b"".join(self._app(environ, start_response))]
+
+
 class MotoServer:
     """One moto server thread on an ephemeral port; start/stop as often as needed.
 
@@ -212,8 +234,11 @@ class MotoServer:
     _saved_env: str | None = None
     _saved_config: dict[str, Any] = {}
 
-    def __init__(self, *, region: str = DEFAULT_REGION, quiet: bool = True) -> None:
+    def __init__(
+        self, *, region: str = DEFAULT_REGION, quiet: bool = True, atomic: frozenset[str] = ATOMIC_SERVICES
+    ) -> None:
         self.region = region
+        self._atomic = atomic  # tests' control: frozenset() serves every call as moto does
         self._quiet = quiet
         self._server: ThreadedMotoServer | None = None
         self._port: int | None = None
@@ -233,7 +258,7 @@ class MotoServer:
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
-        self._wrap_app(server, self.calls, self._observers, self.faults)
+        self._wrap_app(server, self.calls, self._observers, self.faults, self._atomic)
         self._server = server
         self._port = server.get_host_and_port()[1]
         self._apply_globals(self._port)
@@ -317,13 +342,17 @@ class MotoServer:
 
     @staticmethod
     def _wrap_app(
-        server: ThreadedMotoServer, calls: AwsCallLog, observers: list[CallObserver], faults: AwsFaults
+        server: ThreadedMotoServer,
+        calls: AwsCallLog,
+        observers: list[CallObserver],
+        faults: AwsFaults,
+        atomic: frozenset[str],
     ) -> None:
         # No client knows the port before start() returns, so swapping the app is race-free.
         # A call answered by an injected fault is still logged, as AWS would have seen it.
         inner = getattr(server, "_server", None)
         if inner is not None:
-            injector = FaultInjector(inner.app, faults, _action, _service)
+            injector = FaultInjector(_AtomicCalls(inner.app, atomic), faults, _action, _service)
             inner.app = _QuerySignedRouting(_CallRecorder(injector, calls, observers))
 
     @classmethod

@@ -6,10 +6,13 @@ import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
 
 from eks_rolling.aws.asg import AsgInstance, AsgOps, AsgState, LaunchTemplateRef
 from eks_rolling.errors import AsgNotFoundError, CapacityError, LaunchTemplateNotFoundError
 from eks_rolling.labels import TAG_OPT_IN
+from eks_rolling_sandbox.cloud.bridge import ACCOUNT, patch_moto_asg
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
 AMI_OLD = "ami-1e749f67"
@@ -405,3 +408,22 @@ def test_pointing_a_group_back_makes_the_new_instances_the_outdated_ones(ops: As
     assert len(outdated(ops, state)) == 2
     # ... and a retry changes nothing
     assert ops.set_launch_template_version("workers", "1") is False
+
+
+def test_terminating_an_instance_no_group_holds_is_awss_validation_error(
+    ops: AsgOps, asg: Any, rolled_lt: str
+) -> None:
+    # Given an instance terminated already (a retried call whose first try was served late)
+    patch_moto_asg()
+    victim = ops.describe("workers").instances[0].instance_id
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=victim, ShouldDecrementDesiredCapacity=True)
+    # Then terminating it again is AWS's ValidationError, which AsgOps reads as "already gone"
+    with pytest.raises(ClientError) as err:
+        asg.terminate_instance_in_auto_scaling_group(InstanceId=victim, ShouldDecrementDesiredCapacity=True)
+    assert err.value.response["Error"]["Code"] == "ValidationError"
+    assert "Instance Id not found" in err.value.response["Error"]["Message"]
+    assert ops.describe("workers").desired == 3  # decremented once
+    # Control: moto's own method fails on the lookup (HTTP 500 over the wire)
+    backend = autoscaling_backends[ACCOUNT]["us-east-1"]
+    with pytest.raises(StopIteration):
+        AutoScalingBackend.terminate_instance.__wrapped__(backend, victim, True)  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from eks_rolling.models import AsgOriginals, RollContext, SurgeCapacityInput
 from eks_rolling.services.deps import Deps
 from eks_rolling.services.roll import surge_capacity
 from eks_rolling.settings import Settings
-from eks_rolling_sandbox.cloud.bridge import patch_moto_asg_launches
+from eks_rolling_sandbox.cloud.bridge import patch_moto_asg
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
 from tests.factories.aws import use_moto
 from tests.integration.aws.test_asg import AMI_NEW, add_version, create_asg, create_lt
@@ -27,7 +27,7 @@ CTX = RollContext(
 
 @pytest.fixture
 def deps(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Deps:
-    patch_moto_asg_launches()  # launches tagged with the group's version, as on AWS (the sandbox's fix)
+    patch_moto_asg()  # launches tagged with the group's version, as on AWS (the sandbox's fix)
     use_moto(monkeypatch, moto.endpoint_url)
     return Deps(Settings())
 
