@@ -172,10 +172,10 @@ class Settings(BaseSettings):
     # inline_poll_s (kubectl drain's pace), up to inline_wait_s, before the state machine's next
     # round (services.drain.in_call): a PDB chain moves when its budget frees, not a back-off
     # later, at a few history events per minute.
-    # 0 (off) by default: two 300-node benchmark rolls with waves together and 60 s counted PDB
-    # violations that are not explained yet (README, Benchmarks); 30-node rolls and the e2e
-    # tests with 60 s counted none. Until that is understood, the verified drain pacing stays.
-    inline_wait_s: int = Field(0, ge=0, le=240)
+    # 60: one Task a minute while a drain or an owners' wait is held, far under the Lambda's 300 s.
+    # (It was 0 for a day while two 300-node rolls counted PDB violations: they were the sandbox's
+    # moto serving concurrent Auto Scaling calls non-atomically, not these waits; README, Benchmarks.)
+    inline_wait_s: int = Field(60, ge=0, le=240)
     inline_poll_s: int = Field(5, ge=1, le=60)
     api_timeout_s: float = Field(20.0, gt=0, description="Per-request timeout to the Kubernetes API")
 
