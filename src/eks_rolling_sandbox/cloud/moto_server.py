@@ -201,9 +201,9 @@ class _CallRecorder:
 
 # Services whose calls moto serves as read-modify-writes of shared lists (an ASG's instance_states
 # and desired capacity; EC2's reservations). AWS applies each call atomically; moto's threaded
-# server does not: 300 concurrent TerminateInstanceInAutoScalingGroup calls lost each other's
-# removals and decrements, and the next capacity change then terminated the group's first (old)
-# instances with their pods (a 300-node roll with waves together).
+# server does not: in a 300-node roll with waves together, six concurrent SetDesiredCapacity calls
+# to one floor each launched their own delta (642 instances for a desired 600), and the next
+# capacity change removed the surplus from the head of the list: old nodes, with their pods.
 ATOMIC_SERVICES = frozenset({"autoscaling", "ec2"})
 
 
