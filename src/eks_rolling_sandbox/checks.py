@@ -10,10 +10,10 @@ from eks_rolling.labels import TAINT_RETIRING
 from .env import SandboxEnv
 
 
-def tainted_in_group(env: SandboxEnv, asg_name: str, key: str) -> list[str]:
-    """Nodes carrying `key` whose instance is still in the group. A replaced node's Node object
-    outlives its instance (the cloud controller deletes it) and RestoreCluster leaves its marks."""
-    state = AsgOps(env.aws("autoscaling"), env.aws("ec2")).describe(asg_name)
+def tainted_in_group(env: SandboxEnv, state: AsgState, key: str) -> list[str]:
+    """Nodes carrying `key` whose instance is still in the group (`state`, as described now). A
+    replaced node's Node object outlives its instance (the cloud controller deletes it) and
+    RestoreCluster leaves its marks."""
     live = {i.instance_id for i in state.instances if not i.lifecycle_state.startswith("Terminat")}
     return [
         n["metadata"]["name"]
@@ -46,7 +46,7 @@ def leftovers(
         now = int(d["spec"]["replicas"]) if d else None
         if now != replicas:
             out.append(f"cluster-autoscaler at {now} (was {replicas})")
-    out += [f"node {n} tainted" for n in tainted_in_group(env, asg_name, TAINT_RETIRING)]
+    out += [f"node {n} tainted" for n in tainted_in_group(env, after, TAINT_RETIRING)]
     out += [f"tag {k}" for k in after.tags if k.startswith("eks-rolling/saved/")]
     if env.aws("dynamodb").scan(TableName=env.lock_table)["Count"]:
         out.append("lock held")

@@ -70,7 +70,7 @@ def states_entered(history: list[dict[str, Any]]) -> list[tuple[str, dict[str, A
 
 
 def tainted_in_group(field: Field, key: str) -> list[str]:
-    return checks.tainted_in_group(field.env, field.scenario.asg_name, key)
+    return checks.tainted_in_group(field.env, field.state(), key)
 
 
 def leftovers(field: Field, before: AsgState, ca_before: int) -> list[str]:
