@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,12 @@ _MULTIPLE_PDBS = "more than one PodDisruptionBudget"
 # A 429's explanation may name the PDB's numbers from a listing this old: a drain that meets many
 # blocked pods lists the namespace's PDBs (thousands in a big cluster) once, not once per pod.
 _BLOCKED_PDBS_MAX_AGE_S = 5.0
+# eviction.go's 429 carries a StatusCause of type DisruptionBudget ("reason" in JSON) whose message
+# starts "The disruption budget <name> ..."; its usual form gives the numbers too. Reading it
+# spares a PDB listing per blocked pod: with hundreds of drains at once, those listings (every PDB
+# of the namespace, each round) were the largest cost of a drain.
+_BUDGET_CAUSE = re.compile(r"^The disruption budget (?P<name>\S+) ")
+_BUDGET_NUMBERS = re.compile(r"needs (?P<desired>\d+) healthy pods and has (?P<current>\d+) currently")
 
 
 def instance_id_of(provider_id: str | None) -> str | None:
@@ -80,6 +87,18 @@ def _message(exc: ApiException) -> str:
         return str(json.loads(exc.body or "{}").get("message") or exc.reason)
     except ValueError:
         return str(exc.reason)
+
+
+def _budget_cause(exc: ApiException) -> str | None:
+    """The message of a 429's DisruptionBudget cause, if the server sent one."""
+    try:
+        details = json.loads(exc.body or "{}").get("details") or {}
+    except (ValueError, AttributeError):
+        return None
+    for cause in details.get("causes") or []:
+        if isinstance(cause, dict) and cause.get("reason") == "DisruptionBudget" and cause.get("message"):
+            return str(cause["message"])
+    return None
 
 
 # Powertools' Tracer shares its configuration across instances (lambdas._runtime sets it up).
@@ -266,8 +285,17 @@ class KubeOps:
             ) from exc
 
     def _blocking_reason(self, pod: Any, exc: ApiException) -> str:
-        """Name the PDB from our own lookup; the 429 text varies across versions."""
+        """Name the PDB from the 429's DisruptionBudget cause, or else from our own lookup (the
+        top-level 429 text names no PDB)."""
         ns, name = pod.metadata.namespace, pod.metadata.name
+        cause = _budget_cause(exc)
+        if cause:
+            budget = _BUDGET_CAUSE.match(cause)
+            numbers = _BUDGET_NUMBERS.search(cause)
+            if budget and numbers:
+                return f"pod {ns}/{name} blocked by PodDisruptionBudget {ns}/{budget['name']} ({numbers['current']} healthy, {numbers['desired']} needed, 0 disruptions allowed)"
+            if budget:
+                return f"pod {ns}/{name} blocked by PodDisruptionBudget {ns}/{budget['name']}: {cause}"
         pdbs = self.pdbs_for(pod, max_age_s=_BLOCKED_PDBS_MAX_AGE_S)
         if pdbs:
             b = pdbs[0]

@@ -110,7 +110,7 @@ def test_eviction_outcomes(sb: Sandbox, kube: KubeOps) -> None:
     # When both are evicted back to back
     assert kube.evict(first).status == "evicted"
     blocked = kube.evict(second)
-    # Then the second is blocked, naming the PDB and its numbers (not parsing the 429 text)
+    # Then the second is blocked, naming the PDB and its numbers (from the 429's DisruptionBudget cause)
     assert blocked.status == "blocked"
     # (1 or 2 healthy: the evicted pod counts until its deletion lands; the budget is spent either way)
     assert re.search(
@@ -122,7 +122,15 @@ def test_eviction_outcomes(sb: Sandbox, kube: KubeOps) -> None:
     assert kube.evict(second).status == "gone"
 
 
-def test_a_drain_of_many_blocked_pods_lists_the_pdbs_once(sb: Sandbox, kube: KubeOps) -> None:
+def _pdb_lists(sb: Sandbox, since: float) -> list[str]:
+    return [
+        e.path
+        for e in sb.request_log.entries(since)
+        if e.method == "GET" and e.path.endswith("/poddisruptionbudgets")
+    ]
+
+
+def test_a_drain_of_many_blocked_pods_reads_the_pdb_from_each_429(sb: Sandbox, kube: KubeOps) -> None:
     # Given six pods behind maxUnavailable 1, among 30 other PDBs of the namespace
     pods = _deploy(sb, "shop", 6, max_unavailable=1)
     for i in range(30):
@@ -132,14 +140,38 @@ def test_a_drain_of_many_blocked_pods_lists_the_pdbs_once(sb: Sandbox, kube: Kub
     # When all six are evicted back to back: one goes, five are blocked
     outcomes = [kube.evict(v) for v in views]
     assert [o.status for o in outcomes].count("blocked") == 5, outcomes
-    assert all("blocked by PodDisruptionBudget default/shop" in o.detail for o in outcomes[1:])
+    assert all(
+        re.search(r"blocked by PodDisruptionBudget default/shop \([56] healthy, 5 needed", o.detail)
+        for o in outcomes[1:]
+    ), outcomes
+    # Then the explanations came from the 429s' DisruptionBudget causes: no PDB was listed
+    assert _pdb_lists(sb, since) == []
+
+
+def test_a_429_without_a_budget_cause_is_explained_from_one_listing(sb: Sandbox, kube: KubeOps) -> None:
+    # Given six pods behind maxUnavailable 1, and an apiserver (or a proxy) whose 429s carry no
+    # details: the PDB must be found by our own lookup
+    pods = _deploy(sb, "shop", 6, max_unavailable=1)
+    for i in range(30):
+        sb.apply(m.pdb(f"other-{i}", "default", selector={"app": f"other-{i}"}, max_unavailable=1))
+    bare = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "code": 429,
+        "reason": "TooManyRequests",
+    }
+    sb.faults.add(method="POST", path=r"/pods/[^/]+/eviction$", status=429, body=bare, times=5)
+    views = [kube.get_pod("default", p["metadata"]["name"]) for p in pods[1:]]
+    since = sb.request_log.mark()
+    # When five are evicted back to back and every answer is that bare 429
+    outcomes = [kube.evict(v) for v in views]
+    assert [o.status for o in outcomes] == ["blocked"] * 5, outcomes
+    assert all(
+        "blocked by PodDisruptionBudget default/shop (6 healthy, 5 needed" in o.detail for o in outcomes
+    )
     # Then the five explanations came from one listing of the namespace's PDBs
-    lists = [
-        e
-        for e in sb.request_log.entries(since)
-        if e.method == "GET" and e.path.endswith("/poddisruptionbudgets")
-    ]
-    assert len(lists) == 1, [e.path for e in lists]
+    assert len(_pdb_lists(sb, since)) == 1, _pdb_lists(sb, since)
 
 
 def test_a_pod_under_two_pdbs_is_a_clear_error(sb: Sandbox, kube: KubeOps) -> None:
