@@ -26,12 +26,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_rolling.aws.clients import aws_errors, error_code
+from eks_rolling.aws.instance_facts import FACTS, FactsCache, InstanceFacts
 from eks_rolling.errors import AmiAliasError, AsgNotFoundError, CapacityError, LaunchTemplateNotFoundError
 
 log = logging.getLogger(__name__)
 
-LT_ID_TAG = "aws:ec2launchtemplate:id"
-LT_VERSION_TAG = "aws:ec2launchtemplate:version"
 LATEST = "$Latest"
 DEFAULT = "$Default"
 _EC2_BATCH = 100
@@ -134,10 +133,11 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 class AsgOps:
-    def __init__(self, autoscaling: Any, ec2: Any, ssm: Any = None) -> None:
+    def __init__(self, autoscaling: Any, ec2: Any, ssm: Any = None, *, facts: FactsCache = FACTS) -> None:
         self._asg = autoscaling
         self._ec2 = ec2
         self._ssm = ssm  # only needed for templates whose ImageId is a `resolve:ssm:` alias
+        self._facts = facts
 
     # --- reads -------------------------------------------------------------------------------
     def describe(self, name: str, *, only: Collection[str] | None = None) -> AsgState:
@@ -469,41 +469,44 @@ class AsgOps:
         return image
 
     def _instances(self, raw: list[dict[str, Any]]) -> tuple[AsgInstance, ...]:
-        ec2_info = self._ec2_instances([i["InstanceId"] for i in raw])
+        facts = self._ec2_facts([i["InstanceId"] for i in raw])
         out: list[AsgInstance] = []
         for item in raw:
             iid = item["InstanceId"]
-            info = ec2_info.get(iid, {})
-            tags = {t["Key"]: t.get("Value", "") for t in info.get("Tags") or []}
+            f = facts.get(iid) or InstanceFacts(None, None, None, None)
             out.append(
                 AsgInstance(
                     instance_id=iid,
                     az=item.get("AvailabilityZone", ""),
                     lifecycle_state=item.get("LifecycleState", ""),
                     health_status=item.get("HealthStatus", ""),
-                    launch_template_id=tags.get(LT_ID_TAG),
-                    launch_template_version=tags.get(LT_VERSION_TAG),
-                    image_id=info.get("ImageId"),
-                    instance_type=item.get("InstanceType") or info.get("InstanceType"),
+                    launch_template_id=f.launch_template_id,
+                    launch_template_version=f.launch_template_version,
+                    image_id=f.image_id,
+                    instance_type=item.get("InstanceType") or f.instance_type,
                     protected_from_scale_in=bool(item.get("ProtectedFromScaleIn", False)),
                 )
             )
         return tuple(out)
 
-    def _ec2_instances(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+    def _ec2_facts(self, ids: list[str]) -> dict[str, InstanceFacts]:
+        """EC2's facts of `ids`: remembered ones from the cache, the rest described."""
+        found = self._facts.known(ids)
+        unknown = [i for i in ids if i not in found]
         # A filter rather than InstanceIds: an id EC2 does not know yet (eventual consistency
         # right after launch) is simply absent instead of failing the whole call.
-        found: dict[str, dict[str, Any]] = {}
+        described: dict[str, InstanceFacts] = {}
         paginator = self._ec2.get_paginator("describe_instances")
-        for batch in _chunks(ids, _EC2_BATCH):
+        for batch in _chunks(unknown, _EC2_BATCH):
             with aws_errors():
                 for page in paginator.paginate(Filters=[{"Name": "instance-id", "Values": batch}]):
                     for reservation in page.get("Reservations", []):
                         for inst in reservation.get("Instances", []):
-                            found[inst["InstanceId"]] = inst
-        if len(found) < len(ids):
-            log.info("%d of %d ASG instances not yet visible in EC2", len(ids) - len(found), len(ids))
-        return found
+                            described[inst["InstanceId"]] = InstanceFacts.of(inst)
+        self._facts.remember(described)
+        if len(described) < len(unknown):
+            log.info("%d of %d ASG instances not yet visible in EC2", len(unknown) - len(described), len(ids))
+        return found | described
 
 
 def _message(exc: ClientError) -> str:

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
 
 from eks_rolling.aws.asg import AsgInstance, AsgOps, AsgState, LaunchTemplateRef
+from eks_rolling.aws.instance_facts import FactsCache, InstanceFacts
 from eks_rolling.errors import AsgNotFoundError, CapacityError, LaunchTemplateNotFoundError
 from eks_rolling.labels import TAG_OPT_IN
 from eks_rolling_sandbox.cloud.bridge import ACCOUNT, patch_moto_asg
@@ -23,7 +24,8 @@ AZS = ["us-east-1a", "us-east-1b"]
 
 @pytest.fixture
 def ops(clients: dict[str, Any]) -> AsgOps:
-    return AsgOps(clients["autoscaling"], clients["ec2"])
+    # Its own memory of EC2's instance facts: what a test counts is not shaped by earlier tests.
+    return AsgOps(clients["autoscaling"], clients["ec2"], facts=FactsCache())
 
 
 @pytest.fixture
@@ -247,21 +249,61 @@ def test_more_than_one_ec2_batch_of_instances(ops: AsgOps, asg: Any, ec2: Any) -
     assert all(i.launch_template_version == "1" and i.image_id == AMI_OLD for i in state.instances)
 
 
+def _described(moto: MotoServer, since: float) -> int:
+    return sum(1 for c in moto.calls.calls(since) if c.action == "DescribeInstances")
+
+
 def test_describing_one_instance_asks_ec2_about_that_one_only(
-    ops: AsgOps, asg: Any, ec2: Any, moto: MotoServer
+    clients: dict[str, Any], asg: Any, ec2: Any, moto: MotoServer
 ) -> None:
     # Given a group of 105 (two EC2 batches when described whole)
     lt_id = create_lt(ec2, "one-lt")
     create_asg(asg, "one", {"LaunchTemplateId": lt_id, "Version": "1"}, desired=105, max_size=110)
-    target = ops.describe("one").instances[7]
+    target = AsgOps(clients["autoscaling"], clients["ec2"], facts=FactsCache()).describe("one").instances[7]
     since = time.time()
-    # When a step about one node describes the group for that instance
-    state = ops.describe("one", only=[target.instance_id])
+    # When a step about one node (in a container that has described nothing yet) describes the
+    # group for that instance
+    state = AsgOps(clients["autoscaling"], clients["ec2"], facts=FactsCache()).describe(
+        "one", only=[target.instance_id]
+    )
     # Then it gets that instance, as the whole description had it, from one small EC2 call
     assert state.instances == (target,) and state.desired == 105
-    assert [c.action for c in moto.calls.calls(since) if c.action == "DescribeInstances"] == [
-        "DescribeInstances"
+    assert _described(moto, since) == 1
+
+
+def test_a_poll_asks_ec2_only_about_instances_launched_since(
+    ops: AsgOps, clients: dict[str, Any], asg: Any, ec2: Any, moto: MotoServer
+) -> None:
+    # Given a group of 105 described once (two EC2 batches)
+    lt_id = create_lt(ec2, "poll-lt")
+    create_asg(asg, "poll", {"LaunchTemplateId": lt_id, "Version": "1"}, desired=105, max_size=120)
+    first = ops.describe("poll")
+    # When it surges by 10 and is described again, as a wait for new nodes polls it
+    ops.set_capacity("poll", desired=115)
+    since = time.time()
+    again = ops.describe("poll")
+    # Then EC2 was asked once, about the 10 new instances only, and the 105 are as they were
+    assert _described(moto, since) == 1
+    assert len(again.instances) == 115 and set(first.instances) <= set(again.instances)
+    # ... while a container that remembers nothing asks about all 115 (two batches): the control
+    since = time.time()
+    fresh = AsgOps(clients["autoscaling"], clients["ec2"], facts=FactsCache()).describe("poll")
+    assert _described(moto, since) == 2 and fresh.instances == again.instances
+
+
+def test_facts_of_an_instance_seen_without_its_launch_tags_are_not_remembered() -> None:
+    cache = FactsCache(limit=2)
+    tagged = [
+        {"Key": "aws:ec2launchtemplate:id", "Value": "lt-1"},
+        {"Key": "aws:ec2launchtemplate:version", "Value": "3"},
     ]
+    bare = InstanceFacts.of({"ImageId": "ami-1", "InstanceType": "m5.large"})
+    full = InstanceFacts.of({"ImageId": "ami-1", "InstanceType": "m5.large", "Tags": tagged})
+    cache.remember({"i-bare": bare, "i-1": full})
+    assert cache.known(["i-bare", "i-1"]) == {"i-1": full}
+    # ... and the least recently used is forgotten past the limit
+    cache.remember({"i-2": full, "i-3": full})
+    assert set(cache.known(["i-1", "i-2", "i-3"])) == {"i-2", "i-3"}
 
 
 # --- $Latest / $Default ------------------------------------------------------------------------
