@@ -9,6 +9,7 @@ Upstream: moto's server mode (moto/server.py, ThreadedMotoServer).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -221,6 +222,24 @@ class _AtomicCalls:
             return [b"".join(self._app(environ, start_response))]
 
 
+def _remember_backends(dispatcher: Any) -> None:
+    """moto's dispatcher picks every request's backend under ONE lock (DomainDispatcherApplication
+    .get_application), and the pick lists moto's package directory (a stat per service, ~200) and
+    then tries its URL patterns one by one. Under a loaded GIL each of those syscalls waits its
+    turn: in a 300-node roll a py-spy dump showed 91 requests queued on that lock, and the waves'
+    terminations timed out for minutes. The answer depends on the host alone: remember it."""
+    lookup = dispatcher.get_backend_for_host
+    memo: dict[str | None, Any] = {}
+
+    @functools.wraps(lookup)  # __wrapped__: moto's own, for the test's control
+    def get_backend_for_host(host: str | None) -> Any:
+        if host not in memo:  # under the dispatcher's lock
+            memo[host] = lookup(host)
+        return memo[host]
+
+    dispatcher.get_backend_for_host = get_backend_for_host
+
+
 class MotoServer:
     """One moto server thread on an ephemeral port; start/stop as often as needed.
 
@@ -352,6 +371,7 @@ class MotoServer:
         # A call answered by an injected fault is still logged, as AWS would have seen it.
         inner = getattr(server, "_server", None)
         if inner is not None:
+            _remember_backends(inner.app)
             injector = FaultInjector(_AtomicCalls(inner.app, atomic), faults, _action, _service)
             inner.app = _QuerySignedRouting(_CallRecorder(injector, calls, observers))
 

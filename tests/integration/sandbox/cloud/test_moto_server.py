@@ -7,10 +7,14 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
+from moto import backends
 from moto.core.config import default_user_config
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 from eks_rolling_sandbox.cloud.moto_server import MotoServer
 
@@ -172,3 +176,30 @@ def test_control_moto_alone_loses_concurrent_auto_scaling_writes(moto: MotoServe
             if instances != desired or errors:
                 break
     assert outcomes[-1][1] != outcomes[-1][0] or outcomes[-1][2], outcomes
+
+
+def _listings(calls: Callable[[], None]) -> int:
+    """How often moto lists its package directory (a stat per service) while `calls` runs."""
+    real, listed = backends.list_of_moto_modules, []
+
+    def counted() -> Any:
+        listed.append(1)
+        return real()
+
+    with mock.patch.object(backends, "list_of_moto_modules", counted):
+        calls()
+    return len(listed)
+
+
+def test_a_hosts_backend_is_looked_up_once_not_per_request() -> None:
+    # Given a fresh server (its dispatcher has looked nothing up yet)
+    with MotoServer() as server:
+        asg = server.client("autoscaling")
+        # When twenty requests reach one service
+        n = _listings(lambda: [asg.describe_auto_scaling_groups() for _ in range(20)])
+    # Then moto listed its package once, under the lock every request of every service takes
+    assert n == 1
+    # ... where moto's own dispatcher lists it for every request: the control
+    dispatcher = DomainDispatcherApplication(create_app=lambda backend: None)  # type: ignore[arg-type,return-value]
+    host = "autoscaling.us-east-1.amazonaws.com"
+    assert _listings(lambda: [dispatcher.get_backend_for_host(host) for _ in range(20)]) == 20
