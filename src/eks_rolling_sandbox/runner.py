@@ -2,10 +2,11 @@
 statemachine/rolling_upgrade.asl.json, each Task's Lambda is dispatched in-process to the handler
 named in that function's configuration, and Wait states and retry back-offs are time-scaled.
 
-Three moto internals are patched here, and only here (reference/local-sfn-cdk.md §1.3, §1.5):
+Four moto internals are patched here, and only here (reference/local-sfn-cdk.md §1.3, §1.5):
 `LambdaSimpleBackend.invoke` (moto never runs Python handlers by itself), the interpreter's
-Wait / retry sleeps, and the name the interpreter gives a Lambda service error (moto says
-`Exception`; Step Functions says `Lambda.<error code>`, which is what the ASL's Retry matches).
+Wait / retry sleeps, the name the interpreter gives a Lambda service error (moto says
+`Exception`; Step Functions says `Lambda.<error code>`, which is what the ASL's Retry matches),
+and the interpreter's Lambda client (one shared, not one built per task).
 
 `LambdaFaults` makes Lambda itself refuse invokes before any handler runs, as an Inactive VPC
 function does on AWS (502 `ResourceNotReadyException` while its network interfaces come back),
@@ -21,6 +22,7 @@ import importlib
 import io
 import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -32,6 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
 from eks_rolling import metrics
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
@@ -52,6 +58,8 @@ FUNCTION_PREFIX = "eks-rolling-"
 STATE_MACHINE = "eks-rolling"
 WAVE_STATE_MACHINE = "eks-rolling-wave"
 WAVE_PLACEHOLDER = "RollWaveStateMachineArn"  # the parent starts each wave on this machine
+# Lambda invokes the interpreter may have open at once (a wave runs its batch's nodes at once).
+LAMBDA_POOL = 512
 PLAN_BUCKET = "eks-rolling-plans"  # as the CDK app's bucket: large plans keep their waves here
 
 
@@ -149,6 +157,7 @@ def _load_handler(path: str) -> Callable[[dict[str, Any], Any], Any]:
 def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) -> Iterator[None]:
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.core.exceptions import JsonRESTError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
     def invoke(
         self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
@@ -188,8 +197,46 @@ def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) ->
     with (
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
         mock.patch.object(metrics, "write", collect),
+        mock.patch.object(
+            lambda_eval_utils, "boto_client_for", _shared_lambda_clients(lambda_eval_utils.boto_client_for)
+        ),
     ):
         yield
+
+
+def _shared_lambda_clients(moto_client_for: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's interpreter builds a boto3 client for every Lambda task it runs (6 % of the CPU of a
+    300-node roll, py-spy); one client per region and server serves them all, with moto's
+    settings and a pool as large as the invokes running at once."""
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+
+    clients: dict[tuple[str, str, str], Any] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if state_credentials is not None:  # a Task's own Credentials (none of ours has any)
+            return moto_client_for(region, service, state_credentials)
+        port = os.environ.get("MOTO_PORT", "5000")
+        key = (region, service, port)
+        with lock:
+            if key not in clients:
+                clients[key] = boto3.session.Session().client(
+                    service,
+                    region_name=region,
+                    endpoint_url=f"http://localhost:{port}",
+                    aws_access_key_id="ak",
+                    aws_secret_access_key="sk",
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        max_pool_connections=LAMBDA_POOL,
+                    ),
+                )
+            return clients[key]
+
+    return client_for
 
 
 @contextmanager
@@ -402,7 +449,15 @@ class LocalRunner:
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            d = self.describe(arn)
+            try:
+                d = self.describe(arn)
+            except (ReadTimeoutError, ConnectionClosedError) as exc:
+                # The watcher's own poll, on a sandbox loaded by a big roll: the execution runs
+                # on regardless, so a slow answer is no reason to stop watching it.
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("describe_execution %s: %s; polling on", arn, exc)
+                continue
             if on_poll is not None:
                 on_poll(d)
             if d["status"] != "RUNNING":
