@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .api import selection
 from .api.auth import ADMIN_TOKEN
 from .api.eviction import Eviction
 from .api.faults import Faults, RequestLog
@@ -24,7 +25,6 @@ from .api.resources import BY_KIND
 from .api.server import ApiServer
 from .api.store import Obj, Store
 from .api.tls import TlsFiles
-from .controllers import selection
 from .controllers.base import Manager, Timings
 from .controllers.disruption import DisruptionController
 from .controllers.endpoints import EndpointsController

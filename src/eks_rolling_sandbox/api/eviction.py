@@ -11,6 +11,7 @@ from __future__ import annotations
 from .errors import ApiError, bad_request, forbidden
 from .objects import condition, pod_is_ready, pod_is_terminal, set_condition
 from .registry import Registry
+from .selection import selecting
 from .selectors import label_selector_matches
 from .store import Obj, timestamp
 
@@ -50,9 +51,12 @@ def evict(reg: Registry, namespace: str, name: str, body: Obj, *, dry_run: bool 
             _delete(reg, pod, options, dry_run, pin_rv=pin)
             return SUCCESS
         labels = pod["metadata"].get("labels") or {}
+        # Candidates from the selector index, not every PDB of the namespace: this runs under the
+        # store's one lock, and with hundreds of drains at once evictions queued on it (py-spy:
+        # 454 of them in a 300-node roll; a scan of 450 PDBs was 0.28 ms, the index 0.005 ms).
         pdbs = [
             p
-            for p in store.list("poddisruptionbudgets", namespace)[0]
+            for p in selecting(store, "poddisruptionbudgets", namespace, [labels])
             if label_selector_matches(p["spec"].get("selector"), labels)
         ]
         if len(pdbs) > 1:

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 
 from ..api.events import record_event
 from ..api.objects import controller_of, pod_is_ready
+from ..api.selection import pods_selected, selecting
 from ..api.selectors import label_selector_matches
 from ..api.store import Obj, WatchEvent, timestamp, utcnow
 from .base import Controller, Manager, NamespacedKey
-from .selection import pods_selected, selecting
 
 DELETION_TIMEOUT = timedelta(minutes=2)
 SCALE_KINDS = {"ReplicaSet": "replicasets", "StatefulSet": "statefulsets", "Deployment": "deployments"}

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..api.objects import pod_is_ready, pod_is_terminal
+from ..api.selection import pods_selected, selecting
 from ..api.selectors import label_selector_matches
 from ..api.store import Obj, WatchEvent
 from .base import Controller, NamespacedKey
-from .selection import pods_selected, selecting
 
 
 class EndpointsController(Controller[NamespacedKey]):

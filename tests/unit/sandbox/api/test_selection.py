@@ -4,9 +4,9 @@ expression-only and empty PDB selectors, and after labels or selectors change.""
 
 from __future__ import annotations
 
+from eks_rolling_sandbox.api import selection
 from eks_rolling_sandbox.api.selectors import label_selector_matches
 from eks_rolling_sandbox.api.store import Obj, Store
-from eks_rolling_sandbox.controllers import selection
 
 
 def _pod(name: str, ns: str, **labels: str) -> Obj:

@@ -1,7 +1,8 @@
-"""Label indexes for the controllers that match pods against selectors on every pod event (the
-endpoints and disruption controllers): the pods a selector picks, and the Services / PDBs whose
-selector may pick a pod, read from index buckets instead of listing the whole namespace. Listing
-made each event cost O(pods + selectors in the namespace): quadratic in a 15,000-pod sandbox.
+"""Label indexes for what matches pods against selectors on every pod event or request (the
+endpoints and disruption controllers, the eviction subresource): the pods a selector picks, and
+the Services / PDBs whose selector may pick a pod, read from index buckets instead of listing the
+whole namespace. Listing made each event cost O(pods + selectors in the namespace): quadratic in
+a 15,000-pod sandbox.
 
 An index bucket holds candidates only; every caller still applies the full selector.
 
@@ -14,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..api.selectors import label_selector_matches
-from ..api.store import Obj, Store
+from .selectors import label_selector_matches
+from .store import Obj, Store
 
 LABELS = "labels"  # pods, by "<namespace>\0<key>=<value>" for each label
 SELECTOR = "selector"  # services and PDBs, by each matchLabels pair of their selector
