@@ -79,6 +79,30 @@ def test_a_drain_held_by_a_pdb_retries_in_the_call_then_comes_back_soon(
     assert out.attempt == 1  # type: ignore[attr-defined]
 
 
+def test_rounds_against_a_slow_api_server_end_the_call_on_the_clock(
+    world: tuple[SandboxEnv, NodeTarget],
+) -> None:
+    env, target = world
+    _max_unavailable(env, 0)
+    # Given an API server that answers each eviction 0.6 s late (a round takes seconds)
+    env.sandbox.faults.add(method="POST", path=r"/eviction$", delay_s=0.6)
+    # When a drain may retry for 3 s in the call at 1 s
+    t0 = time.monotonic()
+    out, attempts = _drain(env, target, inline_wait_s="3", inline_poll_s="1")
+    took = time.monotonic() - t0
+    # Then it stops when its time is spent, not after 3 pauses (4 rounds: ~4 x the round + 3 s;
+    # the test above is the control, at 4 rounds when rounds are quick), and comes back soon
+    pods = len(
+        [
+            p
+            for p in env.sandbox.store.list("pods", "apps")[0]
+            if p["spec"].get("nodeName") == target.node_name
+        ]
+    )
+    assert attempts < 4 * pods and took < 3 + 2 * 0.6 * pods + 1, (attempts, pods, took)
+    assert out.blocked and out.next_wait_s == 1  # type: ignore[attr-defined]
+
+
 def test_a_pdb_that_frees_during_the_call_lets_the_drain_move_in_the_same_call(
     world: tuple[SandboxEnv, NodeTarget],
 ) -> None:
