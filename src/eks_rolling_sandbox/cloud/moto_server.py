@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"  # moto accepts any credentials
 DEFAULT_REGION = "us-east-1"
+# Connections one shared client keeps open (threads of a test, a bench's pollers).
+CLIENT_POOL = 32
 
 # Loggers that print a line per HTTP request or per failed state (failures are in the
 # execution history anyway).
@@ -264,6 +266,7 @@ class MotoServer:
         # One session keeps botocore's parsed service models; sessions are not thread-safe.
         self._session: Any = None
         self._session_lock = threading.Lock()
+        self._clients: dict[tuple[str, str, int], Any] = {}
         self.calls = AwsCallLog()
         self.faults = AwsFaults()
         self._observers: list[CallObserver] = []
@@ -325,18 +328,25 @@ class MotoServer:
 
     # --- helpers -----------------------------------------------------------------------------
     def client(self, service: str, *, region: str | None = None) -> Any:
-        """A boto3 client bound to this server, with dummy credentials and no retries."""
+        """A boto3 client bound to this server, with dummy credentials and no retries: one per
+        service, region and port, shared (boto3 clients are thread-safe; building one costs tens
+        of ms of CPU, and the runner's wait built one per 0.2 s poll)."""
+        key = (service, region or self.region, self.port)
         with self._session_lock:
-            if self._session is None:
-                self._session = boto3.session.Session()
-            return self._session.client(
-                service,
-                region_name=region or self.region,
-                endpoint_url=self.endpoint_url,
-                aws_access_key_id=DUMMY_ACCESS_KEY,
-                aws_secret_access_key=DUMMY_SECRET_KEY,
-                config=Config(retries={"mode": "standard", "max_attempts": 1}),
-            )
+            if key not in self._clients:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                self._clients[key] = self._session.client(
+                    service,
+                    region_name=key[1],
+                    endpoint_url=self.endpoint_url,
+                    aws_access_key_id=DUMMY_ACCESS_KEY,
+                    aws_secret_access_key=DUMMY_SECRET_KEY,
+                    config=Config(
+                        retries={"mode": "standard", "max_attempts": 1}, max_pool_connections=CLIENT_POOL
+                    ),
+                )
+            return self._clients[key]
 
     def observe(self, observer: CallObserver) -> Callable[[], None]:
         """Call `observer` after each query-protocol call is served; returns the way to stop."""
