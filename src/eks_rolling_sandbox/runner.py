@@ -58,6 +58,8 @@ FUNCTION_PREFIX = "eks-rolling-"
 STATE_MACHINE = "eks-rolling"
 WAVE_STATE_MACHINE = "eks-rolling-wave"
 WAVE_PLACEHOLDER = "RollWaveStateMachineArn"  # the parent starts each wave on this machine
+# Where moto's interpreter builds the client of each Lambda task it runs.
+_LAMBDA_EVAL = "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
 # Lambda invokes the interpreter may have open at once (a wave runs its batch's nodes at once).
 LAMBDA_POOL = 512
 PLAN_BUCKET = "eks-rolling-plans"  # as the CDK app's bucket: large plans keep their waves here
@@ -157,7 +159,7 @@ def _load_handler(path: str) -> Callable[[dict[str, Any], Any], Any]:
 def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) -> Iterator[None]:
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.core.exceptions import JsonRESTError
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
     def invoke(
         self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
@@ -197,9 +199,7 @@ def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) ->
     with (
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
         mock.patch.object(metrics, "write", collect),
-        mock.patch.object(
-            lambda_eval_utils, "boto_client_for", _shared_lambda_clients(lambda_eval_utils.boto_client_for)
-        ),
+        mock.patch(f"{_LAMBDA_EVAL}.boto_client_for", _shared_lambda_clients(boto_client_for)),
     ):
         yield
 
