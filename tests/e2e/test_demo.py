@@ -75,5 +75,7 @@ def test_demo_rolls_the_field_report_and_writes_its_report(
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
     assert 'src="demo-timeline.png"' in page.read_text() and "demo-timeline.png" in out
     rows = report["timeline"]["nodes"]
-    assert len(rows) == 6 and all(r["done"] and r["drain_s"] > 0 and r["terminate_s"] > 0 for r in rows)
+    # (terminate_s is rounded to 0.1 s: a terminate whose EC2 facts are remembered can take under
+    # 0.05 s of this wall clock, 0.0 in one fresh-clone run; done means it reached NodeReplaced)
+    assert len(rows) == 6 and all(r["done"] and r["drain_s"] > 0 and r["terminate_s"] >= 0 for r in rows)
     assert report["metrics"]["NodesReplaced"]["sum"] == 6
