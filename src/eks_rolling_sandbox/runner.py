@@ -22,7 +22,6 @@ import importlib
 import io
 import json
 import logging
-import os
 import threading
 import time
 import traceback
@@ -35,8 +34,6 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
 from eks_rolling import metrics
@@ -45,6 +42,7 @@ from eks_rolling.timeline import Timeline, build_timeline
 from eks_rolling.triggers import TRIGGER_PATTERNS, event_pattern
 
 from .cloud.eventbridge import EventBus
+from .cloud.moto_server import MotoServer
 from .cloud.sfn_children import child_executions
 from .env import SandboxEnv
 from .timing import StepClock
@@ -60,8 +58,6 @@ WAVE_STATE_MACHINE = "eks-rolling-wave"
 WAVE_PLACEHOLDER = "RollWaveStateMachineArn"  # the parent starts each wave on this machine
 # Where moto's interpreter builds the client of each Lambda task it runs.
 _LAMBDA_EVAL = "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
-# Lambda invokes the interpreter may have open at once (a wave runs its batch's nodes at once).
-LAMBDA_POOL = 512
 PLAN_BUCKET = "eks-rolling-plans"  # as the CDK app's bucket: large plans keep their waves here
 
 
@@ -156,9 +152,15 @@ def _load_handler(path: str) -> Callable[[dict[str, Any], Any], Any]:
 
 
 @contextmanager
-def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) -> Iterator[None]:
+def inprocess_lambdas(
+    stats: RunnerStats, faults: LambdaFaults | None = None, moto: MotoServer | None = None
+) -> Iterator[None]:
+    """With `moto`, the interpreter's Lambda tasks share its client instead of building one per
+    task (6 % of the CPU of a 300-node roll, py-spy), with moto's read timeout (none to speak of:
+    the Task's TimeoutSeconds decides)."""
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.core.exceptions import JsonRESTError
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
     from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
     def invoke(
@@ -196,47 +198,17 @@ def inprocess_lambdas(stats: RunnerStats, faults: LambdaFaults | None = None) ->
         with stats.lock:
             stats.emf.append(json.loads(line))
 
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if moto is None or state_credentials is not None:  # a Task's own Credentials: none of ours
+            return boto_client_for(region, service, state_credentials)
+        return moto.client(service, region=region, read_timeout_s=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
+
     with (
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
         mock.patch.object(metrics, "write", collect),
-        mock.patch(f"{_LAMBDA_EVAL}.boto_client_for", _shared_lambda_clients(boto_client_for)),
+        mock.patch(f"{_LAMBDA_EVAL}.boto_client_for", client_for),
     ):
         yield
-
-
-def _shared_lambda_clients(moto_client_for: Callable[..., Any]) -> Callable[..., Any]:
-    """moto's interpreter builds a boto3 client for every Lambda task it runs (6 % of the CPU of a
-    300-node roll, py-spy); one client per region and server serves them all, with moto's
-    settings and a pool as large as the invokes running at once."""
-    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
-
-    clients: dict[tuple[str, str, str], Any] = {}
-    lock = threading.Lock()
-
-    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        if state_credentials is not None:  # a Task's own Credentials (none of ours has any)
-            return moto_client_for(region, service, state_credentials)
-        port = os.environ.get("MOTO_PORT", "5000")
-        key = (region, service, port)
-        with lock:
-            if key not in clients:
-                clients[key] = boto3.session.Session().client(
-                    service,
-                    region_name=region,
-                    endpoint_url=f"http://localhost:{port}",
-                    aws_access_key_id="ak",
-                    aws_secret_access_key="sk",
-                    config=Config(
-                        parameter_validation=False,
-                        retries={"max_attempts": 0, "total_max_attempts": 1},
-                        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
-                        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
-                        max_pool_connections=LAMBDA_POOL,
-                    ),
-                )
-            return clients[key]
-
-    return client_for
 
 
 @contextmanager
@@ -343,7 +315,7 @@ class LocalRunner:
     def __enter__(self) -> LocalRunner:
         self._stack = ExitStack()
         self._stack.enter_context(self.env.applied(**self.settings))
-        self._stack.enter_context(inprocess_lambdas(self.stats, self.lambda_faults))
+        self._stack.enter_context(inprocess_lambdas(self.stats, self.lambda_faults, self.env.moto))
         self._stack.enter_context(lambda_error_names())
         self._stack.enter_context(child_executions())
         self._stack.enter_context(scaled_time(self.time_scale, self.stats, step_clock=self.scales_clock))

@@ -26,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_rolling.aws.clients import aws_errors, error_code
-from eks_rolling.aws.instance_facts import FACTS, FactsCache, InstanceFacts
+from eks_rolling.aws.instance_facts import FACTS, UNKNOWN, FactsCache, InstanceFacts
 from eks_rolling.errors import AmiAliasError, AsgNotFoundError, CapacityError, LaunchTemplateNotFoundError
 
 log = logging.getLogger(__name__)
@@ -473,7 +473,7 @@ class AsgOps:
         out: list[AsgInstance] = []
         for item in raw:
             iid = item["InstanceId"]
-            f = facts.get(iid) or InstanceFacts(None, None, None, None)
+            f = facts.get(iid, UNKNOWN)
             out.append(
                 AsgInstance(
                     instance_id=iid,

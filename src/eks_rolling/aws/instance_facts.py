@@ -70,8 +70,6 @@ class FactsCache:
             while len(self._facts) > self._limit:
                 self._facts.popitem(last=False)
 
-    def __len__(self) -> int:
-        return len(self._facts)
-
 
 FACTS = FactsCache()
+UNKNOWN = InstanceFacts(None, None, None, None)  # an instance EC2 does not show yet

@@ -82,23 +82,29 @@ def kube_errors(what: str) -> Iterator[None]:
         raise KubeApiUnavailableError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
-def _message(exc: ApiException) -> str:
+def _status(exc: ApiException) -> dict[str, Any]:
+    """The Status object the apiserver answered with, or {} if the body is not one."""
     try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+        body = json.loads(exc.body or "{}")
     except ValueError:
-        return str(exc.reason)
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(exc: ApiException) -> str:
+    return str(_status(exc).get("message") or exc.reason)
 
 
 def _budget_cause(exc: ApiException) -> str | None:
     """The message of a 429's DisruptionBudget cause, if the server sent one."""
-    try:
-        details = json.loads(exc.body or "{}").get("details") or {}
-    except (ValueError, AttributeError):
-        return None
-    for cause in details.get("causes") or []:
+    for cause in (_status(exc).get("details") or {}).get("causes") or []:
         if isinstance(cause, dict) and cause.get("reason") == "DisruptionBudget" and cause.get("message"):
             return str(cause["message"])
     return None
+
+
+def _blocked(pod: str, pdb: str, healthy: object, needed: object, allowed: object) -> str:
+    return f"pod {pod} blocked by PodDisruptionBudget {pdb} ({healthy} healthy, {needed} needed, {allowed} disruptions allowed)"
 
 
 # Powertools' Tracer shares its configuration across instances (lambdas._runtime sets it up).
@@ -288,19 +294,19 @@ class KubeOps:
         """Name the PDB from the 429's DisruptionBudget cause, or else from our own lookup (the
         top-level 429 text names no PDB)."""
         ns, name = pod.metadata.namespace, pod.metadata.name
+        ref = f"{ns}/{name}"
         cause = _budget_cause(exc)
-        if cause:
-            budget = _BUDGET_CAUSE.match(cause)
+        budget = _BUDGET_CAUSE.match(cause) if cause else None
+        if cause and budget:
             numbers = _BUDGET_NUMBERS.search(cause)
-            if budget and numbers:
-                return f"pod {ns}/{name} blocked by PodDisruptionBudget {ns}/{budget['name']} ({numbers['current']} healthy, {numbers['desired']} needed, 0 disruptions allowed)"
-            if budget:
-                return f"pod {ns}/{name} blocked by PodDisruptionBudget {ns}/{budget['name']}: {cause}"
+            if numbers:
+                return _blocked(ref, f"{ns}/{budget['name']}", numbers["current"], numbers["desired"], 0)
+            return f"pod {ref} blocked by PodDisruptionBudget {ns}/{budget['name']}: {cause}"
         pdbs = self.pdbs_for(pod, max_age_s=_BLOCKED_PDBS_MAX_AGE_S)
         if pdbs:
             b = pdbs[0]
-            return f"pod {ns}/{name} blocked by PodDisruptionBudget {b.ref} ({b.current_healthy} healthy, {b.desired_healthy} needed, {b.disruptions_allowed} disruptions allowed)"
-        return f"pod {ns}/{name} eviction throttled: {_message(exc)}"
+            return _blocked(ref, b.ref, b.current_healthy, b.desired_healthy, b.disruptions_allowed)
+        return f"pod {ref} eviction throttled: {_message(exc)}"
 
     def delete_pod(
         self, namespace: str, name: str, *, uid: str | None = None, grace_s: int | None = None

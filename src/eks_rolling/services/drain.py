@@ -65,32 +65,29 @@ def drain_node(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
     """One round of the drain, repeated in this invocation while pods are left (in_call) unless
     do-not-disrupt pods hold the node (their own, longer, waits): a PDB chain moves when its
     budget frees, not a back-off later; every pod evicted in the call is in its output."""
-    since = deps.now()
     return in_call(
-        _drain_round(inp, deps),
-        lambda prev: _drain_round(inp.model_copy(update={"drain": prev}), deps),
+        lambda prev: _drain_round(inp if prev is None else inp.model_copy(update={"drain": prev}), deps),
         lambda out: not out.done and not out.held,
         deps,
-        since,
     )
 
 
-def in_call(
-    first: P, again: Callable[[P], P], pending: Callable[[P], bool], deps: Deps, since: datetime
-) -> P:
-    """A wait loop's round, repeated within this invocation every inline_poll_s while `pending`,
-    up to inline_wait_s (counted in pauses, and on the step clock from `since`: rounds against a
-    slow API server take time of their own, and the handler must return well before its Lambda's
-    timeout); the state machine's next round then follows inline_poll_s later. Kubectl's pace at a
-    few history events a minute; the rounds in the call count as one (`attempt`, what the history
-    guard counts)."""
+def in_call(round_: Callable[[P | None], P], pending: Callable[[P], bool], deps: Deps) -> P:
+    """A wait loop's round (`round_(None)`: as the state machine asked; `round_(prev)`: again after
+    `prev`), repeated within this invocation every inline_poll_s while `pending`, up to
+    inline_wait_s (counted in pauses, and on the step clock: rounds against a slow API server take
+    time of their own, and the handler must return well before its Lambda's timeout); the state
+    machine's next round then follows inline_poll_s later. Kubectl's pace at a few history events
+    a minute; the rounds in the call count as one (`attempt`, what the history guard counts)."""
+    since = deps.now()
+    first = round_(None)
     s = deps.settings
     rounds = s.inline_wait_s // s.inline_poll_s  # 0: no retry in the call
     out, pauses = first, 0
     while pauses < rounds and pending(out) and (deps.now() - since).total_seconds() < s.inline_wait_s:
         deps_module.step_sleep(s.inline_poll_s)  # read at call time: the sandbox scales it
         pauses += 1
-        out = again(out).model_copy(update={"attempt": first.attempt})
+        out = round_(out).model_copy(update={"attempt": first.attempt})
     if rounds and pending(out):  # its time spent, by pauses or by slow rounds
         out = out.model_copy(update={"next_wait_s": min(out.next_wait_s, s.inline_poll_s)})
     return out
@@ -235,13 +232,10 @@ def wait_owners_ready(inp: WaitOwnersReadyInput, deps: Deps) -> WaitOwnersReadyO
     checked again within the call while not (in_call): owners recover within seconds, and while
     other nodes drain the same Deployments (a large batch, waves together) the last of them may
     take as long as their PDB chains, which the state machine would poll round after round."""
-    since = deps.now()
     return in_call(
-        _owners_round(inp, deps),
-        lambda prev: _owners_round(inp.model_copy(update={"wait": prev}), deps),
+        lambda prev: _owners_round(inp if prev is None else inp.model_copy(update={"wait": prev}), deps),
         lambda out: not out.done,
         deps,
-        since,
     )
 
 

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"  # moto accepts any credentials
 DEFAULT_REGION = "us-east-1"
-# Connections one shared client keeps open (threads of a test, a bench's pollers).
-CLIENT_POOL = 32
+# Connections one shared client may keep open (opened on demand): the Lambda invokes moto's
+# interpreter has in flight at once (a wave of 50 nodes), a test's threads, a bench's pollers.
+CLIENT_POOL = 512
 
 # Loggers that print a line per HTTP request or per failed state (failures are in the
 # execution history anyway).
@@ -266,7 +267,7 @@ class MotoServer:
         # One session keeps botocore's parsed service models; sessions are not thread-safe.
         self._session: Any = None
         self._session_lock = threading.Lock()
-        self._clients: dict[tuple[str, str, int], Any] = {}
+        self._clients: dict[tuple[str, str, int, float | None], Any] = {}
         self.calls = AwsCallLog()
         self.faults = AwsFaults()
         self._observers: list[CallObserver] = []
@@ -327,15 +328,16 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     # --- helpers -----------------------------------------------------------------------------
-    def client(self, service: str, *, region: str | None = None) -> Any:
+    def client(self, service: str, *, region: str | None = None, read_timeout_s: float | None = None) -> Any:
         """A boto3 client bound to this server, with dummy credentials and no retries: one per
-        service, region and port, shared (boto3 clients are thread-safe; building one costs tens
-        of ms of CPU, and the runner's wait built one per 0.2 s poll)."""
-        key = (service, region or self.region, self.port)
+        service, region, port and read timeout, shared (boto3 clients are thread-safe; building
+        one costs tens of ms of CPU, and the runner's wait built one per 0.2 s poll)."""
+        key = (service, region or self.region, self.port, read_timeout_s)
         with self._session_lock:
             if key not in self._clients:
                 if self._session is None:
                     self._session = boto3.session.Session()
+                timeout = {} if read_timeout_s is None else {"read_timeout": read_timeout_s}
                 self._clients[key] = self._session.client(
                     service,
                     region_name=key[1],
@@ -343,7 +345,9 @@ class MotoServer:
                     aws_access_key_id=DUMMY_ACCESS_KEY,
                     aws_secret_access_key=DUMMY_SECRET_KEY,
                     config=Config(
-                        retries={"mode": "standard", "max_attempts": 1}, max_pool_connections=CLIENT_POOL
+                        retries={"mode": "standard", "max_attempts": 1},
+                        max_pool_connections=CLIENT_POOL,
+                        **timeout,
                     ),
                 )
             return self._clients[key]
