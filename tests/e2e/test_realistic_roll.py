@@ -29,9 +29,12 @@ FACTOR = 0.05
 SETTINGS = {"batch_size": "2", "POWERTOOLS_LOG_LEVEL": "WARNING"}
 MAX_INVOCATIONS_PER_NODE = 30
 MAX_TRANSITIONS_PER_NODE = 60
-# Adaptive polling (poll_cap_s 60): measured 4.67 and 5.33 new-node rounds per batch; the old
-# fixed 10 s polling (poll_cap_s=10) measured 7.33 and 8.67 on this roll, so it fails this bound.
-MAX_NEW_NODE_ROUNDS_PER_BATCH = 6.5
+# New-node rounds per batch with adaptive polling (poll_cap_s 60) against the old fixed 10 s
+# polling (poll_cap_s=10), both on this roll: 4.67-5.33 vs 7.33-8.67 when each poll cost the
+# sandbox 0.1-0.3 s of wall clock (2-6 s of profile time at 0.05, which stretched every interval);
+# 5.0-6.0 alone and 6.67 inside `make test` vs 10.67 twice once it did not (commit b79a992). The
+# fixed polling fails this bound.
+MAX_NEW_NODE_ROUNDS_PER_BATCH = 8
 
 
 @pytest.fixture

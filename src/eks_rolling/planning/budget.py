@@ -30,7 +30,7 @@ EVENTS_PER_HOOK_STEP = 5  # a Task: entered, scheduled, started, succeeded, exit
 # node mean more drain changes; adaptive polling never makes MORE rounds than fixed polling.
 ASSUMED_POLL_ROUNDS_PER_NODE = 6  # measured 3.3 per node; headroom for nodes with more pods/PDBs
 # The batch waits for its slowest new node: the profile's 120 s worst boot / the 10 s poll.
-ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s); adaptive 4.67-5.33
+ASSUMED_WAIT_ROUNDS_PER_BATCH = 12  # measured 6.0 per batch (mean boot 90 s); adaptive 5.0-6.67
 # MoveRedisPods rounds (Task + Choice + Wait each) per managed Redis pod on an old node. Measured
 # on the field-report demo (`make demo`, realistic profile, factor 0.05; execution.counts in
 # build/demo-report.json): 173 rounds for the 12 Redis pods, 2,212 history events for 6 nodes (compressed
