@@ -10,7 +10,9 @@ linearly to each size (said so in the row). `lower_bound_s`: see lower_bound_s()
 
 Run: .venv/bin/python bench/roll_scale.py [--sizes 30,300] [--serial-nodes 30] [--factor 0.5]
 [--serial-factor 0.05] [--size-factor 1000=F]
-The factor is wall seconds per real second: 0.5 runs the roll at half its real duration. Waves
+The factor is wall seconds per real second: 0.5 runs the roll at half its real duration, 2 at
+twice it (up to timing.MAX_TIME_FACTOR: the one process then has 2 CPU-seconds per second of the
+roll, closer to what separate Lambdas and a real API server have). Waves
 together drain every old node at once; at 0.05 this one-process sandbox falls behind the clock
 and the row would measure the machine (in a 30-node roll at 0.05, rounds asked to wait 5 s came 23-51 s apart).
 The serial roll moves one node at a time and keeps up at 0.05.

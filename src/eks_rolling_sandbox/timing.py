@@ -1,4 +1,4 @@
-"""Timing profiles: how long things take in the sandbox, and the ONE time factor that shrinks them.
+"""Timing profiles: how long things take in the sandbox, and the ONE time factor that scales them.
 
 A profile states real-world durations. `profile.timings(factor)` turns them into the sandbox's
 wall-clock `Timings`, and the same factor scales the state machine's Waits and retry back-offs
@@ -37,6 +37,11 @@ from .controllers.base import Timings
 DEFAULT_SEED = 10
 # The factor the test suite and the runner have always used for the state machine's Waits.
 DEFAULT_TIME_FACTOR = 0.05
+# Above 1 the sandbox runs slower than real time: its one process (every handler, the API server,
+# the controllers, moto) gets F wall seconds of CPU per profile second, as separate Lambdas and a
+# real API server would have. Capped because moto waits a Task's TimeoutSeconds (330 s) in wall
+# seconds: a handler's 60 s in-call wait takes 60 x F of them, plus its rounds.
+MAX_TIME_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,8 @@ class TimingProfile:
 
     def timings(self, factor: float, seed: int = DEFAULT_SEED) -> Timings:
         """The sandbox's wall-clock timings for this profile at time factor `factor`."""
-        if not 0 < factor <= 1:
-            raise ValueError(f"time factor must be in (0, 1], got {factor}")
+        if not 0 < factor <= MAX_TIME_FACTOR:
+            raise ValueError(f"time factor must be in (0, {MAX_TIME_FACTOR:g}], got {factor}")
         if not self.scales_clock:
             return Timings()  # fast: today's values, whatever the factor
         return replace(

@@ -10,7 +10,7 @@ import pytest
 
 from eks_rolling_sandbox.controllers.base import Timings
 from eks_rolling_sandbox.controllers.kubelet import prestop_seconds
-from eks_rolling_sandbox.timing import FAST, REALISTIC, StepClock, profile
+from eks_rolling_sandbox.timing import FAST, MAX_TIME_FACTOR, REALISTIC, StepClock, profile
 from tests.factories import k8s as b
 
 
@@ -48,8 +48,19 @@ def test_node_boot_to_ready_spans_60_to_120_real_seconds_with_seeded_jitter() ->
 def test_bad_factor_and_unknown_profile_are_refused() -> None:
     with pytest.raises(ValueError, match="time factor"):
         REALISTIC.timings(0)
+    with pytest.raises(ValueError, match=r"time factor must be in \(0, 4\], got 4.5"):
+        REALISTIC.timings(MAX_TIME_FACTOR + 0.5)  # Task timeouts stay wall seconds under moto
     with pytest.raises(ValueError, match="unknown timing profile 'slow'"):
         profile("slow")
+
+
+def test_a_factor_above_one_runs_the_sandbox_slower_than_real_time() -> None:
+    t = REALISTIC.timings(2.0)
+    assert t.node_boot_s == pytest.approx(120) and t.spec_seconds(30) == pytest.approx(60)
+    clock = StepClock(2.0)
+    t0, w0 = clock(), time.monotonic()
+    time.sleep(0.2)
+    assert (clock() - t0).total_seconds() == pytest.approx((time.monotonic() - w0) / 2, rel=0.1)
 
 
 def test_step_clock_runs_one_over_factor_faster_than_the_wall() -> None:
