@@ -113,7 +113,7 @@ def _drain_round(inp: DrainNodeInput, deps: Deps) -> DrainNodeOutput:
             detail=["node is gone"],
         )
     # Our mark must stay while we drain, or evicted pods could land here again.
-    kube.add_taint(node.metadata.name, s.taint_key, ctx.taint_value)
+    kube.add_taint(node.metadata.name, s.taint_key, ctx.taint_value, node=node)
     remaining, blocked, holding = [], [], []
     before: dict[OwnerRef, int] = {}
     for raw in kube.pods_on_node(node.metadata.name):
