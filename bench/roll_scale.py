@@ -163,7 +163,10 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float, waves_at_onc
             arn = result["executionArn"]
             executions = [arn, *runner.children(arn)]
             histories = [runner.own_history(a) for a in executions]
-            gb_s = sum(i.duration_s for i in runner.stats.invocations) * LAMBDA_MEMORY_MB / 1024
+            # In real seconds, as duration_s (wall / factor): most of it is in-call waits, which
+            # the factor scales (at 2 they took twice the wall clock that Lambda would bill).
+            handler_s = sum(i.duration_s for i in runner.stats.invocations) / factor
+            gb_s = handler_s * LAMBDA_MEMORY_MB / 1024
         monitor.stop()
         counts = count_roll([ev for h in histories for ev in h])
         per = counts.per_node()
@@ -190,7 +193,7 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float, waves_at_onc
             "lambda_invocations_per_node": per["lambda_invocations"],
             "state_transitions_per_node": per["state_transitions"],
             "max_state_bytes": max(_state_bytes(h) for h in histories),
-            # In-process handler time on this machine (no cold starts) at the deployed memory size.
+            # In-process handler time (no cold starts) at the deployed memory size, real seconds.
             "lambda_gb_s_per_node": round(gb_s / max(counts.nodes, 1), 2),
             "cost_per_1000_nodes_usd": cost_per_1000_nodes(
                 per["state_transitions"], per["lambda_invocations"], gb_s / max(counts.nodes, 1)
