@@ -132,14 +132,21 @@ def stateless(env: SandboxEnv, nodes: int, pods_per_node: int) -> Scenario:
     return Scenario(env=env, asg_name="workers", launch_template_id=lt, azs=azs)
 
 
-def _state_bytes(history: list[dict[str, Any]]) -> int:
-    sizes = [0]
-    for ev in history:
-        for key, field in (("stateEnteredEventDetails", "input"), ("stateExitedEventDetails", "output")):
-            value = (ev.get(key) or {}).get(field)
-            if value:
-                sizes.append(len(value.encode()))
-    return max(sizes)
+def largest_state(histories: dict[str, list[dict[str, Any]]]) -> tuple[int, str]:
+    """The largest state input or output of any execution (bytes), and where it was: execution
+    name, state name and event type (a number over the 64 KiB target must say what to shrink)."""
+    best = (0, "")
+    for execution, history in histories.items():
+        for ev in history:
+            for key, field in (("stateEnteredEventDetails", "input"), ("stateExitedEventDetails", "output")):
+                details = ev.get(key) or {}
+                value = details.get(field)
+                if value and len(value.encode()) > best[0]:
+                    best = (
+                        len(value.encode()),
+                        f"{execution.rsplit(':', 1)[-1]} {details.get('name')} {ev['type']}",
+                    )
+    return best
 
 
 def roll(nodes: int, batch: int, pods_per_node: int, factor: float, waves_at_once: int = 1) -> dict[str, Any]:
@@ -162,13 +169,15 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float, waves_at_onc
             wall = time.monotonic() - t0
             arn = result["executionArn"]
             executions = [arn, *runner.children(arn)]
-            histories = [runner.own_history(a) for a in executions]
+            by_execution = {a: runner.own_history(a) for a in executions}
+            histories = list(by_execution.values())
             # In real seconds, as duration_s (wall / factor): most of it is in-call waits, which
             # the factor scales (at 2 they took twice the wall clock that Lambda would bill).
             handler_s = sum(i.duration_s for i in runner.stats.invocations) / factor
             gb_s = handler_s * LAMBDA_MEMORY_MB / 1024
         monitor.stop()
         counts = count_roll([ev for h in histories for ev in h])
+        largest = largest_state(by_execution)
         per = counts.per_node()
         state = AsgOps(env.aws("autoscaling"), env.aws("ec2")).describe("workers")
         old_left = sum(1 for i in state.instances if AsgOps.is_outdated(i, state))
@@ -192,7 +201,8 @@ def roll(nodes: int, batch: int, pods_per_node: int, factor: float, waves_at_onc
             "events_per_node": per["history_events"],
             "lambda_invocations_per_node": per["lambda_invocations"],
             "state_transitions_per_node": per["state_transitions"],
-            "max_state_bytes": max(_state_bytes(h) for h in histories),
+            "max_state_bytes": largest[0],
+            "max_state_at": largest[1],
             # In-process handler time (no cold starts) at the deployed memory size, real seconds.
             "lambda_gb_s_per_node": round(gb_s / max(counts.nodes, 1), 2),
             "cost_per_1000_nodes_usd": cost_per_1000_nodes(

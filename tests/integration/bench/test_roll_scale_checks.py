@@ -1,13 +1,13 @@
 """bench/roll_scale.py's own checks, each shown reporting a failure: `leftovers` (the row's
 "everything restored", eks_rolling_sandbox.checks, shared with the e2e tests) on a sandbox left
-changed, and `max_state_bytes` on an oversized state."""
+changed, and `max_state_bytes` on an oversized state, with where it was (`max_state_at`)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from bench.roll_scale import _state_bytes, stateless
+from bench.roll_scale import largest_state, stateless
 from eks_rolling.aws.asg import AsgOps
 from eks_rolling.aws.lock import KEY_ATTR
 from eks_rolling.labels import TAINT_RETIRING
@@ -48,5 +48,7 @@ def test_max_state_bytes_reports_a_state_over_64_kib() -> None:
         {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "Rollback", "input": big}},
         {"type": "TaskStateExited", "stateExitedEventDetails": {"name": "PlanRoll", "output": "{}"}},
     ]
-    assert _state_bytes(history) > 64 * 1024
-    assert _state_bytes(history[1:]) == 2
+    parent, child = "arn:aws:states:r:1:execution:m:roll", "arn:aws:states:r:1:execution:w:roll-workers-w02"
+    size, where = largest_state({parent: history[1:], child: history})
+    assert size > 64 * 1024 and where == "roll-workers-w02 Rollback TaskStateEntered"
+    assert largest_state({parent: history[1:]}) == (2, "roll PlanRoll TaskStateExited")
