@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import unquote
 
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
@@ -100,6 +101,7 @@ class LambdaFaults:
     pending: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     injected: list[InjectedLambdaError] = field(default_factory=list)
     crashes: dict[str, int] = field(default_factory=dict)
+    hangups: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refuse(
@@ -124,6 +126,21 @@ class LambdaFaults:
                 return False
             self.crashes[step] -= 1
             self.injected.append(InjectedLambdaError(step, "ServiceException", 500, after_handler=True))
+            return True
+
+    def hang_up(self, *steps: str, times: int = 1) -> None:
+        """The next `times` invokes of each of `steps` lose their connection before an answer
+        (botocore's ConnectionClosedError in the interpreter; a busy moto did this at 1,000 nodes)."""
+        with self.lock:
+            for step in steps:
+                self.hangups[step] = self.hangups.get(step, 0) + times
+
+    def take_hang_up(self, step: str) -> bool:
+        with self.lock:
+            if not self.hangups.get(step):
+                return False
+            self.hangups[step] -= 1
+            self.injected.append(InjectedLambdaError(step, "ConnectionClosed", 0))
             return True
 
     def take(self, step: str) -> tuple[str, int] | None:
@@ -198,10 +215,29 @@ def inprocess_lambdas(
         with stats.lock:
             stats.emf.append(json.loads(line))
 
+    def hang_up(request: Any, **_: Any) -> None:
+        url = unquote(request.url)
+        step = next(
+            (s.id for s in STEPS if f":function:{FUNCTION_PREFIX}{s.id.replace('_', '-')}-" in url), None
+        )
+        if faults is not None and step is not None and faults.take_hang_up(step):
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    hooked: set[int] = set()
+
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        if moto is None or state_credentials is not None:  # a Task's own Credentials: none of ours
+        # state_credentials is never None (moto passes the execution's role) and moto's own
+        # client ignores it: no Task of ours has Credentials.
+        if moto is None:
             return boto_client_for(region, service, state_credentials)
-        return moto.client(service, region=region, read_timeout_s=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
+        # As moto's own: one attempt (the ASL's Retry decides), its read timeout.
+        client = moto.client(
+            service, region=region, read_timeout_s=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS, retries=0
+        )
+        if id(client) not in hooked:  # one shared client: register the fault hook once
+            hooked.add(id(client))
+            client.meta.events.register("before-send.lambda.Invoke", hang_up)
+        return client
 
     with (
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
@@ -213,8 +249,10 @@ def inprocess_lambdas(
 
 @contextmanager
 def lambda_error_names() -> Iterator[None]:
-    """A Lambda API error (botocore ClientError) reaches Retry/Catch as `Lambda.<code>`, as on AWS."""
-    from botocore.exceptions import ClientError
+    """A Lambda API error (botocore ClientError) reaches Retry/Catch as `Lambda.<code>`, as on AWS;
+    so does a connection lost on the way (moto's interpreter invokes over HTTP; on AWS Step
+    Functions calls Lambda itself, and a call that fails on the way is Lambda.SdkClientException)."""
+    from botocore.exceptions import ClientError, HTTPClientError
     from moto.stepfunctions.parser.api import LambdaFunctionFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
@@ -225,10 +263,13 @@ def lambda_error_names() -> Iterator[None]:
     moto_from_error = StateTaskLambda._from_error
 
     def from_error(self: Any, env: Any, ex: Exception) -> Any:
-        if not isinstance(ex, ClientError):
+        if isinstance(ex, ClientError):
+            name, cause = f"Lambda.{ex.response['Error']['Code']}", ex.response["Error"].get("Message", "")
+        elif isinstance(ex, HTTPClientError):
+            name, cause = "Lambda.SdkClientException", str(ex)
+        else:
             return moto_from_error(self, env, ex)
-        name = f"Lambda.{ex.response['Error']['Code']}"
-        details = LambdaFunctionFailedEventDetails(error=name, cause=ex.response["Error"].get("Message", ""))
+        details = LambdaFunctionFailedEventDetails(error=name, cause=cause)
         event_details: Any = {"lambdaFunctionFailedEventDetails": details}  # moto's EventDetails
         return FailureEvent(
             env=env,

@@ -84,3 +84,26 @@ def test_a_function_that_never_comes_back_fails_the_step_with_the_lambda_error(f
     assert len(attempts) == 12
     assert result["status"] == "FAILED"
     assert result["error"] == "Lambda.ResourceNotReadyException"
+
+
+def test_an_invoke_that_loses_its_connection_is_retried_as_lambda_sdk_client_exception(field: Field) -> None:
+    # Given the first two invokes of WaitNewNodes and of DrainNode losing their connection before an
+    # answer (a 1,000-node bench failed on one: the error was a bare `Exception` no Retry names)
+    before, ca_before = field.state(), field.autoscaler_replicas()
+    with field.runner() as runner:
+        runner.lambda_faults.hang_up("wait_new_nodes", "drain_node", times=2)
+
+        # When a roll is triggered
+        result = runner.run(field.scenario.bump_launch_template(), timeout=300)
+        history = runner.history(result["executionArn"])
+        injected = list(runner.lambda_faults.injected)
+
+    # Then each reached the state machine as Lambda.SdkClientException, as a failed call on the
+    # way to Lambda does on AWS, and the ASL's Retry took it: the roll succeeded, all restored
+    failed = [
+        e["lambdaFunctionFailedEventDetails"]["error"] for e in history if e["type"] == "LambdaFunctionFailed"
+    ]
+    assert Counter(i.step for i in injected) == {"wait_new_nodes": 2, "drain_node": 2}
+    assert failed == ["Lambda.SdkClientException"] * 4
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert leftovers(field, before, ca_before) == []

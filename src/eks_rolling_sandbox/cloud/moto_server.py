@@ -267,7 +267,7 @@ class MotoServer:
         # One session keeps botocore's parsed service models; sessions are not thread-safe.
         self._session: Any = None
         self._session_lock = threading.Lock()
-        self._clients: dict[tuple[str, str, int, float | None], Any] = {}
+        self._clients: dict[tuple[str, str, int, float | None, int], Any] = {}
         self.calls = AwsCallLog()
         self.faults = AwsFaults()
         self._observers: list[CallObserver] = []
@@ -328,11 +328,19 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     # --- helpers -----------------------------------------------------------------------------
-    def client(self, service: str, *, region: str | None = None, read_timeout_s: float | None = None) -> Any:
-        """A boto3 client bound to this server, with dummy credentials and no retries: one per
-        service, region, port and read timeout, shared (boto3 clients are thread-safe; building
-        one costs tens of ms of CPU, and the runner's wait built one per 0.2 s poll)."""
-        key = (service, region or self.region, self.port, read_timeout_s)
+    def client(
+        self,
+        service: str,
+        *,
+        region: str | None = None,
+        read_timeout_s: float | None = None,
+        retries: int = 1,
+    ) -> Any:
+        """A boto3 client bound to this server, with dummy credentials and `retries` retries
+        (botocore's max_attempts counts retries: 1 is two attempts): one per service, region,
+        port, read timeout and retries, shared (boto3 clients are thread-safe; building one costs
+        tens of ms of CPU, and the runner's wait built one per 0.2 s poll)."""
+        key = (service, region or self.region, self.port, read_timeout_s, retries)
         with self._session_lock:
             if key not in self._clients:
                 if self._session is None:
@@ -345,7 +353,7 @@ class MotoServer:
                     aws_access_key_id=DUMMY_ACCESS_KEY,
                     aws_secret_access_key=DUMMY_SECRET_KEY,
                     config=Config(
-                        retries={"mode": "standard", "max_attempts": 1},
+                        retries={"mode": "standard", "max_attempts": retries},
                         max_pool_connections=CLIENT_POOL,
                         **timeout,
                     ),
