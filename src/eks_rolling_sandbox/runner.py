@@ -116,31 +116,32 @@ class LambdaFaults:
     def crash_after_handler(self, *steps: str, times: int = 1) -> None:
         """The next `times` invokes of each of `steps` run the handler to its end, then fail with
         a 500 `ServiceException` instead of returning its result."""
-        with self.lock:
-            for step in steps:
-                self.crashes[step] = self.crashes.get(step, 0) + times
+        self._add(self.crashes, steps, times)
 
     def take_crash(self, step: str) -> bool:
-        with self.lock:
-            if not self.crashes.get(step):
-                return False
-            self.crashes[step] -= 1
-            self.injected.append(InjectedLambdaError(step, "ServiceException", 500, after_handler=True))
-            return True
+        return self._take(
+            self.crashes, InjectedLambdaError(step, "ServiceException", 500, after_handler=True)
+        )
 
     def hang_up(self, *steps: str, times: int = 1) -> None:
         """The next `times` invokes of each of `steps` lose their connection before an answer
         (botocore's ConnectionClosedError in the interpreter; a busy moto did this at 1,000 nodes)."""
-        with self.lock:
-            for step in steps:
-                self.hangups[step] = self.hangups.get(step, 0) + times
+        self._add(self.hangups, steps, times)
 
     def take_hang_up(self, step: str) -> bool:
+        return self._take(self.hangups, InjectedLambdaError(step, "ConnectionClosed", 0))
+
+    def _add(self, counts: dict[str, int], steps: tuple[str, ...], times: int) -> None:
         with self.lock:
-            if not self.hangups.get(step):
+            for step in steps:
+                counts[step] = counts.get(step, 0) + times
+
+    def _take(self, counts: dict[str, int], error: InjectedLambdaError) -> bool:
+        with self.lock:
+            if not counts.get(error.step):
                 return False
-            self.hangups[step] -= 1
-            self.injected.append(InjectedLambdaError(step, "ConnectionClosed", 0))
+            counts[error.step] -= 1
+            self.injected.append(error)
             return True
 
     def take(self, step: str) -> tuple[str, int] | None:
