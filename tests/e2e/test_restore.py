@@ -5,7 +5,6 @@ through a Node still marked Ready, and a `make demo` run served three 504s at th
 
 from __future__ import annotations
 
-from eks_rolling.k8s.ops import instance_id_of
 from eks_rolling.labels import EXCLUDE_FROM_EXTERNAL_LB
 from eks_rolling.models import AsgOriginals, AutoscalerState, RestoreClusterInput, RollContext
 from eks_rolling.services.deps import Deps
@@ -33,14 +32,14 @@ def _check(field: Field, deps: Deps) -> None:
     # Given two old nodes carrying this run's taint and the exclusion, one of them replaced
     ours = {i.instance_id for i in field.state().instances}
     live, replaced = sorted(
-        (n for n in kube.list_nodes() if instance_id_of(n.spec.provider_id) in ours),
-        key=lambda n: n.metadata.name,
+        (n for n in kube.list_nodes() if n.instance_id in ours),
+        key=lambda n: n.name,
     )[:2]
     for node in (live, replaced):
-        kube.add_taint(node.metadata.name, key, ctx.taint_value)
-        kube.set_label(node.metadata.name, EXCLUDE_FROM_EXTERNAL_LB, "true")
+        kube.add_taint(node.name, key, ctx.taint_value)
+        kube.set_label(node.name, EXCLUDE_FROM_EXTERNAL_LB, "true")
     env.aws("autoscaling").terminate_instance_in_auto_scaling_group(
-        InstanceId=instance_id_of(replaced.spec.provider_id), ShouldDecrementDesiredCapacity=True
+        InstanceId=replaced.instance_id, ShouldDecrementDesiredCapacity=True
     )
     state = field.state()
     # When the roll's RestoreCluster runs while the replaced node's Node object still exists
@@ -53,9 +52,9 @@ def _check(field: Field, deps: Deps) -> None:
         deps,
     )
     # Then only the live node gets its taint and exclusion back
-    assert out.untainted == [live.metadata.name]
-    after = {n.metadata.name: n for n in kube.list_nodes()}
-    assert EXCLUDE_FROM_EXTERNAL_LB not in (after[live.metadata.name].metadata.labels or {})
-    assert not any(t.key == key for t in after[live.metadata.name].spec.taints or [])
-    gone = after.get(replaced.metadata.name)
-    assert gone is None or (gone.metadata.labels or {}).get(EXCLUDE_FROM_EXTERNAL_LB) == "true"
+    assert out.untainted == [live.name]
+    after = {n.name: n for n in kube.list_nodes()}
+    assert EXCLUDE_FROM_EXTERNAL_LB not in after[live.name].labels
+    assert not any(t.key == key for t in after[live.name].taints)
+    gone = after.get(replaced.name)
+    assert gone is None or gone.labels.get(EXCLUDE_FROM_EXTERNAL_LB) == "true"

@@ -12,7 +12,6 @@ from typing import Any
 
 from ..aws.asg import AsgOps, AsgState
 from ..errors import EksRollingError
-from ..k8s.ops import instance_id_of
 from ..labels import EXCLUDE_FROM_EXTERNAL_LB
 from ..models import (
     AsgOriginals,
@@ -189,13 +188,13 @@ def _untaint(ctx: RollContext, deps: Deps, state: AsgState) -> list[str]:
     in_service = {i.instance_id for i in state.instances if not i.lifecycle_state.startswith("Terminat")}
     out = []
     for node in kube.list_nodes():
-        ours = any(t.key == key and (t.value or "") == ctx.taint_value for t in node.spec.taints or [])
-        if not ours or instance_id_of(node.spec.provider_id) not in in_service:
+        ours = any(t.key == key and t.value == ctx.taint_value for t in node.taints)
+        if not ours or node.instance_id not in in_service:
             continue
-        kube.remove_taint(node.metadata.name, key, ctx.taint_value)
-        if (node.metadata.labels or {}).get(EXCLUDE_FROM_EXTERNAL_LB):
-            kube.set_label(node.metadata.name, EXCLUDE_FROM_EXTERNAL_LB, None)
-        out.append(node.metadata.name)
+        kube.remove_taint(node.name, key, ctx.taint_value)
+        if node.labels.get(EXCLUDE_FROM_EXTERNAL_LB):
+            kube.set_label(node.name, EXCLUDE_FROM_EXTERNAL_LB, None)
+        out.append(node.name)
     return out
 
 
@@ -207,7 +206,7 @@ def _shed_surge(ctx: RollContext, deps: Deps, originals: AsgOriginals) -> list[s
     if excess <= 0:
         return []
     kube = deps.kube(ctx.cluster_name)
-    by_instance = {instance_id_of(n.spec.provider_id): n for n in kube.list_nodes()}
+    by_instance = kube.nodes_by_instance()
     out = []
     for inst in state.instances:
         if excess <= 0:
@@ -215,8 +214,8 @@ def _shed_surge(ctx: RollContext, deps: Deps, originals: AsgOriginals) -> list[s
         if AsgOps.is_outdated(inst, state) or inst.lifecycle_state.startswith("Terminat"):
             continue
         node = by_instance.get(inst.instance_id)
-        if node is not None and kube.node_view(node).ready:
-            busy = [p for p in kube.pods_on_node(node.metadata.name) if is_evictable(kube.pod_view(p))]
+        if node is not None and node.ready:
+            busy = [p for p in kube.pods_on_node(node.name) if is_evictable(kube.pod_view(p))]
             if busy:
                 continue
         if deps.asg.terminate(inst.instance_id, decrement=True, asg_name=ctx.asg_name):

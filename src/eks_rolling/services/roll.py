@@ -211,8 +211,8 @@ def taint(ctx: RollContext, targets: list[NodeTarget], deps: Deps) -> TaintOldNo
             missing.append(target.instance_id)
             continue
         # Re-validate: only a node still backed by the planned instance is marked.
-        kube.add_taint(node.metadata.name, s.taint_key, ctx.taint_value)
-        tainted.append(node.metadata.name)
+        kube.add_taint(node.name, s.taint_key, ctx.taint_value)
+        tainted.append(node.name)
     return TaintOldNodesOutput(tainted=tainted, missing=missing)
 
 
@@ -273,10 +273,10 @@ def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:
             pending.append(f"{inst.instance_id} ({inst.az}) is {inst.lifecycle_state}")
         elif node is None:
             pending.append(f"{inst.instance_id} ({inst.az}) has not registered as a node")
-        elif not kube.node_view(node).ready:
-            pending.append(f"{inst.instance_id} ({inst.az}) node {node.metadata.name} is not Ready")
+        elif not node.ready:
+            pending.append(f"{inst.instance_id} ({inst.az}) node {node.name} is not Ready")
         else:
-            ready.append(node.metadata.name)
+            ready.append(node.name)
     if len(new) < expected:
         pending.append(f"{expected - len(new)} instance(s) not launched yet")
     done = len(ready) >= expected and not pending

@@ -58,8 +58,7 @@ def gather(
     now: datetime | None = None,
 ) -> ClusterSnapshot:
     view = asg_view(state)
-    nodes = kube.list_nodes()
-    node_views = [kube.node_view(n) for n in nodes]
+    node_views = kube.list_nodes()
     old_ids = {i.instance_id for i in view.instances if i.outdated}
     new_ids = {i.instance_id for i in view.instances if not i.outdated}
     pods: list[PodView] = []
@@ -93,8 +92,7 @@ def gather_batch(state: AsgState, kube: KubeOps, batch: list[NodeTarget]) -> Clu
     new_ids = {i.instance_id for i in view.instances if not i.outdated}
     nodes: list[NodeView] = []
     pods: list[PodView] = []
-    for n in kube.list_nodes():
-        nv = kube.node_view(n)
+    for nv in kube.list_nodes():
         if nv.name in names:
             pods.extend(kube.pod_view(p, nv.az) for p in kube.pods_on_node(nv.name))
         elif nv.instance_id in new_ids:

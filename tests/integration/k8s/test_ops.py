@@ -68,6 +68,38 @@ def test_a_taint_on_the_node_as_read_makes_no_get_unless_it_is_stale(sb: Sandbox
     assert [t["key"] for t in sb.store.get("nodes", None, "node-1")["spec"]["taints"]] == [TAINT_RETIRING]
 
 
+def test_the_node_list_is_read_from_the_wire_json_without_client_models(sb: Sandbox, kube: KubeOps) -> None:
+    # Given a Ready node with a foreign taint, cordoned
+    sb.registry.patch(
+        "nodes",
+        None,
+        "node-1",
+        "application/merge-patch+json",
+        {"spec": {"unschedulable": True, "taints": [{"key": "team/gpu", "effect": "NoSchedule"}]}},
+    )
+    built = 0
+    deserialize = kube.core.api_client.response_deserialize
+
+    def counted(*args: object, **kwargs: object) -> object:
+        nonlocal built
+        built += 1
+        return deserialize(*args, **kwargs)
+
+    kube.core.api_client.response_deserialize = counted  # type: ignore[method-assign]
+    # When the nodes are listed
+    nodes = kube.nodes_by_instance()
+    # Then every field the planner reads comes from the JSON, and no model was built
+    one = nodes["i-0001"]
+    assert (one.name, one.az, one.ready, one.unschedulable) == ("node-1", "us-east-1a", True, True)
+    assert ("team/gpu", "NoSchedule", "") in [(t.key, t.effect, t.value) for t in one.taints]
+    assert one.instance_type == "m5.large" and one.allocatable is not None and one.allocatable.cpu_m > 0
+    assert sorted(nodes) == ["i-0001", "i-0002"] and nodes["i-0002"].taints == ()
+    assert built == 0
+    # ... (control: the client's own list builds the models)
+    kube.core.list_node()
+    assert built == 1
+
+
 def test_a_taint_added_between_read_and_write_is_not_lost(sb: Sandbox, kube: KubeOps) -> None:
     # Given another controller that adds a taint right after we read the node, once
     real_get = kube.get_node
