@@ -154,6 +154,15 @@ class LambdaFaults:
             return code, status
 
 
+def function_name(step: str, suffix: str) -> str:
+    return f"{FUNCTION_PREFIX}{step.replace('_', '-')}-{suffix}"
+
+
+def step_of_function(name: str) -> str:
+    """`eks-rolling-drain-node-1a2b3c` -> `drain_node` (function_name's inverse)."""
+    return name.removeprefix(FUNCTION_PREFIX).rpartition("-")[0].replace("-", "_")
+
+
 @dataclass
 class RunnerStats:
     invocations: list[Invocation] = field(default_factory=list)
@@ -185,7 +194,7 @@ def inprocess_lambdas(
         self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
     ) -> bytes:
         fn = self.get_function(function_name, qualifier)  # unknown functions still 404, as in moto
-        refused = faults.take(fn.handler.split(".")[1]) if faults is not None else None
+        refused = faults.take(step_of_function(fn.function_name)) if faults is not None else None
         if refused is not None:
             code, status = refused
             refusal = JsonRESTError(code, f"injected: {fn.function_name} is not ready (Lambda {code})")
@@ -206,7 +215,7 @@ def inprocess_lambdas(
             }
         with stats.lock:
             stats.invocations.append(Invocation(fn.function_name, started, time.monotonic() - started, error))
-        if faults is not None and faults.take_crash(fn.handler.split(".")[1]):
+        if faults is not None and faults.take_crash(step_of_function(fn.function_name)):
             crash = JsonRESTError("ServiceException", f"injected: {fn.function_name} died before returning")
             crash.code = 500
             raise crash
@@ -217,14 +226,12 @@ def inprocess_lambdas(
             stats.emf.append(json.loads(line))
 
     def hang_up(request: Any, **_: Any) -> None:
-        url = unquote(request.url)
-        step = next(
-            (s.id for s in STEPS if f":function:{FUNCTION_PREFIX}{s.id.replace('_', '-')}-" in url), None
-        )
-        if faults is not None and step is not None and faults.take_hang_up(step):
+        if faults is None or not faults.hangups:
+            return
+        # .../functions/<the function's ARN, quoted>/invocations
+        name = unquote(request.url).partition(":function:")[2].partition("/")[0].partition(":")[0]
+        if faults.take_hang_up(step_of_function(name)):
             raise ConnectionClosedError(endpoint_url=request.url)
-
-    hooked: set[int] = set()
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         # state_credentials is never None (moto passes the execution's role) and moto's own
@@ -235,9 +242,8 @@ def inprocess_lambdas(
         client = moto.client(
             service, region=region, read_timeout_s=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS, retries=0
         )
-        if id(client) not in hooked:  # one shared client: register the fault hook once
-            hooked.add(id(client))
-            client.meta.events.register("before-send.lambda.Invoke", hang_up)
+        # One shared client: a second registration under the same id is a no-op.
+        client.meta.events.register("before-send.lambda.Invoke", hang_up, unique_id="sandbox-hang-up")
         return client
 
     with (
@@ -387,7 +393,7 @@ class LocalRunner:
         suffix = uuid.uuid4().hex[:6]
         for step in STEPS:
             fn = lam.create_function(
-                FunctionName=f"{FUNCTION_PREFIX}{step.id.replace('_', '-')}-{suffix}",
+                FunctionName=function_name(step.id, suffix),
                 Runtime="python3.12",
                 Role=role,
                 Handler=step.handler,
