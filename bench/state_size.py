@@ -30,10 +30,12 @@ from eks_rolling.models import (
     OwnerRefModel,
     PlanRollOutput,
     RestoreClusterOutput,
+    RollbackOutput,
     RollContext,
     TerminateInstanceOutput,
     WaitNewNodesOutput,
     WaitOwnersReadyOutput,
+    named,
 )
 from eks_rolling.planning import AsgView, ClusterSnapshot, InstanceView, NodeView, OwnerRef, PodView, Policy
 from eks_rolling.planning.plan import build_plan, max_nodes_per_execution
@@ -226,6 +228,47 @@ def asg_iteration(batch_size: int, pods_per_node: int) -> dict[str, Any]:
             "asg": AsgOriginals(desired=400, min_size=0, max_size=450, suspended=["AZRebalance"]),
             "plan": plan_output(batch_size, pods_per_node, nodes=max_nodes_per_execution(batch_size)),
             "restored": RestoreClusterOutput(resumed=["AZRebalance"], untainted=[], notes=["restored"]),
+        }
+    )
+
+
+def rollback_iteration(batch_size: int, pods_per_node: int, nodes: int) -> dict[str, Any]:
+    """One ASG's state after the Rollback of a failed wave of a roll that ran its waves together:
+    every old node untainted, every surge instance given back, every other wave stopped, and the
+    wave's error (the child's DescribeExecution) in `$.error`."""
+    plan = plan_output(batch_size, pods_per_node, nodes=nodes, emptydir=False)
+    wave = plan.waves[0]
+    child_cause = {
+        "errorType": "EvictionRejectedError",
+        "errorMessage": f"eviction of payments-platform-team-0/{_pod(0, 0)[1]} refused: HTTP 403",
+        "stackTrace": [
+            f'  File "/var/task/eks_rolling/services/drain.py", line {k}, in drain' for k in range(6)
+        ],
+    }
+    describe = {
+        "ExecutionArn": f"{ctx().execution_id}:{wave.name}",
+        "Input": json.dumps(_json({"ctx": ctx(), "wave": wave})),
+        "Status": "FAILED",
+        "Error": "EvictionRejectedError",
+        "Cause": json.dumps(child_cause),
+    }
+    return _json(
+        {
+            "ctx": ctx(),
+            "autoscaler": AutoscalerState(namespace="kube-system", name="cluster-autoscaler", found=True),
+            "asg": AsgOriginals(desired=nodes, min_size=0, max_size=nodes + 50, suspended=["AZRebalance"]),
+            "plan": plan,
+            "error": {"Error": "WaveFailedError", "Cause": json.dumps(describe)},
+            "rollback": RollbackOutput(
+                desired=nodes,
+                max_size=nodes + 50,
+                resumed=["AZRebalance"],
+                **named("untainted", [_node_name(i) for i in range(nodes)]),
+                **named("terminated_surge", [_iid(10_000 + i) for i in range(nodes)]),
+                notes=[f"stopped {ctx().execution_id}:{w.name}" for w in plan.waves[1:]],
+                error="EvictionRejectedError",
+                cause=json.dumps(child_cause),
+            ),
         }
     )
 

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from bench import state_size
+from eks_rolling import models
 from eks_rolling.models import Finding
 from eks_rolling.planning import plan as planner
 from eks_rolling.planning import waves
@@ -102,3 +103,20 @@ def test_positive_control_a_1000_node_plan_carried_inline_exceeds_64_kib() -> No
     assert (
         state_size.size(waves.plan_state(plan, "arn:x:execution:m:roll").model_dump(mode="json")) > FAR_BELOW
     )
+
+
+def test_the_state_after_a_1000_node_rollback_stays_under_64_kib() -> None:
+    # Given a 1,000-node roll whose waves ran together and one failed: Rollback untainted every
+    # old node, gave back every surge instance and stopped 19 waves
+    state = state_size.rollback_iteration(50, 30, 1000)
+    # Then the names are counted, the first few kept, and the state is under 64 KiB
+    assert state["rollback"]["untainted_count"] == 1000
+    assert len(state["rollback"]["untainted"]) == models.REPORT_NAMES_MAX
+    assert state_size.size(state) < FAR_BELOW
+
+
+def test_positive_control_every_name_in_the_rollback_report_exceeds_64_kib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(models, "REPORT_NAMES_MAX", 10**9)
+    assert state_size.size(state_size.rollback_iteration(50, 30, 1000)) > FAR_BELOW

@@ -24,6 +24,7 @@ from ..models import (
     RollbackInput,
     RollbackOutput,
     RollContext,
+    named,
 )
 from ..planning.plan import is_evictable
 from ..planning.waves import child_prefix
@@ -176,7 +177,10 @@ def _restore(
     attempt(
         "clear saved state", lambda: delete_saved(deps.asg, ctx.asg_name, [r for r in runs if r in saved])
     )
-    return report.model_copy(update={"untainted": untainted, "terminated_surge": terminated, "notes": notes})
+    if untainted or terminated:
+        log.info("untainted %s; gave back %s", untainted, terminated)
+    update = {**named("untainted", untainted), **named("terminated_surge", terminated), "notes": notes}
+    return report.model_copy(update=update)
 
 
 def _untaint(ctx: RollContext, deps: Deps, state: AsgState) -> list[str]:
