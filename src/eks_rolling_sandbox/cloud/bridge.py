@@ -81,6 +81,9 @@ def patch_moto_asg() -> None:
     first try was served after the client gave up) is AWS's ValidationError "Instance Id not
     found - No managed instance found for instance ID ..." (keikoproj/upgrade-manager#25);
     moto's `next()` without a default answered HTTP 500 and failed a 300-node roll.
+    And one cost fix in EC2: a resource's tags are a dict lookup, not a regex scan of every tag
+    of every resource (moto's `get_tags`), which made DescribeInstances O(instances x all tags):
+    11 % of a 1,000-node roll's CPU, where AWS pays nothing of the kind.
     """
     global _patched
     with _patch_lock:
@@ -154,6 +157,22 @@ def patch_moto_asg() -> None:
                 )
             return moto_terminate(self, instance_id, should_decrement)
 
+        from moto.ec2.models.core import TaggedEC2Resource
+        from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+        moto_get_tags = TaggedEC2Resource.get_tags
+
+        @functools.wraps(moto_get_tags)
+        def get_tags(self: Any) -> list[dict[str, str]]:
+            if not self.id:
+                return []
+            kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+            tags = self.ec2_backend.tags.get(self.id, {})
+            return [
+                {"resource_id": self.id, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()
+            ]
+
+        TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
         FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[method-assign]
         AutoScalingBackend.terminate_instance = terminate_instance  # type: ignore[method-assign]
         _patched = True

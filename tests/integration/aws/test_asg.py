@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto.autoscaling.models import AutoScalingBackend, autoscaling_backends
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.core import TaggedEC2Resource
 
 from eks_rolling.aws.asg import AsgInstance, AsgOps, AsgState, LaunchTemplateRef
 from eks_rolling.aws.instance_facts import FactsCache, InstanceFacts
@@ -469,3 +471,40 @@ def test_terminating_an_instance_no_group_holds_is_awss_validation_error(
     backend = autoscaling_backends[ACCOUNT]["us-east-1"]
     with pytest.raises(StopIteration):
         AutoScalingBackend.terminate_instance.__wrapped__(backend, victim, True)  # type: ignore[attr-defined]
+
+
+def test_an_instances_tags_are_looked_up_not_scanned_from_every_resources(
+    ops: AsgOps, ec2: Any, rolled_lt: str
+) -> None:
+    # Given the sandbox's moto, and other tagged resources beside the group's instances
+    patch_moto_asg()
+    ids = [i.instance_id for i in ops.describe("workers").instances]
+    ec2.create_tags(Resources=ids[:1], Tags=[{"Key": "team", "Value": "payments"}])
+    ec2.create_tags(Resources=[rolled_lt], Tags=[{"Key": "other", "Value": "resource"}])
+    backend = ec2_backends[ACCOUNT]["us-east-1"]
+    scans = 0
+    describe_tags = backend.describe_tags
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal scans
+        scans += 1
+        return describe_tags(*args, **kwargs)
+
+    backend.describe_tags = counted
+    try:
+        # When the instances are described over HTTP
+        got = {
+            i["InstanceId"]: sorted((t["Key"], t["Value"]) for t in i.get("Tags", []))
+            for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+            for i in r["Instances"]
+        }
+        # Then each has its own tags, and no tag scan ran
+        assert scans == 0
+        assert ("team", "payments") in got[ids[0]] and ("team", "payments") not in got[ids[1]]
+        assert ("aws:ec2launchtemplate:version", "1") in got[ids[1]]
+        # ... the same tags as moto's own lookup, which scans every tag of every resource (control)
+        moto_own = TaggedEC2Resource.get_tags.__wrapped__  # type: ignore[attr-defined]
+        assert got[ids[0]] == sorted((t["key"], t["value"]) for t in moto_own(backend.get_instance(ids[0])))
+        assert scans == 1
+    finally:
+        del backend.describe_tags
