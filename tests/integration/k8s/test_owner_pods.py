@@ -8,6 +8,8 @@ from typing import Any
 from eks_rolling.k8s.ops import KubeOps
 from eks_rolling.planning.owners import counted_before
 from eks_rolling.planning.snapshot import OwnerRef
+from eks_rolling.redis.discovery import RedisGroup
+from eks_rolling.services.redis import _moves_on_node
 from eks_rolling_sandbox import manifests as m
 from eks_rolling_sandbox.api.objects import pod_is_ready
 from eks_rolling_sandbox.sandbox import Sandbox
@@ -83,3 +85,40 @@ def test_a_job_recovers_when_it_completes(sb: Sandbox, kube: KubeOps) -> None:
     # ... and a Job deleted meanwhile has nothing left to wait for
     sb.registry.delete("jobs", "default", "report", {})
     assert kube.workload_ready(owner, before) == (True, "Job default/report no longer exists")
+
+
+def test_finding_redis_pods_on_a_node_reads_no_replicaset(sb: Sandbox, kube: KubeOps) -> None:
+    # Given a Deployment's pods and one pod of a managed Redis group's StatefulSet on node-1
+    sb.apply(m.deployment("web", "default", 4))
+    sb.wait_for(lambda: len(sb.pods("default", "app=web")) == 4, what="web pods")
+    sb.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "redis-0",
+                "namespace": "default",
+                "ownerReferences": _controller("StatefulSet", "apps/v1", "redis", "sts-uid"),
+            },
+            "spec": {"nodeName": "node-1", "containers": [{"name": "redis", "image": "redis"}]},
+        }
+    )
+    group = RedisGroup("default", "cache", "sentinel", {"redis": "master"})
+    stateless = [p for p in sb.pods("default", "app=web") if p["spec"].get("nodeName") == "node-1"]
+    assert stateless, "no web pod landed on node-1"
+
+    def replicaset_gets(since: float) -> int:
+        return sum(
+            1 for e in sb.request_log.entries(since) if e.method == "GET" and "/replicasets/" in e.path
+        )
+
+    # When MoveRedisPods looks for the node's Redis pods
+    mark = sb.request_log.mark()
+    moves = _moves_on_node(kube, "node-1", [group])
+    # Then it finds the Redis pod and reads no ReplicaSet of the stateless ones
+    assert [(mv.pod, mv.statefulset, mv.role) for mv in moves] == [("redis-0", "redis", "master")]
+    assert replicaset_gets(mark) == 0
+    # ... (control: resolving those pods' owners reads their ReplicaSet)
+    mark = sb.request_log.mark()
+    kube.owner_of(kube.get_pod("default", stateless[0]["metadata"]["name"]))
+    assert replicaset_gets(mark) == 1
