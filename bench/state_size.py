@@ -35,7 +35,7 @@ from eks_rolling.models import (
     TerminateInstanceOutput,
     WaitNewNodesOutput,
     WaitOwnersReadyOutput,
-    named,
+    counted,
 )
 from eks_rolling.planning import AsgView, ClusterSnapshot, InstanceView, NodeView, OwnerRef, PodView, Policy
 from eks_rolling.planning.plan import build_plan, max_nodes_per_execution
@@ -208,9 +208,7 @@ def batch_iteration(definition: dict[str, Any], batch_size: int, pods_per_node: 
         "ctx": _json(ctx()),
         "asg": _json(AsgOriginals(desired=400, min_size=0, max_size=450, suspended=["AZRebalance"])),
         "batch": [_json(target(i, pods_per_node)) for i in range(batch_size)],
-        "wait": _json(
-            WaitNewNodesOutput(**_poll(ready_new_nodes=[_node_name(10_000 + i) for i in range(batch_size)]))
-        ),
+        "wait": _json(WaitNewNodesOutput(**_poll(ready_new_nodes=batch_size))),
         "replaced": [
             parameters(node_replaced["Parameters"], node_iteration(i, pods_per_node))
             for i in range(batch_size)
@@ -228,6 +226,20 @@ def asg_iteration(batch_size: int, pods_per_node: int) -> dict[str, Any]:
             "asg": AsgOriginals(desired=400, min_size=0, max_size=450, suspended=["AZRebalance"]),
             "plan": plan_output(batch_size, pods_per_node, nodes=max_nodes_per_execution(batch_size)),
             "restored": RestoreClusterOutput(resumed=["AZRebalance"], untainted=[], notes=["restored"]),
+        }
+    )
+
+
+def wait_iteration(batch_size: int, pods_per_node: int, new_instances: int) -> dict[str, Any]:
+    """A batch's state after a WaitNewNodes round of a group surged by `new_instances` (waves
+    together: every wave waits for all of them), none registered yet."""
+    pending = [f"{_iid(10_000 + i)} (eu-west-1a) has not registered as a node" for i in range(new_instances)]
+    return _json(
+        {
+            "ctx": ctx(),
+            "asg": AsgOriginals(desired=400, min_size=0, max_size=450, suspended=["AZRebalance"]),
+            "batch": [target(i, pods_per_node) for i in range(batch_size)],
+            "wait": WaitNewNodesOutput(**_poll(done=False, detail=pending)),
         }
     )
 
@@ -263,8 +275,8 @@ def rollback_iteration(batch_size: int, pods_per_node: int, nodes: int) -> dict[
                 desired=nodes,
                 max_size=nodes + 50,
                 resumed=["AZRebalance"],
-                **named("untainted", [_node_name(i) for i in range(nodes)]),
-                **named("terminated_surge", [_iid(10_000 + i) for i in range(nodes)]),
+                **counted("untainted", [_node_name(i) for i in range(nodes)]),
+                **counted("terminated_surge", [_iid(10_000 + i) for i in range(nodes)]),
                 notes=[f"stopped {ctx().execution_id}:{w.name}" for w in plan.waves[1:]],
                 error="EvictionRejectedError",
                 cause=json.dumps(child_cause),

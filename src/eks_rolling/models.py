@@ -169,6 +169,20 @@ class OwnerRefModel(Model):
         return f"{self.kind}/{self.namespace}/{self.name}"
 
 
+# Lists in a step's output are for people: the first lines, and how many more. A state holds every
+# output of its loop, and at 1,000 nodes one WaitNewNodes output named every pending instance and
+# every Ready node: 80,771 bytes, the largest state of a 1,000-node roll (64 KiB is the target).
+STATE_LIST_MAX = 20
+
+
+def bounded(lines: list[str]) -> list[str]:
+    """The first STATE_LIST_MAX lines and a count of the rest (it changes as they do, so a poll
+    still sees progress beyond the first lines)."""
+    if len(lines) <= STATE_LIST_MAX:
+        return lines
+    return [*lines[:STATE_LIST_MAX], f"... and {len(lines) - STATE_LIST_MAX} more"]
+
+
 class PollState(Model):
     """A wait loop's progress, carried between iterations of an ASL Wait + Task loop."""
 
@@ -179,6 +193,11 @@ class PollState(Model):
     next_wait_s: int = 1
     detail: list[str] = Field(default_factory=list, description="What is still pending, for people")
     idle: int = Field(0, description="Consecutive checks that saw nothing change (adaptive polling)")
+
+    @field_validator("detail")
+    @classmethod
+    def _bounded(cls, v: list[str]) -> list[str]:
+        return bounded(v)
 
     @staticmethod
     def pace(
@@ -196,7 +215,7 @@ class PollState(Model):
         loop's rounds grow with the log of how long the real thing takes, not linearly. It never
         sleeps past the deadline by more than a second: a stuck loop still fails on time.
         `unchanged`: the caller's own notion of "nothing changed" (default: the same detail)."""
-        same = prev is not None and prev.detail == detail if unchanged is None else unchanged
+        same = prev is not None and prev.detail == bounded(detail) if unchanged is None else unchanged
         idle = prev.idle + 1 if prev is not None and same else 0
         wait = min(max(cap_s, base_s), base_s << min(idle, 30))
         if now < deadline:
@@ -261,15 +280,10 @@ class DrainState(PollState):
     held: int = Field(0, description="Consecutive rounds only do-not-disrupt pods kept the node")
 
 
-# A rollback of 1,000 nodes untaints and gives back up to 1,000 of each: their names were 68 KB of
-# the Rollback's output (the largest state, 81 KB, of a failed 1,000-node roll). The state keeps
-# the count and the first names; the step's log has them all.
-REPORT_NAMES_MAX = 20
-
-
-def named(key: str, names: list[str]) -> dict[str, Any]:
-    """`key` and `key_count` of a RestoreReport: the first REPORT_NAMES_MAX names, and how many."""
-    return {key: names[:REPORT_NAMES_MAX], f"{key}_count": len(names)}
+def counted(key: str, names: list[str]) -> dict[str, Any]:
+    """`key` and `key_count` of a RestoreReport: the first STATE_LIST_MAX names, and how many
+    (a rollback of 1,000 nodes untaints and gives back up to 1,000 of each: 68 KB of names)."""
+    return {key: names[:STATE_LIST_MAX], f"{key}_count": len(names)}
 
 
 class RestoreReport(Model):
@@ -413,7 +427,7 @@ class SurgeCapacityOutput(Model):
 
 
 class WaitNewNodesOutput(PollState):
-    ready_new_nodes: list[str] = Field(default_factory=list)
+    ready_new_nodes: int = Field(0, description="New nodes Ready (their names are in the step's log)")
 
 
 class WaitNewNodesInput(Model):

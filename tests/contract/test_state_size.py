@@ -111,12 +111,27 @@ def test_the_state_after_a_1000_node_rollback_stays_under_64_kib() -> None:
     state = state_size.rollback_iteration(50, 30, 1000)
     # Then the names are counted, the first few kept, and the state is under 64 KiB
     assert state["rollback"]["untainted_count"] == 1000
-    assert len(state["rollback"]["untainted"]) == models.REPORT_NAMES_MAX
+    assert len(state["rollback"]["untainted"]) == models.STATE_LIST_MAX
     assert state_size.size(state) < FAR_BELOW
 
 
 def test_positive_control_every_name_in_the_rollback_report_exceeds_64_kib(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(models, "REPORT_NAMES_MAX", 10**9)
+    monkeypatch.setattr(models, "STATE_LIST_MAX", 10**9)
     assert state_size.size(state_size.rollback_iteration(50, 30, 1000)) > FAR_BELOW
+
+
+def test_a_wait_for_1000_new_instances_stays_under_64_kib() -> None:
+    # Given waves together at 1,000 nodes: each wave's WaitNewNodes checks all 1,000 new instances
+    state = state_size.wait_iteration(50, 30, 1000)
+    # Then its detail names the first few and counts the rest
+    assert state["wait"]["detail"][-1] == f"... and {1000 - models.STATE_LIST_MAX} more"
+    assert state_size.size(state) < FAR_BELOW
+
+
+def test_positive_control_every_pending_instance_in_the_detail_exceeds_64_kib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(models, "STATE_LIST_MAX", 10**9)
+    assert state_size.size(state_size.wait_iteration(50, 30, 1000)) > FAR_BELOW

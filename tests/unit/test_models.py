@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from eks_rolling.models import PollState
+from eks_rolling.models import STATE_LIST_MAX, PollState
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -51,6 +51,18 @@ def test_adaptive_polling_doubles_while_nothing_changes_and_restarts_on_progress
     # Never past the deadline by more than a second: a stuck loop fails on time.
     assert PollState.pace(prev, ["b"], 10, 60, now=t0, deadline=t0 + timedelta(seconds=7)) == (2, 8)
     assert PollState.pace(prev, ["b"], 10, 60, now=FAR, deadline=t0)[1] == 40
+
+
+def test_a_long_detail_is_bounded_and_still_shows_progress_beyond_its_first_lines() -> None:
+    t0 = datetime(2026, 12, 7, tzinfo=UTC)
+    pending = [f"i-{k} has not registered as a node" for k in range(1000)]
+    # Given a round whose detail names 1,000 pending instances: the state keeps 20 and a count
+    prev = PollState(started_at=t0, deadline=t0, detail=pending)
+    assert len(prev.detail) == STATE_LIST_MAX + 1 and prev.detail[-1] == "... and 980 more"
+    # Then the same 1,000 again count as no change (the wait grows) ...
+    assert PollState.pace(prev, pending, 10, 60, now=t0, deadline=FAR) == (1, 20)
+    # ... and one of the last 980 done is progress (the wait restarts)
+    assert PollState.pace(prev, pending[:-1], 10, 60, now=t0, deadline=FAR) == (0, 10)
 
 
 def test_a_90_s_boot_costs_4_checks_adaptive_and_9_at_the_old_fixed_interval() -> None:

@@ -24,7 +24,7 @@ from ..models import (
     RollbackInput,
     RollbackOutput,
     RollContext,
-    named,
+    counted,
 )
 from ..planning.plan import is_evictable
 from ..planning.waves import child_prefix
@@ -179,7 +179,7 @@ def _restore(
     )
     if untainted or terminated:
         log.info("untainted %s; gave back %s", untainted, terminated)
-    update = {**named("untainted", untainted), **named("terminated_surge", terminated), "notes": notes}
+    update = {**counted("untainted", untainted), **counted("terminated_surge", terminated), "notes": notes}
     return report.model_copy(update=update)
 
 

@@ -280,6 +280,8 @@ def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:
     if len(new) < expected:
         pending.append(f"{expected - len(new)} instance(s) not launched yet")
     done = len(ready) >= expected and not pending
+    if done:
+        log.info("new nodes of %s Ready: %s", ctx.asg_name, sorted(ready))
     idle, wait_s = PollState.pace(
         inp.wait, pending, s.poll_interval_s, s.poll_cap_s, now=now, deadline=deadline
     )
@@ -295,7 +297,7 @@ def wait_new_nodes(inp: WaitNewNodesInput, deps: Deps) -> WaitNewNodesOutput:
         next_wait_s=wait_s,
         detail=pending,
         idle=idle,
-        ready_new_nodes=sorted(ready),
+        ready_new_nodes=len(ready),
     )
 
 
