@@ -22,6 +22,7 @@ import importlib
 import io
 import json
 import logging
+import math
 import threading
 import time
 import traceback
@@ -35,7 +36,7 @@ from typing import Any
 from unittest import mock
 from urllib.parse import unquote
 
-from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError
 
 from eks_rolling import metrics
 from eks_rolling.steps import LAMBDA_TIMEOUT_S, STEPS
@@ -124,12 +125,14 @@ class LambdaFaults:
         )
 
     def hang_up(self, *steps: str, times: int = 1) -> None:
-        """The next `times` invokes of each of `steps` lose their connection before an answer
-        (botocore's ConnectionClosedError in the interpreter; a busy moto did this at 1,000 nodes)."""
+        """The next `times` invokes of each of `steps` fail on the way, alternately losing the
+        connection before an answer and never making one (botocore's ConnectionClosedError and
+        ConnectTimeoutError in the interpreter: a busy moto did both at 1,000 nodes)."""
         self._add(self.hangups, steps, times)
 
-    def take_hang_up(self, step: str) -> bool:
-        return self._take(self.hangups, InjectedLambdaError(step, "ConnectionClosed", 0))
+    def take_hang_up(self, step: str) -> str | None:
+        code = "ConnectionClosed" if self.hangups.get(step, 0) % 2 == 0 else "ConnectTimeout"
+        return code if self._take(self.hangups, InjectedLambdaError(step, code, 0)) else None
 
     def _add(self, counts: dict[str, int], steps: tuple[str, ...], times: int) -> None:
         with self.lock:
@@ -230,8 +233,11 @@ def inprocess_lambdas(
             return
         # .../functions/<the function's ARN, quoted>/invocations
         name = unquote(request.url).partition(":function:")[2].partition("/")[0].partition(":")[0]
-        if faults.take_hang_up(step_of_function(name)):
+        code = faults.take_hang_up(step_of_function(name))
+        if code == "ConnectionClosed":
             raise ConnectionClosedError(endpoint_url=request.url)
+        if code is not None:
+            raise ConnectTimeoutError(endpoint_url=request.url)
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         # state_credentials is never None (moto passes the execution's role) and moto's own
@@ -257,9 +263,11 @@ def inprocess_lambdas(
 @contextmanager
 def lambda_error_names() -> Iterator[None]:
     """A Lambda API error (botocore ClientError) reaches Retry/Catch as `Lambda.<code>`, as on AWS;
-    so does a connection lost on the way (moto's interpreter invokes over HTTP; on AWS Step
-    Functions calls Lambda itself, and a call that fails on the way is Lambda.SdkClientException)."""
+    so does a connection lost or never made on the way (moto's interpreter invokes over HTTP; on
+    AWS Step Functions calls Lambda itself, and a call that fails on the way is
+    Lambda.SdkClientException: at 1,000 concurrent invokes moto's server answered connects late)."""
     from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
     from moto.stepfunctions.parser.api import LambdaFunctionFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
@@ -272,7 +280,7 @@ def lambda_error_names() -> Iterator[None]:
     def from_error(self: Any, env: Any, ex: Exception) -> Any:
         if isinstance(ex, ClientError):
             name, cause = f"Lambda.{ex.response['Error']['Code']}", ex.response["Error"].get("Message", "")
-        elif isinstance(ex, HTTPClientError):
+        elif isinstance(ex, HTTPClientError | BotoConnectionError):
             name, cause = "Lambda.SdkClientException", str(ex)
         else:
             return moto_from_error(self, env, ex)
@@ -296,8 +304,11 @@ def scaled_time(
     """Waits, retry back-offs and the handlers' in-call pauses (deps.step_sleep) sleep `scale` x
     their seconds; with `step_clock` the handlers' clock (Deps.now) runs 1/scale times faster too,
     so their deadlines keep the real ratio to the Waits (timing.StepClock). Without it (the fast
-    profile) handlers see the real clock."""
+    profile) handlers see the real clock. Above 1 a Task's TimeoutSeconds stretch too: a handler's
+    60 s in-call wait takes 60 x scale wall seconds and must still fit its Task's 330 (below 1
+    they stay wall seconds: a handler's CPU time does not shrink with the factor)."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
@@ -316,11 +327,19 @@ def scaled_time(
         time = staticmethod(real_time)
         monotonic = staticmethod(real_monotonic)
 
+    moto_timeout = TimeoutSeconds._eval_seconds
+    stretch = max(scale, 1.0)
+
+    def timeout_seconds(self: Any, env: Any) -> int:
+        seconds: int = moto_timeout(self, env)
+        return seconds if self.is_default_value() else math.ceil(seconds * stretch)
+
     from eks_rolling.services import deps
 
     clock = StepClock(scale) if step_clock else deps.step_clock
     with (
         mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
+        mock.patch.object(TimeoutSeconds, "_eval_seconds", timeout_seconds),
         mock.patch.object(retrier_decl, "time", _ScaledTime),
         mock.patch.object(deps, "step_clock", clock),
         mock.patch.object(deps, "step_sleep", _ScaledTime.sleep),

@@ -39,8 +39,8 @@ DEFAULT_SEED = 10
 DEFAULT_TIME_FACTOR = 0.05
 # Above 1 the sandbox runs slower than real time: its one process (every handler, the API server,
 # the controllers, moto) gets F wall seconds of CPU per profile second, as separate Lambdas and a
-# real API server would have. Capped because moto waits a Task's TimeoutSeconds (330 s) in wall
-# seconds: a handler's 60 s in-call wait takes 60 x F of them, plus its rounds.
+# real API server would have. A Task's TimeoutSeconds stretch with it (runner.scaled_time); the
+# cap keeps a benchmark's wall clock within an hour.
 MAX_TIME_FACTOR = 4.0
 
 

@@ -87,8 +87,9 @@ def test_a_function_that_never_comes_back_fails_the_step_with_the_lambda_error(f
 
 
 def test_an_invoke_that_loses_its_connection_is_retried_as_lambda_sdk_client_exception(field: Field) -> None:
-    # Given the first two invokes of WaitNewNodes and of DrainNode losing their connection before an
-    # answer (a 1,000-node bench failed on one: the error was a bare `Exception` no Retry names)
+    # Given the first two invokes of WaitNewNodes and of DrainNode failing on the way, one losing
+    # its connection before an answer and one never connecting (two 1,000-node benches failed on
+    # these: each error was a bare `Exception` no Retry names)
     before, ca_before = field.state(), field.autoscaler_replicas()
     with field.runner() as runner:
         runner.lambda_faults.hang_up("wait_new_nodes", "drain_node", times=2)
@@ -104,6 +105,7 @@ def test_an_invoke_that_loses_its_connection_is_retried_as_lambda_sdk_client_exc
         e["lambdaFunctionFailedEventDetails"]["error"] for e in history if e["type"] == "LambdaFunctionFailed"
     ]
     assert Counter(i.step for i in injected) == {"wait_new_nodes": 2, "drain_node": 2}
+    assert Counter(i.code for i in injected) == {"ConnectionClosed": 2, "ConnectTimeout": 2}
     assert failed == ["Lambda.SdkClientException"] * 4
     assert result["status"] == "SUCCEEDED", result.get("cause")
     assert leftovers(field, before, ca_before) == []

@@ -36,8 +36,12 @@ DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"  # moto accepts any credentials
 DEFAULT_REGION = "us-east-1"
 # Connections one shared client may keep open (opened on demand): the Lambda invokes moto's
-# interpreter has in flight at once (a wave of 50 nodes), a test's threads, a bench's pollers.
-CLIENT_POOL = 512
+# interpreter has in flight at once (1,000 with 20 waves of 50 together), a test's threads, a
+# bench's pollers. Beyond it each call opens and drops a connection of its own.
+CLIENT_POOL = 2048
+# werkzeug listens with a backlog of 128; at 1,000 concurrent invokes the queue filled while the
+# busy process accepted slowly, and connects timed out (the kernel's somaxconn is 4,096).
+LISTEN_BACKLOG = 4096
 
 # Loggers that print a line per HTTP request or per failed state (failures are in the
 # execution history anyway).
@@ -281,6 +285,9 @@ class MotoServer:
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
+        inner = getattr(server, "_server", None)
+        if inner is not None:
+            inner.socket.listen(LISTEN_BACKLOG)  # a listening socket takes a new backlog
         self._wrap_app(server, self.calls, self._observers, self.faults, self._atomic)
         self._server = server
         self._port = server.get_host_and_port()[1]

@@ -29,6 +29,19 @@ def test_steps_read_a_clock_scaled_by_the_runners_factor() -> None:
     assert _elapsed(Deps.from_env(), 0.1) == pytest.approx(0.1, abs=0.05)
 
 
+def test_task_timeouts_stretch_with_a_factor_above_one_and_stay_wall_seconds_below() -> None:
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+
+    task, unset = TimeoutSeconds(330), TimeoutSeconds(TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
+    with scaled_time(3.0, RunnerStats(), step_clock=True):
+        # A handler's 60 s in-call wait is 180 wall seconds here: its Task's 330 s must be 990
+        assert task._eval_seconds(None) == 990
+        assert unset._eval_seconds(None) == TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS
+    with scaled_time(0.05, RunnerStats(), step_clock=True):
+        assert task._eval_seconds(None) == 330
+    assert task._eval_seconds(None) == 330  # moto's own again on exit
+
+
 def test_fast_profile_keeps_the_real_clock() -> None:
     with scaled_time(0.05, RunnerStats()):
         assert deps.step_clock is deps.utcnow
@@ -39,3 +52,16 @@ def test_a_second_factor_for_the_runner_is_refused_in_the_realistic_profile() ->
     with pytest.raises(ValueError, match="one factor scales both"):
         LocalRunner(env, time_scale=0.1)
     assert LocalRunner(env).time_scale == 0.05
+
+
+def test_a_scenario_set_up_fast_forwarded_boots_nodes_at_the_small_factor_then_the_profile_returns() -> None:
+    with SandboxEnv(timing_profile="realistic", time_factor=2.0, authenticate=False) as env:
+        slow = env.sandbox.timings.node_boot_s
+        assert slow == 120.0  # the profile's 60 s at factor 2
+        # Every holder reads the one shared Timings (a copy would keep the slow boot)
+        holders = [env.cloud, env.sandbox.manager, *env.sandbox.manager.controllers]
+        assert all(h.timings is env.sandbox.timings for h in holders)
+        with env.fast_forward():
+            assert env.sandbox.timings.node_boot_s == pytest.approx(60 * 0.05)
+            assert env.sandbox.timings.jitter == 0.33  # the same profile, only faster
+        assert env.sandbox.timings.node_boot_s == slow

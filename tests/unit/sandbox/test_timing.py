@@ -49,7 +49,7 @@ def test_bad_factor_and_unknown_profile_are_refused() -> None:
     with pytest.raises(ValueError, match="time factor"):
         REALISTIC.timings(0)
     with pytest.raises(ValueError, match=r"time factor must be in \(0, 4\], got 4.5"):
-        REALISTIC.timings(MAX_TIME_FACTOR + 0.5)  # Task timeouts stay wall seconds under moto
+        REALISTIC.timings(MAX_TIME_FACTOR + 0.5)  # a benchmark's wall clock: F x its profile seconds
     with pytest.raises(ValueError, match="unknown timing profile 'slow'"):
         profile("slow")
 

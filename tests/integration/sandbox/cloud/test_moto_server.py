@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -16,7 +18,7 @@ from moto import backends
 from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-from eks_rolling_sandbox.cloud.moto_server import MotoServer
+from eks_rolling_sandbox.cloud.moto_server import LISTEN_BACKLOG, MotoServer
 
 
 def port_is_free(port: int) -> bool:
@@ -203,3 +205,12 @@ def test_a_hosts_backend_is_looked_up_once_not_per_request() -> None:
     dispatcher = DomainDispatcherApplication(create_app=lambda backend: None)  # type: ignore[arg-type,return-value]
     host = "autoscaling.us-east-1.amazonaws.com"
     assert _listings(lambda: [dispatcher.get_backend_for_host(host) for _ in range(20)]) == 20
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a listen backlog")
+def test_the_server_queues_as_many_connects_as_the_kernel_allows(moto: MotoServer) -> None:
+    # ss shows a listening socket's backlog as its Send-Q (werkzeug's own is 128)
+    out = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{moto.port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert int(out[2]) == LISTEN_BACKLOG, out
