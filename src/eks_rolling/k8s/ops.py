@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +54,36 @@ _BLOCKED_PDBS_MAX_AGE_S = 5.0
 # of the namespace, each round) were the largest cost of a drain.
 _BUDGET_CAUSE = re.compile(r"^The disruption budget (?P<name>\S+) ")
 _BUDGET_NUMBERS = re.compile(r"needs (?P<desired>\d+) healthy pods and has (?P<current>\d+) currently")
+
+
+class ControllerMemo:
+    """ReplicaSet UID -> its controller (a Deployment), remembered per Lambda container: it never
+    changes while the ReplicaSet lives. Each drain invocation read every pod's ReplicaSet again,
+    10.6 % of a 1,000-node roll's CPU while it drained (py-spy), and as many GETs on the API server.
+    Thread-safe and bounded (least recently used forgotten first)."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._limit = limit
+        self._known: OrderedDict[str, OwnerRef] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, uid: str | None) -> OwnerRef | None:
+        with self._lock:
+            found = self._known.get(uid) if uid else None
+            if found is not None:
+                self._known.move_to_end(uid)  # type: ignore[arg-type]
+            return found
+
+    def put(self, uid: str | None, owner: OwnerRef) -> None:
+        if not uid:
+            return
+        with self._lock:
+            self._known[uid] = owner
+            while len(self._known) > self._limit:
+                self._known.popitem(last=False)
+
+
+CONTROLLERS = ControllerMemo()
 
 
 def instance_id_of(provider_id: str | None) -> str | None:
@@ -172,6 +204,7 @@ class KubeOps:
         self.batch = client.BatchV1Api(api)
         self.timeout = settings.api_timeout_s
         self._owner_cache: dict[tuple[str, str, str], OwnerRef | None] = {}
+        self.controllers = CONTROLLERS
         self._sts_cache: dict[tuple[str, str], Any] = {}
         self._pdb_lists: dict[str, tuple[float, list[PdbView]]] = {}
 
@@ -420,20 +453,23 @@ class KubeOps:
             return OwnerRef(ref.kind, ns, ref.name)
         key = (ns, "ReplicaSet", ref.name)
         if key not in self._owner_cache:
-            try:
-                with kube_errors(f"get replicaset {ns}/{ref.name}"):
-                    rs: Any = self.apps.read_namespaced_replica_set(
-                        ref.name, ns, _request_timeout=self.timeout
-                    )
-                dref = next((r for r in rs.metadata.owner_references or [] if r.controller), None)
-                self._owner_cache[key] = (
-                    OwnerRef(dref.kind, ns, dref.name) if dref else OwnerRef("ReplicaSet", ns, ref.name)
-                )
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                self._owner_cache[key] = OwnerRef("ReplicaSet", ns, ref.name)
+            self._owner_cache[key] = self.controllers.get(ref.uid) or self._replicaset_owner(ns, ref)
         return self._owner_cache[key]
+
+    def _replicaset_owner(self, ns: str, ref: Any) -> OwnerRef:
+        try:
+            with kube_errors(f"get replicaset {ns}/{ref.name}"):
+                rs: Any = self.apps.read_namespaced_replica_set(ref.name, ns, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return OwnerRef("ReplicaSet", ns, ref.name)
+        dref = next((r for r in rs.metadata.owner_references or [] if r.controller), None)
+        if dref is None:  # an orphan may be adopted later: not remembered
+            return OwnerRef("ReplicaSet", ns, ref.name)
+        owner = OwnerRef(dref.kind, ns, dref.name)
+        self.controllers.put(rs.metadata.uid, owner)
+        return owner
 
     def statefulset(self, namespace: str, name: str) -> Any | None:
         key = (namespace, name)

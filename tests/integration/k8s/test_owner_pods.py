@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eks_rolling.k8s.ops import KubeOps
+from eks_rolling.k8s.ops import ControllerMemo, KubeOps
 from eks_rolling.planning.owners import counted_before
 from eks_rolling.planning.snapshot import OwnerRef
 from eks_rolling.redis.discovery import RedisGroup
@@ -121,4 +121,30 @@ def test_finding_redis_pods_on_a_node_reads_no_replicaset(sb: Sandbox, kube: Kub
     # ... (control: resolving those pods' owners reads their ReplicaSet)
     mark = sb.request_log.mark()
     kube.owner_of(kube.get_pod("default", stateless[0]["metadata"]["name"]))
+    assert replicaset_gets(mark) == 1
+
+
+def test_a_replicasets_controller_is_read_once_per_lambda_container(sb: Sandbox, kube: KubeOps) -> None:
+    # Given a Deployment's pod whose owner one invocation resolved
+    sb.apply(m.deployment("api", "default", 1))
+    sb.wait_for(lambda: len(sb.pods("default", "app=api")) == 1, what="api pod")
+    pod = kube.get_pod("default", sb.pods("default", "app=api")[0]["metadata"]["name"])
+    kube.controllers = ControllerMemo()  # this test's own container memory
+    assert kube.owner_of(pod) == OwnerRef("Deployment", "default", "api")
+
+    def replicaset_gets(since: float) -> int:
+        return sum(
+            1 for e in sb.request_log.entries(since) if e.method == "GET" and "/replicasets/" in e.path
+        )
+
+    # When the next invocation (a new KubeOps in the same container) resolves it again
+    later = KubeOps(kube.core.api_client, kube.settings)
+    later.controllers = kube.controllers
+    mark = sb.request_log.mark()
+    assert later.owner_of(pod) == OwnerRef("Deployment", "default", "api")
+    # Then it reads no ReplicaSet (control: a new container reads it)
+    assert replicaset_gets(mark) == 0
+    cold = KubeOps(kube.core.api_client, kube.settings)
+    cold.controllers = ControllerMemo()
+    assert cold.owner_of(pod) == OwnerRef("Deployment", "default", "api")
     assert replicaset_gets(mark) == 1
