@@ -120,3 +120,24 @@ def test_the_patience_is_what_the_asl_says() -> None:
     (_, first), *_ = all_tasks()
     not_ready = rule_for(first, "Lambda.ResourceNotReadyException")
     assert not_ready is not None and sum(delays(not_ready)) == 875
+
+
+# Waves together end their drains within seconds of each other: at 1,000 nodes, 1,000
+# TerminateInstance calls (and their Auto Scaling reads) meet at once. Seven of 20 waves of a
+# 1,000-node sandbox roll gave up on AwsThrottledError with 5 attempts (46 s of patience on
+# average under full jitter); the API's backlog took minutes. 3 minutes on average is the floor.
+THROTTLED_PATIENCE_S = 180
+
+
+@pytest.mark.parametrize("error", ["AwsThrottledError", "KubeApiUnavailableError"])
+def test_every_task_outwaits_a_burst_of_throttling(error: str) -> None:
+    for name, task in all_tasks():
+        rule = rule_for(task, error)
+        assert rule is not None, f"{name} does not retry {error}"
+        jitter = 0.5 if rule.get("JitterStrategy") == "FULL" else 1.0  # FULL: uniform in [0, delay]
+        assert sum(delays(rule)) * jitter >= THROTTLED_PATIENCE_S, f"{name} gives up on {error} too soon"
+
+
+def test_positive_control_five_attempts_were_not_patient_enough() -> None:
+    old = {"IntervalSeconds": 3, "MaxAttempts": 5, "BackoffRate": 2, "MaxDelaySeconds": 60}
+    assert sum(delays(old)) * 0.5 < THROTTLED_PATIENCE_S
